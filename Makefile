@@ -1,0 +1,33 @@
+# threadlab: the README's commands call these targets.
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: demo test lint fmt install bench clean
+
+## Run the first lesson (offline).
+demo:
+	$(CARGO) run --release --locked --quiet -- race --iterations 100000
+
+## Lint, then every test: unit, integration and doc tests.
+test: lint
+	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --doc
+
+## Formatting check and clippy with warnings as errors.
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Install the binary into ~/.cargo/bin.
+install:
+	$(CARGO) install --locked --path .
+
+## Benchmarks: figures quoted in the README (not tests).
+bench:
+	$(CARGO) run --release --locked --quiet --bin threadlab-bench
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,38 @@
+//! The demos, one module each (file name = subcommand with `_` for `-`), and the dispatcher.
+
+pub mod condition;
+pub mod race_condition;
+pub mod rlock;
+pub mod semaphore;
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, Command};
+use crate::lab::{Lab, Report};
+
+/// Runs the demo `command` names.
+pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
+    match command {
+        Command::RaceCondition(args) => race_condition::run(args, lab),
+        Command::Rlock(args) => rlock::run(args, lab),
+        Command::Semaphore(args) => semaphore::run(args, lab),
+        Command::Condition(args) => condition::run(args, lab),
+        Command::List => anyhow::bail!("`list` is not a demo"),
+    }
+}
+
+/// Every demo's name, aliases and one-line summary, in lesson order. Read from the CLI
+/// definition itself, so `list`, `--help` and the dispatcher cannot disagree.
+pub fn lesson_order() -> Vec<(String, Vec<String>, String)> {
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !matches!(c.get_name(), "list" | "help"))
+        .map(|c| {
+            (
+                c.get_name().to_string(),
+                c.get_visible_aliases().map(str::to_string).collect(),
+                c.get_about().map(|a| a.to_string()).unwrap_or_default(),
+            )
+        })
+        .collect()
+}

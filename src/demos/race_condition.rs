@@ -1,0 +1,548 @@
+//! race-condition: lost updates from an unsynchronized counter, counted, then fixed.
+//!
+//! Two threads each add 1 to a shared counter 100 000 times. The answer should be 200 000.
+//! Unsynchronized, it is less: each increment is a *read* followed by a *write*, and when
+//! both threads read the same value, both write the same value + 1, and one increment is
+//! lost. Then three fixes, each exact: a mutex around read-and-write, an atomic `fetch_add`
+//! that makes read-modify-write one indivisible step, and a local sum per thread that shares
+//! nothing until one final add.
+//!
+//! # What to watch for
+//! - `lost` in the summary: increments that vanished. The narrative shows the first few
+//!   reads and writes of each thread; two threads reading the same value is a lost update.
+//! - `ns/incr`: the mutex is exact but slowest; the atomic is exact and cheap; the local
+//!   sum is fastest because it shares nothing while it works.
+//! - `--window`: what happens between the read and the write (the unsynchronized and mutex
+//!   strategies have one; atomic and local-sum have no gap to widen). The default, `yield`,
+//!   invites the scheduler in and loses updates reliably; `none` loses only when the threads
+//!   happen to overlap, which on a 2-core machine is about half the runs.
+//!
+//! # Why it works
+//! Python lets two threads run `counter += 1` on a shared int and quietly loses updates.
+//! Safe Rust does not even compile that program: two threads cannot both hold a `&mut` to
+//! the same counter, which is exactly the data race the lesson is about.
+//!
+//! ```compile_fail
+//! let mut counter = 0u64;
+//! std::thread::scope(|s| {
+//!     s.spawn(|| for _ in 0..100_000 { counter += 1 }); // first mutable borrow…
+//!     s.spawn(|| for _ in 0..100_000 { counter += 1 }); // …second: error[E0499]
+//! });
+//! ```
+//!
+//! To show the race anyway without undefined behaviour, the unsynchronized counter is an
+//! `AtomicU64` used the wrong way: an atomic *load*, then an atomic *store*. Each access is
+//! well-defined; the pair is not atomic, so the lost update is real and well-defined too.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::builder::RangedU64ValueParser;
+use serde::Serialize;
+use tracing::info;
+
+use crate::lab::{self, Lab, Report, Table, units};
+
+/// Flags of `threadlab race-condition`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Increments per thread.
+    #[arg(long, default_value_t = 100_000, value_name = "N",
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=1_000_000_000))]
+    pub iterations: u64,
+    /// Threads incrementing the shared counter (1..=64).
+    #[arg(long, default_value_t = 2, value_name = "T",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub threads: usize,
+    /// Strategies to run, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Strategy::ALL)]
+    pub strategy: Vec<Strategy>,
+    /// What happens between a thread's read and its write: none, yield, spin:N (N spin-loop
+    /// hints), sleep:MICROS.
+    #[arg(long, default_value = "yield", value_parser = Window::parse)]
+    pub window: Window,
+    /// Runs per strategy; with K > 1 the summary shows the distribution of lost updates.
+    #[arg(long, default_value_t = 1, value_name = "K",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub trials: usize,
+}
+
+/// How the threads share the counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Read, then write: two separate steps (broken).
+    Unsynchronized,
+    /// Read and write under a `Mutex` (fixed).
+    Mutex,
+    /// One `fetch_add`: an indivisible read-modify-write (fixed).
+    Atomic,
+    /// Each thread counts privately and adds its total once (fixed).
+    LocalSum,
+}
+
+impl Strategy {
+    const ALL: [Strategy; 4] = [
+        Strategy::Unsynchronized,
+        Strategy::Mutex,
+        Strategy::Atomic,
+        Strategy::LocalSum,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Strategy::Unsynchronized => "unsynchronized",
+            Strategy::Mutex => "mutex",
+            Strategy::Atomic => "atomic",
+            Strategy::LocalSum => "local-sum",
+        }
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The gap between a thread's read of the counter and its write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// Nothing: the read and the write are adjacent instructions.
+    None,
+    /// `thread::yield_now()`: invite the scheduler to run another thread in between.
+    Yield,
+    /// That many `spin_loop` hints: a busy gap of tunable width.
+    Spin(u32),
+    /// Sleep that many microseconds (not scaled by `--pace`: it is the race's mechanism,
+    /// not simulated work).
+    Sleep(u32),
+}
+
+impl Window {
+    /// Parses `none`, `yield`, `spin:N` or `sleep:MICROS`.
+    pub fn parse(s: &str) -> Result<Window, String> {
+        let number = |n: &str| {
+            n.parse::<u32>()
+                .map_err(|_| format!("'{n}' is not a whole number (in '{s}')"))
+        };
+        match s.split_once(':') {
+            None if s == "none" => Ok(Window::None),
+            None if s == "yield" => Ok(Window::Yield),
+            Some(("spin", n)) => number(n).map(Window::Spin),
+            Some(("sleep", n)) => number(n).map(Window::Sleep),
+            _ => Err(format!(
+                "'{s}' is not a window: use none, yield, spin:N or sleep:MICROS"
+            )),
+        }
+    }
+
+    /// Waits out the window.
+    #[inline]
+    fn pause(self) {
+        match self {
+            Window::None => {}
+            Window::Yield => std::thread::yield_now(),
+            Window::Spin(n) => (0..n).for_each(|_| std::hint::spin_loop()),
+            Window::Sleep(us) => std::thread::sleep(Duration::from_micros(u64::from(us))),
+        }
+    }
+}
+
+impl fmt::Display for Window {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Window::None => f.write_str("none"),
+            Window::Yield => f.write_str("yield"),
+            Window::Spin(n) => write!(f, "spin:{n}"),
+            Window::Sleep(n) => write!(f, "sleep:{n}"),
+        }
+    }
+}
+
+impl Serialize for Window {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("race-condition");
+    report.params_from(args);
+    let expected = args.iterations * args.threads as u64;
+    info!(
+        "race-condition: {} threads × {} increments, window {}, strategies: {}",
+        args.threads,
+        units::count(args.iterations),
+        args.window,
+        args.strategy
+            .iter()
+            .map(|s| s.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+
+    let progress = lab.progress((args.trials * args.strategy.len()) as u64, "trials");
+    let mut table = Table::new(["strategy", "final", "expected", "lost", "time", "ns/incr"]);
+    for &strategy in &args.strategy {
+        info!("{strategy}: starting {} trial(s)", args.trials);
+        let trials = run_trials(strategy, args, lab, &progress)?;
+        let lost: Vec<u64> = trials.iter().map(|t| expected - t.final_value).collect();
+        let median = median_trial(&trials);
+        let ns = median.elapsed.as_nanos() as f64 / expected as f64;
+        info!(
+            "{strategy}: final {} of {} ({} lost) in {}",
+            units::count(median.final_value),
+            units::count(expected),
+            units::count(expected - median.final_value),
+            units::duration(median.elapsed)
+        );
+        table.row([
+            strategy.name().to_string(),
+            units::count(median.final_value),
+            units::count(expected),
+            units::count(expected - median.final_value),
+            units::duration(median.elapsed),
+            format!("{ns:.1}"),
+        ]);
+        let key = strategy.name();
+        report.metric(format!("{key}.final"), median.final_value);
+        report.metric(format!("{key}.expected"), expected);
+        report.metric(format!("{key}.lost"), expected - median.final_value);
+        report.metric(format!("{key}.ms"), units::ms(median.elapsed));
+        report.metric(format!("{key}.ns_per_incr"), (ns * 10.0).round() / 10.0);
+        let overlapped = trials.iter().filter(|t| t.overlap > 0.0).count();
+        report.metric(format!("{key}.overlapped_trials"), overlapped as u64);
+
+        if strategy == Strategy::Unsynchronized {
+            judge_unsynchronized(&mut report, args, &trials, &lost);
+        } else {
+            let exact = lost.iter().filter(|&&l| l == 0).count();
+            if args.trials == 1 {
+                report.check_eq(
+                    format!("{key} counter is exact"),
+                    expected,
+                    median.final_value,
+                );
+            } else {
+                report.check(
+                    format!("{key} counter is exact"),
+                    format!("exact in {0}/{0} trials", args.trials),
+                    format!("exact in {exact}/{} trials", args.trials),
+                    exact == args.trials,
+                );
+            }
+        }
+    }
+    progress.finish_and_clear();
+    report.tables.insert(0, table);
+    Ok(report)
+}
+
+/// Checks and explains the broken strategy's outcome, honestly when it lost nothing.
+fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost: &[u64]) {
+    let expected = args.iterations * args.threads as u64;
+    let median = median_trial(trials);
+    report.metric(
+        "unsynchronized.overlap_pct",
+        (median.overlap * 1000.0).round() / 10.0,
+    );
+    if args.threads < 2 {
+        report.note("With one thread nothing can be lost: try --threads 2.");
+        return;
+    }
+    let losing = lost.iter().filter(|&&l| l > 0).count();
+    report.metric("unsynchronized.losing_trials", losing as u64);
+    if args.trials == 1 {
+        report.check(
+            "unsynchronized counter lost updates",
+            "more than 0 lost",
+            format!(
+                "{} lost ({})",
+                units::count(lost[0]),
+                units::percent(lost[0] as f64, expected as f64)
+            ),
+            lost[0] > 0,
+        );
+    } else {
+        report.check(
+            "unsynchronized counter lost updates",
+            "lost updates in at least one trial",
+            format!("lost updates in {losing}/{} trials", args.trials),
+            losing > 0,
+        );
+        add_distribution(report, lost);
+    }
+    if median.overlap > 0.0 {
+        report.note(format!(
+            "The unsynchronized threads overlapped for {:.0} % of the run.",
+            median.overlap * 100.0
+        ));
+    } else {
+        report.note(
+            "The unsynchronized threads did not overlap: one finished before the other began.",
+        );
+    }
+    if losing < args.trials {
+        report.note(format!(
+            "{} trial(s) lost nothing this time: the race is real but timing-dependent. Try a wider \
+             window, e.g. --window spin:2000 or --window sleep:1, or more --iterations.",
+            args.trials - losing
+        ));
+    }
+}
+
+/// The lost-update distribution over trials: min, median, max and a small histogram.
+fn add_distribution(report: &mut Report, lost: &[u64]) {
+    let mut sorted = lost.to_vec();
+    sorted.sort_unstable();
+    let (min, max) = (sorted[0], sorted[sorted.len() - 1]);
+    let median = sorted[sorted.len() / 2];
+    let bins = 8.min(sorted.len()) as u64;
+    let width = ((max - min) / bins).max(1) + u64::from((max - min) % bins != 0);
+    let mut counts = vec![0u64; bins as usize];
+    for &l in &sorted {
+        counts[(((l - min) / width) as usize).min(bins as usize - 1)] += 1;
+    }
+    let most = counts.iter().copied().max().unwrap_or(1) as f64;
+    let mut table = Table::new(["lost updates", "trials", ""]).titled(format!(
+        "unsynchronized: lost updates over {} trials — min {}, median {}, max {}",
+        lost.len(),
+        units::count(min),
+        units::count(median),
+        units::count(max)
+    ));
+    let mut histogram = Vec::new();
+    for (i, &c) in counts.iter().enumerate() {
+        let from = min + i as u64 * width;
+        let to = if i + 1 == counts.len() {
+            max
+        } else {
+            from + width - 1
+        };
+        table.row([
+            format!("{} – {}", units::count(from), units::count(to)),
+            c.to_string(),
+            units::bar(c as f64, most, 30),
+        ]);
+        histogram.push(serde_json::json!({"from": from, "to": to, "count": c}));
+    }
+    report.tables.push(table);
+    report.metric("unsynchronized.lost_min", min);
+    report.metric("unsynchronized.lost_median", median);
+    report.metric("unsynchronized.lost_max", max);
+    report.extra.insert(
+        "distribution".into(),
+        serde_json::json!({"lost": lost, "min": min, "median": median, "max": max, "histogram": histogram}),
+    );
+}
+
+/// One run of one strategy.
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    final_value: u64,
+    /// From the first thread starting its loop to the last one finishing.
+    elapsed: Duration,
+    /// The share of `elapsed` during which every thread was running its loop.
+    overlap: f64,
+}
+
+fn median_trial(trials: &[Trial]) -> Trial {
+    let mut sorted = trials.to_vec();
+    sorted.sort_by_key(|t| t.final_value);
+    sorted[sorted.len() / 2]
+}
+
+/// The shared state every strategy's threads work on.
+#[derive(Default)]
+struct Shared {
+    atomic: AtomicU64,
+    mutex: Mutex<u64>,
+}
+
+/// Runs `args.trials` trials of `strategy` on one set of threads. Each trial starts every
+/// thread together behind a barrier, so they really overlap, and ends at a second barrier.
+fn run_trials(
+    strategy: Strategy,
+    args: &Args,
+    lab: &Lab,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<Trial>> {
+    let shared = Shared::default();
+    let gate = Barrier::new(args.threads + 1);
+    let narrate = AtomicBool::new(true);
+    std::thread::scope(|s| {
+        let mut workers = Vec::new();
+        for t in 1..=args.threads {
+            let (shared, gate, narrate) = (&shared, &gate, &narrate);
+            workers.push(lab.spawn(s, format!("Counter-{t}"), move || {
+                let mut spans = Vec::with_capacity(args.trials);
+                for _ in 0..args.trials {
+                    gate.wait();
+                    let begin = Instant::now();
+                    let loud = narrate.load(Relaxed);
+                    increment(strategy, shared, args.iterations, args.window, loud);
+                    spans.push((begin, Instant::now()));
+                    gate.wait();
+                }
+                spans
+            })?);
+        }
+        let mut finals = Vec::with_capacity(args.trials);
+        for trial in 0..args.trials {
+            shared.atomic.store(0, Relaxed);
+            *shared.mutex.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+            gate.wait(); // go
+            gate.wait(); // all done
+            if trial == 0 {
+                narrate.store(false, Relaxed);
+            }
+            finals.push(match strategy {
+                Strategy::Mutex => *shared.mutex.lock().unwrap_or_else(|e| e.into_inner()),
+                _ => shared.atomic.load(Relaxed),
+            });
+            progress.inc(1);
+        }
+        let spans: Vec<Vec<(Instant, Instant)>> = workers
+            .into_iter()
+            .map(lab::join)
+            .collect::<anyhow::Result<_>>()?;
+        Ok((0..args.trials)
+            .map(|i| {
+                let starts = spans.iter().map(|s| s[i].0);
+                let ends = spans.iter().map(|s| s[i].1);
+                let (first, last_start) = (starts.clone().min().unwrap(), starts.max().unwrap());
+                let (first_end, last) = (ends.clone().min().unwrap(), ends.max().unwrap());
+                let elapsed = last - first;
+                let together = first_end.saturating_duration_since(last_start);
+                Trial {
+                    final_value: finals[i],
+                    elapsed,
+                    overlap: together.as_secs_f64() / elapsed.as_secs_f64().max(1e-9),
+                }
+            })
+            .collect())
+    })
+}
+
+/// One thread's share of the work under `strategy`.
+fn increment(strategy: Strategy, shared: &Shared, iterations: u64, window: Window, narrate: bool) {
+    match strategy {
+        Strategy::Unsynchronized => unsynchronized(&shared.atomic, iterations, window, narrate),
+        Strategy::Mutex => synchronized(&shared.mutex, iterations, window),
+        Strategy::Atomic => atomic(&shared.atomic, iterations),
+        Strategy::LocalSum => local_sum(&shared.atomic, iterations),
+    }
+}
+
+/// The broken counter: a read, a gap, a write. Another thread's increments that land in the
+/// gap are overwritten.
+fn unsynchronized(counter: &AtomicU64, iterations: u64, window: Window, narrate: bool) {
+    for i in 0..iterations {
+        let value = counter.load(Relaxed); // read
+        window.pause();
+        counter.store(value + 1, Relaxed); // write: may overwrite another thread's increment
+        if narrate && i < 3 {
+            info!("unsynchronized: read {value} … write {}", value + 1);
+        }
+    }
+}
+
+/// The same read, gap and write, under a mutex.
+fn synchronized(counter: &Mutex<u64>, iterations: u64, window: Window) {
+    for _ in 0..iterations {
+        // the fix: no other thread can read or write between our read and our write.
+        let mut guard = counter.lock().unwrap_or_else(|e| e.into_inner());
+        let value = *guard; // read
+        window.pause();
+        *guard = value + 1; // write
+    }
+}
+
+/// One indivisible read-modify-write per increment: there is no gap for a window.
+fn atomic(counter: &AtomicU64, iterations: u64) {
+    for _ in 0..iterations {
+        // the fix: the read and the write are a single atomic step.
+        counter.fetch_add(1, Relaxed);
+    }
+}
+
+/// Count privately; share once. Nothing shared is read mid-count, so there is no window.
+fn local_sum(counter: &AtomicU64, iterations: u64) {
+    let mut local = 0u64;
+    for _ in 0..iterations {
+        local = std::hint::black_box(local + 1);
+    }
+    // the fix: the only shared write is one atomic add at the end.
+    counter.fetch_add(local, Relaxed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(strategy: Vec<Strategy>, window: Window, trials: usize) -> Args {
+        Args {
+            iterations: 20_000,
+            threads: 2,
+            strategy,
+            window,
+            trials,
+        }
+    }
+
+    #[test]
+    fn mutex_atomic_and_local_sum_counters_reach_the_total() {
+        let lab = Lab::quiet(1.0, 1);
+        let a = args(
+            vec![Strategy::Mutex, Strategy::Atomic, Strategy::LocalSum],
+            Window::Yield,
+            3,
+        );
+        let report = run(&a, &lab).unwrap();
+        for key in ["mutex", "atomic", "local-sum"] {
+            assert_eq!(
+                report.metric_u64(&format!("{key}.final")),
+                Some(40_000),
+                "{key}"
+            );
+        }
+        assert!(report.ok);
+    }
+
+    #[test]
+    fn the_unsynchronized_counter_never_exceeds_the_total_and_loses_with_a_wide_window() {
+        let lab = Lab::quiet(1.0, 1);
+        let a = args(vec![Strategy::Unsynchronized], Window::Spin(500), 3);
+        let report = run(&a, &lab).unwrap();
+        let lost_max = report.metric_u64("unsynchronized.lost_max").unwrap();
+        assert!(
+            lost_max > 0,
+            "a 500-spin window on two threads should lose updates"
+        );
+        assert!(lost_max <= 40_000);
+        assert!(report.extra.contains_key("distribution"));
+    }
+
+    #[test]
+    fn one_thread_loses_nothing_and_the_report_says_why() {
+        let lab = Lab::quiet(1.0, 1);
+        let mut a = args(vec![Strategy::Unsynchronized], Window::Yield, 1);
+        a.threads = 1;
+        let report = run(&a, &lab).unwrap();
+        assert_eq!(report.metric_u64("unsynchronized.lost"), Some(0));
+        assert!(report.notes.iter().any(|n| n.contains("one thread")));
+    }
+
+    #[test]
+    fn windows_parse_and_print_back() {
+        for s in ["none", "yield", "spin:200", "sleep:5"] {
+            assert_eq!(Window::parse(s).unwrap().to_string(), s);
+        }
+        assert!(Window::parse("spin:x").unwrap_err().contains("'x'"));
+        assert!(Window::parse("wait").is_err());
+    }
+}

@@ -1,0 +1,339 @@
+//! rlock: a re-entrant lock lets its owner enter again; a plain lock would deadlock on itself.
+//!
+//! A thread recurses `--depth` levels, acquiring the same `RLock` at each level. Each acquire
+//! raises the hold count; each release lowers it; the lock is free only at zero. Meanwhile a
+//! second thread asks for the lock and must wait until the owner's *last* release. Then the
+//! same recursion with a plain `Lock`: the second acquire would wait for itself forever. We
+//! try it with a bounded wait, so the demo says "would deadlock" and moves on instead of
+//! hanging. Last, the everyday case: `add_many` calling `add`, both taking the same lock.
+//!
+//! # What to watch for
+//! - "held 3×": the count, and the owner's name, in every line.
+//! - The contender's "Acquired" comes after the recursor's final "Released … lock is free".
+//! - "would deadlock: MainThread already holds 'plain-lock'".
+//!
+//! # Why it works
+//! An `RLock` remembers its owner and a count. `acquire` from the owner only bumps the count;
+//! from anyone else it waits until the count is zero. A plain lock has no owner check on
+//! entry, so its owner asking again is one more waiter, waiting on itself. Rust's own
+//! `std::sync::Mutex` is of the plain kind: locking it twice on one thread deadlocks or
+//! panics, which is why code that calls itself under a lock reaches for a re-entrant one (or,
+//! better, is restructured so the inner function takes the guard instead of the lock).
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use clap::builder::RangedU64ValueParser;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::rlock::LockError;
+use crate::sync::{Lock, RLock};
+
+/// Flags of `threadlab rlock`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// How many times the recursion re-acquires the lock (1..=32).
+    #[arg(long, default_value_t = 3, value_name = "D",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=32))]
+    pub depth: usize,
+    /// Seconds of work at each level while holding the lock (scaled by --pace).
+    #[arg(long, default_value_t = 0.3, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub hold: f64,
+    /// How many times each of two threads calls add_many([1, 2, 3]) (1..=10000).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=10_000))]
+    pub rounds: u64,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("rlock");
+    report.params_from(args);
+    recursion_with_contender(args, lab, &mut report)?;
+    plain_lock_self_deadlock(args, lab, &mut report);
+    add_many_calls_add(args, lab, &mut report)?;
+    Ok(report)
+}
+
+/// Part 1: recursion under an RLock while another thread waits for it.
+fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!(
+        "Part 1: Recursor takes 'shared-lock' {} times deep; Contender wants it too",
+        args.depth
+    );
+    let lock = RLock::new(lab.probe("shared-lock"));
+    let (holding_tx, holding_rx) = crossbeam_channel::bounded::<()>(1);
+    let most = AtomicUsize::new(0);
+    // Generous bound for the contender: the whole recursion plus slack. It never waits forever.
+    let patience = lab.scaled(Duration::from_secs_f64(args.hold * args.depth as f64))
+        + Duration::from_secs(30);
+
+    let (last_release, contender) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let recursor = lab.spawn(s, "Recursor", || {
+            let mut last_release = lab.start();
+            recurse(
+                1,
+                args.depth,
+                &lock,
+                lab,
+                args.hold,
+                &holding_tx,
+                &most,
+                &mut last_release,
+            );
+            last_release
+        })?;
+        let contender = lab.spawn(s, "Contender", || -> anyhow::Result<(Instant, Duration)> {
+            // Wait (bounded) until the recursor holds the lock, so the contention is real.
+            holding_rx
+                .recv_timeout(patience)
+                .map_err(|_| anyhow::anyhow!("Recursor never took the lock"))?;
+            let (owner, count) = lock.owner().unwrap_or(("nobody".into(), 0));
+            info!("Wants 'shared-lock'; held {count}× by {owner}. Waiting…");
+            let asked = Instant::now();
+            let n = lock.acquire_timeout(patience)?;
+            let acquired = Instant::now();
+            info!(
+                "Acquired 'shared-lock' (held {n}×) after waiting {}",
+                units::duration(acquired - asked)
+            );
+            lock.release()?;
+            info!("Released 'shared-lock': lock is free");
+            Ok((acquired, acquired - asked))
+        })?;
+        Ok((lab::join(recursor)?, lab::join(contender)??))
+    })?;
+    let (acquired, waited) = contender;
+    let at = |t: Instant| units::ms(t - lab.start());
+    report.metric("recursor.max_count", most.load(Relaxed) as u64);
+    report.metric("recursor.last_release_ms", at(last_release));
+    report.metric("contender.acquired_ms", at(acquired));
+    report.metric("contender.waited_ms", units::ms(waited));
+    report.check_eq(
+        "the owner re-entered to the full depth",
+        args.depth,
+        most.load(Relaxed),
+    );
+    report.check(
+        "the contender acquired only after the owner's last release",
+        format!("at or after +{:.4}s", at(last_release) / 1e3),
+        format!("+{:.4}s", at(acquired) / 1e3),
+        acquired >= last_release,
+    );
+    Ok(())
+}
+
+/// One level of the recursion: acquire, work, go deeper, release.
+#[allow(clippy::too_many_arguments)]
+fn recurse(
+    level: usize,
+    depth: usize,
+    lock: &RLock,
+    lab: &Lab,
+    hold: f64,
+    holding: &crossbeam_channel::Sender<()>,
+    most: &AtomicUsize,
+    last_release: &mut Instant,
+) {
+    if level > depth {
+        return;
+    }
+    info!("Acquiring 'shared-lock' (depth {level})…");
+    let count = lock.acquire();
+    most.fetch_max(count, Relaxed);
+    info!("Acquired 'shared-lock' (depth {level}, held {count}×)");
+    if level == 1 {
+        let _ = holding.try_send(());
+    }
+    lab.sleep_secs(hold);
+    recurse(
+        level + 1,
+        depth,
+        lock,
+        lab,
+        hold,
+        holding,
+        most,
+        last_release,
+    );
+    // Timestamp before the last release: whoever acquires next does so after this instant.
+    let before = Instant::now();
+    match lock.release() {
+        Ok(0) => {
+            *last_release = before;
+            info!("Released 'shared-lock' (depth {level}): lock is free");
+        }
+        Ok(left) => info!("Released 'shared-lock' (depth {level}): still held {left}× by Recursor"),
+        Err(e) => warn!("{e}"),
+    }
+}
+
+/// Part 2: the same re-entry with a plain lock, detected by a bounded wait.
+fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
+    info!("Part 2: the same recursion with a plain (non-re-entrant) lock");
+    let plain = Lock::new(lab.probe("plain-lock"));
+    let bound = lab
+        .scaled(Duration::from_millis(500))
+        .max(Duration::from_millis(10));
+    let mut outcome = "acquired again".to_string();
+    let mut depth_reached = 0;
+    for level in 1..=args.depth.max(2) {
+        info!(
+            "Acquiring 'plain-lock' (depth {level}), waiting at most {}…",
+            units::duration(bound)
+        );
+        match plain.acquire_timeout(bound) {
+            Ok(_) => {
+                depth_reached = level;
+                info!("Acquired 'plain-lock' (depth {level})");
+            }
+            Err(LockError::Timeout {
+                owner,
+                by_caller: true,
+                lock,
+                ..
+            }) => {
+                warn!(
+                    "would deadlock: {owner} already holds '{lock}'. A plain lock has no owner check; skipping"
+                );
+                outcome = format!("timed out: {owner} already holds it");
+                break;
+            }
+            Err(e) => {
+                outcome = e.to_string();
+                break;
+            }
+        }
+    }
+    for _ in 0..depth_reached {
+        let _ = plain.release();
+    }
+    info!("Released 'plain-lock'");
+    report.check(
+        "a plain lock re-acquired by its owner would deadlock (caught by a bounded wait)",
+        "timed out at depth 2",
+        &outcome,
+        depth_reached == 1 && outcome.starts_with("timed out"),
+    );
+}
+
+/// A counter whose methods call each other under one re-entrant lock.
+struct Counter {
+    lock: RLock,
+    /// Read and written only while `lock` is held.
+    value: AtomicU64,
+    deepest: AtomicUsize,
+}
+
+impl Counter {
+    fn add(&self, n: u64, narrate: bool) {
+        let depth = self.lock.acquire();
+        self.deepest.fetch_max(depth, Relaxed);
+        if narrate {
+            info!("add({n}): holding 'counter-lock' (held {depth}×)");
+        }
+        let v = self.value.load(Relaxed);
+        std::thread::yield_now(); // a gap that would lose updates without the lock
+        self.value.store(v + n, Relaxed);
+        let _ = self.lock.release();
+    }
+
+    fn add_many(&self, items: &[u64], narrate: bool) {
+        let depth = self.lock.acquire();
+        if narrate {
+            info!("add_many({items:?}): holding 'counter-lock' (held {depth}×), calling add…");
+        }
+        for &n in items {
+            self.add(n, narrate); // re-enters the lock we already hold
+        }
+        let _ = self.lock.release();
+    }
+}
+
+/// Part 3: `add_many` calling `add`, from two threads at once.
+fn add_many_calls_add(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!("Part 3: add_many calls add; both take 'counter-lock'");
+    let counter = Counter {
+        lock: RLock::new(lab.probe("counter-lock")),
+        value: AtomicU64::new(0),
+        deepest: AtomicUsize::new(0),
+    };
+    let items = [1, 2, 3];
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let adders: Vec<_> = (1..=2)
+            .map(|i| {
+                lab.spawn(s, format!("Adder-{i}"), || {
+                    for round in 0..args.rounds {
+                        counter.add_many(&items, round == 0);
+                    }
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        adders.into_iter().try_for_each(lab::join)
+    })?;
+    let expected = 2 * args.rounds * items.iter().sum::<u64>();
+    let value = counter.value.load(Relaxed);
+    info!("Counter value {value} (expected {expected})");
+    report.metric("counter.value", value);
+    report.metric("counter.deepest", counter.deepest.load(Relaxed) as u64);
+    let mut table = Table::new(["part", "evidence"]);
+    table.row([
+        "re-entry".to_string(),
+        format!(
+            "depth {} reached",
+            report.metric_u64("recursor.max_count").unwrap_or(0)
+        ),
+    ]);
+    table.row([
+        "contention".to_string(),
+        format!(
+            "Contender waited {:.1} ms",
+            report.metric_f64("contender.waited_ms").unwrap_or(0.0)
+        ),
+    ]);
+    table.row([
+        "add_many → add".to_string(),
+        format!(
+            "value {value} of {expected}, nesting depth {}",
+            counter.deepest.load(Relaxed)
+        ),
+    ]);
+    report.tables.push(table);
+    report.check_eq(
+        "add_many calling add under one RLock is exact",
+        expected,
+        value,
+    );
+    report.check_eq(
+        "add re-entered the lock held by add_many",
+        2,
+        counter.deepest.load(Relaxed),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_of_the_rlock_demo_holds_its_checks() {
+        let lab = Lab::quiet(0.02, 3);
+        let args = Args {
+            depth: 4,
+            hold: 0.3,
+            rounds: 20,
+        };
+        let report = run(&args, &lab).unwrap();
+        assert!(report.ok, "{:?}", report.checks);
+        assert_eq!(report.metric_u64("recursor.max_count"), Some(4));
+        assert_eq!(report.metric_u64("counter.value"), Some(240));
+        assert!(
+            report.metric_f64("contender.acquired_ms").unwrap()
+                >= report.metric_f64("recursor.last_release_ms").unwrap()
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! semaphore: bounded access to a resource: never more holders than permits.
+//!
+//! Seven workers want a resource that only three may use at once (a connection pool, a
+//! licence, a rate limit). A semaphore holds three permits: `acquire` takes one or waits,
+//! `release` gives it back and wakes one waiter. Each worker holds its permit for a random
+//! 0.5–1.5 s (times `--pace`, seeded).
+//!
+//! # What to watch for
+//! - "Acquired (0 permits left, 3 holding)": the fourth worker's "Trying…" is followed by a
+//!   wait until someone releases.
+//! - The summary's maximum of simultaneous holders: exactly the permit count, never more.
+//! - With `--bounded`: releasing one time too many is an error for a bounded semaphore, while
+//!   a plain semaphore's count silently grows past its start, so the "limit" quietly rises.
+//!
+//! # Why it works
+//! The permit count lives under a mutex; `acquire` waits on a condition variable while the
+//! count is zero and re-checks it on every wake-up (see `sync::semaphore`). The holders
+//! count here is measured independently of the semaphore: incremented just after acquiring,
+//! decremented just before releasing, so it can only exceed the permits if the semaphore is
+//! broken.
+
+use std::sync::Barrier;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use clap::builder::RangedU64ValueParser;
+use rand::Rng;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::Semaphore;
+
+/// Flags of `threadlab semaphore`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Worker threads competing for permits (1..=256).
+    #[arg(long, default_value_t = 7, value_name = "T",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub threads: usize,
+    /// Permits: how many may hold the resource at once (1..=256).
+    #[arg(long, default_value_t = 3, value_name = "P",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub permits: usize,
+    /// Shortest hold, seconds (scaled by --pace).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub min_hold: f64,
+    /// Longest hold, seconds (scaled by --pace).
+    #[arg(long, default_value_t = 1.5, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub max_hold: f64,
+    /// Use a bounded semaphore, and show what releasing one time too many does to each kind.
+    #[arg(long)]
+    pub bounded: bool,
+}
+
+/// What one worker measured.
+struct Visit {
+    name: String,
+    waited: Duration,
+    held: f64,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        args.min_hold <= args.max_hold,
+        "--min-hold ({}) must not exceed --max-hold ({})",
+        args.min_hold,
+        args.max_hold
+    );
+    let mut report = Report::new("semaphore");
+    report.params_from(args);
+    let kind = if args.bounded {
+        "bounded semaphore"
+    } else {
+        "semaphore"
+    };
+    info!(
+        "{} workers, one {kind} with {} permits",
+        args.threads, args.permits
+    );
+
+    let probe = lab.probe("permits");
+    let sem = if args.bounded {
+        Semaphore::bounded(args.permits)
+    } else {
+        Semaphore::new(args.permits)
+    }
+    .with_probe(probe.clone());
+    let holding = AtomicUsize::new(0);
+    let most = AtomicUsize::new(0);
+    let gate = Barrier::new(args.threads);
+
+    let visits: Vec<Visit> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let workers: Vec<_> = (1..=args.threads)
+            .map(|i| {
+                let name = format!("Worker-{i}");
+                let hold = lab.rng(&name).random_range(args.min_hold..=args.max_hold);
+                let (sem, holding, most, gate) = (&sem, &holding, &most, &gate);
+                lab.spawn(s, name.clone(), move || {
+                    gate.wait(); // everyone asks at once
+                    info!("Trying to acquire a permit…");
+                    let asked = Instant::now();
+                    let permit = sem.permit();
+                    let waited = asked.elapsed();
+                    let now = holding.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    info!(
+                        "Acquired a permit after {} ({} left, {now} holding)",
+                        units::duration(waited),
+                        permit.left_when_acquired()
+                    );
+                    lab.sleep_secs(hold);
+                    holding.fetch_sub(1, SeqCst);
+                    info!(
+                        "Releasing the permit after {:.2} s of work",
+                        hold * lab.pace()
+                    );
+                    drop(permit);
+                    Visit {
+                        name,
+                        waited,
+                        held: hold,
+                    }
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        workers.into_iter().map(lab::join).collect()
+    })?;
+
+    let most = most.load(SeqCst);
+    let expected_most = args.threads.min(args.permits);
+    let mut table = Table::new(["worker", "waited", "held (simulated)"]);
+    for v in &visits {
+        table.row([
+            v.name.clone(),
+            units::duration(v.waited),
+            format!("{:.2} s", v.held),
+        ]);
+        report.metric(format!("{}.waited_ms", v.name), units::ms(v.waited));
+        report.metric(format!("{}.hold_s", v.name), v.held);
+    }
+    report.tables.push(table);
+    report.metric("max_holders", most as u64);
+    report.metric("permits", args.permits as u64);
+    if let Some(g) = probe.gauges() {
+        report.metric("permits.most_waiting", g.most_waiting() as u64);
+        report.metric("permits.most_holding", g.most_holding() as u64);
+    }
+    report.check(
+        "simultaneous holders never exceeded the permits",
+        format!("<= {}", args.permits),
+        most,
+        most <= args.permits,
+    );
+    report.check_eq(
+        "simultaneous holders reached the permit count",
+        expected_most,
+        most,
+    );
+    report.check_eq("every permit came back", args.permits, sem.available());
+    if args.bounded {
+        over_release(args.permits, lab, &mut report);
+    }
+    Ok(report)
+}
+
+/// The over-release lesson: the same mistake against each kind of semaphore.
+fn over_release(permits: usize, lab: &Lab, report: &mut Report) {
+    info!("Over-release: one release too many, against each kind of semaphore");
+    let bounded = Semaphore::bounded(permits).with_probe(lab.probe("bounded"));
+    bounded.acquire();
+    let _ = bounded.release();
+    let refused = match bounded.release() {
+        Ok(count) => {
+            warn!("bounded semaphore accepted the extra release (count {count})");
+            false
+        }
+        Err(e) => {
+            warn!("BoundedSemaphore: {e} — the bug is caught where it happens");
+            true
+        }
+    };
+    let plain = Semaphore::new(permits).with_probe(lab.probe("plain"));
+    plain.acquire();
+    let _ = plain.release();
+    let grown = plain.release().unwrap_or(permits);
+    warn!(
+        "Semaphore: the extra release was accepted; the count silently grew to {grown} of {permits}, \
+         so {grown} threads may now hold a resource meant for {permits}"
+    );
+    report.metric("over_release.bounded_refused", refused);
+    report.metric("over_release.plain_count", grown as u64);
+    report.check(
+        "a bounded semaphore refuses the extra release",
+        "released too many times",
+        if refused {
+            "released too many times"
+        } else {
+            "accepted"
+        },
+        refused,
+    );
+    report.check_eq(
+        "a plain semaphore's count silently grows",
+        permits + 1,
+        grown,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(threads: usize, permits: usize, bounded: bool) -> Args {
+        Args {
+            threads,
+            permits,
+            min_hold: 0.5,
+            max_hold: 1.5,
+            bounded,
+        }
+    }
+
+    #[test]
+    fn holders_never_exceed_the_permits() {
+        let lab = Lab::quiet(0.02, 11);
+        let mut report = run(&args(7, 3, false), &lab).unwrap();
+        lab.finish(&mut report);
+        assert!(report.metric_u64("max_holders").unwrap() <= 3);
+        assert_eq!(
+            report.metric_u64("permits.most_holding"),
+            report.metric_u64("max_holders")
+        );
+        assert_eq!(report.threads.len(), 7);
+    }
+
+    #[test]
+    fn fewer_threads_than_permits_never_wait() {
+        let lab = Lab::quiet(0.02, 11);
+        let report = run(&args(2, 5, false), &lab).unwrap();
+        assert_eq!(report.metric_u64("max_holders"), Some(2));
+        assert!(report.ok);
+    }
+
+    #[test]
+    fn bounded_mode_shows_both_over_release_outcomes() {
+        let lab = Lab::quiet(0.02, 11);
+        let report = run(&args(4, 2, true), &lab).unwrap();
+        assert_eq!(report.metrics["over_release.bounded_refused"], true);
+        assert_eq!(report.metric_u64("over_release.plain_count"), Some(3));
+    }
+
+    #[test]
+    fn inverted_hold_times_are_refused() {
+        let lab = Lab::quiet(0.02, 11);
+        let mut a = args(2, 1, false);
+        a.min_hold = 2.0;
+        assert!(
+            run(&a, &lab)
+                .unwrap_err()
+                .to_string()
+                .contains("--min-hold")
+        );
+    }
+}

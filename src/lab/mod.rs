@@ -1,0 +1,305 @@
+//! The runtime every demo shares: clock, pace, seed, named threads, recording, output, report.
+//!
+//! One [`Lab`] is built from the global flags and handed to every demo. It owns what every
+//! demo would otherwise copy, so a demo file holds only its lesson.
+
+pub mod export;
+pub mod output;
+pub mod record;
+pub mod report;
+pub mod units;
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::thread::{self, Scope, ScopedJoinHandle};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+use indicatif::ProgressBar;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+pub use output::{Output, thread_name};
+pub use record::{Probe, Recorder, State};
+pub use report::{Check, Report, Table};
+
+/// The settings a lab is built from (the global flags, parsed).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Multiplies every simulated duration. 1.0 = the tutorials' timings.
+    pub pace: f64,
+    /// Seed for every random duration; `None` picks one (and the report shows it).
+    pub seed: Option<u64>,
+    /// Record instrumented primitives' waits and holds.
+    pub record: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            pace: 1.0,
+            seed: None,
+            record: true,
+        }
+    }
+}
+
+/// The shared runtime handed to every demo.
+pub struct Lab {
+    start: Instant,
+    pace: f64,
+    seed: u64,
+    record: bool,
+    output: Output,
+    recorder: Arc<Recorder>,
+}
+
+impl Lab {
+    /// A lab starting its clock now.
+    pub fn new(settings: Settings, output: Output) -> Self {
+        let start = Instant::now();
+        Self {
+            start,
+            pace: settings.pace,
+            seed: settings
+                .seed
+                .unwrap_or_else(|| u64::from(rand::random::<u32>())),
+            record: settings.record,
+            output,
+            recorder: Arc::new(Recorder::new(start)),
+        }
+    }
+
+    /// A silent lab at `pace` with a fixed `seed`: what unit tests run demos in.
+    pub fn quiet(pace: f64, seed: u64) -> Self {
+        Self::new(
+            Settings {
+                pace,
+                seed: Some(seed),
+                record: true,
+            },
+            Output::silent(),
+        )
+    }
+
+    /// The pace factor.
+    pub fn pace(&self) -> f64 {
+        self.pace
+    }
+
+    /// The seed in use.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// When the demo started.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Time since the demo started.
+    pub fn elapsed(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    /// The output settings.
+    pub fn output(&self) -> &Output {
+        &self.output
+    }
+
+    /// The recorder of thread lives and primitive spans.
+    pub fn recorder(&self) -> &Arc<Recorder> {
+        &self.recorder
+    }
+
+    /// A simulated duration scaled by the pace. Never use it for real I/O.
+    pub fn scaled(&self, d: Duration) -> Duration {
+        d.mul_f64(self.pace)
+    }
+
+    /// Sleeps a simulated duration, scaled by the pace.
+    pub fn sleep(&self, d: Duration) {
+        thread::sleep(self.scaled(d));
+    }
+
+    /// Sleeps `secs` simulated seconds, scaled by the pace.
+    pub fn sleep_secs(&self, secs: f64) {
+        self.sleep(Duration::from_secs_f64(secs.max(0.0)));
+    }
+
+    /// A random generator for one named stream (`"Consumer-2"`). Each stream is derived from
+    /// the seed and its name only, so its draws replay exactly whatever the scheduling was.
+    pub fn rng(&self, stream: &str) -> StdRng {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        stream.hash(&mut h);
+        StdRng::seed_from_u64(self.seed ^ h.finish())
+    }
+
+    /// A probe for a primitive named `name`, recording into this lab when recording is on.
+    pub fn probe(&self, name: &str) -> Probe {
+        if self.record {
+            Probe::on(name, Arc::clone(&self.recorder))
+        } else {
+            Probe::off(name)
+        }
+    }
+
+    /// A progress bar, hidden when output is not a terminal or `--json`/`--quiet` is set.
+    pub fn progress(&self, len: u64, label: &str) -> ProgressBar {
+        self.output.progress(len, label)
+    }
+
+    /// Spawns a named thread inside `scope`; the recorder notes when it starts and finishes.
+    pub fn spawn<'scope, 'env, T, F>(
+        &self,
+        scope: &'scope Scope<'scope, 'env>,
+        name: impl Into<String>,
+        f: F,
+    ) -> anyhow::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
+        let name = name.into();
+        let recorder = Arc::clone(&self.recorder);
+        let label = name.clone();
+        thread::Builder::new()
+            .name(name.clone())
+            .spawn_scoped(scope, move || {
+                let _life = recorder.thread_started(&label);
+                f()
+            })
+            .with_context(|| format!("could not spawn thread {name}"))
+    }
+
+    /// Spawns a named thread that is not scoped: it may outlive the caller's frame (as a
+    /// daemon does). Use only where that is the lesson.
+    pub fn spawn_detached<T, F>(
+        &self,
+        name: impl Into<String>,
+        f: F,
+    ) -> anyhow::Result<thread::JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let name = name.into();
+        let recorder = Arc::clone(&self.recorder);
+        let label = name.clone();
+        thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let _life = recorder.thread_started(&label);
+                f()
+            })
+            .with_context(|| format!("could not spawn thread {name}"))
+    }
+
+    /// Fills in what the lab owns: wall time, pace and seed, and every thread's timings and
+    /// waiting/holding accounting.
+    pub fn finish(&self, report: &mut Report) {
+        report.wall_ms = units::ms(self.elapsed());
+        report.params.insert("pace".into(), self.pace.into());
+        report.params.insert("seed".into(), self.seed.into());
+        report.threads = self
+            .recorder
+            .threads()
+            .into_iter()
+            .map(|t| report::ThreadReport {
+                waiting_ms: units::ms(self.recorder.time_in(&t.name, State::Waiting)),
+                holding_ms: units::ms(self.recorder.time_in(&t.name, State::Holding)),
+                started_ms: units::ms(t.started),
+                finished_ms: t.finished.map(units::ms),
+                name: t.name,
+            })
+            .collect();
+    }
+}
+
+/// Joins a scoped thread, turning a panic into an error that names the thread.
+pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
+    let name = handle.thread().name().unwrap_or("thread").to_string();
+    handle
+        .join()
+        .map_err(|payload| anyhow!("{name} panicked: {}", panic_message(payload.as_ref())))
+}
+
+/// The text of a panic payload.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_string()
+    }
+}
+
+/// The process-wide Ctrl-C flag. The first call installs the handler; later calls share it.
+/// A second Ctrl-C exits at once with 130, for when a user really means it.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let f = Arc::clone(&flag);
+        let _ = ctrlc::set_handler(move || {
+            if f.swap(true, Ordering::SeqCst) {
+                std::process::exit(130);
+            }
+        });
+        flag
+    })
+    .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+
+    #[test]
+    fn the_same_seed_and_stream_replay_the_same_draws() {
+        let a = Lab::quiet(1.0, 7);
+        let b = Lab::quiet(1.0, 7);
+        let mut ra = a.rng("Worker-1");
+        let mut rb = b.rng("Worker-1");
+        let da: Vec<u32> = (0..5).map(|_| ra.random()).collect();
+        let db: Vec<u32> = (0..5).map(|_| rb.random()).collect();
+        assert_eq!(da, db);
+        let mut rc = a.rng("Worker-2");
+        assert_ne!(da[0], rc.random::<u32>());
+    }
+
+    #[test]
+    fn pace_scales_simulated_durations() {
+        let lab = Lab::quiet(0.5, 1);
+        assert_eq!(lab.scaled(Duration::from_secs(2)), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn spawned_threads_carry_their_names_and_are_recorded() {
+        let lab = Lab::quiet(1.0, 1);
+        let name = thread::scope(|s| {
+            let h = lab.spawn(s, "Worker-A", thread_name).unwrap();
+            join(h).unwrap()
+        });
+        assert_eq!(name, "Worker-A");
+        let mut report = Report::new("t");
+        lab.finish(&mut report);
+        assert_eq!(report.threads.len(), 1);
+        assert_eq!(report.threads[0].name, "Worker-A");
+        assert!(report.threads[0].finished_ms.is_some());
+        assert_eq!(report.params["seed"], 1);
+    }
+
+    #[test]
+    fn a_panicking_thread_becomes_an_error_naming_it() {
+        let lab = Lab::quiet(1.0, 1);
+        let err = thread::scope(|s| {
+            let h = lab.spawn(s, "Doomed", || panic!("on purpose")).unwrap();
+            join(h).unwrap_err()
+        });
+        assert_eq!(err.to_string(), "Doomed panicked: on purpose");
+    }
+}

@@ -1,0 +1,207 @@
+//! Output: the one logger, the one progress-bar factory, and where each goes.
+//!
+//! Every narrative line is `+0.512s [INFO ] (Worker-A  ) message`: time since the demo
+//! started, level, the OS thread's own name (set with `thread::Builder::name`) padded to 10,
+//! then the message. The formatter builds the whole line first and the writer hands it to the
+//! terminal in one `write_all` under the stream's lock, with any progress bar suspended, so
+//! lines from many threads never interleave with each other or with a bar.
+
+use std::fmt;
+use std::io::{self, IsTerminal, Write};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// Where the narrative goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Narrative {
+    /// Human mode: narrative and summary on stdout.
+    Stdout,
+    /// `--json`: the report owns stdout, the narrative moves to stderr.
+    Stderr,
+    /// `--quiet`: no narrative.
+    Off,
+}
+
+/// How this run writes: the narrative's target, colour, and whether bars may show.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Where log lines go.
+    pub narrative: Narrative,
+    /// ANSI colour on levels and checks.
+    pub color: bool,
+    /// Debug-level lines too.
+    pub verbose: bool,
+    progress_visible: bool,
+    bars: Arc<Mutex<Option<MultiProgress>>>,
+}
+
+impl Output {
+    /// Decides targets from the global flags and the environment (TTY, `NO_COLOR`).
+    pub fn new(json: bool, quiet: bool, no_color: bool, verbose: bool) -> Self {
+        let narrative = match (quiet, json) {
+            (true, _) => Narrative::Off,
+            (false, true) => Narrative::Stderr,
+            (false, false) => Narrative::Stdout,
+        };
+        let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let tty = match narrative {
+            Narrative::Stdout => io::stdout().is_terminal(),
+            Narrative::Stderr => io::stderr().is_terminal(),
+            Narrative::Off => false,
+        };
+        Self {
+            narrative,
+            color: tty && !no_color && !no_color_env,
+            verbose,
+            progress_visible: !quiet && !json && io::stderr().is_terminal(),
+            bars: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Output that writes nothing: for tests and library callers.
+    pub fn silent() -> Self {
+        Self {
+            narrative: Narrative::Off,
+            color: false,
+            verbose: false,
+            progress_visible: false,
+            bars: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Installs the process-wide logger with the line format above. Call once, from the binary.
+    pub fn install_logger(&self, start: Instant) {
+        if self.narrative == Narrative::Off {
+            return;
+        }
+        let max = if self.verbose {
+            Level::DEBUG
+        } else {
+            Level::INFO
+        };
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(max)
+            .event_format(LineFormat {
+                start,
+                color: self.color,
+            })
+            .with_writer(LineSink {
+                narrative: self.narrative,
+                bars: Arc::clone(&self.bars),
+            })
+            .finish();
+        // Only our own crate speaks in the narrative; dependencies' logs stay out of it.
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = subscriber.with(tracing_subscriber::filter::filter_fn(|m| {
+            m.target().starts_with("threadlab")
+        }));
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    }
+
+    /// A progress bar over `len` steps, or a hidden one when not on a terminal, `--quiet` or
+    /// `--json`. Log lines written while it shows appear above it, whole.
+    pub fn progress(&self, len: u64, label: &str) -> ProgressBar {
+        if !self.progress_visible {
+            return ProgressBar::hidden();
+        }
+        let mut slot = self.bars.lock().unwrap_or_else(|e| e.into_inner());
+        let multi = slot.get_or_insert_with(|| {
+            MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))
+        });
+        let style = ProgressStyle::with_template(
+            "{prefix:>12} [{bar:30.cyan/blue}] {pos}/{len} {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("█▉▊▋▌▍▎▏ ");
+        let bar = multi.add(ProgressBar::new(len).with_style(style));
+        bar.set_prefix(label.to_string());
+        bar.enable_steady_tick(Duration::from_millis(100));
+        bar
+    }
+}
+
+/// The name the narrative shows for the current thread: `MainThread` for the main thread.
+pub fn thread_name() -> String {
+    match std::thread::current().name() {
+        Some("main") => "MainThread".to_string(),
+        Some(name) => name.to_string(),
+        None => format!("{:?}", std::thread::current().id()),
+    }
+}
+
+/// Formats one event as a whole narrative line.
+struct LineFormat {
+    start: Instant,
+    color: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let t = self.start.elapsed().as_secs_f64();
+        let level = *event.metadata().level();
+        let padded = format!("{:<5}", level.as_str());
+        let level_text = if self.color {
+            let style = match level {
+                Level::ERROR => console::Style::new().red().bold(),
+                Level::WARN => console::Style::new().yellow(),
+                Level::INFO => console::Style::new().green(),
+                _ => console::Style::new().dim(),
+            };
+            style.force_styling(true).apply_to(padded).to_string()
+        } else {
+            padded
+        };
+        let name = thread_name();
+        write!(writer, "+{t:.3}s [{level_text}] ({name:<10}) ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Hands each formatted line to its stream in one write, with progress bars suspended.
+#[derive(Clone)]
+struct LineSink {
+    narrative: Narrative,
+    bars: Arc<Mutex<Option<MultiProgress>>>,
+}
+
+impl<'a> MakeWriter<'a> for LineSink {
+    type Writer = LineSink;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Write for LineSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let emit = || match self.narrative {
+            Narrative::Stdout => io::stdout().lock().write_all(buf),
+            Narrative::Stderr => io::stderr().lock().write_all(buf),
+            Narrative::Off => Ok(()),
+        };
+        let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match bars {
+            Some(multi) => multi.suspend(emit)?,
+            None => emit()?,
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The recorder: what every thread and every instrumented primitive did, and when.
+//!
+//! Threads spawned through [`Lab::spawn`](super::Lab::spawn) record when they started and
+//! finished. Primitives built with a [`Probe`] (a semaphore named `"permits"`, a lock
+//! named `"counter"`) record every wait and every hold as a [`Span`]: which thread, which
+//! primitive, waiting or holding, from when to when. That one record feeds the per-thread
+//! accounting in the report and, later, timelines, traces and a wait-for graph.
+//!
+//! A probe that is off ([`Probe::off`]) costs one branch per operation, so a hot loop can
+//! carry one without paying for it.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What a thread was doing with a primitive during a span.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Blocked, wanting the primitive (a lock, a permit, an item, a signal).
+    Waiting,
+    /// Holding the primitive (a lock or a permit).
+    Holding,
+}
+
+/// One interval of one thread's life with one primitive.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// The thread's name, as shown in the narrative.
+    pub thread: String,
+    /// The primitive's name, as the demo gave it.
+    pub primitive: Arc<str>,
+    /// Waiting for it, or holding it.
+    pub state: State,
+    /// Offset from the demo's start.
+    pub start: Duration,
+    /// Offset from the demo's start.
+    pub end: Duration,
+}
+
+/// When a thread started and finished, as offsets from the demo's start.
+#[derive(Debug, Clone)]
+pub struct ThreadLife {
+    /// The name given at spawn.
+    pub name: String,
+    /// When its closure began.
+    pub started: Duration,
+    /// When its closure returned or unwound; `None` while it runs (or if it never ends, as a
+    /// daemon thread cut off at exit).
+    pub finished: Option<Duration>,
+}
+
+/// Everything recorded during one demo run. Shared by the lab and every probe.
+#[derive(Debug)]
+pub struct Recorder {
+    start: Instant,
+    threads: Mutex<Vec<ThreadLife>>,
+    spans: Mutex<Vec<Span>>,
+}
+
+impl Recorder {
+    /// A recorder whose offsets count from `start`.
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            threads: Mutex::new(Vec::new()),
+            spans: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The offset of `t` from the demo's start.
+    pub fn offset(&self, t: Instant) -> Duration {
+        t.saturating_duration_since(self.start)
+    }
+
+    /// Marks the current thread as started under `name`; the returned guard marks it finished
+    /// when dropped, including when the thread unwinds from a panic.
+    pub fn thread_started(self: &Arc<Self>, name: &str) -> ThreadGuard {
+        let mut threads = lock(&self.threads);
+        threads.push(ThreadLife {
+            name: name.to_string(),
+            started: self.start.elapsed(),
+            finished: None,
+        });
+        ThreadGuard {
+            recorder: Arc::clone(self),
+            index: threads.len() - 1,
+        }
+    }
+
+    /// Every thread's life so far, in spawn order.
+    pub fn threads(&self) -> Vec<ThreadLife> {
+        lock(&self.threads).clone()
+    }
+
+    /// Every primitive span so far, in the order they ended.
+    pub fn spans(&self) -> Vec<Span> {
+        lock(&self.spans).clone()
+    }
+
+    /// Total time `thread` spent in `state`, over all primitives.
+    pub fn time_in(&self, thread: &str, state: State) -> Duration {
+        lock(&self.spans)
+            .iter()
+            .filter(|s| s.thread == thread && s.state == state)
+            .map(|s| s.end.saturating_sub(s.start))
+            .sum()
+    }
+
+    fn push(&self, span: Span) {
+        lock(&self.spans).push(span);
+    }
+}
+
+/// Marks a recorded thread finished when dropped.
+pub struct ThreadGuard {
+    recorder: Arc<Recorder>,
+    index: usize,
+}
+
+impl Drop for ThreadGuard {
+    fn drop(&mut self) {
+        let now = self.recorder.start.elapsed();
+        lock(&self.recorder.threads)[self.index].finished = Some(now);
+    }
+}
+
+/// Live counts one probe keeps: how many wait or hold right now, and the most ever at once.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    waiting: AtomicUsize,
+    most_waiting: AtomicUsize,
+    holding: AtomicUsize,
+    most_holding: AtomicUsize,
+}
+
+impl Gauges {
+    /// The most threads ever waiting at once.
+    pub fn most_waiting(&self) -> usize {
+        self.most_waiting.load(Ordering::Relaxed)
+    }
+    /// The most threads ever holding at once.
+    pub fn most_holding(&self) -> usize {
+        self.most_holding.load(Ordering::Relaxed)
+    }
+}
+
+/// The instrumentation a primitive carries: its name and, when on, the recorder it reports to.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    name: Arc<str>,
+    sink: Option<(Arc<Recorder>, Arc<Gauges>)>,
+}
+
+/// A wait or hold in progress; hand it back to the probe to close the span.
+#[derive(Debug)]
+#[must_use = "a mark is closed with Probe::waited or Probe::released"]
+pub struct Mark(Option<Instant>);
+
+impl Probe {
+    /// A probe that records nothing: one branch per operation.
+    pub fn off(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            sink: None,
+        }
+    }
+
+    /// A probe recording into `recorder` under `name`.
+    pub fn on(name: &str, recorder: Arc<Recorder>) -> Self {
+        Self {
+            name: name.into(),
+            sink: Some((recorder, Arc::new(Gauges::default()))),
+        }
+    }
+
+    /// The primitive's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The live gauges, when recording.
+    pub fn gauges(&self) -> Option<&Gauges> {
+        self.sink.as_ref().map(|(_, g)| g.as_ref())
+    }
+
+    /// The current thread starts waiting.
+    pub fn waiting(&self) -> Mark {
+        self.begin(|g| (&g.waiting, &g.most_waiting))
+    }
+
+    /// The current thread stopped waiting (it got the primitive, or gave up).
+    pub fn waited(&self, mark: Mark) {
+        self.end(mark, State::Waiting, |g| &g.waiting);
+    }
+
+    /// The current thread starts holding.
+    pub fn holding(&self) -> Mark {
+        self.begin(|g| (&g.holding, &g.most_holding))
+    }
+
+    /// The current thread released what it held.
+    pub fn released(&self, mark: Mark) {
+        self.end(mark, State::Holding, |g| &g.holding);
+    }
+
+    fn begin(&self, gauge: impl Fn(&Gauges) -> (&AtomicUsize, &AtomicUsize)) -> Mark {
+        let Some((_, gauges)) = &self.sink else {
+            return Mark(None);
+        };
+        let (now, most) = gauge(gauges);
+        let n = now.fetch_add(1, Ordering::Relaxed) + 1;
+        most.fetch_max(n, Ordering::Relaxed);
+        Mark(Some(Instant::now()))
+    }
+
+    fn end(&self, mark: Mark, state: State, gauge: impl Fn(&Gauges) -> &AtomicUsize) {
+        let (Some((recorder, gauges)), Some(start)) = (&self.sink, mark.0) else {
+            return;
+        };
+        gauge(gauges).fetch_sub(1, Ordering::Relaxed);
+        recorder.push(Span {
+            thread: super::output::thread_name(),
+            primitive: Arc::clone(&self.name),
+            state,
+            start: recorder.offset(start),
+            end: recorder.start.elapsed(),
+        });
+    }
+}
+
+/// Locks a recorder mutex, recovering the data if a panicking thread poisoned it: a record
+/// of what happened stays readable even when a demo thread failed.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_probe_that_is_off_records_nothing() {
+        let probe = Probe::off("x");
+        let m = probe.waiting();
+        probe.waited(m);
+        assert!(probe.gauges().is_none());
+    }
+
+    #[test]
+    fn spans_and_gauges_follow_waits_and_holds() {
+        let rec = Arc::new(Recorder::new(Instant::now()));
+        let probe = Probe::on("permits", Arc::clone(&rec));
+        let w = probe.waiting();
+        probe.waited(w);
+        let h1 = probe.holding();
+        let h2 = probe.holding();
+        probe.released(h1);
+        probe.released(h2);
+        let spans = rec.spans();
+        assert_eq!(spans.len(), 3);
+        assert_eq!(spans[0].state, State::Waiting);
+        assert_eq!(&*spans[1].primitive, "permits");
+        assert_eq!(probe.gauges().unwrap().most_holding(), 2);
+        assert_eq!(probe.gauges().unwrap().most_waiting(), 1);
+    }
+
+    #[test]
+    fn a_thread_is_marked_finished_even_when_it_panics() {
+        let rec = Arc::new(Recorder::new(Instant::now()));
+        let r = Arc::clone(&rec);
+        let _ = std::thread::spawn(move || {
+            let _g = r.thread_started("Doomed");
+            panic!("boom");
+        })
+        .join();
+        let t = &rec.threads()[0];
+        assert_eq!(t.name, "Doomed");
+        assert!(t.finished.is_some());
+    }
+}

@@ -1,0 +1,183 @@
+//! The typed report every demo returns (the JSON contract of DESIGN.md §4).
+//!
+//! Demos fill in params, metrics, checks and tables; the lab fills in what it owns (wall
+//! time, pace, seed, per-thread timings and accounting); exporters render it.
+
+use std::fmt::Display;
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// One expected-versus-observed check: the evidence a demo offers for its point.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What is claimed, as a sentence: "mutex counter is exact".
+    pub name: String,
+    /// What the lesson predicts.
+    pub expected: String,
+    /// What this run measured.
+    pub observed: String,
+    /// Whether the observation bears the claim out.
+    pub ok: bool,
+}
+
+/// One thread's life and accounting, from the recorder.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadReport {
+    /// Name as set at spawn.
+    pub name: String,
+    /// Start, in ms since the demo began.
+    pub started_ms: f64,
+    /// Finish, in ms since the demo began; null if it never finished (a daemon cut off).
+    pub finished_ms: Option<f64>,
+    /// Time spent blocked on instrumented primitives, in ms.
+    pub waiting_ms: f64,
+    /// Time spent holding instrumented primitives, in ms.
+    pub holding_ms: f64,
+}
+
+/// A table for the human summary. Cells are already formatted (see `units`); the numbers
+/// themselves live in `metrics` or in the demo's own fields.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    /// Printed above the table, when set.
+    pub title: Option<String>,
+    /// Column headings.
+    pub headers: Vec<String>,
+    /// Rows of cells, one per column.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// A table with these column headings.
+    pub fn new<S: Into<String>>(headers: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            title: None,
+            headers: headers.into_iter().map(Into::into).collect(),
+            rows: Vec::new(),
+        }
+    }
+    /// Sets the title.
+    pub fn titled(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+    /// Appends a row.
+    pub fn row<S: Into<String>>(&mut self, cells: impl IntoIterator<Item = S>) {
+        self.rows.push(cells.into_iter().map(Into::into).collect());
+    }
+}
+
+/// What a demo run produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The demo's canonical name.
+    pub demo: String,
+    /// Its parameters, including `pace` and `seed`.
+    pub params: Map<String, Value>,
+    /// Wall time of the whole run, ms.
+    pub wall_ms: f64,
+    /// Every thread the lab spawned.
+    pub threads: Vec<ThreadReport>,
+    /// Measured numbers under stable dotted names.
+    pub metrics: Map<String, Value>,
+    /// Expected versus observed.
+    pub checks: Vec<Check>,
+    /// All checks hold.
+    pub ok: bool,
+    /// Plain-language remarks for the summary: what was seen, what to try next.
+    pub notes: Vec<String>,
+    /// Demo-specific structured fields (url-check's `results` and `summary`, …).
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+    /// Tables for the human summary.
+    #[serde(skip)]
+    pub tables: Vec<Table>,
+    /// Exit code other than the default (0 when ok, 1 otherwise): url-check's 2 and 130.
+    #[serde(skip)]
+    pub exit_code: Option<i32>,
+}
+
+impl Report {
+    /// An empty report for `demo`.
+    pub fn new(demo: &str) -> Self {
+        Self {
+            demo: demo.to_string(),
+            params: Map::new(),
+            wall_ms: 0.0,
+            threads: Vec::new(),
+            metrics: Map::new(),
+            checks: Vec::new(),
+            ok: true,
+            notes: Vec::new(),
+            extra: Map::new(),
+            tables: Vec::new(),
+            exit_code: None,
+        }
+    }
+
+    /// Stores the demo's arguments as its params.
+    pub fn params_from(&mut self, args: &impl Serialize) {
+        if let Ok(Value::Object(map)) = serde_json::to_value(args) {
+            self.params.extend(map);
+        }
+    }
+
+    /// Records a measured number.
+    pub fn metric(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.metrics.insert(name.into(), value.into());
+    }
+
+    /// Records a check with its expectation and observation.
+    pub fn check(
+        &mut self,
+        name: impl Into<String>,
+        expected: impl Display,
+        observed: impl Display,
+        ok: bool,
+    ) {
+        self.ok &= ok;
+        self.checks.push(Check {
+            name: name.into(),
+            expected: expected.to_string(),
+            observed: observed.to_string(),
+            ok,
+        });
+    }
+
+    /// Records a check that `observed == expected`.
+    pub fn check_eq<T: PartialEq + Display>(
+        &mut self,
+        name: impl Into<String>,
+        expected: T,
+        observed: T,
+    ) {
+        let ok = expected == observed;
+        self.check(name, expected, observed, ok);
+    }
+
+    /// Adds a note for the summary.
+    pub fn note(&mut self, text: impl Into<String>) {
+        self.notes.push(text.into());
+    }
+
+    /// The process exit code this report calls for.
+    pub fn exit_code(&self) -> i32 {
+        self.exit_code.unwrap_or(if self.ok { 0 } else { 1 })
+    }
+
+    /// A metric as u64, for tests and summaries.
+    pub fn metric_u64(&self, name: &str) -> Option<u64> {
+        self.metrics.get(name).and_then(Value::as_u64)
+    }
+
+    /// A metric as f64.
+    pub fn metric_f64(&self, name: &str) -> Option<f64> {
+        self.metrics.get(name).and_then(Value::as_f64)
+    }
+
+    /// The check with this name.
+    pub fn check_named(&self, name: &str) -> Option<&Check> {
+        self.checks.iter().find(|c| c.name == name)
+    }
+}

@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(threadlab::main_with_args(std::env::args_os()));
+}

@@ -1,0 +1,112 @@
+//! `Event`: a flag threads can wait on (Python's `threading.Event`).
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::lab::Probe;
+
+use super::lock;
+
+/// A boolean flag with waiting: `set` wakes every waiter, `clear` resets, `wait` blocks
+/// until set. Every wait here has a bounded variant; shutdown signals use it.
+#[derive(Debug)]
+pub struct Event {
+    flag: Mutex<bool>,
+    changed: Condvar,
+    probe: Probe,
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Event {
+    /// An event that is not set.
+    pub fn new() -> Self {
+        Self {
+            flag: Mutex::new(false),
+            changed: Condvar::new(),
+            probe: Probe::off("event"),
+        }
+    }
+
+    /// Records waits through `probe`.
+    pub fn with_probe(mut self, probe: Probe) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// Sets the flag and wakes every waiter.
+    pub fn set(&self) {
+        *lock(&self.flag) = true;
+        self.changed.notify_all();
+    }
+
+    /// Resets the flag.
+    pub fn clear(&self) {
+        *lock(&self.flag) = false;
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        *lock(&self.flag)
+    }
+
+    /// Waits until the flag is set.
+    pub fn wait(&self) {
+        let mark = self.probe.waiting();
+        let flag = lock(&self.flag);
+        drop(self.changed.wait_while(flag, |set| !*set));
+        self.probe.waited(mark);
+    }
+
+    /// Waits until the flag is set or `timeout` passes. Returns whether it is set.
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        let mark = self.probe.waiting();
+        let flag = lock(&self.flag);
+        let (flag, _) = self
+            .changed
+            .wait_timeout_while(flag, timeout, |set| !*set)
+            .unwrap_or_else(|e| e.into_inner());
+        self.probe.waited(mark);
+        *flag
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_wakes_every_waiter() {
+        let ev = Event::new();
+        std::thread::scope(|s| {
+            let waiters: Vec<_> = (0..5)
+                .map(|_| s.spawn(|| ev.wait_timeout(Duration::from_secs(10))))
+                .collect();
+            std::thread::sleep(Duration::from_millis(10));
+            ev.set();
+            for w in waiters {
+                assert!(w.join().unwrap());
+            }
+        });
+    }
+
+    #[test]
+    fn wait_timeout_returns_false_when_never_set() {
+        let ev = Event::new();
+        assert!(!ev.wait_timeout(Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn clear_resets_the_flag() {
+        let ev = Event::new();
+        ev.set();
+        assert!(ev.is_set());
+        ev.wait();
+        ev.clear();
+        assert!(!ev.is_set());
+    }
+}

@@ -1,0 +1,223 @@
+//! `Semaphore` and its bounded variant: a counter of permits guarded by a mutex, and a
+//! condition variable that blocked acquirers wait on.
+
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use crate::lab::Probe;
+use crate::lab::record::Mark;
+
+use super::lock;
+
+/// What a bounded semaphore says when released more often than acquired.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("semaphore '{name}' released too many times (count would be {would_be} of {bound})")]
+pub struct ReleaseError {
+    /// The semaphore's name.
+    pub name: String,
+    /// The count the release would have made.
+    pub would_be: usize,
+    /// The initial (maximum) count.
+    pub bound: usize,
+}
+
+/// A counting semaphore: `acquire` takes a permit, waiting while none is left; `release`
+/// gives one back. A bounded semaphore (Python's `BoundedSemaphore`) refuses a release that
+/// would lift the count above its initial value; a plain one lets the count grow.
+#[derive(Debug)]
+pub struct Semaphore {
+    count: Mutex<usize>,
+    freed: Condvar,
+    bound: Option<usize>,
+    probe: Probe,
+}
+
+impl Semaphore {
+    /// A plain semaphore with `permits` permits.
+    pub fn new(permits: usize) -> Self {
+        Self {
+            count: Mutex::new(permits),
+            freed: Condvar::new(),
+            bound: None,
+            probe: Probe::off("semaphore"),
+        }
+    }
+
+    /// A bounded semaphore: releasing past `permits` is an error.
+    pub fn bounded(permits: usize) -> Self {
+        Self {
+            bound: Some(permits),
+            ..Self::new(permits)
+        }
+    }
+
+    /// Records waits and holds through `probe`.
+    pub fn with_probe(mut self, probe: Probe) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// The semaphore's name (its probe's).
+    pub fn name(&self) -> &str {
+        self.probe.name()
+    }
+
+    /// Whether this is a bounded semaphore.
+    pub fn is_bounded(&self) -> bool {
+        self.bound.is_some()
+    }
+
+    /// Permits available right now.
+    pub fn available(&self) -> usize {
+        *lock(&self.count)
+    }
+
+    /// Takes a permit, waiting as long as it takes. Returns the permits left.
+    pub fn acquire(&self) -> usize {
+        let mark = self.probe.waiting();
+        let count = lock(&self.count);
+        let mut count = self
+            .freed
+            .wait_while(count, |c| *c == 0)
+            .unwrap_or_else(|e| e.into_inner());
+        *count -= 1;
+        self.probe.waited(mark);
+        *count
+    }
+
+    /// Takes a permit if one frees up within `timeout`. Returns the permits left, or `None`.
+    pub fn acquire_timeout(&self, timeout: Duration) -> Option<usize> {
+        let mark = self.probe.waiting();
+        let count = lock(&self.count);
+        let (mut count, _) = self
+            .freed
+            .wait_timeout_while(count, timeout, |c| *c == 0)
+            .unwrap_or_else(|e| e.into_inner());
+        self.probe.waited(mark);
+        if *count == 0 {
+            return None;
+        }
+        *count -= 1;
+        Some(*count)
+    }
+
+    /// Gives a permit back and wakes one waiter. Returns the new count, or the bounded
+    /// semaphore's error when the release is one too many (the count is then unchanged).
+    pub fn release(&self) -> Result<usize, ReleaseError> {
+        let mut count = lock(&self.count);
+        if let Some(bound) = self.bound
+            && *count >= bound
+        {
+            return Err(ReleaseError {
+                name: self.name().to_string(),
+                would_be: *count + 1,
+                bound,
+            });
+        }
+        *count += 1;
+        self.freed.notify_one();
+        Ok(*count)
+    }
+
+    /// Takes a permit as a guard that gives it back when dropped (the `with sem:` of Python),
+    /// and records the hold.
+    pub fn permit(&self) -> Permit<'_> {
+        let left = self.acquire();
+        Permit {
+            semaphore: self,
+            left,
+            hold: Some(self.probe.holding()),
+        }
+    }
+}
+
+/// A permit held; released on drop.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    semaphore: &'a Semaphore,
+    left: usize,
+    hold: Option<Mark>,
+}
+
+impl Permit<'_> {
+    /// Permits that were left right after this one was taken.
+    pub fn left_when_acquired(&self) -> usize {
+        self.left
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        if let Some(mark) = self.hold.take() {
+            self.semaphore.probe.released(mark);
+        }
+        // A permit taken from this semaphore always fits back in.
+        let _ = self.semaphore.release();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_semaphore_never_admits_more_than_its_count() {
+        for permits in 1..=4 {
+            let sem = Semaphore::new(permits);
+            let inside = AtomicUsize::new(0);
+            let most = AtomicUsize::new(0);
+            std::thread::scope(|s| {
+                for _ in 0..8 {
+                    s.spawn(|| {
+                        for _ in 0..200 {
+                            let _p = sem.permit();
+                            let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(n, Ordering::SeqCst);
+                            std::thread::yield_now();
+                            inside.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    });
+                }
+            });
+            assert!(most.load(Ordering::SeqCst) <= permits);
+            assert_eq!(sem.available(), permits);
+        }
+    }
+
+    #[test]
+    fn a_bounded_semaphore_refuses_over_release() {
+        let sem = Semaphore::bounded(2);
+        sem.acquire();
+        assert_eq!(sem.release(), Ok(2));
+        let err = sem.release().unwrap_err();
+        assert_eq!(err.would_be, 3);
+        assert!(err.to_string().contains("released too many times"));
+        assert_eq!(sem.available(), 2);
+    }
+
+    #[test]
+    fn a_plain_semaphore_lets_its_count_grow() {
+        let sem = Semaphore::new(2);
+        assert_eq!(sem.release(), Ok(3));
+        assert_eq!(sem.available(), 3);
+    }
+
+    #[test]
+    fn acquire_timeout_gives_up_when_no_permit_frees() {
+        let sem = Semaphore::new(1);
+        assert_eq!(sem.acquire_timeout(Duration::from_millis(1)), Some(0));
+        assert_eq!(sem.acquire_timeout(Duration::from_millis(20)), None);
+    }
+
+    #[test]
+    fn a_release_wakes_a_blocked_acquirer() {
+        let sem = Semaphore::new(0);
+        std::thread::scope(|s| {
+            let h = s.spawn(|| sem.acquire());
+            std::thread::sleep(Duration::from_millis(10));
+            sem.release().unwrap();
+            assert_eq!(h.join().unwrap(), 0);
+        });
+    }
+}

@@ -1,0 +1,108 @@
+//! Every demo through the binary at `--pace 0.02 --json`: its checks and invariants.
+
+mod common;
+use common::*;
+
+#[test]
+fn race_mutex_atomic_and_local_sum_are_exact_and_unsynchronized_never_overcounts() {
+    let r = report("race", &["--iterations", "20000", "--trials", "3"]);
+    for s in ["mutex", "atomic", "local-sum"] {
+        assert_eq!(metric(&r, &format!("{s}.final")), 40_000, "{s}");
+        assert_eq!(metric(&r, &format!("{s}.lost")), 0, "{s}");
+    }
+    let lost = r["distribution"]["lost"].as_array().unwrap();
+    assert_eq!(lost.len(), 3);
+    for l in lost {
+        assert!(l.as_u64().unwrap() <= 40_000);
+    }
+    assert!(metric(&r, "unsynchronized.final") <= 40_000);
+    assert_eq!(
+        r["threads"].as_array().unwrap().len(),
+        8,
+        "2 threads × 4 strategies"
+    );
+}
+
+#[test]
+fn race_with_a_wide_window_loses_updates_and_says_so() {
+    let r = report(
+        "race",
+        &[
+            "--iterations",
+            "20000",
+            "--strategy",
+            "unsynchronized",
+            "--window",
+            "spin:500",
+        ],
+    );
+    assert!(metric(&r, "unsynchronized.lost") > 0);
+    assert_checks_hold(&r);
+}
+
+#[test]
+fn rlock_contender_waits_for_the_last_release_and_the_plain_lock_is_caught() {
+    let r = report("rlock", &["--depth", "4"]);
+    assert_checks_hold(&r);
+    assert_eq!(metric(&r, "recursor.max_count"), 4);
+    let m = &r["metrics"];
+    assert!(m["contender.acquired_ms"].as_f64() >= m["recursor.last_release_ms"].as_f64());
+    assert_eq!(metric(&r, "counter.value"), 60);
+}
+
+#[test]
+fn semaphore_holders_never_exceed_permits() {
+    for (threads, permits) in [("7", "3"), ("10", "1"), ("3", "5")] {
+        let r = report("semaphore", &["--threads", threads, "--permits", permits]);
+        let permits: u64 = permits.parse().unwrap();
+        assert!(metric(&r, "max_holders") <= permits);
+        assert!(metric(&r, "max_holders") >= 1);
+        assert_eq!(
+            r["threads"].as_array().unwrap().len(),
+            threads.parse::<usize>().unwrap()
+        );
+    }
+}
+
+#[test]
+fn semaphore_bounded_refuses_over_release_and_plain_grows() {
+    let r = report("semaphore", &["--bounded"]);
+    assert_eq!(r["metrics"]["over_release.bounded_refused"], true);
+    assert_eq!(metric(&r, "over_release.plain_count"), 4);
+}
+
+#[test]
+fn condition_consumes_every_item_once_within_capacity() {
+    let r = report(
+        "condition",
+        &["--items", "25", "--consumers", "3", "--capacity", "2"],
+    );
+    assert_checks_hold(&r);
+    assert!(metric(&r, "high_water") <= 2);
+    assert_eq!(metric(&r, "produced"), 25);
+    assert_eq!(metric(&r, "consumed"), 25);
+    let per_consumer: u64 = (1..=3)
+        .map(|i| metric(&r, &format!("Consumer-{i}.items")))
+        .sum();
+    assert_eq!(per_consumer, 25);
+}
+
+#[test]
+fn race_at_the_default_window_loses_updates_in_at_least_19_of_20_trials() {
+    let r = report(
+        "race",
+        &[
+            "--iterations",
+            "100000",
+            "--trials",
+            "20",
+            "--strategy",
+            "unsynchronized",
+        ],
+    );
+    assert!(
+        metric(&r, "unsynchronized.losing_trials") >= 19,
+        "{}",
+        r["metrics"]
+    );
+}
