@@ -58,6 +58,12 @@ pub enum Command {
     Semaphore(demos::semaphore::Args),
     /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
     Condition(demos::condition::Args),
+    /// A bounded queue between producers and consumers, with sentinel, timeout and close shutdowns.
+    ProducerConsumer(demos::producer_consumer::Args),
+    /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
+    Daemon(demos::daemon::Args),
+    /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
+    Pool(demos::pool::Args),
     /// List the demos in lesson order.
     List,
 }

@@ -10,12 +10,15 @@
 //!   of thread lives and primitive waits/holds, output (logger, progress bars), the report and
 //!   its exporters, units.
 //! - [`sync`]: primitives Python's `threading` has and std lacks, in plain view: `Semaphore`
-//!   (plain and bounded), `RLock`, `Lock`, `Event`.
+//!   (plain and bounded), `RLock`, `Lock`, `Event`, `JoinableQueue`.
+//! - [`pool`]: `ThreadPool` with the `ThreadPoolExecutor` surface: `submit` → `Future`, `map`,
+//!   `as_completed`, named workers, panics captured in their Futures.
 //! - [`demos`]: one module per demo and the dispatcher.
 
 pub mod cli;
 pub mod demos;
 pub mod lab;
+pub mod pool;
 pub mod sync;
 
 use std::ffi::OsString;
@@ -78,6 +81,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         output.clone(),
     );
     output.install_logger(lab.start());
+    // A panic becomes one narrative line (a pool catches task panics and keeps going).
+    std::panic::set_hook(Box::new(|info| {
+        let msg = lab::panic_message(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!("panicked: {msg}{at}");
+    }));
     tracing::info!(
         "seed {} · pace {} (replay this run with --seed {})",
         lab.seed(),

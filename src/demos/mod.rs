@@ -1,6 +1,9 @@
 //! The demos, one module each (file name = subcommand with `_` for `-`), and the dispatcher.
 
 pub mod condition;
+pub mod daemon;
+pub mod pool;
+pub mod producer_consumer;
 pub mod race_condition;
 pub mod rlock;
 pub mod semaphore;
@@ -17,6 +20,9 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Rlock(args) => rlock::run(args, lab),
         Command::Semaphore(args) => semaphore::run(args, lab),
         Command::Condition(args) => condition::run(args, lab),
+        Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
+        Command::Daemon(args) => daemon::run(args, lab),
+        Command::Pool(args) => pool::run(args, lab),
         Command::List => anyhow::bail!("`list` is not a demo"),
     }
 }

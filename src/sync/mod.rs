@@ -5,11 +5,13 @@
 //! wake spuriously, and another thread may take what we were woken for before we run.
 
 pub mod event;
+pub mod queue;
 
 pub mod rlock;
 pub mod semaphore;
 
 pub use event::Event;
+pub use queue::JoinableQueue;
 
 pub use rlock::{Lock, RLock};
 pub use semaphore::{ReleaseError, Semaphore};

@@ -1,0 +1,321 @@
+//! daemon: what happens to a background thread when the program ends.
+//!
+//! A monitor thread ticks every 0.5 s while the main thread works for 2 s.
+//! - `daemon`: the main thread finishes and the process exits. Rust, like Python with
+//!   `daemon=True`, does not wait for a detached thread: the monitor is cut off mid-loop and
+//!   its cleanup never runs. To show that for real, the scenario runs in a child process of
+//!   threadlab; this process relays its lines, counts its ticks, and sees that "cleanup done"
+//!   never came.
+//! - `graceful`: the monitor waits on an `Event` instead of sleeping; the main thread sets it,
+//!   the monitor wakes at once, runs its cleanup and is joined.
+//!
+//! # What to watch for
+//! - In `daemon` mode the last child line is the main thread's "exiting": no "cleanup".
+//! - In `graceful` mode "cleanup done" and the join come right after the stop signal, not a
+//!   whole tick later: `Event::wait_timeout` returns as soon as the event is set.
+//!
+//! # Why it works
+//! When `main` returns, Rust calls `exit`: the process ends with every other thread in it,
+//! wherever they are. Scoped threads (`thread::scope`) cannot outlive their scope, which is
+//! why the daemon here is a detached `thread::spawn`. A clean stop needs the thread's
+//! cooperation: a signal it checks, and a join.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::Event;
+
+/// Flags of `threadlab daemon`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Which ending to show.
+    #[arg(long, value_enum, default_value_t = Mode::Daemon)]
+    pub mode: Mode,
+    /// Seconds the main thread works (scaled by --pace).
+    #[arg(long, default_value_t = 2.0, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub work: f64,
+    /// Seconds between the monitor's ticks (scaled by --pace; more than 0).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub tick: f64,
+    /// Internal: run the daemon scenario itself (the parent runs this in a child process).
+    #[arg(long, hide = true)]
+    #[serde(skip)]
+    pub child: bool,
+}
+
+/// The ending to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// The process exits under a running background thread.
+    Daemon,
+    /// The background thread is signalled, cleans up and is joined.
+    Graceful,
+    /// Both, one after the other, compared.
+    Both,
+}
+
+/// What one mode observed.
+struct Outcome {
+    ticks: u64,
+    cleanup_ran: bool,
+    /// From the main thread finishing its work to the program being done.
+    end_delay: Duration,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    anyhow::ensure!(args.tick > 0.0, "--tick must be more than 0 seconds");
+    if args.child {
+        child_scenario(args, lab);
+    }
+    let mut report = Report::new("daemon");
+    report.params_from(args);
+    let mut table = Table::new([
+        "mode",
+        "ticks",
+        "cleanup ran",
+        "program ended after main by",
+    ]);
+    if matches!(args.mode, Mode::Daemon | Mode::Both) {
+        let o = daemon_in_child(args, lab)?;
+        table.row([
+            "daemon".to_string(),
+            o.ticks.to_string(),
+            yes_no(o.cleanup_ran),
+            units::duration(o.end_delay),
+        ]);
+        report.metric("daemon.ticks", o.ticks);
+        report.metric("daemon.cleanup_ran", o.cleanup_ran);
+        report.metric("daemon.end_delay_ms", units::ms(o.end_delay));
+        report.check(
+            "daemon: the monitor ticked while main worked",
+            ">= 1 tick",
+            o.ticks,
+            o.ticks >= 1,
+        );
+        report.check(
+            "daemon: the process exited under the monitor; its cleanup never ran",
+            "no cleanup",
+            if o.cleanup_ran {
+                "cleanup ran"
+            } else {
+                "no cleanup"
+            },
+            !o.cleanup_ran,
+        );
+    }
+    if matches!(args.mode, Mode::Graceful | Mode::Both) {
+        let o = graceful(args, lab)?;
+        table.row([
+            "graceful".to_string(),
+            o.ticks.to_string(),
+            yes_no(o.cleanup_ran),
+            units::duration(o.end_delay),
+        ]);
+        report.metric("graceful.ticks", o.ticks);
+        report.metric("graceful.cleanup_ran", o.cleanup_ran);
+        report.metric("graceful.end_delay_ms", units::ms(o.end_delay));
+        report.check(
+            "graceful: the monitor ticked while main worked",
+            ">= 1 tick",
+            o.ticks,
+            o.ticks >= 1,
+        );
+        report.check_eq(
+            "graceful: the monitor ran its cleanup and was joined",
+            true,
+            o.cleanup_ran,
+        );
+        let tick = lab.scaled(Duration::from_secs_f64(args.tick));
+        report.check(
+            "graceful: the stop signal woke the monitor without waiting out its tick",
+            format!("joined in less than one tick ({})", units::duration(tick)),
+            units::duration(o.end_delay),
+            o.end_delay < tick.max(Duration::from_millis(50)),
+        );
+    }
+    report.tables.push(table);
+    Ok(report)
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes".into() } else { "no".into() }
+}
+
+/// The child process: a detached monitor, the main thread's work, then exit.
+fn child_scenario(args: &Args, lab: &Lab) -> ! {
+    // A real monitor loops until told to stop. Nobody tells this one.
+    static KEEP_GOING: AtomicBool = AtomicBool::new(true);
+    let tick = Duration::from_secs_f64(args.tick);
+    let monitor = {
+        let pace = lab.pace();
+        lab.spawn_detached("Monitor", move || {
+            let mut n = 0;
+            while KEEP_GOING.load(Ordering::Relaxed) {
+                std::thread::sleep(tick.mul_f64(pace));
+                n += 1;
+                info!("tick {n}");
+            }
+            info!("cleanup done");
+        })
+    };
+    if let Err(e) = monitor {
+        warn!("{e:#}");
+        std::process::exit(1);
+    }
+    info!("Main thread working for {} s…", args.work);
+    lab.sleep_secs(args.work);
+    info!("Main thread done; exiting now");
+    // Returning from main does exactly this: end the process, daemon threads and all.
+    std::process::exit(0);
+}
+
+/// Runs the daemon scenario in a child process and watches it from here.
+fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
+    info!("daemon: running the scenario in a child process and watching it");
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["daemon", "--child", "--no-color", "--watchdog", "0"])
+        .args([
+            "--pace",
+            &lab.pace().to_string(),
+            "--seed",
+            &lab.seed().to_string(),
+        ])
+        .args([
+            "--work",
+            &args.work.to_string(),
+            "--tick",
+            &args.tick.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let spawned = Instant::now();
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no child stdout"))?;
+    let ticks = AtomicU64::new(0);
+    let cleanup = AtomicBool::new(false);
+    let main_done_at = std::sync::Mutex::new(None::<Instant>);
+    let deadline = lab.scaled(Duration::from_secs_f64(args.work)) + Duration::from_secs(20);
+    let status = std::thread::scope(|s| -> anyhow::Result<_> {
+        let relay = lab.spawn(s, "Relay", || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("(Monitor") && line.contains("tick ") {
+                    ticks.fetch_add(1, Ordering::Relaxed);
+                }
+                if line.contains("cleanup done") {
+                    cleanup.store(true, Ordering::Relaxed);
+                }
+                if line.contains("Main thread done") {
+                    *main_done_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                }
+                info!("child │ {line}");
+            }
+        })?;
+        // Wait for the child, bounded: a child that never exits is killed and reported.
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if spawned.elapsed() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!(
+                    "the child process did not exit within {deadline:?}: the daemon kept it alive"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        let exited = Instant::now();
+        lab::join(relay)?;
+        Ok((status, exited))
+    })?;
+    let (status, exited) = status;
+    anyhow::ensure!(status.success(), "the child process failed: {status}");
+    let main_done = main_done_at.into_inner().unwrap_or(None).unwrap_or(exited);
+    let delay = exited.saturating_duration_since(main_done);
+    info!(
+        "daemon: the child exited {} after its main thread finished; the monitor ticked {} times; cleanup {}",
+        units::duration(delay),
+        ticks.load(Ordering::Relaxed),
+        if cleanup.load(Ordering::Relaxed) {
+            "ran"
+        } else {
+            "never ran"
+        }
+    );
+    Ok(Outcome {
+        ticks: ticks.into_inner(),
+        cleanup_ran: cleanup.into_inner(),
+        end_delay: delay,
+    })
+}
+
+/// The graceful ending: an Event to stop, a cleanup, a join.
+fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
+    info!("graceful: the monitor waits on a stop Event between ticks");
+    let stop = Event::new().with_probe(lab.probe("stop"));
+    let tick = lab.scaled(Duration::from_secs_f64(args.tick));
+    let (ticks, cleanup_ran, delay) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let monitor = lab.spawn(s, "Monitor", || {
+            let mut n = 0u64;
+            // wait_timeout returns true the moment stop is set: no waiting out the tick.
+            while !stop.wait_timeout(tick) {
+                n += 1;
+                info!("tick {n}");
+            }
+            info!("stop received; cleaning up…");
+            info!("cleanup done");
+            (n, true)
+        })?;
+        info!("Main thread working for {} s…", args.work);
+        lab.sleep_secs(args.work);
+        info!("Main thread done; setting the stop event and joining the monitor");
+        let set_at = Instant::now();
+        stop.set();
+        let (n, cleaned) = lab::join(monitor)?;
+        let delay = set_at.elapsed();
+        info!(
+            "Monitor joined {} after the stop signal",
+            units::duration(delay)
+        );
+        Ok((n, cleaned, delay))
+    })?;
+    Ok(Outcome {
+        ticks,
+        cleanup_ran,
+        end_delay: delay,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_graceful_monitor_cleans_up_and_is_joined() {
+        let lab = Lab::quiet(0.05, 1);
+        let args = Args {
+            mode: Mode::Graceful,
+            work: 2.0,
+            tick: 0.5,
+            child: false,
+        };
+        let report = run(&args, &lab).unwrap();
+        assert_eq!(report.metrics["graceful.cleanup_ran"], true);
+        assert!(report.metric_u64("graceful.ticks").unwrap() >= 1);
+    }
+}

@@ -1,0 +1,412 @@
+//! pool: a thread pool with futures: Python's `ThreadPoolExecutor`, in Rust.
+//!
+//! Scenarios (all but `sweep` by default):
+//! - `downloads`: 10 simulated 1 s downloads on 3 workers, then the same one by one; the
+//!   speedup, against the ideal `min(workers, tasks)`.
+//! - `order`: tasks of different lengths through `as_completed` (completion order) and `map`
+//!   (input order), side by side.
+//! - `failure`: one task returns an error, one panics; both arrive in their Futures, every
+//!   other result arrives, and the pool keeps all its workers.
+//! - `sweep`: 100 tasks of 0.1 s at each worker count of `--sweep`, a table and a bar chart.
+//!
+//! # What to watch for
+//! - Worker names `Downloader_0`, `Downloader_1`, … in the narrative: a pool reuses a few
+//!   threads for many tasks.
+//! - The speedup: 10 tasks on 3 workers take 4 rounds, so 2.5x, not 3x.
+//! - In `failure`, the panic is caught by the pool, not the program: the next tasks run.
+//!
+//! # Why it works
+//! Each `submit` boxes the task with a one-shot channel; a worker runs it under
+//! `catch_unwind` and sends the value, error or panic down that channel, which the Future
+//! reads. See `src/pool/mod.rs`.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use clap::builder::RangedU64ValueParser;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{Lab, Report, Table, units};
+use crate::pool::{TaskError, ThreadPool, as_completed};
+
+/// Flags of `threadlab pool`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Scenarios to run, comma-separated (default: downloads, order, failure; sweep runs when
+    /// named or when --sweep is given).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub scenario: Vec<Scenario>,
+    /// Workers in the pool for downloads, order and failure (1..=512).
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
+    pub workers: usize,
+    /// Simulated downloads (1..=100000).
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub tasks: usize,
+    /// Seconds per simulated download (scaled by --pace).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub task_time: f64,
+    /// Worker counts for the sizing sweep, e.g. 1,2,4,8,16,32.
+    #[arg(long, value_name = "LIST", value_parser = crate::cli::parse_counts)]
+    pub sweep: Option<::std::vec::Vec<usize>>,
+}
+
+/// One part of the pool demo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Concurrent versus sequential simulated downloads.
+    Downloads,
+    /// as_completed versus map.
+    Order,
+    /// An error and a panic caught in their Futures.
+    Failure,
+    /// Time versus worker count.
+    Sweep,
+}
+
+const SWEEP_DEFAULT: [usize; 6] = [1, 2, 4, 8, 16, 32];
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("pool");
+    report.params_from(args);
+    let mut scenarios = args.scenario.clone();
+    if scenarios.is_empty() {
+        scenarios = vec![Scenario::Downloads, Scenario::Order, Scenario::Failure];
+        if args.sweep.is_some() {
+            scenarios.push(Scenario::Sweep);
+        }
+    }
+    for s in scenarios {
+        match s {
+            Scenario::Downloads => downloads(args, lab, &mut report)?,
+            Scenario::Order => order(args, lab, &mut report)?,
+            Scenario::Failure => failure(args, lab, &mut report)?,
+            Scenario::Sweep => sweep(
+                args.sweep.as_deref().unwrap_or(&SWEEP_DEFAULT),
+                lab,
+                &mut report,
+            )?,
+        }
+    }
+    Ok(report)
+}
+
+/// Checks that every Future resolved and every worker name carries the prefix.
+fn check_pool_evidence(
+    report: &mut Report,
+    scenario: &str,
+    submitted: usize,
+    resolved: usize,
+    names: &BTreeSet<String>,
+    prefix: &str,
+) {
+    report.check_eq(
+        format!("{scenario}: every Future resolved exactly once"),
+        submitted,
+        resolved,
+    );
+    let bad: Vec<&String> = names
+        .iter()
+        .filter(|n| !n.starts_with(&format!("{prefix}_")))
+        .collect();
+    report.check(
+        format!("{scenario}: tasks ran on workers named {prefix}_N"),
+        format!("{prefix}_0 … {prefix}_N"),
+        names.iter().cloned().collect::<Vec<_>>().join(", "),
+        bad.is_empty() && !names.is_empty(),
+    );
+}
+
+fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let (n, w) = (args.tasks, args.workers);
+    info!(
+        "downloads: {n} simulated downloads of {} s on {w} workers, then sequentially",
+        args.task_time
+    );
+    let task = Duration::from_secs_f64(args.task_time);
+    let pool = ThreadPool::recorded(w, "Downloader", lab.recorder().clone())?;
+    let started = Instant::now();
+    let futures: Vec<_> = (0..n)
+        .map(|i| {
+            let pace = lab.pace();
+            pool.submit(move || {
+                info!("Downloading file-{i}…");
+                std::thread::sleep(task.mul_f64(pace));
+                info!("Finished file-{i}");
+                crate::lab::thread_name()
+            })
+        })
+        .collect();
+    let results: Vec<_> = futures.into_iter().map(|f| f.result()).collect();
+    let concurrent = started.elapsed();
+    drop(pool);
+    let resolved = results.iter().filter(|r| r.is_ok()).count();
+    let names: BTreeSet<String> = results.into_iter().filter_map(Result::ok).collect();
+    let started = Instant::now();
+    for i in 0..n {
+        info!("Downloading file-{i} (sequential)…");
+        lab.sleep(task);
+    }
+    let sequential = started.elapsed();
+    let speedup = sequential.as_secs_f64() / concurrent.as_secs_f64().max(1e-9);
+    let ideal = w.min(n) as f64;
+    let rounds_bound = n as f64 / n.div_ceil(w) as f64;
+    info!(
+        "Sequential: {} / Concurrent: {} / Speedup: {}",
+        units::duration(sequential),
+        units::duration(concurrent),
+        units::speedup(speedup)
+    );
+    let mut t = Table::new(["downloads", "time", "speedup"])
+        .titled(format!("downloads: {n} tasks on {w} workers"));
+    t.row([
+        "sequential".to_string(),
+        units::duration(sequential),
+        "1.00x".into(),
+    ]);
+    t.row([
+        format!("{w} workers"),
+        units::duration(concurrent),
+        units::speedup(speedup),
+    ]);
+    t.row([
+        "ideal min(workers, tasks)".to_string(),
+        String::new(),
+        units::speedup(ideal),
+    ]);
+    t.row([
+        "bound by rounds ⌈tasks/workers⌉".to_string(),
+        String::new(),
+        units::speedup(rounds_bound),
+    ]);
+    report.tables.push(t);
+    report.metric("downloads.sequential_ms", units::ms(sequential));
+    report.metric("downloads.concurrent_ms", units::ms(concurrent));
+    report.metric("downloads.speedup", (speedup * 100.0).round() / 100.0);
+    report.metric("downloads.ideal_speedup", ideal);
+    check_pool_evidence(report, "downloads", n, resolved, &names, "Downloader");
+    Ok(())
+}
+
+fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let lengths = [0.5, 0.1, 0.4, 0.2, 0.3];
+    info!("order: tasks of {lengths:?} s through as_completed, then through map");
+    let pool = ThreadPool::recorded(
+        args.workers.max(lengths.len()),
+        "Worker",
+        lab.recorder().clone(),
+    )?;
+    let pace = lab.pace();
+    let futures: Vec<_> = lengths
+        .iter()
+        .map(|&secs| {
+            pool.submit(move || {
+                std::thread::sleep(Duration::from_secs_f64(secs * pace));
+                secs
+            })
+        })
+        .collect();
+    let mut completed = Vec::new();
+    for (i, r) in as_completed(futures) {
+        let secs = r?;
+        info!("as_completed: task {i} ({secs} s) done");
+        completed.push(i);
+    }
+    let mapped: Vec<f64> = pool
+        .map(lengths, move |secs| {
+            std::thread::sleep(Duration::from_secs_f64(secs * pace));
+            secs
+        })
+        .collect::<Result<_, _>>()?;
+    for (i, secs) in mapped.iter().enumerate() {
+        info!("map: result {i} ({secs} s)");
+    }
+    let mut t = Table::new(["position", "as_completed (completion order)", "map (input order)"])
+        .titled("order: as_completed yields each result as soon as it is ready; map waits to keep input order");
+    for (pos, &i) in completed.iter().enumerate() {
+        t.row([
+            pos.to_string(),
+            format!("task {i} ({} s)", lengths[i]),
+            format!("task {pos} ({} s)", mapped[pos]),
+        ]);
+    }
+    report.tables.push(t);
+    let mut seen = completed.clone();
+    seen.sort_unstable();
+    let every_once = seen == (0..lengths.len()).collect::<Vec<_>>();
+    report.check(
+        "order: as_completed yielded every task once",
+        format!("{} distinct tasks", lengths.len()),
+        format!("{completed:?}"),
+        every_once,
+    );
+    report.check(
+        "order: map kept input order",
+        format!("{lengths:?}"),
+        format!("{mapped:?}"),
+        mapped == lengths,
+    );
+    report.extra.insert(
+        "order".into(),
+        serde_json::json!({"as_completed": completed, "map": mapped}),
+    );
+    Ok(())
+}
+
+fn failure(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!("failure: 6 tasks; task 2 returns an error, task 4 panics");
+    let pool = ThreadPool::recorded(args.workers, "Worker", lab.recorder().clone())?;
+    let futures: Vec<_> = (0..6u32)
+        .map(|i| {
+            pool.try_submit(move || match i {
+                2 => Err(format!("task {i}: disk full")),
+                4 => panic!("task {i}: index out of bounds"),
+                _ => Ok((i * 10, crate::lab::thread_name())),
+            })
+        })
+        .collect();
+    let (mut ok, mut failed, mut panicked) = (0, 0, 0);
+    let mut names = BTreeSet::new();
+    for (i, f) in futures.into_iter().enumerate() {
+        match f.result() {
+            Ok((v, name)) => {
+                ok += 1;
+                names.insert(name);
+                info!("task {i}: result {v}");
+            }
+            Err(e @ TaskError::Failed(_)) => {
+                failed += 1;
+                warn!("task {i}: caught from its Future: {e}");
+            }
+            Err(e) => {
+                panicked += 1;
+                warn!("task {i}: caught from its Future: {e}");
+            }
+        }
+    }
+    // Proof the pool still has every worker: one task per worker, each waiting (bounded)
+    // until all of them run at the same time. A dead worker would leave them short.
+    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let w = args.workers;
+    let rendezvous: Vec<_> = (0..w)
+        .map(|_| {
+            let arrived = std::sync::Arc::clone(&arrived);
+            pool.submit(move || {
+                arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while arrived.load(std::sync::atomic::Ordering::SeqCst) < w
+                    && Instant::now() < deadline
+                {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                crate::lab::thread_name()
+            })
+        })
+        .collect();
+    let live: BTreeSet<String> = rendezvous
+        .into_iter()
+        .filter_map(|f| f.result().ok())
+        .collect();
+    info!(
+        "after the failures, {w} tasks ran at the same time on {} distinct live workers",
+        live.len()
+    );
+    report.metric("failure.ok", ok as u64);
+    report.metric("failure.failed", failed as u64);
+    report.metric("failure.panicked", panicked as u64);
+    report.check(
+        "failure: the error and the panic were caught in their Futures",
+        "1 error, 1 panic",
+        format!("{failed} error, {panicked} panic"),
+        (failed, panicked) == (1, 1),
+    );
+    report.check_eq("failure: every other task's result arrived", 4, ok);
+    report.check_eq(
+        "failure: the pool kept all its workers (all ran at once afterwards)",
+        args.workers,
+        live.len(),
+    );
+    check_pool_evidence(
+        report,
+        "failure",
+        6,
+        ok + failed + panicked,
+        &names,
+        "Worker",
+    );
+    Ok(())
+}
+
+fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    const TASKS: usize = 100;
+    info!("sweep: {TASKS} tasks of 0.1 s at worker counts {counts:?}");
+    let task = lab.scaled(Duration::from_millis(100));
+    let mut rows = Vec::new();
+    for &w in counts {
+        let pool = ThreadPool::recorded(w, &format!("Sweep{w}"), lab.recorder().clone())?;
+        let started = Instant::now();
+        let done = pool
+            .map(0..TASKS, move |_| std::thread::sleep(task))
+            .filter(Result::is_ok)
+            .count();
+        let took = started.elapsed();
+        drop(pool);
+        let speedup = (task * TASKS as u32).as_secs_f64() / took.as_secs_f64();
+        info!(
+            "{w} workers: {} ({})",
+            units::duration(took),
+            units::speedup(speedup)
+        );
+        report.metric(format!("sweep.{w}.ms"), units::ms(took));
+        report.metric(
+            format!("sweep.{w}.speedup"),
+            (speedup * 100.0).round() / 100.0,
+        );
+        report.check_eq(
+            format!("sweep: all {TASKS} tasks done with {w} workers"),
+            TASKS,
+            done,
+        );
+        rows.push((w, took, speedup));
+    }
+    let best = rows.iter().map(|r| r.2).fold(0.0, f64::max);
+    let mut t = Table::new(["workers", "time", "speedup", "ideal", ""])
+        .titled(format!("sweep: {TASKS} tasks of 0.1 s"));
+    for (w, took, s) in rows {
+        t.row([
+            w.to_string(),
+            units::duration(took),
+            units::speedup(s),
+            units::speedup(w.min(TASKS) as f64),
+            units::bar(s, best, 30),
+        ]);
+    }
+    report.tables.push(t);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_scenario_holds_its_checks() {
+        let lab = Lab::quiet(0.02, 1);
+        let args = Args {
+            scenario: vec![],
+            workers: 3,
+            tasks: 10,
+            task_time: 1.0,
+            sweep: Some(vec![1, 4]),
+        };
+        let report = run(&args, &lab).unwrap();
+        assert!(report.ok, "{:#?}", report.checks);
+        assert_eq!(report.metric_u64("failure.panicked"), Some(1));
+        assert!(report.metrics.contains_key("sweep.4.ms"));
+    }
+}

@@ -1,0 +1,280 @@
+//! producer-consumer: a bounded queue between producers and consumers, and three ways to stop.
+//!
+//! Producers put tasks into a queue of at most `--maxsize`; consumers take them, process them
+//! and put results in a result queue. The main thread waits on the queue's `join()` until
+//! every task has been *processed* (each consumer calls `task_done()`), then shuts the
+//! consumers down in the style of `--shutdown`:
+//! - `sentinel`: one stop marker per consumer; each consumer that takes one exits.
+//! - `timeout`: consumers leave when a `get` waits longer than a timeout.
+//! - `close`: the queue is closed; `get` returns `None` once it is drained (idiomatic Rust:
+//!   a closed channel).
+//!
+//! # What to watch for
+//! - "Producer: Adding 'Task Data 3' to queue." blocks while the queue is full.
+//! - Every "Worker N: Finished" has a matching "Adding"; the summary counts them.
+//!
+//! # Why it works
+//! The queue is a `JoinableQueue` (`src/sync/queue.rs`): a mutex-guarded `VecDeque`, two
+//! condition variables and an unfinished-task count. Sentinels work because the queue is FIFO
+//! and they are put after `join()`: every real task is done before any consumer sees one.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clap::builder::RangedU64ValueParser;
+use rand::Rng;
+use serde::Serialize;
+use tracing::info;
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::JoinableQueue;
+use crate::sync::queue::Got;
+
+/// Flags of `threadlab producer-consumer`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Producer threads (1..=64).
+    #[arg(long, default_value_t = 1, value_name = "P",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub producers: usize,
+    /// Consumer threads (1..=64).
+    #[arg(long, default_value_t = 3, value_name = "C",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub consumers: usize,
+    /// Tasks to produce in all (1..=1000000).
+    #[arg(long, default_value_t = 10, value_name = "N",
+          value_parser = RangedU64ValueParser::<u64>::new().range(1..=1_000_000))]
+    pub items: u64,
+    /// Most tasks the queue holds (1..=100000).
+    #[arg(long, default_value_t = 5, value_name = "M",
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub maxsize: usize,
+    /// How consumers are told to stop.
+    #[arg(long, value_enum, default_value_t = Shutdown::Sentinel)]
+    pub shutdown: Shutdown,
+    /// Longest time to produce a task, seconds (random from 0; scaled by --pace).
+    #[arg(long, default_value_t = 0.1, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub produce_time: f64,
+    /// Longest time to process a task, seconds (random from a fifth of it; scaled by --pace).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub work_time: f64,
+}
+
+/// The shutdown style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Shutdown {
+    /// One stop marker per consumer.
+    Sentinel,
+    /// Consumers leave after a `get` times out.
+    Timeout,
+    /// The queue is closed.
+    Close,
+}
+
+/// What travels through the queue.
+#[derive(Debug)]
+enum Msg {
+    Task(u64),
+    Stop,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("producer-consumer");
+    report.params_from(args);
+    info!(
+        "{} producer(s), {} consumers, {} tasks, queue maxsize {}, shutdown by {:?}",
+        args.producers, args.consumers, args.items, args.maxsize, args.shutdown
+    );
+    let queue: JoinableQueue<Msg> = JoinableQueue::new(args.maxsize, lab.probe("queue"));
+    let (results_tx, results_rx) = crossbeam_channel::unbounded::<(u64, u64, String)>();
+    // The consumers' get timeout (timeout style) must outlast the longest gap between tasks.
+    let get_timeout = lab
+        .scaled(Duration::from_secs_f64(args.produce_time * 2.0 + 0.5))
+        .max(Duration::from_millis(50));
+    let patience = lab.scaled(Duration::from_secs_f64(
+        (args.produce_time + args.work_time) * args.items as f64,
+    )) + Duration::from_secs(60);
+    let started = Instant::now();
+
+    let (produced, per_consumer) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let queue = &queue;
+        let consumers: Vec<_> = (1..=args.consumers)
+            .map(|c| {
+                let results = results_tx.clone();
+                let name = format!("Worker-{c}");
+                lab.spawn(s, name.clone(), move || -> anyhow::Result<u64> {
+                    let mut rng = lab.rng(&name);
+                    let mut handled = 0;
+                    loop {
+                        let msg = match args.shutdown {
+                            Shutdown::Timeout => match queue.get_timeout(get_timeout) {
+                                Got::Item(m) => m,
+                                Got::Timeout => {
+                                    info!(
+                                        "Worker {c}: nothing for {}. Exiting.",
+                                        units::duration(get_timeout)
+                                    );
+                                    break;
+                                }
+                                Got::Closed => break,
+                            },
+                            _ => match queue.get() {
+                                Some(m) => m,
+                                None => {
+                                    info!("Worker {c}: queue closed. Exiting.");
+                                    break;
+                                }
+                            },
+                        };
+                        let id = match msg {
+                            Msg::Stop => {
+                                info!("Worker {c}: received sentinel. Exiting.");
+                                queue.task_done()?;
+                                break;
+                            }
+                            Msg::Task(id) => id,
+                        };
+                        info!("Worker {c}: Processing 'Task Data {id}'");
+                        lab.sleep_secs(rng.random_range(args.work_time / 5.0..=args.work_time));
+                        let result = id * id;
+                        info!("Worker {c}: Finished 'Task Data {id}'. Result: {result}");
+                        results.send((id, result, lab::thread_name()))?;
+                        handled += 1;
+                        queue.task_done()?;
+                    }
+                    Ok(handled)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        drop(results_tx);
+        let producers: Vec<_> = (0..args.producers)
+            .map(|p| {
+                let name = if args.producers == 1 {
+                    "Producer".to_string()
+                } else {
+                    format!("Producer-{}", p + 1)
+                };
+                lab.spawn(s, name.clone(), move || -> anyhow::Result<u64> {
+                    let mut rng = lab.rng(&name);
+                    let mut made = 0;
+                    // Producer p makes tasks p, p + P, p + 2P, …: distinct ids across producers.
+                    for id in (p as u64..args.items).step_by(args.producers) {
+                        lab.sleep_secs(rng.random_range(0.0..=args.produce_time));
+                        info!("{name}: Adding 'Task Data {id}' to queue.");
+                        queue.put(Msg::Task(id))?;
+                        made += 1;
+                    }
+                    Ok(made)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mut produced = 0;
+        for p in producers {
+            produced += lab::join(p)??;
+        }
+        info!("All tasks produced; waiting for the queue to be processed (join)…");
+        anyhow::ensure!(
+            queue.join_timeout(patience),
+            "the queue was not processed within {patience:?}"
+        );
+        info!("Queue joined: every task processed.");
+        match args.shutdown {
+            Shutdown::Sentinel => {
+                info!("Sending {} sentinels.", args.consumers);
+                for _ in 0..args.consumers {
+                    queue.put(Msg::Stop)?;
+                }
+            }
+            Shutdown::Close => {
+                info!("Closing the queue.");
+                queue.close();
+            }
+            Shutdown::Timeout => info!(
+                "Consumers will leave after {} without tasks.",
+                units::duration(get_timeout)
+            ),
+        }
+        let mut per_consumer = Vec::new();
+        for (i, c) in consumers.into_iter().enumerate() {
+            per_consumer.push((format!("Worker-{}", i + 1), lab::join(c)??));
+        }
+        Ok((produced, per_consumer))
+    })?;
+    let wall = started.elapsed();
+
+    // Drain the result queue: every task exactly once?
+    let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut wrong = 0;
+    for (id, result, _thread) in results_rx.try_iter() {
+        *seen.entry(id).or_default() += 1;
+        wrong += u64::from(result != id * id);
+    }
+    let consumed: u64 = per_consumer.iter().map(|(_, n)| n).sum();
+    let duplicates = seen.values().filter(|&&n| n > 1).count();
+    let missing = (0..args.items).filter(|id| !seen.contains_key(id)).count();
+    let mut t = Table::new(["consumer", "tasks"]);
+    for (name, n) in &per_consumer {
+        t.row([name.clone(), n.to_string()]);
+        report.metric(format!("{name}.items"), *n);
+    }
+    report.tables.push(t);
+    let throughput = consumed as f64 / wall.as_secs_f64().max(1e-9);
+    report.metric("produced", produced);
+    report.metric("consumed", consumed);
+    report.metric("results", seen.values().map(|&n| u64::from(n)).sum::<u64>());
+    report.metric("duplicates", duplicates as u64);
+    report.metric("missing", missing as u64);
+    report.metric("high_water", queue.high_water() as u64);
+    report.metric("producer_blocked_ms", units::ms(queue.put_blocked()));
+    report.metric("throughput_per_s", (throughput * 10.0).round() / 10.0);
+    report.check_eq("items produced", args.items, produced);
+    report.check_eq("items consumed = items produced", produced, consumed);
+    report.check(
+        "every item consumed exactly once",
+        "0 missing, 0 duplicated",
+        format!("{missing} missing, {duplicates} duplicated"),
+        missing == 0 && duplicates == 0,
+    );
+    report.check_eq("every result is correct", 0, wrong);
+    report.check(
+        "queue high-water mark within maxsize",
+        format!("<= {}", args.maxsize),
+        queue.high_water(),
+        queue.high_water() <= args.maxsize,
+    );
+    report.note(format!(
+        "Producers were blocked on a full queue for {}; throughput {:.1} tasks/s.",
+        units::duration(queue.put_blocked()),
+        throughput
+    ));
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_shutdown_style_accounts_for_every_item() {
+        for shutdown in [Shutdown::Sentinel, Shutdown::Timeout, Shutdown::Close] {
+            let lab = Lab::quiet(0.01, 4);
+            let args = Args {
+                producers: 2,
+                consumers: 3,
+                items: 30,
+                maxsize: 2,
+                shutdown,
+                produce_time: 0.1,
+                work_time: 0.5,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{shutdown:?}: {:#?}", report.checks);
+            assert_eq!(report.metric_u64("consumed"), Some(30));
+            assert!(report.metric_u64("high_water").unwrap() <= 2);
+        }
+    }
+}

@@ -1,0 +1,265 @@
+//! `JoinableQueue`: a bounded FIFO with Python's `task_done()` / `join()` on top.
+//!
+//! `put` waits while the queue is full; `get` waits while it is empty. Every `put` raises an
+//! *unfinished* count that only `task_done` lowers, so `join` can wait until every item put
+//! has not just been taken but *processed*. `close` is the Rust-style shutdown: after it,
+//! `get` drains what is left and then returns `None` to every consumer.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::lab::Probe;
+
+use super::lock;
+
+/// What a bounded `get` found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Got<T> {
+    /// An item.
+    Item(T),
+    /// Nothing arrived within the timeout.
+    Timeout,
+    /// The queue is closed and empty.
+    Closed,
+}
+
+/// Misuse the queue reports instead of corrupting its count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueueError {
+    /// `put` after `close`.
+    #[error("queue '{0}' is closed")]
+    Closed(String),
+    /// More `task_done` calls than items put.
+    #[error("task_done() called too many times on queue '{0}'")]
+    TooManyTaskDone(String),
+}
+
+struct State<T> {
+    items: VecDeque<T>,
+    unfinished: usize,
+    closed: bool,
+    high_water: usize,
+    put_blocked: Duration,
+}
+
+/// A bounded, joinable, closable FIFO queue.
+pub struct JoinableQueue<T> {
+    state: Mutex<State<T>>,
+    not_full: Condvar,
+    not_empty: Condvar,
+    all_done: Condvar,
+    maxsize: usize,
+    probe: Probe,
+}
+
+impl<T> JoinableQueue<T> {
+    /// A queue holding at most `maxsize` items (at least 1).
+    pub fn new(maxsize: usize, probe: Probe) -> Self {
+        Self {
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                unfinished: 0,
+                closed: false,
+                high_water: 0,
+                put_blocked: Duration::ZERO,
+            }),
+            not_full: Condvar::new(),
+            not_empty: Condvar::new(),
+            all_done: Condvar::new(),
+            maxsize: maxsize.max(1),
+            probe,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    /// Adds `item`, waiting while the queue is full.
+    pub fn put(&self, item: T) -> Result<(), QueueError> {
+        let mut st = self.state();
+        if st.items.len() >= self.maxsize && !st.closed {
+            let mark = self.probe.waiting();
+            let began = Instant::now();
+            st = self
+                .not_full
+                .wait_while(st, |s| s.items.len() >= self.maxsize && !s.closed)
+                .unwrap_or_else(|e| e.into_inner());
+            st.put_blocked += began.elapsed();
+            self.probe.waited(mark);
+        }
+        if st.closed {
+            return Err(QueueError::Closed(self.probe.name().to_string()));
+        }
+        st.items.push_back(item);
+        st.unfinished += 1;
+        st.high_water = st.high_water.max(st.items.len());
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
+    /// Takes the next item, waiting while empty; `None` once closed and drained.
+    pub fn get(&self) -> Option<T> {
+        match self.get_inner(None) {
+            Got::Item(item) => Some(item),
+            _ => None,
+        }
+    }
+
+    /// Takes the next item, waiting at most `timeout`.
+    pub fn get_timeout(&self, timeout: Duration) -> Got<T> {
+        self.get_inner(Some(timeout))
+    }
+
+    fn get_inner(&self, timeout: Option<Duration>) -> Got<T> {
+        let mut st = self.state();
+        if st.items.is_empty() && !st.closed {
+            let mark = self.probe.waiting();
+            let empty = |s: &mut State<T>| s.items.is_empty() && !s.closed;
+            st = match timeout {
+                None => self
+                    .not_empty
+                    .wait_while(st, empty)
+                    .unwrap_or_else(|e| e.into_inner()),
+                Some(t) => {
+                    self.not_empty
+                        .wait_timeout_while(st, t, empty)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0
+                }
+            };
+            self.probe.waited(mark);
+        }
+        match st.items.pop_front() {
+            Some(item) => {
+                self.not_full.notify_one();
+                Got::Item(item)
+            }
+            None if st.closed => Got::Closed,
+            None => Got::Timeout,
+        }
+    }
+
+    /// Marks one taken item as processed; wakes `join` when none are left.
+    pub fn task_done(&self) -> Result<(), QueueError> {
+        let mut st = self.state();
+        if st.unfinished == 0 {
+            return Err(QueueError::TooManyTaskDone(self.probe.name().to_string()));
+        }
+        st.unfinished -= 1;
+        if st.unfinished == 0 {
+            self.all_done.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Waits until every item put has been marked done, at most `timeout`. Returns whether
+    /// it got there.
+    pub fn join_timeout(&self, timeout: Duration) -> bool {
+        let st = self.state();
+        let (st, _) = self
+            .all_done
+            .wait_timeout_while(st, timeout, |s| s.unfinished > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        st.unfinished == 0
+    }
+
+    /// Closes the queue: no more puts; getters drain what is left, then get `None`.
+    pub fn close(&self) {
+        self.state().closed = true;
+        self.not_empty.notify_all();
+        self.not_full.notify_all();
+    }
+
+    /// Items waiting now.
+    pub fn len(&self) -> usize {
+        self.state().items.len()
+    }
+
+    /// Whether no item is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most items ever waiting at once.
+    pub fn high_water(&self) -> usize {
+        self.state().high_water
+    }
+
+    /// Total time `put` callers spent blocked on a full queue.
+    pub fn put_blocked(&self) -> Duration {
+        self.state().put_blocked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_waits_until_every_item_is_marked_done() {
+        let q = JoinableQueue::new(2, Probe::off("q"));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                while let Some(_item) = q.get() {
+                    std::thread::sleep(Duration::from_millis(1));
+                    q.task_done().unwrap();
+                }
+            });
+            for i in 0..10 {
+                q.put(i).unwrap();
+            }
+            assert!(q.join_timeout(Duration::from_secs(10)));
+            q.close();
+        });
+        assert!(q.high_water() <= 2);
+    }
+
+    #[test]
+    fn join_times_out_while_work_is_unfinished() {
+        let q = JoinableQueue::new(2, Probe::off("q"));
+        q.put(1).unwrap();
+        assert_eq!(q.get(), Some(1));
+        assert!(!q.join_timeout(Duration::from_millis(5)));
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::from_millis(5)));
+    }
+
+    #[test]
+    fn task_done_too_often_is_an_error() {
+        let q: JoinableQueue<u8> = JoinableQueue::new(1, Probe::off("q"));
+        assert!(matches!(q.task_done(), Err(QueueError::TooManyTaskDone(_))));
+    }
+
+    #[test]
+    fn a_closed_queue_drains_then_returns_none_and_refuses_puts() {
+        let q = JoinableQueue::new(3, Probe::off("q"));
+        q.put(1).unwrap();
+        q.close();
+        assert!(q.put(2).is_err());
+        assert_eq!(q.get_timeout(Duration::from_millis(1)), Got::Item(1));
+        assert_eq!(q.get_timeout(Duration::from_millis(1)), Got::Closed);
+        assert_eq!(q.get(), None);
+    }
+
+    #[test]
+    fn get_timeout_on_an_empty_open_queue_times_out() {
+        let q: JoinableQueue<u8> = JoinableQueue::new(1, Probe::off("q"));
+        assert_eq!(q.get_timeout(Duration::from_millis(2)), Got::Timeout);
+    }
+
+    #[test]
+    fn a_full_queue_blocks_put_until_a_get() {
+        let q = JoinableQueue::new(1, Probe::off("q"));
+        q.put(1).unwrap();
+        std::thread::scope(|s| {
+            let h = s.spawn(|| q.put(2));
+            std::thread::sleep(Duration::from_millis(20));
+            assert_eq!(q.get(), Some(1));
+            h.join().unwrap().unwrap();
+        });
+        assert!(q.put_blocked() > Duration::ZERO);
+        assert_eq!(q.high_water(), 1);
+    }
+}
