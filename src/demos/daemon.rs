@@ -87,21 +87,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     ]);
     if matches!(args.mode, Mode::Daemon | Mode::Both) {
         let o = daemon_in_child(args, lab)?;
-        table.row([
-            "daemon".to_string(),
-            o.ticks.to_string(),
-            yes_no(o.cleanup_ran),
-            units::duration(o.end_delay),
-        ]);
-        report.metric("daemon.ticks", o.ticks);
-        report.metric("daemon.cleanup_ran", o.cleanup_ran);
-        report.metric("daemon.end_delay_ms", units::ms(o.end_delay));
-        report.check(
-            "daemon: the monitor ticked while main worked",
-            ">= 1 tick",
-            o.ticks,
-            o.ticks >= 1,
-        );
+        record(&mut report, &mut table, "daemon", &o);
         report.check(
             "daemon: the process exited under the monitor; its cleanup never ran",
             "no cleanup",
@@ -115,21 +101,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     }
     if matches!(args.mode, Mode::Graceful | Mode::Both) {
         let o = graceful(args, lab)?;
-        table.row([
-            "graceful".to_string(),
-            o.ticks.to_string(),
-            yes_no(o.cleanup_ran),
-            units::duration(o.end_delay),
-        ]);
-        report.metric("graceful.ticks", o.ticks);
-        report.metric("graceful.cleanup_ran", o.cleanup_ran);
-        report.metric("graceful.end_delay_ms", units::ms(o.end_delay));
-        report.check(
-            "graceful: the monitor ticked while main worked",
-            ">= 1 tick",
-            o.ticks,
-            o.ticks >= 1,
-        );
+        record(&mut report, &mut table, "graceful", &o);
         report.check_eq(
             "graceful: the monitor ran its cleanup and was joined",
             true,
@@ -147,8 +119,24 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-fn yes_no(b: bool) -> String {
-    if b { "yes".into() } else { "no".into() }
+/// The table row, metrics and tick check every mode shares.
+fn record(report: &mut Report, table: &mut Table, mode: &str, o: &Outcome) {
+    let ran = if o.cleanup_ran { "yes" } else { "no" };
+    table.row([
+        mode.to_string(),
+        o.ticks.to_string(),
+        ran.to_string(),
+        units::duration(o.end_delay),
+    ]);
+    report.metric(format!("{mode}.ticks"), o.ticks);
+    report.metric(format!("{mode}.cleanup_ran"), o.cleanup_ran);
+    report.metric(format!("{mode}.end_delay_ms"), units::ms(o.end_delay));
+    report.check(
+        format!("{mode}: the monitor ticked while main worked"),
+        ">= 1 tick",
+        o.ticks,
+        o.ticks >= 1,
+    );
 }
 
 /// The child process: a detached monitor, the main thread's work, then exit.

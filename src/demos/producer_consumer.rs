@@ -81,6 +81,15 @@ enum Msg {
     Stop,
 }
 
+/// Closes the queue when dropped.
+struct CloseOnExit<'a, T>(&'a JoinableQueue<T>);
+
+impl<T> Drop for CloseOnExit<'_, T> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 /// Runs the demo.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("producer-consumer");
@@ -102,6 +111,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
 
     let (produced, per_consumer) = std::thread::scope(|s| -> anyhow::Result<_> {
         let queue = &queue;
+        // Whatever path leaves this scope (an error included), close the queue first so no
+        // consumer is left blocked in `get` while the scope waits for it.
+        let _close = CloseOnExit(queue);
         let consumers: Vec<_> = (1..=args.consumers)
             .map(|c| {
                 let results = results_tx.clone();
