@@ -64,6 +64,11 @@ pub enum Command {
     Daemon(demos::daemon::Args),
     /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
     Pool(demos::pool::Args),
+    /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).
+    #[command(name = "url-check", visible_alias = "url-checker")]
+    UrlCheck(demos::url_check::Args),
+    /// A small httpbin-like HTTP server on 127.0.0.1 for offline url-check runs.
+    Serve(crate::serve::Args),
     /// List the demos in lesson order.
     List,
 }
@@ -89,6 +94,15 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
         Ok(secs)
     } else {
         Err(format!("must be between 0 and 60 seconds (got {s})"))
+    }
+}
+
+/// Parses a number of seconds: any finite number from 0 up (for durations that are not
+/// simulated work, such as how long a server runs).
+pub fn parse_secs_any(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}' is not a number of seconds")),
     }
 }
 

@@ -13,12 +13,15 @@
 //!   (plain and bounded), `RLock`, `Lock`, `Event`, `JoinableQueue`.
 //! - [`pool`]: `ThreadPool` with the `ThreadPoolExecutor` surface: `submit` → `Future`, `map`,
 //!   `as_completed`, named workers, panics captured in their Futures.
+//! - [`serve`]: a small httpbin-like HTTP server on 127.0.0.1 (hyper + tokio) for offline
+//!   url-check runs, tests and benchmarks.
 //! - [`demos`]: one module per demo and the dispatcher.
 
 pub mod cli;
 pub mod demos;
 pub mod lab;
 pub mod pool;
+pub mod serve;
 pub mod sync;
 
 use std::ffi::OsString;
@@ -98,7 +101,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     );
 
     let done = Arc::new(sync::Event::new());
-    if g.watchdog > 0 {
+    // url-check bounds itself with per-request timeouts and a list can legitimately take
+    // long; serve runs until Ctrl-C. The watchdog guards the demos.
+    let guarded = !matches!(cli.command, Command::UrlCheck(_) | Command::Serve(_));
+    if guarded && g.watchdog > 0 {
         start_watchdog(Arc::clone(&done), Duration::from_secs(g.watchdog));
     }
     let result = demos::run(&cli.command, &lab);

@@ -7,6 +7,7 @@ pub mod producer_consumer;
 pub mod race_condition;
 pub mod rlock;
 pub mod semaphore;
+pub mod url_check;
 
 use clap::CommandFactory;
 
@@ -23,16 +24,18 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
         Command::Daemon(args) => daemon::run(args, lab),
         Command::Pool(args) => pool::run(args, lab),
+        Command::UrlCheck(args) => url_check::run(args, lab),
+        Command::Serve(args) => crate::serve::run(args, lab),
         Command::List => anyhow::bail!("`list` is not a demo"),
     }
 }
 
-/// Every demo's name, aliases and one-line summary, in lesson order. Read from the CLI
+/// Every demo's name (not the `serve` tool), aliases and one-line summary, in lesson order. Read from the CLI
 /// definition itself, so `list`, `--help` and the dispatcher cannot disagree.
 pub fn lesson_order() -> Vec<(String, Vec<String>, String)> {
     Cli::command()
         .get_subcommands()
-        .filter(|c| !matches!(c.get_name(), "list" | "help"))
+        .filter(|c| !matches!(c.get_name(), "list" | "help" | "serve"))
         .map(|c| {
             (
                 c.get_name().to_string(),
