@@ -27,6 +27,7 @@ install:
 
 ## Benchmarks: figures quoted in the README (not tests).
 bench:
+	$(CARGO) build --release --locked --quiet --bins
 	$(CARGO) run --release --locked --quiet --bin threadlab-bench
 
 clean:

@@ -11,6 +11,7 @@ fn main() -> anyhow::Result<()> {
     );
     race_ns_per_increment()?;
     pool_overhead()?;
+    url_check_figures()?;
     Ok(())
 }
 
@@ -90,4 +91,162 @@ fn python_pool_overhead(tasks: usize) {
         ),
         _ => println!("   (python3 not available: Python comparison skipped)"),
     }
+}
+
+/// url-check against threadlab's own server on 127.0.0.1, beside the tutorials' Python
+/// version (requests + ThreadPoolExecutor) and lychee when they are installed.
+fn url_check_figures() -> anyhow::Result<()> {
+    use std::path::Path;
+    use threadlab::serve::Server;
+    let server = Server::start("127.0.0.1:0".parse()?, false)?;
+    let base = server.base_url();
+    let exe = std::env::current_exe()?.with_file_name("threadlab");
+    anyhow::ensure!(
+        exe.exists(),
+        "build the threadlab binary first (cargo build --release)"
+    );
+    let dir = std::env::temp_dir();
+    let write = |name: &str, urls: Vec<String>| -> anyhow::Result<std::path::PathBuf> {
+        let path = dir.join(format!("threadlab-bench-{name}.txt"));
+        std::fs::write(&path, urls.join("\n") + "\n")?;
+        Ok(path)
+    };
+    let threadlab_run = |list: &Path, workers: usize| -> anyhow::Result<serde_json::Value> {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args([
+            "url-check",
+            list.to_str().unwrap_or_default(),
+            "--json",
+            "-q",
+            "--workers",
+            &workers.to_string(),
+        ]);
+        let out = cmd.output()?;
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        anyhow::ensure!(
+            report["summary"]["failed"] == 0,
+            "url-check failed URLs: {}",
+            report["summary"]
+        );
+        Ok(report["summary"].clone())
+    };
+
+    // Makespan: 100 × /delay/0.1 on 10 workers; ideal 1.0 s.
+    let delays = write(
+        "delay",
+        (0..100)
+            .map(|i| format!("{base}/delay/0.1?n={i}"))
+            .collect(),
+    )?;
+    let best = (0..3)
+        .map(|_| threadlab_run(&delays, 10).map(|s| s["wall_ms"].as_f64().unwrap_or(f64::NAN)))
+        .collect::<anyhow::Result<Vec<f64>>>()?
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "\nurl-check makespan: 100 URLs of /delay/0.1 on 10 workers (ideal 1.000 s; best of 3)"
+    );
+    println!(
+        "  threadlab                        {:.3} s  ({:+.1} % over ideal)",
+        best / 1e3,
+        (best / 1e3 - 1.0) * 100.0
+    );
+    if let Some(py) = python_check(&delays, 10) {
+        println!("  Python requests + ThreadPool     {py:.3} s");
+    }
+
+    // Throughput: 2 000 fast, distinct URLs on 8 workers.
+    let fast = write(
+        "fast",
+        (0..2000).map(|i| format!("{base}/get?n={i}")).collect(),
+    )?;
+    println!("\nurl-check throughput: 2 000 fast URLs on 8 workers (best of 3)");
+    let best = (0..3)
+        .map(|_| threadlab_run(&fast, 8).map(|s| s["wall_ms"].as_f64().unwrap_or(f64::NAN)))
+        .collect::<anyhow::Result<Vec<f64>>>()?
+        .into_iter()
+        .fold(f64::INFINITY, f64::min);
+    let ours = 2000.0 / (best / 1e3);
+    println!("  threadlab                        {ours:>8.0} req/s");
+    if let Some(py) = python_check(&fast, 8) {
+        let theirs = 2000.0 / py;
+        println!(
+            "  Python requests + ThreadPool     {theirs:>8.0} req/s  (threadlab {:.1}x)",
+            ours / theirs
+        );
+    }
+    match lychee_check(&fast, 8) {
+        Some(secs) => {
+            let theirs = 2000.0 / secs;
+            println!(
+                "  lychee (8 concurrent, no cache)  {theirs:>8.0} req/s  (threadlab {:.2}x)",
+                ours / theirs
+            );
+        }
+        None => println!("  lychee: not installed (cargo install lychee), comparison skipped"),
+    }
+
+    // Memory: 100 000 fast URLs.
+    let many = write(
+        "many",
+        (0..100_000).map(|i| format!("{base}/get?n={i}")).collect(),
+    )?;
+    let summary = threadlab_run(&many, 8)?;
+    println!(
+        "\nurl-check memory: 100 000 fast URLs on 8 workers: peak RSS {:.1} MB (VmHWM, read after the results are serialized), {:.1} s, {:.0} req/s",
+        summary["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
+        summary["wall_ms"].as_f64().unwrap_or(0.0) / 1e3,
+        100_000.0 / (summary["wall_ms"].as_f64().unwrap_or(1.0) / 1e3)
+    );
+    for p in [delays, fast, many] {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+/// Seconds the tutorials' Python checker takes for `list` on `workers` threads (best of 3).
+fn python_check(list: &std::path::Path, workers: usize) -> Option<f64> {
+    const SCRIPT: &str = r#"
+import sys, time, requests, concurrent.futures as cf
+urls = [l.strip() for l in open(sys.argv[1]) if l.strip()]
+best = 1e9
+for _ in range(3):
+    t = time.perf_counter()
+    with cf.ThreadPoolExecutor(max_workers=int(sys.argv[2])) as ex:
+        codes = list(ex.map(lambda u: requests.get(u, timeout=10).status_code, urls))
+    assert all(c == 200 for c in codes)
+    best = min(best, time.perf_counter() - t)
+print(best)
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, list.to_str()?, &workers.to_string()])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+/// Seconds lychee takes for `list` at `concurrency` (best of 3), when it is on PATH.
+fn lychee_check(list: &std::path::Path, concurrency: usize) -> Option<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let status = std::process::Command::new("lychee")
+            .args([
+                "--no-progress",
+                "--max-concurrency",
+                &concurrency.to_string(),
+                "--max-retries",
+                "0",
+            ])
+            .arg(list)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .ok()?;
+        if !status.success() {
+            return None;
+        }
+        best = best.min(started.elapsed().as_secs_f64());
+    }
+    Some(best)
 }

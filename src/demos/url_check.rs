@@ -165,15 +165,29 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
     }
 }
 
-/// One input line to check: a URL, or the reason it is not one.
+/// One input line to check: a URL, or the reason it is not one. Kept small (the text is
+/// shared with its result, and the URL is parsed again when checked) so 100 000 lines fit
+/// in a few megabytes.
 #[derive(Debug, Clone)]
 pub struct Entry {
     /// 1-based line number in the input.
     pub line: usize,
     /// The line as given (trimmed).
-    pub text: String,
-    /// The URL, or (kind, message) for a line that cannot be checked.
-    pub target: Result<Url, (&'static str, String)>,
+    pub text: Arc<str>,
+    /// `Ok` for an http(s) URL, or (kind, message) for a line that cannot be checked.
+    pub target: Result<(), (&'static str, String)>,
+}
+
+/// Parses a line as an http(s) URL, or says why it is not one.
+fn parse_target(text: &str) -> Result<Url, (&'static str, String)> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
+        Ok(url) => Err((
+            "unsupported scheme",
+            format!("unsupported scheme '{}'", url.scheme()),
+        )),
+        Err(e) => Err(("invalid URL", format!("invalid URL ({e})"))),
+    }
 }
 
 /// Parses the input: every non-blank, non-comment line becomes exactly one entry.
@@ -193,7 +207,7 @@ pub fn parse_lines(bytes: &[u8]) -> (Vec<Entry>, usize) {
             Err(e) => {
                 entries.push(Entry {
                     line,
-                    text: String::from_utf8_lossy(raw).trim().to_string(),
+                    text: String::from_utf8_lossy(raw).trim().into(),
                     target: Err((
                         "invalid line",
                         format!("invalid line: not UTF-8 (byte {})", e.valid_up_to()),
@@ -206,17 +220,10 @@ pub fn parse_lines(bytes: &[u8]) -> (Vec<Entry>, usize) {
             skipped += 1;
             continue;
         }
-        let target = match Url::parse(text) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(url),
-            Ok(url) => Err((
-                "unsupported scheme",
-                format!("unsupported scheme '{}'", url.scheme()),
-            )),
-            Err(e) => Err(("invalid URL", format!("invalid URL ({e})"))),
-        };
+        let target = parse_target(text).map(drop);
         entries.push(Entry {
             line,
-            text: text.to_string(),
+            text: text.into(),
             target,
         });
     }
@@ -229,7 +236,7 @@ pub struct CheckResult {
     /// 1-based input line.
     pub line: usize,
     /// The URL as given.
-    pub url: String,
+    pub url: Arc<str>,
     /// Final status code after redirects, if a response came.
     pub status: Option<u16>,
     /// Why it failed, if it did.
@@ -243,7 +250,7 @@ pub struct CheckResult {
     /// Time spent on it, all attempts included.
     pub elapsed_ms: f64,
     /// The thread that checked it.
-    pub thread: Option<String>,
+    pub thread: Option<Arc<str>>,
     /// Requests made (1 + retries used).
     pub attempts: u32,
 }
@@ -252,7 +259,7 @@ impl CheckResult {
     fn failed(entry: &Entry, kind: &'static str, error: String) -> Self {
         CheckResult {
             line: entry.line,
-            url: entry.text.clone(),
+            url: Arc::clone(&entry.text),
             status: None,
             error: Some(error),
             kind: Some(kind),
@@ -316,14 +323,18 @@ impl Checker {
 
     /// Checks one entry on the current thread, retrying as configured.
     pub fn check(&self, entry: &Entry) -> CheckResult {
-        let url = match &entry.target {
+        let parsed = entry
+            .target
+            .clone()
+            .and_then(|()| parse_target(&entry.text));
+        let url = match &parsed {
             Ok(url) => url,
             Err((kind, msg)) => {
                 if self.narrate.load(Ordering::Relaxed) {
                     warn!("line {}: {msg}: {}", entry.line, entry.text);
                 }
                 let mut r = CheckResult::failed(entry, kind, msg.clone());
-                r.thread = Some(lab::thread_name());
+                r.thread = Some(this_thread());
                 return r;
             }
         };
@@ -378,13 +389,13 @@ impl Checker {
         }
         CheckResult {
             line: entry.line,
-            url: entry.text.clone(),
+            url: Arc::clone(&entry.text),
             status,
             error,
             kind,
             ok,
             elapsed_ms: units::ms(elapsed),
-            thread: Some(lab::thread_name()),
+            thread: Some(this_thread()),
             attempts,
         }
     }
@@ -413,6 +424,12 @@ impl Checker {
             }
         }
     }
+}
+
+/// The current thread's narrative name, shared by every result it produces.
+fn this_thread() -> Arc<str> {
+    thread_local!(static NAME: Arc<str> = lab::thread_name().into());
+    NAME.with(Arc::clone)
 }
 
 /// Names what went wrong with a request, from reqwest's error and its causes.
@@ -680,10 +697,10 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         };
         table.row([
             r.line.to_string(),
-            r.url.clone(),
+            r.url.to_string(),
             status,
             format!("{:.0} ms", r.elapsed_ms),
-            r.thread.clone().unwrap_or_default(),
+            r.thread.as_deref().unwrap_or_default().to_string(),
         ]);
     }
     report.tables.push(table);
@@ -702,10 +719,6 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     summary.insert("wall_ms".into(), units::ms(concurrent).into());
     summary.insert("workers".into(), args.workers.into());
     summary.insert("interrupted".into(), interrupted.into());
-    if let Some(mb) = peak_rss_mb() {
-        summary.insert("peak_rss_mb".into(), mb.into());
-        report.metric("peak_rss_mb", mb);
-    }
     report.metric("total", results.len() as u64);
     report.metric("ok", ok as u64);
     report.metric("failed", failed as u64);
@@ -762,9 +775,18 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             );
         }
     }
-    report
-        .extra
-        .insert("results".into(), serde_json::to_value(&results)?);
+    // Serialized once, compactly: no JSON tree of 100 000 objects in memory.
+    let mut json = Vec::with_capacity(results.len() * 192);
+    serde_json::to_writer(&mut json, &results)?;
+    drop(results);
+    report.results = Some(serde_json::value::RawValue::from_string(
+        String::from_utf8(json)?,
+    )?);
+    // Peak memory, read after the largest allocation of the run.
+    if let Some(mb) = peak_rss_mb() {
+        summary.insert("peak_rss_mb".into(), mb.into());
+        report.metric("peak_rss_mb", mb);
+    }
     report
         .extra
         .insert("summary".into(), serde_json::Value::Object(summary));
@@ -847,6 +869,7 @@ mod tests {
         let lines: Vec<usize> = entries.iter().map(|e| e.line).collect();
         assert_eq!(lines, vec![1, 4, 5, 6, 7, 8]);
         assert!(entries[1].target.is_ok());
+        assert_eq!(&*entries[1].text, "https://b.test/x");
         assert_eq!(
             entries[2].target.as_ref().unwrap_err().1,
             "unsupported scheme 'ftp'"

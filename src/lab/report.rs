@@ -87,7 +87,11 @@ pub struct Report {
     pub ok: bool,
     /// Plain-language remarks for the summary: what was seen, what to try next.
     pub notes: Vec<String>,
-    /// Demo-specific structured fields (url-check's `results` and `summary`, …).
+    /// url-check's per-line results, serialized once as compact JSON: a list of 100 000
+    /// results is held as one string, not as a tree of 100 000 JSON objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<Box<serde_json::value::RawValue>>,
+    /// Demo-specific structured fields (url-check's `summary`, race's `distribution`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
     /// Tables for the human summary.
@@ -110,6 +114,7 @@ impl Report {
             checks: Vec::new(),
             ok: true,
             notes: Vec::new(),
+            results: None,
             extra: Map::new(),
             tables: Vec::new(),
             exit_code: None,
