@@ -160,14 +160,22 @@ fn url_check_figures() -> anyhow::Result<()> {
         "fast",
         (0..2000).map(|i| format!("{base}/get?n={i}")).collect(),
     )?;
-    println!("\nurl-check throughput: 2 000 fast URLs on 8 workers (best of 3)");
-    let best = (0..3)
-        .map(|_| threadlab_run(&fast, 8).map(|s| s["wall_ms"].as_f64().unwrap_or(f64::NAN)))
-        .collect::<anyhow::Result<Vec<f64>>>()?
-        .into_iter()
-        .fold(f64::INFINITY, f64::min);
-    let ours = 2000.0 / (best / 1e3);
-    println!("  threadlab                        {ours:>8.0} req/s");
+    println!(
+        "\nurl-check throughput: 2 000 fast URLs on 8 workers (best of 3; threadlab and lychee timed as whole processes)"
+    );
+    let mut best = f64::INFINITY;
+    let mut inner = f64::INFINITY;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        let summary = threadlab_run(&fast, 8)?;
+        best = best.min(started.elapsed().as_secs_f64());
+        inner = inner.min(summary["wall_ms"].as_f64().unwrap_or(f64::NAN) / 1e3);
+    }
+    let ours = 2000.0 / best;
+    println!(
+        "  threadlab                        {ours:>8.0} req/s  (checking alone: {:.0} req/s)",
+        2000.0 / inner
+    );
     if let Some(py) = python_check(&fast, 8) {
         let theirs = 2000.0 / py;
         println!(
@@ -179,7 +187,7 @@ fn url_check_figures() -> anyhow::Result<()> {
         Some(secs) => {
             let theirs = 2000.0 / secs;
             println!(
-                "  lychee (8 concurrent, no cache)  {theirs:>8.0} req/s  (threadlab {:.2}x)",
+                "  lychee (8 concurrent, per-host throttle off, no cache) {theirs:>8.0} req/s  (threadlab {:.2}x)",
                 ours / theirs
             );
         }
@@ -233,11 +241,13 @@ fn lychee_check(list: &std::path::Path, concurrency: usize) -> Option<f64> {
         let status = std::process::Command::new("lychee")
             .args([
                 "--no-progress",
-                "--max-concurrency",
-                &concurrency.to_string(),
                 "--max-retries",
                 "0",
+                "--host-request-interval",
+                "0ms",
             ])
+            .args(["--max-concurrency", &concurrency.to_string()])
+            .args(["--host-concurrency", &concurrency.to_string()])
             .arg(list)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
