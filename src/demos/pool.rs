@@ -362,11 +362,6 @@ fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()>
             units::duration(took),
             units::speedup(speedup)
         );
-        report.metric(format!("sweep.{w}.ms"), units::ms(took));
-        report.metric(
-            format!("sweep.{w}.speedup"),
-            (speedup * 100.0).round() / 100.0,
-        );
         report.check_eq(
             format!("sweep: all {TASKS} tasks done with {w} workers"),
             TASKS,
@@ -374,19 +369,11 @@ fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()>
         );
         rows.push((w, took, speedup));
     }
-    let best = rows.iter().map(|r| r.2).fold(0.0, f64::max);
-    let mut t = Table::new(["workers", "time", "speedup", "ideal", ""])
-        .titled(format!("sweep: {TASKS} tasks of 0.1 s"));
-    for (w, took, s) in rows {
-        t.row([
-            w.to_string(),
-            units::duration(took),
-            units::speedup(s),
-            units::speedup(w.min(TASKS) as f64),
-            units::bar(s, best, 30),
-        ]);
-    }
-    report.tables.push(t);
+    report.sweep(
+        format!("sweep: {TASKS} tasks of 0.1 s"),
+        &rows,
+        Some(&|w: usize| w.min(TASKS) as f64),
+    );
     Ok(())
 }
 

@@ -827,33 +827,25 @@ fn sweep(
             &indicatif::ProgressBar::hidden(),
         )?;
         info!("{w} workers: {}", units::duration(took));
-        report.metric(format!("sweep.{w}.ms"), units::ms(took));
         rows.push((w, took));
     }
     checker.narrate.store(true, Ordering::Relaxed);
     let Some(&(_, base)) = rows.first() else {
         return Ok(());
     };
-    let best = rows
+    let rows: Vec<(usize, Duration, f64)> = rows
         .iter()
-        .map(|r| base.as_secs_f64() / r.1.as_secs_f64())
-        .fold(0.0, f64::max);
-    let mut t = Table::new(["workers", "time", "speedup", ""]).titled(format!(
-        "sweep: {} URLs, speedup against {} worker(s)",
-        entries.len(),
-        rows[0].0
-    ));
-    for (w, took) in rows {
-        let s = base.as_secs_f64() / took.as_secs_f64();
-        report.metric(format!("sweep.{w}.speedup"), (s * 100.0).round() / 100.0);
-        t.row([
-            w.to_string(),
-            units::duration(took),
-            units::speedup(s),
-            units::bar(s, best, 30),
-        ]);
-    }
-    report.tables.push(t);
+        .map(|&(w, took)| (w, took, base.as_secs_f64() / took.as_secs_f64()))
+        .collect();
+    report.sweep(
+        format!(
+            "sweep: {} URLs, speedup against {} worker(s)",
+            entries.len(),
+            rows[0].0
+        ),
+        &rows,
+        None,
+    );
     Ok(())
 }
 

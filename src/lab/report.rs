@@ -166,6 +166,43 @@ impl Report {
         self.notes.push(text.into());
     }
 
+    /// Records a worker-count sweep: `sweep.{workers}.ms` and `sweep.{workers}.speedup`
+    /// metrics, and a table with a bar chart of the speedups. Each row is (workers, time,
+    /// speedup); `ideal` gives the ideal speedup for a worker count, when there is one.
+    pub fn sweep(
+        &mut self,
+        title: impl Into<String>,
+        rows: &[(usize, std::time::Duration, f64)],
+        ideal: Option<&dyn Fn(usize) -> f64>,
+    ) {
+        use super::units;
+        let best = rows.iter().map(|r| r.2).fold(0.0, f64::max);
+        let mut headers = vec!["workers", "time", "speedup"];
+        if ideal.is_some() {
+            headers.push("ideal");
+        }
+        headers.push("");
+        let mut table = Table::new(headers).titled(title);
+        for &(workers, took, speedup) in rows {
+            self.metric(format!("sweep.{workers}.ms"), units::ms(took));
+            self.metric(
+                format!("sweep.{workers}.speedup"),
+                (speedup * 100.0).round() / 100.0,
+            );
+            let mut cells = vec![
+                workers.to_string(),
+                units::duration(took),
+                units::speedup(speedup),
+            ];
+            if let Some(ideal) = ideal {
+                cells.push(units::speedup(ideal(workers)));
+            }
+            cells.push(units::bar(speedup, best, 30));
+            table.row(cells);
+        }
+        self.tables.push(table);
+    }
+
     /// The process exit code this report calls for.
     pub fn exit_code(&self) -> i32 {
         self.exit_code.unwrap_or(if self.ok { 0 } else { 1 })
