@@ -100,6 +100,16 @@ fn every_line_yields_one_result_in_input_order_with_its_status_or_error_kind() {
 }
 
 #[test]
+fn https_to_a_plain_http_port_is_a_tls_error() {
+    let s = server();
+    let url = format!("https://{}/get\n", s.addr());
+    let path = list_file("tls", url.as_bytes());
+    let (code, r, _) = url_check(&[path.to_str().unwrap(), "--timeout", "5"]);
+    assert_eq!(code, 2);
+    assert_eq!(results(&r)[0]["kind"], "TLS error", "{}", results(&r)[0]);
+}
+
+#[test]
 fn all_accepted_exits_0_and_accept_ranges_change_what_counts() {
     let s = server();
     let b = s.base_url();

@@ -432,15 +432,30 @@ fn this_thread() -> Arc<str> {
     NAME.with(Arc::clone)
 }
 
+/// Whether an I/O error carries a rustls error, however deeply io errors are nested (the
+/// connector wraps it twice, and `io::Error::source` skips the wrappers).
+fn wraps_rustls(io: &std::io::Error) -> bool {
+    match io.get_ref() {
+        Some(inner) if inner.is::<rustls::Error>() => true,
+        Some(inner) => inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(wraps_rustls),
+        None => false,
+    }
+}
+
 /// Names what went wrong with a request, from reqwest's error and its causes.
 fn classify(e: &reqwest::Error, timeout: Duration) -> (&'static str, String) {
     let mut chain = Vec::new();
     let mut refused = false;
+    let mut tls = false;
     let mut source: Option<&dyn std::error::Error> = Some(e);
     while let Some(s) = source {
         chain.push(s.to_string());
+        tls |= s.downcast_ref::<rustls::Error>().is_some();
         if let Some(io) = s.downcast_ref::<std::io::Error>() {
             refused |= io.kind() == std::io::ErrorKind::ConnectionRefused;
+            tls |= wraps_rustls(io);
         }
         source = s.source();
     }
@@ -463,8 +478,7 @@ fn classify(e: &reqwest::Error, timeout: Duration) -> (&'static str, String) {
         || lower.contains("name or service not known")
     {
         ("DNS failure", format!("DNS failure: {detail}"))
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
+    } else if tls || lower.contains("certificate") || lower.contains("handshake") {
         ("TLS error", format!("TLS error: {detail}"))
     } else if e.is_connect() {
         ("connection error", format!("connection error: {detail}"))

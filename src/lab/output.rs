@@ -115,7 +115,7 @@ impl Output {
             MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10))
         });
         let style = ProgressStyle::with_template(
-            "{prefix:>12} [{bar:30.cyan/blue}] {pos}/{len} ({percent}%) eta {eta}",
+            "{prefix:>12} [{bar:30.cyan/blue}] {pos}/{len} {per_sec:1} eta {eta}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("█▉▊▋▌▍▎▏ ");
