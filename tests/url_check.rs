@@ -294,6 +294,29 @@ fn sweep_reports_each_worker_count() {
     );
 }
 
+/// Runs url-check on `list` with `args`, sends SIGINT after `after`, and returns the exit
+/// code and the JSON report.
+fn interrupted_run(list: &std::path::Path, args: &[&str], after: Duration) -> (Option<i32>, Value) {
+    let exe = assert_cmd::cargo::cargo_bin("threadlab");
+    let child = std::process::Command::new(exe)
+        .args(["url-check", list.to_str().unwrap(), "--json", "-q"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(after);
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        serde_json::from_slice(&out.stdout).unwrap(),
+    )
+}
+
 #[test]
 fn ctrl_c_stops_handing_out_urls_and_prints_a_partial_report() {
     let s = server();
@@ -301,28 +324,8 @@ fn ctrl_c_stops_handing_out_urls_and_prints_a_partial_report() {
         .map(|_| format!("{}/delay/1\n", s.base_url()))
         .collect();
     let path = list_file("interrupt", input.as_bytes());
-    let exe = assert_cmd::cargo::cargo_bin("threadlab");
-    let child = std::process::Command::new(exe)
-        .args([
-            "url-check",
-            path.to_str().unwrap(),
-            "--json",
-            "-q",
-            "--workers",
-            "2",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, r) = interrupted_run(&path, &["--workers", "2"], Duration::from_millis(500));
+    assert_eq!(code, Some(130));
     let rs = results(&r);
     assert_eq!(rs.len(), 20, "every line is still reported");
     let unchecked = rs.iter().filter(|x| x["kind"] == "not checked").count();
@@ -331,6 +334,29 @@ fn ctrl_c_stops_handing_out_urls_and_prints_a_partial_report() {
         "most lines were never handed out ({unchecked})"
     );
     assert_eq!(r["summary"]["interrupted"], true);
+}
+
+#[test]
+fn ctrl_c_during_the_sequential_comparison_measures_no_speedup() {
+    let s = server();
+    let input: String = (0..4)
+        .map(|_| format!("{}/delay/1\n", s.base_url()))
+        .collect();
+    let path = list_file("interrupt-compare", input.as_bytes());
+    // Concurrent: about 1 s on 4 workers; sequential: about 4 s. Interrupt at 2 s.
+    let (code, r) = interrupted_run(
+        &path,
+        &["--workers", "4", "--compare"],
+        Duration::from_secs(2),
+    );
+    assert_eq!(code, Some(130));
+    assert_eq!(r["summary"]["ok"], 4, "the concurrent run had finished");
+    assert!(
+        r["summary"].get("speedup").is_none(),
+        "a partial time is no comparison: {}",
+        r["summary"]
+    );
+    assert!(r["summary"].get("sequential_ms").is_none());
 }
 
 #[test]

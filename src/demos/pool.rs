@@ -21,6 +21,8 @@
 //! reads. See `src/pool/mod.rs`.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use clap::builder::RangedU64ValueParser;
@@ -291,17 +293,15 @@ fn failure(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     }
     // Proof the pool still has every worker: one task per worker, each waiting (bounded)
     // until all of them run at the same time. A dead worker would leave them short.
-    let arrived = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let arrived = Arc::new(AtomicUsize::new(0));
     let w = args.workers;
     let rendezvous: Vec<_> = (0..w)
         .map(|_| {
-            let arrived = std::sync::Arc::clone(&arrived);
+            let arrived = Arc::clone(&arrived);
             pool.submit(move || {
-                arrived.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                arrived.fetch_add(1, SeqCst);
                 let deadline = Instant::now() + Duration::from_secs(10);
-                while arrived.load(std::sync::atomic::Ordering::SeqCst) < w
-                    && Instant::now() < deadline
-                {
+                while arrived.load(SeqCst) < w && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_micros(200));
                 }
                 crate::lab::thread_name()
