@@ -42,7 +42,8 @@ pub struct GlobalArgs {
     pub verbose: bool,
     /// Abort a demo that runs longer than this many seconds (0 = never). A hang is a bug;
     /// this turns one into a clear error.
-    #[arg(long, global = true, default_value_t = 600, value_name = "SECS")]
+    #[arg(long, global = true, default_value_t = 600, value_name = "SECS",
+          value_parser = crate::cli::whole::<u64>(0, 604_800))]
     pub watchdog: u64,
 }
 
@@ -73,6 +74,27 @@ pub enum Command {
     List,
 }
 
+/// A value parser for a whole number from `lo` to `hi`, with a message that names the range
+/// whatever was given (`-1`, `1e9`, `ten`, a number past the type's own limit).
+pub fn whole<T>(lo: T, hi: T) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: TryFrom<u128> + Copy + PartialOrd + std::fmt::Display + Send + Sync + 'static,
+{
+    move |s: &str| {
+        let text = s.trim();
+        let value = text.parse::<u128>().ok();
+        match value.and_then(|v| T::try_from(v).ok()) {
+            Some(v) if v >= lo && v <= hi => Ok(v),
+            _ if value.is_some() || text.parse::<i128>().is_ok() => {
+                Err(format!("{text} is out of range: must be from {lo} to {hi}"))
+            }
+            _ => Err(format!(
+                "'{text}' is not a whole number (from {lo} to {hi})"
+            )),
+        }
+    }
+}
+
 /// Parses `--pace`: a finite number in (0, 100].
 fn parse_pace(s: &str) -> Result<f64, String> {
     let pace: f64 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
@@ -97,31 +119,46 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
-/// Parses a number of seconds: any finite number from 0 up (for durations that are not
-/// simulated work, such as how long a server runs).
+/// Most seconds a flag for a real (not simulated) duration takes: one year.
+pub const MAX_REAL_SECS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Parses a number of seconds for a real duration (such as how long a server runs): a
+/// finite number from 0 to [`MAX_REAL_SECS`].
 pub fn parse_secs_any(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.0 => Ok(v),
+        Ok(v) if v.is_finite() && (0.0..=MAX_REAL_SECS).contains(&v) => Ok(v),
+        Ok(_) => Err(format!(
+            "must be between 0 and {MAX_REAL_SECS} seconds (one year) (got {s})"
+        )),
         _ => Err(format!("'{s}' is not a number of seconds")),
     }
 }
 
-/// Parses a comma-separated list of positive counts, such as `--sweep 1,2,4,8`.
-pub fn parse_counts(s: &str) -> Result<Vec<usize>, String> {
+/// Most entries in a list flag such as `--sweep`.
+pub const MAX_LIST_LEN: usize = 64;
+
+/// Parses a comma-separated list of counts, each from 1 to `max` (the bound of the
+/// matching single-value flag), such as `--sweep 1,2,4,8`.
+pub fn parse_counts_within(s: &str, max: usize) -> Result<Vec<usize>, String> {
     let counts: Result<Vec<usize>, String> = s
         .split(',')
         .map(|part| {
             let part = part.trim();
             match part.parse::<usize>() {
-                Ok(0) => Err("0 is not allowed (each count must be at least 1)".to_string()),
-                Ok(n) => Ok(n),
-                Err(_) => Err(format!("'{part}' is not a whole number")),
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                Ok(_) | Err(_) if part.trim_start_matches('-').parse::<u128>().is_ok() => Err(
+                    format!("{part} is not in 1..={max} (each count must be from 1 to {max})"),
+                ),
+                _ => Err(format!("'{part}' is not a whole number")),
             }
         })
         .collect();
     let counts = counts?;
     if counts.is_empty() {
         return Err("expected a comma-separated list such as 1,2,4,8".into());
+    }
+    if counts.len() > MAX_LIST_LEN {
+        return Err(format!("{} entries; at most {MAX_LIST_LEN}", counts.len()));
     }
     Ok(counts)
 }
@@ -137,6 +174,16 @@ mod tests {
     }
 
     #[test]
+    fn whole_numbers_name_their_range_whatever_was_given() {
+        let p = whole::<usize>(1, 512);
+        assert_eq!(p("5"), Ok(5));
+        for bad in ["-1", "0", "513", "18446744073709551616000"] {
+            assert!(p(bad).unwrap_err().contains("from 1 to 512"), "{bad}");
+        }
+        assert!(p("ten").unwrap_err().contains("'ten'"));
+    }
+
+    #[test]
     fn pace_accepts_only_the_documented_range() {
         assert_eq!(parse_pace("0.02"), Ok(0.02));
         assert_eq!(parse_pace("100"), Ok(100.0));
@@ -147,9 +194,22 @@ mod tests {
     }
 
     #[test]
-    fn counts_reject_zero_and_words() {
-        assert_eq!(parse_counts("1, 2,4"), Ok(vec![1, 2, 4]));
-        assert!(parse_counts("0,2").is_err());
-        assert!(parse_counts("1,x").unwrap_err().contains("'x'"));
+    fn counts_reject_zero_words_and_values_past_the_bound() {
+        assert_eq!(parse_counts_within("1, 2,4", 8), Ok(vec![1, 2, 4]));
+        assert!(parse_counts_within("0,2", 8).unwrap_err().contains("1..=8"));
+        assert!(parse_counts_within("1,x", 8).unwrap_err().contains("'x'"));
+        assert!(
+            parse_counts_within("18446744073709551615", 512)
+                .unwrap_err()
+                .contains("1..=512")
+        );
+        assert!(parse_counts_within("100000", 512).is_err());
+        assert!(
+            parse_counts_within("-1", 512)
+                .unwrap_err()
+                .contains("1..=512")
+        );
+        let long = vec!["1"; MAX_LIST_LEN + 1].join(",");
+        assert!(parse_counts_within(&long, 8).is_err());
     }
 }

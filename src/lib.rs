@@ -13,10 +13,13 @@
 //!   (plain and bounded), `RLock`, `Lock`, `Event`, `JoinableQueue`.
 //! - [`pool`]: `ThreadPool` with the `ThreadPoolExecutor` surface: `submit` → `Future`, `map`,
 //!   `as_completed`, named workers, panics captured in their Futures.
+//! - [`check`]: URL checking as a library piece (bounded attempts, retries, error kinds, the
+//!   capped list reader) under the `url-check` demo.
 //! - [`serve`]: a small httpbin-like HTTP server on 127.0.0.1 (hyper + tokio) for offline
 //!   url-check runs, tests and benchmarks.
 //! - [`demos`]: one module per demo and the dispatcher.
 
+pub mod check;
 pub mod cli;
 pub mod demos;
 pub mod lab;
@@ -29,7 +32,6 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
 use clap::error::ErrorKind;
 
 use cli::{Cli, Command};
@@ -38,9 +40,10 @@ use lab::{Lab, Output, Settings};
 
 /// Runs the command line `args` and returns the process exit code: 0 the demo showed what
 /// it set out to show, 1 a usage or runtime error (one line on stderr), 2 url-check found
-/// failing URLs, 130 interrupted.
+/// failing URLs, 101 a bug (a panic: one line on stderr), 130/143 interrupted by
+/// SIGINT/SIGTERM. A closed output pipe ends the process quietly (see [`lab::signals`]).
 pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
+    let cli = match parse(args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
@@ -50,14 +53,60 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
             };
         }
     };
-    match run(cli) {
-        Ok(code) => code,
-        Err(e) => {
+    lab::signals::install();
+    install_panic_hook();
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(cli))) {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) if lab::signals::is_broken_pipe(&e) => lab::signals::pipe_closed(),
+        // The panic hook has already said what happened, in one line.
+        Ok(Err(e)) if e.downcast_ref::<lab::Panicked>().is_some() => 101,
+        Ok(Err(e)) => {
+            if let Some(code) = lab::signals::exit_code() {
+                eprintln!(
+                    "threadlab: interrupted by {}: {e:#}",
+                    lab::signals::received().unwrap_or("a signal")
+                );
+                return code;
+            }
             // One line: the error and its causes, joined.
             eprintln!("threadlab: error: {e:#}");
             1
         }
+        Err(_) => 101,
     }
+}
+
+/// Parses the command line. Numeric flags accept a leading `-` so that `--workers -1` is
+/// reported as a value out of range for that flag, not as an unknown argument.
+fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, clap::Error> {
+    use clap::{CommandFactory, FromArgMatches};
+    let command = Cli::command()
+        .allow_negative_numbers(true)
+        .mut_subcommands(|c| c.allow_negative_numbers(true));
+    let matches = command.try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+/// A panic prints one line on stderr, whatever the output mode, and the binary exits 101.
+/// A panic that is caught on purpose (a pool task's: see [`lab::expecting_panics`]) is part
+/// of the lesson instead, and is narrated.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = lab::panic_message(info.payload());
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        if lab::panics_expected() {
+            tracing::warn!("panicked: {msg}{at}");
+        } else {
+            let _ = writeln!(
+                std::io::stderr(),
+                "threadlab: internal error: thread {} panicked: {msg}{at}",
+                lab::thread_name()
+            );
+        }
+    }));
 }
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
@@ -72,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             };
             writeln!(out, "{:<18} {about}{alias}", name)?;
         }
+        out.flush()?;
         return Ok(0);
     }
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
@@ -84,15 +134,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         output.clone(),
     );
     output.install_logger(lab.start());
-    // A panic becomes one narrative line (a pool catches task panics and keeps going).
-    std::panic::set_hook(Box::new(|info| {
-        let msg = lab::panic_message(info.payload());
-        let at = info
-            .location()
-            .map(|l| format!(" at {}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        tracing::error!("panicked: {msg}{at}");
-    }));
     tracing::info!(
         "seed {} · pace {} (replay this run with --seed {})",
         lab.seed(),
@@ -100,6 +141,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         lab.seed()
     );
 
+    // A test hook: proves that a panic nobody expected still ends in one clear line.
+    if std::env::var_os("THREADLAB_TEST_PANIC").is_some() {
+        panic!("THREADLAB_TEST_PANIC is set");
+    }
     let done = Arc::new(sync::Event::new());
     // url-check bounds itself with per-request timeouts and a list can legitimately take
     // long; serve runs until Ctrl-C. The watchdog guards the demos.
@@ -109,8 +154,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     }
     let result = demos::run(&cli.command, &lab);
     done.set();
+    lab::signals::finished();
     let mut report = result?;
     lab.finish(&mut report);
+    if let Some(signal) = lab::signals::received() {
+        report.interrupt(signal);
+    }
 
     let mut out = std::io::stdout().lock();
     if g.json {
@@ -122,7 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         .export(&report, &mut out)?;
     }
     out.flush()?;
-    if !report.ok && report.exit_code.is_none() {
+    if !report.ok && report.exit_code.is_none() && !report.interrupted {
         let failed: Vec<&str> = report
             .checks
             .iter()
@@ -135,7 +184,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             failed.join("; ")
         );
     }
-    Ok(report.exit_code())
+    Ok(lab::signals::exit_code().unwrap_or_else(|| report.exit_code()))
 }
 
 /// Ends the process with a clear error if the demo is still running after `limit`.

@@ -294,26 +294,18 @@ fn sweep_reports_each_worker_count() {
     );
 }
 
-/// Runs url-check on `list` with `args`, sends SIGINT after `after`, and returns the exit
-/// code and the JSON report.
-fn interrupted_run(list: &std::path::Path, args: &[&str], after: Duration) -> (Option<i32>, Value) {
-    let exe = assert_cmd::cargo::cargo_bin("threadlab");
-    let child = std::process::Command::new(exe)
-        .args(["url-check", list.to_str().unwrap(), "--json", "-q"])
-        .args(args)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(after);
-    let killed = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+/// Runs url-check on `list` with `args`, sends SIGINT once a stderr line holds `ready`,
+/// and returns the exit code and the JSON report.
+fn interrupted_run(list: &std::path::Path, args: &[&str], ready: &str) -> (Option<i32>, Value) {
+    let mut all = vec!["url-check", list.to_str().unwrap(), "--json"];
+    all.extend_from_slice(args);
+    let mut run = Spawned::start(&all);
+    run.wait_for(ready, Duration::from_secs(30));
+    run.signal(libc::SIGINT);
+    let (status, stdout, stderr, _) = run.finish(Duration::from_secs(30));
     (
-        out.status.code(),
-        serde_json::from_slice(&out.stdout).unwrap(),
+        status.code(),
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}")),
     )
 }
 
@@ -324,7 +316,7 @@ fn ctrl_c_stops_handing_out_urls_and_prints_a_partial_report() {
         .map(|_| format!("{}/delay/1\n", s.base_url()))
         .collect();
     let path = list_file("interrupt", input.as_bytes());
-    let (code, r) = interrupted_run(&path, &["--workers", "2"], Duration::from_millis(500));
+    let (code, r) = interrupted_run(&path, &["--workers", "2"], "Checking");
     assert_eq!(code, Some(130));
     let rs = results(&r);
     assert_eq!(rs.len(), 20, "every line is still reported");
@@ -343,11 +335,11 @@ fn ctrl_c_during_the_sequential_comparison_measures_no_speedup() {
         .map(|_| format!("{}/delay/1\n", s.base_url()))
         .collect();
     let path = list_file("interrupt-compare", input.as_bytes());
-    // Concurrent: about 1 s on 4 workers; sequential: about 4 s. Interrupt at 2 s.
+    // Concurrent: about 1 s on 4 workers; then interrupted as the sequential pass starts.
     let (code, r) = interrupted_run(
         &path,
         &["--workers", "4", "--compare"],
-        Duration::from_secs(2),
+        "sequentially on the main thread",
     );
     assert_eq!(code, Some(130));
     assert_eq!(r["summary"]["ok"], 4, "the concurrent run had finished");

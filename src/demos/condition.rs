@@ -28,7 +28,6 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
-use clap::builder::RangedU64ValueParser;
 use rand::Rng;
 use serde::Serialize;
 use tracing::info;
@@ -40,15 +39,15 @@ use crate::lab::{self, Lab, Probe, Report, Table};
 pub struct Args {
     /// Items the producer makes (1..=100000).
     #[arg(long, default_value_t = 7, value_name = "N",
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=100_000))]
+          value_parser = crate::cli::whole::<u64>(1, 100_000))]
     pub items: u64,
     /// Consumer threads (1..=64).
     #[arg(long, default_value_t = 2, value_name = "C",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+          value_parser = crate::cli::whole::<usize>(1, 64))]
     pub consumers: usize,
     /// Most items the buffer holds (1..=10000).
     #[arg(long, default_value_t = 3, value_name = "M",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+          value_parser = crate::cli::whole::<usize>(1, 10_000))]
     pub capacity: usize,
     /// Longest time to make one item, seconds (random from 0 up to this; scaled by --pace).
     #[arg(long, default_value_t = 0.2, value_name = "SECS",

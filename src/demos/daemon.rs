@@ -75,6 +75,8 @@ struct Outcome {
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     anyhow::ensure!(args.tick > 0.0, "--tick must be more than 0 seconds");
     if args.child {
+        // However the parent ends (a watchdog, a signal, a crash), this process ends too.
+        lab::signals::die_with_parent();
         child_scenario(args, lab);
     }
     let mut report = Report::new("daemon");
@@ -171,7 +173,7 @@ fn child_scenario(args: &Args, lab: &Lab) -> ! {
 fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
     info!("daemon: running the scenario in a child process and watching it");
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
+    let child = Command::new(exe)
         .args(["daemon", "--child", "--no-color", "--watchdog", "0"])
         .args([
             "--pace",
@@ -189,8 +191,11 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()?;
+    // Killed and reaped on every way out of this function, errors included.
+    let mut child = KillOnDrop(child);
     let spawned = Instant::now();
     let stdout = child
+        .0
         .stdout
         .take()
         .ok_or_else(|| anyhow::anyhow!("no child stdout"))?;
@@ -215,15 +220,18 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         })?;
         // Wait for the child, bounded: a child that never exits is killed and reported.
         let status = loop {
-            if let Some(status) = child.try_wait()? {
+            if let Some(status) = child.0.try_wait()? {
                 break status;
             }
             if spawned.elapsed() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+                child.kill();
                 anyhow::bail!(
                     "the child process did not exit within {deadline:?}: the daemon kept it alive"
                 );
+            }
+            if lab.interrupted() {
+                child.kill();
+                break child.0.wait()?;
             }
             std::thread::sleep(Duration::from_millis(2));
         };
@@ -232,7 +240,10 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         Ok((status, exited))
     })?;
     let (status, exited) = status;
-    anyhow::ensure!(status.success(), "the child process failed: {status}");
+    anyhow::ensure!(
+        status.success() || lab.interrupted(),
+        "the child process failed: {status}"
+    );
     let main_done = main_done_at.into_inner().unwrap_or(None).unwrap_or(exited);
     let delay = exited.saturating_duration_since(main_done);
     info!(
@@ -250,6 +261,24 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         cleanup_ran: cleanup.into_inner(),
         end_delay: delay,
     })
+}
+
+/// A child process that is killed and reaped when this value is dropped.
+struct KillOnDrop(std::process::Child);
+
+impl KillOnDrop {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.kill();
+        }
+    }
 }
 
 /// The graceful ending: an Event to stop, a cleanup, a join.

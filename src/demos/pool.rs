@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use clap::builder::RangedU64ValueParser;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -41,19 +40,23 @@ pub struct Args {
     pub scenario: Vec<Scenario>,
     /// Workers in the pool for downloads, order and failure (1..=512).
     #[arg(long, default_value_t = 3, value_name = "N",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
+          value_parser = crate::cli::whole::<usize>(1, 512))]
     pub workers: usize,
     /// Simulated downloads (1..=100000).
     #[arg(long, default_value_t = 10, value_name = "N",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+          value_parser = crate::cli::whole::<usize>(1, 100_000))]
     pub tasks: usize,
     /// Seconds per simulated download (scaled by --pace).
     #[arg(long, default_value_t = 1.0, value_name = "SECS",
           value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
     pub task_time: f64,
-    /// Worker counts for the sizing sweep, e.g. 1,2,4,8,16,32.
-    #[arg(long, value_name = "LIST", value_parser = crate::cli::parse_counts)]
+    /// Worker counts for the sizing sweep, e.g. 1,2,4,8,16,32 (each 1..=512, like --workers).
+    #[arg(long, value_name = "LIST", value_parser = parse_workers_list)]
     pub sweep: Option<::std::vec::Vec<usize>>,
+}
+
+fn parse_workers_list(s: &str) -> Result<Vec<usize>, String> {
+    crate::cli::parse_counts_within(s, 512)
 }
 
 /// One part of the pool demo.
@@ -138,7 +141,7 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
             let pace = lab.pace();
             pool.submit(move || {
                 info!("Downloading file-{i}…");
-                std::thread::sleep(task.mul_f64(pace));
+                crate::lab::signals::sleep(task.mul_f64(pace));
                 info!("Finished file-{i}");
                 crate::lab::thread_name()
             })
@@ -208,7 +211,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         .iter()
         .map(|&secs| {
             pool.submit(move || {
-                std::thread::sleep(Duration::from_secs_f64(secs * pace));
+                crate::lab::signals::sleep(Duration::from_secs_f64(secs * pace));
                 secs
             })
         })
@@ -221,7 +224,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     }
     let mapped: Vec<f64> = pool
         .map(lengths, move |secs| {
-            std::thread::sleep(Duration::from_secs_f64(secs * pace));
+            crate::lab::signals::sleep(Duration::from_secs_f64(secs * pace));
             secs
         })
         .collect::<Result<_, _>>()?;
@@ -348,10 +351,13 @@ fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()>
     let task = lab.scaled(Duration::from_millis(100));
     let mut rows = Vec::new();
     for &w in counts {
+        if lab.interrupted() {
+            break;
+        }
         let pool = ThreadPool::recorded(w, &format!("Sweep{w}"), lab.recorder().clone())?;
         let started = Instant::now();
         let done = pool
-            .map(0..TASKS, move |_| std::thread::sleep(task))
+            .map(0..TASKS, move |_| crate::lab::signals::sleep(task))
             .filter(Result::is_ok)
             .count();
         let took = started.elapsed();

@@ -21,7 +21,6 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use clap::builder::RangedU64ValueParser;
 use rand::Rng;
 use serde::Serialize;
 use tracing::info;
@@ -35,19 +34,19 @@ use crate::sync::queue::Got;
 pub struct Args {
     /// Producer threads (1..=64).
     #[arg(long, default_value_t = 1, value_name = "P",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+          value_parser = crate::cli::whole::<usize>(1, 64))]
     pub producers: usize,
     /// Consumer threads (1..=64).
     #[arg(long, default_value_t = 3, value_name = "C",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+          value_parser = crate::cli::whole::<usize>(1, 64))]
     pub consumers: usize,
     /// Tasks to produce in all (1..=1000000).
     #[arg(long, default_value_t = 10, value_name = "N",
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=1_000_000))]
+          value_parser = crate::cli::whole::<u64>(1, 1_000_000))]
     pub items: u64,
     /// Most tasks the queue holds (1..=100000).
     #[arg(long, default_value_t = 5, value_name = "M",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+          value_parser = crate::cli::whole::<usize>(1, 100_000))]
     pub maxsize: usize,
     /// How consumers are told to stop.
     #[arg(long, value_enum, default_value_t = Shutdown::Sentinel)]

@@ -35,11 +35,10 @@
 //! well-defined; the pair is not atomic, so the lost update is real and well-defined too.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Barrier, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::builder::RangedU64ValueParser;
 use serde::Serialize;
 use tracing::info;
 
@@ -50,11 +49,11 @@ use crate::lab::{self, Lab, Report, Table, units};
 pub struct Args {
     /// Increments per thread.
     #[arg(long, default_value_t = 100_000, value_name = "N",
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=1_000_000_000))]
+          value_parser = crate::cli::whole::<u64>(1, 1_000_000_000))]
     pub iterations: u64,
     /// Threads incrementing the shared counter (1..=64).
     #[arg(long, default_value_t = 2, value_name = "T",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=64))]
+          value_parser = crate::cli::whole::<usize>(1, 64))]
     pub threads: usize,
     /// Strategies to run, comma-separated.
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Strategy::ALL)]
@@ -65,7 +64,7 @@ pub struct Args {
     pub window: Window,
     /// Runs per strategy; with K > 1 the summary shows the distribution of lost updates.
     #[arg(long, default_value_t = 1, value_name = "K",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+          value_parser = crate::cli::whole::<usize>(1, 100_000))]
     pub trials: usize,
 }
 
@@ -146,7 +145,9 @@ impl Window {
             Window::None => {}
             Window::Yield => std::thread::yield_now(),
             Window::Spin(n) => (0..n).for_each(|_| std::hint::spin_loop()),
-            Window::Sleep(us) => std::thread::sleep(Duration::from_micros(u64::from(us))),
+            Window::Sleep(us) => {
+                crate::lab::signals::sleep(Duration::from_micros(u64::from(us)));
+            }
         }
     }
 }
@@ -188,6 +189,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let progress = lab.progress((args.trials * args.strategy.len()) as u64, "trials");
     let mut table = Table::new(["strategy", "final", "expected", "lost", "time", "ns/incr"]);
     for &strategy in &args.strategy {
+        if lab.interrupted() {
+            break;
+        }
         info!("{strategy}: starting {} trial(s)", args.trials);
         let trials = run_trials(strategy, args, lab, &progress)?;
         let lost: Vec<u64> = trials.iter().map(|t| expected - t.final_value).collect();
@@ -374,14 +378,19 @@ fn run_trials(
     let shared = Shared::default();
     let gate = Barrier::new(args.threads + 1);
     let narrate = AtomicBool::new(true);
+    // Set by the main thread before a trial's start when a signal asked the run to stop.
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let mut workers = Vec::new();
         for t in 1..=args.threads {
-            let (shared, gate, narrate) = (&shared, &gate, &narrate);
+            let (shared, gate, narrate, stop) = (&shared, &gate, &narrate, &stop);
             workers.push(lab.spawn(s, format!("Counter-{t}"), move || {
                 let mut spans = Vec::with_capacity(args.trials);
                 for _ in 0..args.trials {
                     gate.wait();
+                    if stop.load(SeqCst) {
+                        break;
+                    }
                     let begin = Instant::now();
                     let loud = narrate.load(Relaxed);
                     increment(strategy, shared, args.iterations, args.window, loud);
@@ -393,6 +402,11 @@ fn run_trials(
         }
         let mut finals = Vec::with_capacity(args.trials);
         for trial in 0..args.trials {
+            if trial > 0 && lab.interrupted() {
+                stop.store(true, SeqCst);
+                gate.wait(); // the workers see the stop and leave
+                break;
+            }
             shared.atomic.store(0, Relaxed);
             *shared.mutex.lock().unwrap_or_else(|e| e.into_inner()) = 0;
             gate.wait(); // go
@@ -410,7 +424,7 @@ fn run_trials(
             .into_iter()
             .map(lab::join)
             .collect::<anyhow::Result<_>>()?;
-        Ok((0..args.trials)
+        Ok((0..finals.len())
             .map(|i| {
                 let starts = spans.iter().map(|s| s[i].0);
                 let ends = spans.iter().map(|s| s[i].1);

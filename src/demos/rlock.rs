@@ -23,7 +23,6 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use clap::builder::RangedU64ValueParser;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -36,7 +35,7 @@ use crate::sync::{Lock, RLock};
 pub struct Args {
     /// How many times the recursion re-acquires the lock (1..=32).
     #[arg(long, default_value_t = 3, value_name = "D",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=32))]
+          value_parser = crate::cli::whole::<usize>(1, 32))]
     pub depth: usize,
     /// Seconds of work at each level while holding the lock (scaled by --pace).
     #[arg(long, default_value_t = 0.3, value_name = "SECS",
@@ -44,7 +43,7 @@ pub struct Args {
     pub hold: f64,
     /// How many times each of two threads calls add_many([1, 2, 3]) (1..=10000).
     #[arg(long, default_value_t = 5, value_name = "N",
-          value_parser = RangedU64ValueParser::<u64>::new().range(1..=10_000))]
+          value_parser = crate::cli::whole::<u64>(1, 10_000))]
     pub rounds: u64,
 }
 

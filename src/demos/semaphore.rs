@@ -23,7 +23,6 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use clap::builder::RangedU64ValueParser;
 use rand::Rng;
 use serde::Serialize;
 use tracing::{info, warn};
@@ -36,11 +35,11 @@ use crate::sync::Semaphore;
 pub struct Args {
     /// Worker threads competing for permits (1..=256).
     #[arg(long, default_value_t = 7, value_name = "T",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+          value_parser = crate::cli::whole::<usize>(1, 256))]
     pub threads: usize,
     /// Permits: how many may hold the resource at once (1..=256).
     #[arg(long, default_value_t = 3, value_name = "P",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=256))]
+          value_parser = crate::cli::whole::<usize>(1, 256))]
     pub permits: usize,
     /// Shortest hold, seconds (scaled by --pace).
     #[arg(long, default_value_t = 0.5, value_name = "SECS",

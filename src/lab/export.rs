@@ -3,6 +3,7 @@
 use std::io::{self, Write};
 
 use super::report::{Report, Table};
+use super::units::printable;
 
 /// Renders a finished report.
 pub trait Exporter {
@@ -10,13 +11,56 @@ pub trait Exporter {
     fn export(&self, report: &Report, out: &mut dyn Write) -> io::Result<()>;
 }
 
-/// The JSON document of DESIGN.md §4, pretty-printed, one per run.
+/// The JSON document of DESIGN.md §4, pretty-printed, one per run. When a
+/// [`ResultStream`] has already written the document's opening and its `results`, this
+/// writes the rest of the same document.
 pub struct Json;
 
 impl Exporter for Json {
     fn export(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
-        serde_json::to_writer_pretty(&mut *out, report)?;
+        let text = serde_json::to_vec_pretty(report)?;
+        if report.results_streamed {
+            // `{` was written by the stream: continue its object after the results.
+            out.write_all(b",")?;
+            out.write_all(text.strip_prefix(b"{").unwrap_or(&text))?;
+        } else {
+            out.write_all(&text)?;
+        }
         writeln!(out)
+    }
+}
+
+/// A JSON array written item by item as a run produces it, as the first field of the
+/// report's document: `{"results": [ … ]` and then [`Json`] writes the rest. A list of
+/// 100 000 results thus never sits in memory whole.
+pub struct ResultStream<W: Write> {
+    out: W,
+    count: usize,
+}
+
+impl<W: Write> ResultStream<W> {
+    /// Opens the document and the array named `field`.
+    pub fn begin(mut out: W, field: &str) -> io::Result<Self> {
+        write!(out, "{{\n  {}: [", serde_json::to_string(field)?)?;
+        Ok(Self { out, count: 0 })
+    }
+
+    /// Appends one item, on a line of its own.
+    pub fn push(&mut self, item: &impl serde::Serialize) -> io::Result<()> {
+        self.out.write_all(if self.count == 0 {
+            b"\n    "
+        } else {
+            b",\n    "
+        })?;
+        serde_json::to_writer(&mut self.out, item)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Closes the array (the document stays open for [`Json`]) and flushes.
+    pub fn end(mut self) -> io::Result<()> {
+        self.out.write_all(b"\n  ]")?;
+        self.out.flush()
     }
 }
 
@@ -59,11 +103,13 @@ impl Exporter for Summary {
             writeln!(
                 out,
                 " {mark} {}  (expected {}, observed {})",
-                check.name, check.expected, check.observed
+                printable(&check.name),
+                printable(&check.expected),
+                printable(&check.observed)
             )?;
         }
         for note in &report.notes {
-            writeln!(out, " → {note}")?;
+            writeln!(out, " → {}", printable(note))?;
         }
         Ok(())
     }
@@ -72,16 +118,17 @@ impl Exporter for Summary {
 /// Writes a table with columns padded to their widest cell (counted in characters).
 pub fn write_table(table: &Table, out: &mut dyn Write) -> io::Result<()> {
     if let Some(title) = &table.title {
-        writeln!(out, " {title}")?;
+        writeln!(out, " {}", printable(title))?;
     }
     let columns = table.headers.len();
     let mut widths: Vec<usize> = table.headers.iter().map(|h| h.chars().count()).collect();
     for row in &table.rows {
         for (i, cell) in row.iter().enumerate().take(columns) {
-            widths[i] = widths[i].max(cell.chars().count());
+            widths[i] = widths[i].max(printable(cell).chars().count());
         }
     }
     let line = |cells: &[String], out: &mut dyn Write| -> io::Result<()> {
+        let cells: Vec<_> = cells.iter().map(|c| printable(c)).collect();
         let mut s = String::new();
         for (i, cell) in cells.iter().enumerate().take(columns) {
             s.push(' ');
@@ -112,6 +159,21 @@ mod tests {
         write_table(&t, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, " a     bb\n long  x\n");
+    }
+
+    #[test]
+    fn a_streamed_array_and_the_report_make_one_json_document() {
+        let mut out = Vec::new();
+        let mut stream = ResultStream::begin(&mut out, "results").unwrap();
+        stream.push(&serde_json::json!({"line": 1})).unwrap();
+        stream.push(&serde_json::json!({"line": 2})).unwrap();
+        stream.end().unwrap();
+        let mut r = Report::new("url-check");
+        r.results_streamed = true;
+        Json.export(&r, &mut out).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["results"][1]["line"], 2);
+        assert_eq!(v["demo"], "url-check");
     }
 
     #[test]

@@ -7,15 +7,15 @@ pub mod export;
 pub mod output;
 pub mod record;
 pub mod report;
+pub mod signals;
 pub mod units;
 
 use std::hash::{Hash, Hasher};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::thread::{self, Scope, ScopedJoinHandle};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -118,14 +118,20 @@ impl Lab {
         d.mul_f64(self.pace)
     }
 
-    /// Sleeps a simulated duration, scaled by the pace.
-    pub fn sleep(&self, d: Duration) {
-        thread::sleep(self.scaled(d));
+    /// Sleeps a simulated duration, scaled by the pace. Returns at once when the run is
+    /// interrupted (SIGINT/SIGTERM), so every demo stops promptly; returns false then.
+    pub fn sleep(&self, d: Duration) -> bool {
+        signals::sleep(self.scaled(d))
     }
 
-    /// Sleeps `secs` simulated seconds, scaled by the pace.
-    pub fn sleep_secs(&self, secs: f64) {
-        self.sleep(Duration::from_secs_f64(secs.max(0.0)));
+    /// Whether a SIGINT or SIGTERM asked the run to stop. Demos check it between steps.
+    pub fn interrupted(&self) -> bool {
+        signals::interrupted()
+    }
+
+    /// Sleeps `secs` simulated seconds, scaled by the pace (see [`Lab::sleep`]).
+    pub fn sleep_secs(&self, secs: f64) -> bool {
+        self.sleep(Duration::from_secs_f64(secs.max(0.0)))
     }
 
     /// A random generator for one named stream (`"Consumer-2"`). Each stream is derived from
@@ -220,9 +226,23 @@ impl Lab {
 /// Joins a scoped thread, turning a panic into an error that names the thread.
 pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     let name = handle.thread().name().unwrap_or("thread").to_string();
-    handle
-        .join()
-        .map_err(|payload| anyhow!("{name} panicked: {}", panic_message(payload.as_ref())))
+    handle.join().map_err(|payload| {
+        anyhow::Error::new(Panicked {
+            thread: name,
+            message: panic_message(payload.as_ref()),
+        })
+    })
+}
+
+/// A thread panicked where no panic was expected: a bug, which the binary reports with
+/// exit code 101 (Rust's own code for a panic).
+#[derive(Debug, thiserror::Error)]
+#[error("{thread} panicked: {message}")]
+pub struct Panicked {
+    /// The thread's name.
+    pub thread: String,
+    /// The panic's message.
+    pub message: String,
 }
 
 /// The text of a panic payload.
@@ -236,21 +256,27 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// The process-wide Ctrl-C flag. The first call installs the handler; later calls share it.
-/// A second Ctrl-C exits at once with 130, for when a user really means it.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let f = Arc::clone(&flag);
-        let _ = ctrlc::set_handler(move || {
-            if f.swap(true, Ordering::SeqCst) {
-                std::process::exit(130);
-            }
-        });
-        flag
-    })
-    .clone()
+thread_local! {
+    static PANICS_EXPECTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on this thread with its panics marked as expected: code that catches them on
+/// purpose (a pool task, a lesson on failing threads) says so, and the panic hook then
+/// narrates the panic instead of reporting an internal error.
+pub fn expecting_panics<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PANICS_EXPECTED.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PANICS_EXPECTED.with(|p| p.replace(true)));
+    f()
+}
+
+/// Whether the current thread's panics are caught on purpose (see [`expecting_panics`]).
+pub fn panics_expected() -> bool {
+    PANICS_EXPECTED.with(std::cell::Cell::get)
 }
 
 #[cfg(test)]

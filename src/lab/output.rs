@@ -37,6 +37,8 @@ pub struct Output {
     pub color: bool,
     /// Debug-level lines too.
     pub verbose: bool,
+    /// `--json`: stdout carries the JSON report and nothing else.
+    pub json: bool,
     progress_visible: bool,
     bars: Arc<Mutex<Option<MultiProgress>>>,
 }
@@ -59,6 +61,7 @@ impl Output {
             narrative,
             color: tty && !no_color && !no_color_env,
             verbose,
+            json,
             progress_visible: !quiet && !json && io::stderr().is_terminal(),
             bars: Arc::new(Mutex::new(None)),
         }
@@ -70,6 +73,7 @@ impl Output {
             narrative: Narrative::Off,
             color: false,
             verbose: false,
+            json: false,
             progress_visible: false,
             bars: Arc::new(Mutex::new(None)),
         }
@@ -188,6 +192,9 @@ impl<'a> MakeWriter<'a> for LineSink {
 }
 
 impl Write for LineSink {
+    /// Writes one whole line. A closed pipe ends the process quietly (see
+    /// [`super::signals::pipe_closed`]); any other write error drops the line rather than
+    /// failing the demo (the narrative is commentary, never the evidence).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let emit = || match self.narrative {
             Narrative::Stdout => io::stdout().lock().write_all(buf),
@@ -195,9 +202,14 @@ impl Write for LineSink {
             Narrative::Off => Ok(()),
         };
         let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match bars {
-            Some(multi) => multi.suspend(emit)?,
-            None => emit()?,
+        let written = match bars {
+            Some(multi) => multi.suspend(emit),
+            None => emit(),
+        };
+        if let Err(e) = written
+            && e.kind() == io::ErrorKind::BrokenPipe
+        {
+            super::signals::pipe_closed();
         }
         Ok(buf.len())
     }

@@ -85,18 +85,20 @@ pub struct Report {
     pub checks: Vec<Check>,
     /// All checks hold.
     pub ok: bool,
+    /// A SIGINT or SIGTERM stopped the run early: what it holds is partial.
+    pub interrupted: bool,
     /// Plain-language remarks for the summary: what was seen, what to try next.
     pub notes: Vec<String>,
-    /// url-check's per-line results, serialized once as compact JSON: a list of 100 000
-    /// results is held as one string, not as a tree of 100 000 JSON objects.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub results: Option<Box<serde_json::value::RawValue>>,
     /// Demo-specific structured fields (url-check's `summary`, race's `distribution`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
     /// Tables for the human summary.
     #[serde(skip)]
     pub tables: Vec<Table>,
+    /// A `results` array was already written to stdout as the run went (url-check with
+    /// `--json`, see [`super::export::ResultStream`]): the JSON exporter finishes that document.
+    #[serde(skip)]
+    pub results_streamed: bool,
     /// Exit code other than the default (0 when ok, 1 otherwise): url-check's 2 and 130.
     #[serde(skip)]
     pub exit_code: Option<i32>,
@@ -113,8 +115,9 @@ impl Report {
             metrics: Map::new(),
             checks: Vec::new(),
             ok: true,
+            interrupted: false,
             notes: Vec::new(),
-            results: None,
+            results_streamed: false,
             extra: Map::new(),
             tables: Vec::new(),
             exit_code: None,
@@ -201,6 +204,19 @@ impl Report {
             table.row(cells);
         }
         self.tables.push(table);
+    }
+
+    /// Marks the report as cut short by `signal`: its figures are partial.
+    pub fn interrupt(&mut self, signal: &str) {
+        if !self.interrupted {
+            self.interrupted = true;
+            self.notes.insert(
+                0,
+                format!(
+                    "Interrupted by {signal}: the run stopped early and these results are partial."
+                ),
+            );
+        }
     }
 
     /// The process exit code this report calls for.

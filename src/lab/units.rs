@@ -15,6 +15,34 @@ pub fn duration(d: Duration) -> String {
     }
 }
 
+/// Text that came from outside (an input line, a server's reply) made safe for a terminal:
+/// every control character is shown escaped (`\u{1b}`), so no input can move the cursor,
+/// retitle the window or clear the screen. Ordinary text is returned as it is.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// `text` cut to at most `max` characters, with `…` and the full length when cut.
+pub fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(max) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((at, _)) => {
+            std::borrow::Cow::Owned(format!("{}… ({} bytes)", &text[..at], text.len()))
+        }
+    }
+}
+
 /// Milliseconds as a float, the unit of every time in the JSON report.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3
@@ -92,5 +120,21 @@ mod tests {
     #[test]
     fn milliseconds_keep_microsecond_precision() {
         assert_eq!(ms(Duration::from_micros(1500)), 1.5);
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_the_terminal() {
+        assert_eq!(printable("http://a.test/"), "http://a.test/");
+        assert_eq!(
+            printable("x\u{1b}]0;title\u{7}\u{1b}[2J"),
+            "x\\u{1b}]0;title\\u{7}\\u{1b}[2J"
+        );
+        assert!(!printable("a\tb\r").chars().any(char::is_control));
+    }
+
+    #[test]
+    fn long_text_is_shortened_with_its_length() {
+        assert_eq!(shortened("abc", 5), "abc");
+        assert_eq!(shortened("abcdef", 3), "abc… (6 bytes)");
     }
 }

@@ -143,7 +143,9 @@ impl ThreadPool {
     {
         let (tx, rx) = crossbeam_channel::bounded(1);
         let job: Job = Box::new(move || {
-            let outcome = match catch_unwind(AssertUnwindSafe(task)) {
+            // A task's panic is caught on purpose: it becomes the Future's error.
+            let caught = crate::lab::expecting_panics(|| catch_unwind(AssertUnwindSafe(task)));
+            let outcome = match caught {
                 Ok(Ok(v)) => Ok(v),
                 Ok(Err(e)) => Err(TaskError::Failed(e.to_string())),
                 Err(payload) => Err(TaskError::Panicked(panic_message(payload.as_ref()))),

@@ -4,11 +4,23 @@
 //! Endpoints: `/get` (200, a small JSON body), `/status/CODE`, `/delay/SECS` (answers after
 //! SECS, at most 60), `/bytes/N` (N zero bytes, streamed: never held in memory),
 //! `/redirect/N` (N redirects, then `/get`), `/redirect-loop` (redirects to itself), and
-//! `/unstable/KEY/N` (503 for the first N requests with that KEY, then 200: for retries).
+//! `/unstable/KEY/N` (503 for the first N requests with that KEY, then 200: for retries;
+//! `?retry-after=S` adds a `Retry-After: S` header to the 503s). At most
+//! [`MAX_UNSTABLE_KEYS`] keys are remembered; past that the oldest memory is forgotten.
 //!
 //! Built on hyper with a multi-threaded tokio runtime whose worker threads are named
 //! `Server_0`, `Server_1`, …: delays are timers, not sleeping threads, so thousands of slow
 //! requests are in flight at once without being serialised.
+//!
+//! Against a hostile or careless client: a connection that sends no complete request head
+//! within the idle timeout (30 s; `--idle-timeout`), whether it is new, half-sent or an idle
+//! keep-alive, is closed; when `accept` fails (out of file descriptors, say) the loop backs
+//! off instead of spinning; on stop, in-flight requests get [`STOP_GRACE`] to finish.
+//!
+//! [`hostile`] holds the opposite: small servers that misbehave on purpose, for the tests,
+//! `make stress` and `make bench`.
+
+pub mod hostile;
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -18,6 +30,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
+use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -30,6 +43,13 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::oneshot;
 
 type ResponseBody = BoxBody<Bytes, Infallible>;
+
+/// Most `/unstable` keys remembered at once.
+pub const MAX_UNSTABLE_KEYS: usize = 10_000;
+/// How long in-flight requests may take to finish once the server is told to stop.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+/// How long `accept` waits after a failure before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A running server. Dropping it stops it.
 pub struct Server {
@@ -47,9 +67,20 @@ struct State {
 }
 
 impl Server {
-    /// Starts serving on `bind` (port 0 picks a free port). `log_requests` narrates each
-    /// request at info level from the worker thread that served it (debug level otherwise).
+    /// Starts serving on `bind` (port 0 picks a free port) with a 30 s idle timeout.
+    /// `log_requests` narrates each request at info level from the worker thread that
+    /// served it (debug level otherwise).
     pub fn start(bind: SocketAddr, log_requests: bool) -> anyhow::Result<Server> {
+        Self::start_with(bind, log_requests, Duration::from_secs(30))
+    }
+
+    /// [`Server::start`] with an idle timeout: a connection that has not sent a complete
+    /// request head within `idle` of connecting or of its last response is closed.
+    pub fn start_with(
+        bind: SocketAddr,
+        log_requests: bool,
+        idle: Duration,
+    ) -> anyhow::Result<Server> {
         let listener = std::net::TcpListener::bind(bind)
             .map_err(|e| anyhow::anyhow!("cannot bind {bind}: {e}"))?;
         listener.set_nonblocking(true)?;
@@ -81,25 +112,49 @@ impl Server {
                         }
                     };
                     let mut stop_rx = stop_rx;
+                    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+                    let mut failures = 0u64;
                     loop {
                         tokio::select! {
                             accepted = listener.accept() => {
-                                let Ok((stream, _)) = accepted else { continue };
+                                let stream = match accepted {
+                                    Ok((stream, _)) => stream,
+                                    Err(e) => {
+                                        // Out of file descriptors, say: back off rather
+                                        // than spin; the error says itself once a second.
+                                        if failures % 10 == 0 {
+                                            tracing::warn!("server: accept failed: {e}; backing off");
+                                        }
+                                        failures += 1;
+                                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                                        continue;
+                                    }
+                                };
                                 let _ = stream.set_nodelay(true);
                                 let state = Arc::clone(&state);
                                 let counter = Arc::clone(&counter);
+                                let service = service_fn(move |req| {
+                                    counter.fetch_add(1, Ordering::Relaxed);
+                                    handle(req, Arc::clone(&state))
+                                });
+                                let conn = http1::Builder::new()
+                                    .timer(hyper_util::rt::TokioTimer::new())
+                                    .header_read_timeout(idle)
+                                    .serve_connection(TokioIo::new(stream), service);
+                                let conn = graceful.watch(conn);
                                 tokio::spawn(async move {
-                                    let service = service_fn(move |req| {
-                                        counter.fetch_add(1, Ordering::Relaxed);
-                                        handle(req, Arc::clone(&state))
-                                    });
-                                    let _ = http1::Builder::new()
-                                        .serve_connection(TokioIo::new(stream), service)
-                                        .await;
+                                    let _ = conn.await;
                                 });
                             }
                             _ = &mut stop_rx => break,
                         }
+                    }
+                    drop(listener);
+                    // In-flight requests get a short grace to finish; idle keep-alive
+                    // connections close at once.
+                    tokio::select! {
+                        () = graceful.shutdown() => {}
+                        () = tokio::time::sleep(STOP_GRACE) => {}
                     }
                 });
                 // Dropping the runtime here cancels in-flight connections.
@@ -198,12 +253,25 @@ async fn handle(
             let failures: u64 = n.parse().unwrap_or(0);
             let seen = {
                 let mut map = state.unstable.lock().unwrap_or_else(|e| e.into_inner());
+                if map.len() >= MAX_UNSTABLE_KEYS && !map.contains_key(*key) {
+                    // Bounded memory: forget every key rather than grow without end.
+                    map.clear();
+                }
                 let count = map.entry((*key).to_string()).or_insert(0);
                 *count += 1;
                 *count
             };
             if seen <= failures {
-                full(StatusCode::SERVICE_UNAVAILABLE, "try again\n")
+                let mut r = full(StatusCode::SERVICE_UNAVAILABLE, "try again\n");
+                let after = req.uri().query().and_then(|q| {
+                    q.split('&')
+                        .find_map(|kv| kv.strip_prefix("retry-after="))
+                        .and_then(|v| hyper::header::HeaderValue::from_str(v).ok())
+                });
+                if let Some(after) = after {
+                    r.headers_mut().insert(hyper::header::RETRY_AFTER, after);
+                }
+                r
             } else {
                 full(StatusCode::OK, "ok\n")
             }
@@ -261,16 +329,32 @@ pub struct Args {
     /// Address to bind. Stays on loopback unless told otherwise.
     #[arg(long, default_value = "127.0.0.1")]
     pub bind: std::net::IpAddr,
-    /// Stop after this many seconds (default: run until Ctrl-C).
+    /// Stop after this many seconds (default: run until Ctrl-C; at most a year).
     #[arg(long = "for", value_name = "SECS", value_parser = crate::cli::parse_secs_any)]
     pub run_for: Option<f64>,
+    /// Close a connection that sends no complete request head for this many seconds
+    /// (new, half-sent or idle keep-alive; 0 < SECS <= one year).
+    #[arg(long, default_value_t = 30.0, value_name = "SECS", value_parser = parse_idle)]
+    pub idle_timeout: f64,
 }
 
-/// Runs the server until Ctrl-C (or `--for`), then reports how many requests it answered.
+fn parse_idle(s: &str) -> Result<f64, String> {
+    match crate::cli::parse_secs_any(s)? {
+        0.0 => Err("must be more than 0 seconds".into()),
+        v => Ok(v),
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM (or `--for`), then reports how many requests it
+/// answered. On a signal, in-flight requests get [`STOP_GRACE`] to finish.
 pub fn run(args: &Args, _lab: &crate::lab::Lab) -> anyhow::Result<crate::lab::Report> {
     let mut report = crate::lab::Report::new("serve");
     report.params_from(args);
-    let server = Server::start(SocketAddr::new(args.bind, args.port), true)?;
+    let server = Server::start_with(
+        SocketAddr::new(args.bind, args.port),
+        true,
+        Duration::from_secs_f64(args.idle_timeout),
+    )?;
     // The address is the one thing a user must see, even with --quiet: stderr, always.
     eprintln!(
         "threadlab serve: listening on {} (Ctrl-C to stop)",
@@ -279,17 +363,25 @@ pub fn run(args: &Args, _lab: &crate::lab::Lab) -> anyhow::Result<crate::lab::Re
     tracing::info!(
         "serving /get /status/CODE /delay/SECS /bytes/N /redirect/N /redirect-loop /unstable/KEY/N"
     );
-    let stop = crate::lab::interrupt_flag();
     let until = args
         .run_for
-        .map(|s| std::time::Instant::now() + Duration::from_secs_f64(s));
-    while !stop.load(Ordering::SeqCst) && until.is_none_or(|t| std::time::Instant::now() < t) {
-        std::thread::sleep(Duration::from_millis(20));
+        .and_then(|s| Instant::now().checked_add(Duration::from_secs_f64(s)));
+    while until.is_none_or(|t| Instant::now() < t)
+        && crate::lab::signals::sleep(Duration::from_millis(50))
+    {}
+    let interrupted = crate::lab::signals::interrupted();
+    if interrupted {
+        // What is left is bounded by STOP_GRACE: the signal backstop need not cut it short.
+        crate::lab::signals::finished();
+        tracing::info!(
+            "stopping: in-flight requests have {} to finish",
+            crate::lab::units::duration(STOP_GRACE)
+        );
     }
     let served = server.served();
     drop(server);
     tracing::info!("stopped after answering {served} requests");
     report.metric("requests", served);
-    report.exit_code = Some(0);
+    report.exit_code = Some(if interrupted { 130 } else { 0 });
     Ok(report)
 }

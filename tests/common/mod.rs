@@ -93,3 +93,118 @@ pub fn assert_usage_error(args: &[&str], culprit: &str) {
         run.stderr
     );
 }
+
+/// A run of the binary in the background: its stderr is read line by line as it comes, so a
+/// test can wait for a readiness line before it acts (a signal, a closed pipe).
+pub struct Spawned {
+    pub child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    pub seen: Vec<String>,
+    started: std::time::Instant,
+}
+
+impl Spawned {
+    /// Starts `threadlab ARGS` with stdout and stderr piped, stdin empty, NO_COLOR set.
+    pub fn start(args: &[&str]) -> Spawned {
+        use std::io::BufRead;
+        let exe = assert_cmd::cargo::cargo_bin("threadlab");
+        let mut child = std::process::Command::new(exe)
+            .args(args)
+            .env("NO_COLOR", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("binary started");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Spawned {
+            child,
+            lines,
+            seen: Vec::new(),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Waits (at most `limit`) for a stderr line containing `needle`; panics if none came.
+    pub fn wait_for(&mut self, needle: &str, limit: std::time::Duration) {
+        let until = std::time::Instant::now() + limit;
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(needle);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!(
+                        "no line with {needle:?} within {limit:?}; stderr so far:\n{}",
+                        self.seen.join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Sends `signal` (libc::SIGINT, libc::SIGTERM, …) to the process.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits (at most `limit`, else kills it and panics) for the process to end; returns
+    /// its status, stdout, the rest of stderr, and how long it ran from its start.
+    pub fn finish(
+        mut self,
+        limit: std::time::Duration,
+    ) -> (
+        std::process::ExitStatus,
+        String,
+        String,
+        std::time::Duration,
+    ) {
+        use std::io::Read;
+        let until = std::time::Instant::now() + limit;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "still running after {limit:?}; stderr:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        let took = self.started.elapsed();
+        let mut stdout = String::new();
+        if let Some(mut out) = self.child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout);
+        }
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(std::time::Duration::from_millis(200))
+        {
+            self.seen.push(line);
+        }
+        (status, stdout, self.seen.join("\n"), took)
+    }
+}
