@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint fmt install bench clean
+.PHONY: demo test lint fmt install bench stress clean
 
 ## Run the first lesson (offline).
 demo:
@@ -29,6 +29,11 @@ install:
 bench:
 	$(CARGO) build --release --locked --quiet --bins
 	$(CARGO) run --release --locked --quiet --bin threadlab-bench
+
+## Stress: every demo over 50 seeds and url-check against misbehaving servers (minutes).
+stress:
+	$(CARGO) build --release --locked --quiet --bins
+	$(CARGO) run --release --locked --quiet --bin threadlab-stress
 
 clean:
 	$(CARGO) clean

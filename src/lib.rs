@@ -6,7 +6,8 @@
 //!
 //! # Layout
 //! - [`cli`]: global flags and one subcommand per demo.
-//! - [`lab`]: the runtime every demo shares: clock, pace, seed, named threads, the recorder
+//! - [`lab`]: the runtime every demo shares: clock, pace, seed, signals and closed pipes
+//!   (`lab::signals`), named threads, the recorder
 //!   of thread lives and primitive waits/holds, output (logger, progress bars), the report and
 //!   its exporters, units.
 //! - [`sync`]: primitives Python's `threading` has and std lacks, in plain view: `Semaphore`

@@ -93,11 +93,100 @@ fn python_pool_overhead(tasks: usize) {
     }
 }
 
-/// url-check against threadlab's own server on 127.0.0.1, beside the tutorials' Python
-/// version (requests + ThreadPoolExecutor) and lychee when they are installed.
+/// Median and minimum of some figures.
+fn median_min(mut xs: Vec<f64>) -> (f64, f64) {
+    xs.sort_by(f64::total_cmp);
+    let mid = xs.len() / 2;
+    let median = if xs.len() % 2 == 0 {
+        (xs[mid - 1] + xs[mid]) / 2.0
+    } else {
+        xs[mid]
+    };
+    (median, xs[0])
+}
+
+/// The floor: `workers` threads sharing one blocking reqwest client, each sending the next
+/// URL and dropping the response unread, with no logging and no bookkeeping. Seconds for the
+/// whole list.
+fn floor_check(urls: &[String], workers: usize) -> anyhow::Result<f64> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::blocking::Client::builder()
+        .pool_max_idle_per_host(workers)
+        .tcp_nodelay(true)
+        .no_proxy()
+        .build()?;
+    let next = AtomicUsize::new(0);
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(url) = urls.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let status = client.get(url).send().map(|r| r.status().as_u16());
+                    assert_eq!(status.ok(), Some(200), "{url}");
+                }
+            });
+        }
+    });
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// A plain threaded Python server in the style of `http.server` (HTTP/1.0, headers and body
+/// in two writes, Nagle on) answering `/delay/SECS`, when python3 is on the machine; else
+/// the same behaviour from threadlab's hostile servers. Returns its base URL and a guard.
+fn python_style_server() -> anyhow::Result<(String, Box<dyn std::any::Any>)> {
+    const SCRIPT: &str = r#"
+import sys, time, http.server, socketserver
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try: d = float(self.path.split('/delay/')[1].split('?')[0])
+        except Exception: d = 0.0
+        time.sleep(d)
+        body = b'{"delay": %f}\n' % d
+        self.send_response(200); self.send_header('Content-Length', str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a): pass
+class S(http.server.ThreadingHTTPServer):
+    request_queue_size = 128
+s = S(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    if let Ok(mut child) = std::process::Command::new("python3")
+        .args(["-c", SCRIPT])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        let mut line = String::new();
+        if let Some(out) = child.stdout.take() {
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
+        }
+        if let Ok(port) = line.trim().parse::<u16>() {
+            return Ok((
+                format!("http://127.0.0.1:{port}"),
+                Box::new(Kill(child)),
+            ));
+        }
+    }
+    use threadlab::serve::hostile::{Behaviour, Hostile};
+    let h = Hostile::start(Behaviour::TwoWrites)?;
+    Ok((h.url(""), Box::new(h)))
+}
+
+/// url-check against servers on 127.0.0.1, beside the floor, the tutorials' Python version
+/// (requests + ThreadPoolExecutor) and lychee when they are installed. Interleaved runs;
+/// median and minimum.
 fn url_check_figures() -> anyhow::Result<()> {
     use std::path::Path;
     use threadlab::serve::Server;
+    const RUNS: usize = 5;
     let server = Server::start("127.0.0.1:0".parse()?, false)?;
     let base = server.base_url();
     let exe = std::env::current_exe()?.with_file_name("threadlab");
@@ -106,7 +195,7 @@ fn url_check_figures() -> anyhow::Result<()> {
         "build the threadlab binary first (cargo build --release)"
     );
     let dir = std::env::temp_dir();
-    let write = |name: &str, urls: Vec<String>| -> anyhow::Result<std::path::PathBuf> {
+    let write = |name: &str, urls: &[String]| -> anyhow::Result<std::path::PathBuf> {
         let path = dir.join(format!("threadlab-bench-{name}.txt"));
         std::fs::write(&path, urls.join("\n") + "\n")?;
         Ok(path)
@@ -131,82 +220,110 @@ fn url_check_figures() -> anyhow::Result<()> {
         Ok(report["summary"].clone())
     };
 
-    // Makespan: 100 × /delay/0.1 on 10 workers; ideal 1.0 s.
-    let delays = write(
-        "delay",
-        (0..100)
-            .map(|i| format!("{base}/delay/0.1?n={i}"))
-            .collect(),
-    )?;
-    let best = (0..3)
-        .map(|_| threadlab_run(&delays, 10).map(|s| s["wall_ms"].as_f64().unwrap_or(f64::NAN)))
-        .collect::<anyhow::Result<Vec<f64>>>()?
-        .into_iter()
-        .fold(f64::INFINITY, f64::min);
+    // Makespan: 100 × /delay/0.1 on 10 workers; ideal 1.0 s. On threadlab's own server
+    // (one write, TCP_NODELAY) and on an http.server-style one (two writes, Nagle on).
+    let (py_base, _py_server) = python_style_server()?;
     println!(
-        "\nurl-check makespan: 100 URLs of /delay/0.1 on 10 workers (ideal 1.000 s; best of 3)"
+        "\nurl-check makespan: 100 URLs of /delay/0.1 on 10 workers (ideal 1.000 s; {RUNS} interleaved runs: median, min)"
     );
-    println!(
-        "  threadlab                        {:.3} s  ({:+.1} % over ideal)",
-        best / 1e3,
-        (best / 1e3 - 1.0) * 100.0
-    );
-    if let Some(py) = python_check(&delays, 10) {
-        println!("  Python requests + ThreadPool     {py:.3} s");
+    for (label, at) in [
+        ("threadlab serve", base.as_str()),
+        ("http.server style", py_base.as_str()),
+    ] {
+        let urls: Vec<String> = (0..100).map(|i| format!("{at}/delay/0.1?n={i}")).collect();
+        let list = write("delay", &urls)?;
+        let (mut ours, mut floor) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            ours.push(threadlab_run(&list, 10)?["wall_ms"].as_f64().unwrap_or(f64::NAN) / 1e3);
+            floor.push(floor_check(&urls, 10)?);
+        }
+        let ((om, on), (fm, fmin)) = (median_min(ours), median_min(floor));
+        println!("  {label}:");
+        println!(
+            "    threadlab url-check   median {om:.3} s  min {on:.3} s  ({:+.1} % over the floor's median)",
+            (om / fm - 1.0) * 100.0
+        );
+        println!("    floor                 median {fm:.3} s  min {fmin:.3} s");
+        if let Some(py) = python_check(&list, 10) {
+            println!("    Python requests       best of 3 {py:.3} s");
+        }
+        let _ = std::fs::remove_file(list);
     }
 
     // Throughput: 2 000 fast, distinct URLs on 8 workers.
-    let fast = write(
-        "fast",
-        (0..2000).map(|i| format!("{base}/get?n={i}")).collect(),
-    )?;
+    let urls: Vec<String> = (0..2000).map(|i| format!("{base}/get?n={i}")).collect();
+    let fast = write("fast", &urls)?;
     println!(
-        "\nurl-check throughput: 2 000 fast URLs on 8 workers (best of 3; threadlab and lychee timed as whole processes)"
+        "\nurl-check throughput: 2 000 fast URLs on 8 workers ({RUNS} interleaved runs: median, min of the time; threadlab and lychee timed as whole processes)"
     );
-    let mut best = f64::INFINITY;
-    let mut inner = f64::INFINITY;
-    for _ in 0..3 {
+    let (mut ours, mut floor, mut lychee) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..RUNS {
         let started = std::time::Instant::now();
-        let summary = threadlab_run(&fast, 8)?;
-        best = best.min(started.elapsed().as_secs_f64());
-        inner = inner.min(summary["wall_ms"].as_f64().unwrap_or(f64::NAN) / 1e3);
+        threadlab_run(&fast, 8)?;
+        ours.push(started.elapsed().as_secs_f64());
+        floor.push(floor_check(&urls, 8)?);
+        if let Some(secs) = lychee_check(&fast, 8) {
+            lychee.push(secs);
+        }
     }
-    let ours = 2000.0 / best;
+    let (om, on) = median_min(ours);
+    let (fm, _) = median_min(floor);
     println!(
-        "  threadlab                        {ours:>8.0} req/s  (checking alone: {:.0} req/s)",
-        2000.0 / inner
+        "  threadlab                        {:>8.0} req/s  (fastest run {:.0})",
+        2000.0 / om,
+        2000.0 / on
+    );
+    println!(
+        "  floor (in-process, no start-up)  {:>8.0} req/s  (threadlab takes {:.2}x its time)",
+        2000.0 / fm,
+        om / fm
     );
     if let Some(py) = python_check(&fast, 8) {
         let theirs = 2000.0 / py;
         println!(
             "  Python requests + ThreadPool     {theirs:>8.0} req/s  (threadlab {:.1}x)",
-            ours / theirs
+            2000.0 / om / theirs
         );
     }
-    match lychee_check(&fast, 8) {
-        Some(secs) => {
-            let theirs = 2000.0 / secs;
-            println!(
-                "  lychee (8 concurrent, per-host throttle off, no cache) {theirs:>8.0} req/s  (threadlab {:.2}x)",
-                ours / theirs
-            );
-        }
-        None => println!("  lychee: not installed (cargo install lychee), comparison skipped"),
+    if lychee.is_empty() {
+        println!("  lychee: not installed (cargo install lychee), comparison skipped");
+    } else {
+        let (lm, _) = median_min(lychee);
+        println!(
+            "  lychee (8 concurrent, per-host throttle off, no cache) {:>8.0} req/s  (threadlab {:.2}x)",
+            2000.0 / lm,
+            lm / om
+        );
     }
 
-    // Memory: 100 000 fast URLs.
-    let many = write(
-        "many",
-        (0..100_000).map(|i| format!("{base}/get?n={i}")).collect(),
-    )?;
+    // Memory: 100 000 fast URLs with --json, peak RSS as the OS counts it.
+    let many_urls: Vec<String> = (0..100_000).map(|i| format!("{base}/get?n={i}")).collect();
+    let many = write("many", &many_urls)?;
     let summary = threadlab_run(&many, 8)?;
+    let time_v = std::process::Command::new("/usr/bin/time")
+        .arg("-v")
+        .arg(&exe)
+        .args(["url-check", many.to_str().unwrap_or_default(), "--json", "-q", "--workers", "8"])
+        .stdout(std::process::Stdio::null())
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .find(|l| l.contains("Maximum resident set size"))
+                .and_then(|l| l.rsplit(':').next()?.trim().parse::<f64>().ok())
+        });
     println!(
-        "\nurl-check memory: 100 000 fast URLs on 8 workers: peak RSS {:.1} MB (VmHWM, read after the results are serialized), {:.1} s, {:.0} req/s",
+        "\nurl-check memory: 100 000 fast URLs on 8 workers with --json: peak RSS {} (VmHWM {:.1} MB), {:.1} s, {:.0} req/s",
+        time_v.map_or("n/a (no /usr/bin/time)".to_string(), |kb| format!(
+            "{:.1} MB by /usr/bin/time",
+            kb / 1024.0
+        )),
         summary["peak_rss_mb"].as_f64().unwrap_or(f64::NAN),
         summary["wall_ms"].as_f64().unwrap_or(0.0) / 1e3,
         100_000.0 / (summary["wall_ms"].as_f64().unwrap_or(1.0) / 1e3)
     );
-    for p in [delays, fast, many] {
+    for p in [fast, many] {
         let _ = std::fs::remove_file(p);
     }
     Ok(())
@@ -233,10 +350,10 @@ print(best)
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
-/// Seconds lychee takes for `list` at `concurrency` (best of 3), when it is on PATH.
+/// Seconds lychee takes for `list` at `concurrency` (one run), when it is on PATH.
 fn lychee_check(list: &std::path::Path, concurrency: usize) -> Option<f64> {
     let mut best = f64::INFINITY;
-    for _ in 0..3 {
+    for _ in 0..1 {
         let started = std::time::Instant::now();
         let status = std::process::Command::new("lychee")
             .args([
