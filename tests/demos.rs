@@ -106,3 +106,46 @@ fn race_at_the_default_window_loses_updates_in_at_least_19_of_20_trials() {
         r["metrics"]
     );
 }
+
+/// The `+1.234s` times of every narrative line, in output order.
+fn narrative_times(text: &str) -> Vec<f64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix('+')?.split_once("s [")?.0.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_lock_hand_off_is_narrated_in_causal_order_and_times_never_go_back() {
+    for seed in 0..20 {
+        let run = threadlab(&["rlock", "--pace", "0.02", "--seed", &seed.to_string()]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        let freed = lines
+            .iter()
+            .position(|l| {
+                l.contains("(Recursor  )") && l.contains("'shared-lock' (depth 1): lock is free")
+            })
+            .unwrap_or_else(|| panic!("no final release:\n{}", run.stdout));
+        let taken = lines
+            .iter()
+            .position(|l| l.contains("(Contender )") && l.contains("Acquired 'shared-lock'"))
+            .unwrap_or_else(|| panic!("no contender acquire:\n{}", run.stdout));
+        assert!(
+            freed < taken,
+            "seed {seed}: the acquire was shown before the release that enabled it:\n{}",
+            run.stdout
+        );
+        let times = narrative_times(&run.stdout);
+        assert!(times.len() > 10);
+        assert!(
+            times.windows(2).all(|w| w[0] <= w[1]),
+            "seed {seed}: times went backwards:\n{}",
+            run.stdout
+        );
+    }
+    // Many threads writing at once: the pool's downloads.
+    let run = threadlab(&["pool", "--pace", "0.02", "--tasks", "60", "--workers", "12"]);
+    let times = narrative_times(&run.stdout);
+    assert!(times.len() > 100);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", run.stdout);
+}

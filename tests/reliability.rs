@@ -427,7 +427,7 @@ fn serve_backs_off_when_accept_fails_instead_of_spinning() {
     use std::os::unix::process::CommandExt;
     let exe = assert_cmd::cargo::cargo_bin("threadlab");
     let mut cmd = std::process::Command::new(exe);
-    cmd.args(["serve", "--port", "0", "-q", "--for", "20"])
+    cmd.args(["serve", "--port", "0", "-q", "--for", "60"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
@@ -452,10 +452,14 @@ fn serve_backs_off_when_accept_fails_instead_of_spinning() {
         .and_then(|a| a.split_whitespace().next())
         .unwrap_or_else(|| panic!("no address in {line:?}"))
         .to_string();
-    let held: Vec<_> = (0..200)
-        .filter_map(|_| std::net::TcpStream::connect(&addr).ok())
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let held: Vec<_> = (0..100)
+        .filter_map(|_| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()
+        })
         .collect();
-    assert!(held.len() > 64);
+    assert!(held.len() > 64, "only {} connections", held.len());
+    assert!(child.try_wait().unwrap().is_none(), "the server died");
     let cpu = |pid: u32| -> f64 {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
         let fields: Vec<&str> = stat
@@ -470,6 +474,7 @@ fn serve_backs_off_when_accept_fails_instead_of_spinning() {
     let before = cpu(child.id());
     std::thread::sleep(Duration::from_secs(2));
     let used = cpu(child.id()) - before;
+    assert!(child.try_wait().unwrap().is_none(), "the server died");
     let _ = child.kill();
     let _ = child.wait();
     drop(held);

@@ -169,10 +169,7 @@ s.serve_forever()
             std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line)?;
         }
         if let Ok(port) = line.trim().parse::<u16>() {
-            return Ok((
-                format!("http://127.0.0.1:{port}"),
-                Box::new(Kill(child)),
-            ));
+            return Ok((format!("http://127.0.0.1:{port}"), Box::new(Kill(child))));
         }
     }
     use threadlab::serve::hostile::{Behaviour, Hostile};
@@ -234,7 +231,12 @@ fn url_check_figures() -> anyhow::Result<()> {
         let list = write("delay", &urls)?;
         let (mut ours, mut floor) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
-            ours.push(threadlab_run(&list, 10)?["wall_ms"].as_f64().unwrap_or(f64::NAN) / 1e3);
+            ours.push(
+                threadlab_run(&list, 10)?["wall_ms"]
+                    .as_f64()
+                    .unwrap_or(f64::NAN)
+                    / 1e3,
+            );
             floor.push(floor_check(&urls, 10)?);
         }
         let ((om, on), (fm, fmin)) = (median_min(ours), median_min(floor));
@@ -303,7 +305,14 @@ fn url_check_figures() -> anyhow::Result<()> {
     let time_v = std::process::Command::new("/usr/bin/time")
         .arg("-v")
         .arg(&exe)
-        .args(["url-check", many.to_str().unwrap_or_default(), "--json", "-q", "--workers", "8"])
+        .args([
+            "url-check",
+            many.to_str().unwrap_or_default(),
+            "--json",
+            "-q",
+            "--workers",
+            "8",
+        ])
         .stdout(std::process::Stdio::null())
         .output()
         .ok()

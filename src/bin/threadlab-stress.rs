@@ -36,7 +36,12 @@ struct Tally {
 /// Runs `exe args` bounded by `bound`: (exit code or 128+signal, wall, peak RSS in KB,
 /// stderr, hung). The peak is measured by `/usr/bin/time` when it is there (a small parent,
 /// so the child's figure is its own), else it is 0.
-fn run_bounded(exe: &Path, args: &[String], bound: Duration, scratch: &Path) -> (i32, Duration, i64, String, bool) {
+fn run_bounded(
+    exe: &Path,
+    args: &[String],
+    bound: Duration,
+    scratch: &Path,
+) -> (i32, Duration, i64, String, bool) {
     use std::os::unix::process::CommandExt;
     let err_path = PathBuf::from(format!("{}.err", scratch.display()));
     let rss_path = PathBuf::from(format!("{}.rss", scratch.display()));
@@ -50,7 +55,7 @@ fn run_bounded(exe: &Path, args: &[String], bound: Duration, scratch: &Path) -> 
         std::process::Command::new(exe)
     };
     let started = Instant::now();
-    let child = cmd
+    let child: std::process::Child = cmd
         .args(args)
         .process_group(0)
         .env("NO_COLOR", "1")
@@ -60,6 +65,8 @@ fn run_bounded(exe: &Path, args: &[String], bound: Duration, scratch: &Path) -> 
         .spawn()
         .expect("spawn threadlab");
     let pid = child.id() as libc::pid_t;
+    // Reaped below with wait4 (for its exit status and resource use), not by `Child`.
+    std::mem::forget(child);
     let mut hung = false;
     let (code, peak) = loop {
         let mut status = 0;
@@ -94,7 +101,10 @@ fn run_bounded(exe: &Path, args: &[String], bound: Duration, scratch: &Path) -> 
     };
     // GNU time reports a child killed by a signal as "Command terminated by signal N".
     let code = match stderr.lines().rev().find_map(|l| {
-        l.strip_prefix("Command terminated by signal ")?.trim().parse::<i32>().ok()
+        l.strip_prefix("Command terminated by signal ")?
+            .trim()
+            .parse::<i32>()
+            .ok()
     }) {
         Some(sig) => 128 + sig,
         None => code,
@@ -114,7 +124,10 @@ fn main() -> anyhow::Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(50);
     let exe = std::env::current_exe()?.with_file_name("threadlab");
-    anyhow::ensure!(exe.exists(), "build the threadlab binary first (cargo build --release)");
+    anyhow::ensure!(
+        exe.exists(),
+        "build the threadlab binary first (cargo build --release)"
+    );
     let scratch: PathBuf = std::env::temp_dir().join("threadlab-stress");
 
     // Every demo at the tests' pace, one run per seed.
@@ -211,7 +224,12 @@ fn main() -> anyhow::Result<()> {
     targets.push((
         Target {
             label: "url-check: redirect chains".into(),
-            args: strings(&["url-check", chains.to_str().unwrap_or_default(), "--json", "-q"]),
+            args: strings(&[
+                "url-check",
+                chains.to_str().unwrap_or_default(),
+                "--json",
+                "-q",
+            ]),
             exits: vec![2],
             bound: Duration::from_secs(8),
         },
@@ -233,11 +251,8 @@ fn main() -> anyhow::Result<()> {
         for w in 0..2 {
             let (tx, work, targets, exe, scratch) = (tx.clone(), &work, &targets, &exe, &scratch);
             s.spawn(move || {
-                let scratch = PathBuf::from(format!(
-                    "{}.{}.w{w}",
-                    scratch.display(),
-                    std::process::id()
-                ));
+                let scratch =
+                    PathBuf::from(format!("{}.{}.w{w}", scratch.display(), std::process::id()));
                 loop {
                     let Some((i, k)) = work.lock().unwrap().pop() else {
                         break;

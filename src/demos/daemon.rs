@@ -162,7 +162,7 @@ fn child_scenario(args: &Args, lab: &Lab) -> ! {
         warn!("{e:#}");
         std::process::exit(1);
     }
-    info!("Main thread working for {} s…", args.work);
+    info!("Main thread working for {}…", lab.simulated(args.work));
     lab.sleep_secs(args.work);
     info!("Main thread done; exiting now");
     // Returning from main does exactly this: end the process, daemon threads and all.
@@ -298,7 +298,7 @@ fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
             info!("cleanup done");
             (n, true)
         })?;
-        info!("Main thread working for {} s…", args.work);
+        info!("Main thread working for {}…", lab.simulated(args.work));
         lab.sleep_secs(args.work);
         info!("Main thread done; setting the stop event and joining the monitor");
         let set_at = Instant::now();

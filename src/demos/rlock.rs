@@ -99,8 +99,7 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
                 "Acquired 'shared-lock' (held {n}×) after waiting {}",
                 units::duration(acquired - asked)
             );
-            lock.release()?;
-            info!("Released 'shared-lock': lock is free");
+            lock.release_with(|_| info!("Released 'shared-lock': lock is free"))?;
             Ok((acquired, acquired - asked))
         })?;
         Ok((lab::join(recursor)?, lab::join(contender)??))
@@ -159,13 +158,15 @@ fn recurse(
         last_release,
     );
     // Timestamp before the last release: whoever acquires next does so after this instant.
+    // The line is written before the release takes effect, so it precedes the next owner's.
     let before = Instant::now();
-    match lock.release() {
-        Ok(0) => {
-            *last_release = before;
-            info!("Released 'shared-lock' (depth {level}): lock is free");
-        }
-        Ok(left) => info!("Released 'shared-lock' (depth {level}): still held {left}× by Recursor"),
+    let released = lock.release_with(|left| match left {
+        0 => info!("Released 'shared-lock' (depth {level}): lock is free"),
+        left => info!("Released 'shared-lock' (depth {level}): still held {left}× by Recursor"),
+    });
+    match released {
+        Ok(0) => *last_release = before,
+        Ok(_) => {}
         Err(e) => warn!("{e}"),
     }
 }

@@ -113,10 +113,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                     );
                     lab.sleep_secs(hold);
                     holding.fetch_sub(1, SeqCst);
-                    info!(
-                        "Releasing the permit after {:.2} s of work",
-                        hold * lab.pace()
-                    );
+                    info!("Releasing the permit after {} of work", lab.simulated(hold));
                     drop(permit);
                     Visit {
                         name,
@@ -136,7 +133,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         table.row([
             v.name.clone(),
             units::duration(v.waited),
-            format!("{:.2} s", v.held),
+            lab.simulated(v.held),
         ]);
         report.metric(format!("{}.waited_ms", v.name), units::ms(v.waited));
         report.metric(format!("{}.hold_s", v.name), v.held);

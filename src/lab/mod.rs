@@ -129,6 +129,18 @@ impl Lab {
         signals::interrupted()
     }
 
+    /// A simulated duration as the class will see it happen: the real (paced) time, followed
+    /// by the tutorials' nominal value in brackets when the pace is not 1:
+    /// `400.0 ms [2 s at pace 1]`.
+    pub fn simulated(&self, secs: f64) -> String {
+        let real = units::duration(self.scaled(Duration::from_secs_f64(secs.max(0.0))));
+        if self.pace == 1.0 {
+            real
+        } else {
+            format!("{real} [{secs} s at pace 1]")
+        }
+    }
+
     /// Sleeps `secs` simulated seconds, scaled by the pace (see [`Lab::sleep`]).
     pub fn sleep_secs(&self, secs: f64) -> bool {
         self.sleep(Duration::from_secs_f64(secs.max(0.0)))
@@ -298,9 +310,11 @@ mod tests {
     }
 
     #[test]
-    fn pace_scales_simulated_durations() {
+    fn pace_scales_simulated_durations_and_their_text() {
         let lab = Lab::quiet(0.5, 1);
         assert_eq!(lab.scaled(Duration::from_secs(2)), Duration::from_secs(1));
+        assert_eq!(lab.simulated(2.0), "1.00 s [2 s at pace 1]");
+        assert_eq!(Lab::quiet(1.0, 1).simulated(0.5), "500.0 ms");
     }
 
     #[test]

@@ -2,9 +2,15 @@
 //!
 //! Every narrative line is `+0.512s [INFO ] (Worker-A  ) message`: time since the demo
 //! started, level, the OS thread's own name (set with `thread::Builder::name`) padded to 10,
-//! then the message. The formatter builds the whole line first and the writer hands it to the
-//! terminal in one `write_all` under the stream's lock, with any progress bar suspended, so
-//! lines from many threads never interleave with each other or with a bar.
+//! then the message. The formatter builds the line, and the writer stamps the time and hands
+//! it to the terminal in one `write_all` while holding one process-wide lock, with any
+//! progress bar suspended. So lines from many threads never interleave with each other or
+//! with a bar, and **the times on screen never go backwards**: a line's time is taken in the
+//! order lines are written, not in the order threads happened to format them.
+//!
+//! Causal order is the other half: a primitive that wakes another thread announces its
+//! event *before* the wake-up can take effect (see `RLock::release_with`), so the woken
+//! thread's line always comes second.
 
 use std::fmt;
 use std::io::{self, IsTerminal, Write};
@@ -91,13 +97,11 @@ impl Output {
         };
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(max)
-            .event_format(LineFormat {
-                start,
-                color: self.color,
-            })
+            .event_format(LineFormat { color: self.color })
             .with_writer(LineSink {
                 narrative: self.narrative,
                 bars: Arc::clone(&self.bars),
+                start,
             })
             .finish();
         // Only our own crate speaks in the narrative; dependencies' logs stay out of it.
@@ -139,9 +143,8 @@ pub fn thread_name() -> String {
     }
 }
 
-/// Formats one event as a whole narrative line.
+/// Formats one event as a narrative line, all but its time (the sink stamps that).
 struct LineFormat {
-    start: Instant,
     color: bool,
 }
 
@@ -156,7 +159,6 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let t = self.start.elapsed().as_secs_f64();
         let level = *event.metadata().level();
         let padded = format!("{:<5}", level.as_str());
         let level_text = if self.color {
@@ -171,18 +173,23 @@ where
             padded
         };
         let name = thread_name();
-        write!(writer, "+{t:.3}s [{level_text}] ({name:<10}) ")?;
+        write!(writer, "[{level_text}] ({name:<10}) ")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
 }
 
-/// Hands each formatted line to its stream in one write, with progress bars suspended.
+/// Stamps each formatted line with its time and hands it to its stream in one write, with
+/// progress bars suspended, all under [`WRITE_ORDER`].
 #[derive(Clone)]
 struct LineSink {
     narrative: Narrative,
     bars: Arc<Mutex<Option<MultiProgress>>>,
+    start: Instant,
 }
+
+/// Held while a line is stamped and written: write order is time order.
+static WRITE_ORDER: Mutex<()> = Mutex::new(());
 
 impl<'a> MakeWriter<'a> for LineSink {
     type Writer = LineSink;
@@ -196,9 +203,12 @@ impl Write for LineSink {
     /// [`super::signals::pipe_closed`]); any other write error drops the line rather than
     /// failing the demo (the narrative is commentary, never the evidence).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _order = WRITE_ORDER.lock().unwrap_or_else(|e| e.into_inner());
+        let mut line = format!("+{:.3}s ", self.start.elapsed().as_secs_f64()).into_bytes();
+        line.extend_from_slice(buf);
         let emit = || match self.narrative {
-            Narrative::Stdout => io::stdout().lock().write_all(buf),
-            Narrative::Stderr => io::stderr().lock().write_all(buf),
+            Narrative::Stdout => io::stdout().lock().write_all(&line),
+            Narrative::Stderr => io::stderr().lock().write_all(&line),
             Narrative::Off => Ok(()),
         };
         let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner()).clone();

@@ -103,7 +103,10 @@ impl OwnedLock {
         Ok(st.count)
     }
 
-    fn release(&self) -> Result<usize, LockError> {
+    /// Releases once; `announce(count_left)` runs while the release is still invisible to
+    /// other threads (the state is locked and nobody has been woken), so whatever it logs
+    /// comes before anything a woken thread logs.
+    fn release_with(&self, announce: impl FnOnce(usize)) -> Result<usize, LockError> {
         let me = std::thread::current().id();
         let mut st = lock(&self.state);
         match &st.owner {
@@ -116,6 +119,7 @@ impl OwnedLock {
             }
         }
         st.count -= 1;
+        announce(st.count);
         if st.count == 0 {
             st.owner = None;
             if let Some(mark) = st.hold.take() {
@@ -154,7 +158,12 @@ impl RLock {
     }
     /// Releases one level. Returns the count left; only the owner may release.
     pub fn release(&self) -> Result<usize, LockError> {
-        self.0.release()
+        self.0.release_with(|_| {})
+    }
+    /// Releases one level, calling `announce(count_left)` before any waiter can wake: what
+    /// it logs comes before the next owner's first line.
+    pub fn release_with(&self, announce: impl FnOnce(usize)) -> Result<usize, LockError> {
+        self.0.release_with(announce)
     }
     /// The owner's name and hold count, if held.
     pub fn owner(&self) -> Option<(String, usize)> {
@@ -182,7 +191,12 @@ impl Lock {
     }
     /// Releases; only the owner may.
     pub fn release(&self) -> Result<usize, LockError> {
-        self.0.release()
+        self.0.release_with(|_| {})
+    }
+    /// Releases, calling `announce()` before any waiter can wake (see
+    /// [`RLock::release_with`]).
+    pub fn release_with(&self, announce: impl FnOnce()) -> Result<usize, LockError> {
+        self.0.release_with(|_| announce())
     }
     /// The owner's name, if held.
     pub fn owner(&self) -> Option<String> {
