@@ -25,7 +25,8 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 1.0, value_name = "F",
           value_parser = parse_pace, allow_negative_numbers = true)]
     pub pace: f64,
-    /// Seed for every random duration (default: a random seed, printed so the run can be replayed).
+    /// Seed for every random duration (default: a random seed, printed). The same seed gives
+    /// the same durations; the order in which the OS runs the threads still varies.
     #[arg(long, global = true, value_name = "N")]
     pub seed: Option<u32>,
     /// Print one JSON report on stdout; the narrative goes to stderr.

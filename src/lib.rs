@@ -114,13 +114,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
     if let Command::List = cli.command {
         let mut out = std::io::stdout().lock();
+        let width = lab::export::screen_width();
         for (name, aliases, about) in demos::lesson_order() {
             let alias = if aliases.is_empty() {
                 String::new()
             } else {
                 format!(" (alias {})", aliases.join(", "))
             };
-            writeln!(out, "{:<18} {about}{alias}", name)?;
+            let text = format!("{about}{alias}");
+            for (i, line) in lab::export::wrap(&text, width.saturating_sub(19))
+                .iter()
+                .enumerate()
+            {
+                let label = if i == 0 { name.as_str() } else { "" };
+                writeln!(out, "{label:<18} {line}")?;
+            }
         }
         out.flush()?;
         return Ok(0);
@@ -136,10 +144,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     );
     output.install_logger(lab.start());
     tracing::info!(
-        "seed {} · pace {} (replay this run with --seed {})",
+        "seed {} (replays durations, not thread order) · pace {}",
         lab.seed(),
-        lab.pace(),
-        lab.seed()
+        lab.pace()
     );
 
     // A test hook: proves that a panic nobody expected still ends in one clear line.
@@ -151,7 +158,11 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     // long; serve runs until Ctrl-C. The watchdog guards the demos.
     let guarded = !matches!(cli.command, Command::UrlCheck(_) | Command::Serve(_));
     if guarded && g.watchdog > 0 {
-        start_watchdog(Arc::clone(&done), Duration::from_secs(g.watchdog));
+        start_watchdog(
+            Arc::clone(&done),
+            Duration::from_secs(g.watchdog),
+            output.clone(),
+        );
     }
     let result = demos::run(&cli.command, &lab);
     done.set();
@@ -168,6 +179,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     } else {
         Summary {
             color: output.color,
+            width: lab::export::screen_width(),
         }
         .export(&report, &mut out)?;
     }
@@ -189,15 +201,15 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 }
 
 /// Ends the process with a clear error if the demo is still running after `limit`.
-fn start_watchdog(done: Arc<sync::Event>, limit: Duration) {
+fn start_watchdog(done: Arc<sync::Event>, limit: Duration, output: Output) {
     let _ = std::thread::Builder::new()
         .name("Watchdog".into())
         .spawn(move || {
             if !done.wait_timeout(limit) {
-                eprintln!(
+                output.error_line(&format!(
                     "threadlab: error: the demo ran longer than --watchdog {} s and was stopped",
                     limit.as_secs()
-                );
+                ));
                 std::process::exit(1);
             }
         });

@@ -10,7 +10,7 @@
 //!   a closed channel).
 //!
 //! # What to watch for
-//! - "Producer: Adding 'Task Data 3' to queue." blocks while the queue is full.
+//! - The producer's "Adding 'Task Data 3' to queue." blocks while the queue is full.
 //! - Every "Worker N: Finished" has a matching "Adding"; the summary counts them.
 //!
 //! # Why it works
@@ -125,10 +125,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                             Shutdown::Timeout => match queue.get_timeout(get_timeout) {
                                 Got::Item(m) => m,
                                 Got::Timeout => {
-                                    info!(
-                                        "Worker {c}: nothing for {}. Exiting.",
-                                        units::duration(get_timeout)
-                                    );
+                                    info!("Nothing for {}. Exiting.", units::duration(get_timeout));
                                     break;
                                 }
                                 Got::Closed => break,
@@ -136,23 +133,23 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                             _ => match queue.get() {
                                 Some(m) => m,
                                 None => {
-                                    info!("Worker {c}: queue closed. Exiting.");
+                                    info!("Queue closed. Exiting.");
                                     break;
                                 }
                             },
                         };
                         let id = match msg {
                             Msg::Stop => {
-                                info!("Worker {c}: received sentinel. Exiting.");
+                                info!("Received sentinel. Exiting.");
                                 queue.task_done()?;
                                 break;
                             }
                             Msg::Task(id) => id,
                         };
-                        info!("Worker {c}: Processing 'Task Data {id}'");
+                        info!("Processing 'Task Data {id}'");
                         lab.sleep_secs(rng.random_range(args.work_time / 5.0..=args.work_time));
                         let result = id * id;
-                        info!("Worker {c}: Finished 'Task Data {id}'. Result: {result}");
+                        info!("Finished 'Task Data {id}'. Result: {result}");
                         results.send((id, result, lab::thread_name()))?;
                         handled += 1;
                         queue.task_done()?;
@@ -175,7 +172,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                     // Producer p makes tasks p, p + P, p + 2P, …: distinct ids across producers.
                     for id in (p as u64..args.items).step_by(args.producers) {
                         lab.sleep_secs(rng.random_range(0.0..=args.produce_time));
-                        info!("{name}: Adding 'Task Data {id}' to queue.");
+                        info!("Adding 'Task Data {id}' to queue.");
                         queue.put(Msg::Task(id))?;
                         made += 1;
                     }

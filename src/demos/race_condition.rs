@@ -59,7 +59,8 @@ pub struct Args {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = Strategy::ALL)]
     pub strategy: Vec<Strategy>,
     /// What happens between a thread's read and its write: none, yield, spin:N (N spin-loop
-    /// hints), sleep:MICROS.
+    /// hints), sleep:MICROS. Real time: --pace has no effect on race, which has no simulated
+    /// work.
     #[arg(long, default_value = "yield", value_parser = Window::parse)]
     pub window: Window,
     /// Runs per strategy; with K > 1 the summary shows the distribution of lost updates.
@@ -175,10 +176,13 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     report.params_from(args);
     let expected = args.iterations * args.threads as u64;
     info!(
-        "race-condition: {} threads × {} increments, window {}, strategies: {}",
+        "race-condition: {} threads × {} increments each, window {}",
         args.threads,
         units::count(args.iterations),
         args.window,
+    );
+    info!(
+        "strategies: {}",
         args.strategy
             .iter()
             .map(|s| s.name())
@@ -186,65 +190,90 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             .join(", ")
     );
 
-    let progress = lab.progress((args.trials * args.strategy.len()) as u64, "trials");
-    let mut table = Table::new(["strategy", "final", "expected", "lost", "time", "ns/incr"]);
+    if Story::new(args).every_step && args.strategy.contains(&Strategy::Unsynchronized) {
+        info!("slow motion: every read and every write is shown as it happens");
+    }
+    let mut table = Table::new(["strategy", "final", "expected", "lost", "trials"]);
     for &strategy in &args.strategy {
         if lab.interrupted() {
             break;
         }
-        info!("{strategy}: starting {} trial(s)", args.trials);
-        let trials = run_trials(strategy, args, lab, &progress)?;
-        let lost: Vec<u64> = trials.iter().map(|t| expected - t.final_value).collect();
-        let median = median_trial(&trials);
+        // The fixed strategies cannot lose: a few trials show it; the many trials are for the
+        // unsynchronized counter's distribution.
+        let trials = if strategy == Strategy::Unsynchronized {
+            args.trials
+        } else {
+            args.trials.min(FIXED_TRIALS)
+        };
+        info!("{strategy}: starting {trials} trial(s)");
+        let progress = lab.progress(trials as u64, strategy.name());
+        let results = run_trials(strategy, args, trials, lab, &progress)?;
+        progress.finish_and_clear();
+        let lost: Vec<u64> = results.iter().map(|t| expected - t.final_value).collect();
+        let median = median_trial(&results);
         let ns = median.elapsed.as_nanos() as f64 / expected as f64;
         info!(
-            "{strategy}: final {} of {} ({} lost) in {}",
+            "{strategy}: final {} of {} ({} lost)",
             units::count(median.final_value),
             units::count(expected),
             units::count(expected - median.final_value),
-            units::duration(median.elapsed)
         );
         table.row([
             strategy.name().to_string(),
             units::count(median.final_value),
             units::count(expected),
             units::count(expected - median.final_value),
-            units::duration(median.elapsed),
-            format!("{ns:.1}"),
+            results.len().to_string(),
         ]);
         let key = strategy.name();
         report.metric(format!("{key}.final"), median.final_value);
         report.metric(format!("{key}.expected"), expected);
         report.metric(format!("{key}.lost"), expected - median.final_value);
+        report.metric(format!("{key}.trials"), results.len() as u64);
         report.metric(format!("{key}.ms"), units::ms(median.elapsed));
         report.metric(format!("{key}.ns_per_incr"), (ns * 10.0).round() / 10.0);
-        let overlapped = trials.iter().filter(|t| t.overlap > 0.0).count();
+        let overlapped = results.iter().filter(|t| t.overlap > 0.0).count();
         report.metric(format!("{key}.overlapped_trials"), overlapped as u64);
 
         if strategy == Strategy::Unsynchronized {
-            judge_unsynchronized(&mut report, args, &trials, &lost);
+            judge_unsynchronized(&mut report, args, &results, &lost);
         } else {
             let exact = lost.iter().filter(|&&l| l == 0).count();
-            if args.trials == 1 {
-                report.check_eq(
-                    format!("{key} counter is exact"),
-                    expected,
+            if results.len() == 1 {
+                report.check(
+                    format!("{key} counter: final value"),
+                    format!("= {expected} (threads × iterations)"),
                     median.final_value,
+                    median.final_value == expected,
                 );
             } else {
                 report.check(
-                    format!("{key} counter is exact"),
-                    format!("exact in {0}/{0} trials", args.trials),
-                    format!("exact in {exact}/{} trials", args.trials),
-                    exact == args.trials,
+                    format!("{key} counter: trials that ended exactly at {expected}"),
+                    format!("{0} of {0}", results.len()),
+                    format!("{exact} of {}", results.len()),
+                    exact == results.len(),
                 );
             }
         }
     }
-    progress.finish_and_clear();
     report.tables.insert(0, table);
+    if args.trials > FIXED_TRIALS && args.strategy.len() > 1 {
+        report.note(format!(
+            "The fixed strategies ran {FIXED_TRIALS} of the {} trials: a lock or an atomic makes \
+             them exact by construction, so more trials would add time, not evidence.",
+            args.trials
+        ));
+    }
+    report.note(
+        "Speed is not compared here: each time includes the --window, which the atomic and \
+         local-sum strategies have no place for. `make bench` measures ns per increment with no \
+         window (the JSON's *.ms and *.ns_per_incr are this run's, window included).",
+    );
     Ok(report)
 }
+
+/// Trials the fixed strategies run at most.
+const FIXED_TRIALS: usize = 10;
 
 /// Checks and explains the broken strategy's outcome, honestly when it lost nothing.
 fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost: &[u64]) {
@@ -260,10 +289,32 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
     }
     let losing = lost.iter().filter(|&&l| l > 0).count();
     report.metric("unsynchronized.losing_trials", losing as u64);
+    // A second count of the same loss, taken by the writers as it happened.
+    let agree = trials
+        .iter()
+        .zip(lost)
+        .filter(|(t, l)| t.counted_lost == **l as i64)
+        .count();
+    report.metric("unsynchronized.counted_lost", median.counted_lost);
+    if trials.len() == 1 {
+        report.check(
+            "unsynchronized: increments the writers saw themselves overwrite",
+            format!("{} (expected − final)", units::count(lost[0])),
+            units::count(trials[0].counted_lost.max(0) as u64),
+            agree == 1,
+        );
+    } else {
+        report.check(
+            "unsynchronized: trials where the writers' own count of overwrites = expected − final",
+            format!("{0} of {0}", trials.len()),
+            format!("{agree} of {}", trials.len()),
+            agree == trials.len(),
+        );
+    }
     if args.trials == 1 {
         report.check(
-            "unsynchronized counter lost updates",
-            "more than 0 lost",
+            "unsynchronized counter: updates lost (expected − final)",
+            "> 0",
             format!(
                 "{} lost ({})",
                 units::count(lost[0]),
@@ -273,9 +324,9 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
         );
     } else {
         report.check(
-            "unsynchronized counter lost updates",
-            "lost updates in at least one trial",
-            format!("lost updates in {losing}/{} trials", args.trials),
+            "unsynchronized counter: trials that lost updates",
+            "at least 1",
+            format!("{losing} of {}", trials.len()),
             losing > 0,
         );
         add_distribution(report, lost);
@@ -290,13 +341,37 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
             "The unsynchronized threads did not overlap: one finished before the other began.",
         );
     }
-    if losing < args.trials {
+    let most = lost.iter().copied().max().unwrap_or(0);
+    if args.window == Window::Yield && args.threads == 2 && median_lost_share(lost, expected) > 0.4
+    {
+        report.note(
+            "Why about half: with `yield` each thread reads, then steps aside; the other thread \
+             reads the same value and steps aside too. They alternate, so nearly every pair of \
+             increments collides and one of each pair is lost.",
+        );
+    }
+    if most > args.iterations {
+        report.note(format!(
+            "A trial lost {} increments, more than one thread's whole work ({}): a thread that \
+             read long ago writes its stale value back, wiping out everything counted meanwhile.",
+            units::count(most),
+            units::count(args.iterations)
+        ));
+    }
+    if losing < trials.len() {
         report.note(format!(
             "{} trial(s) lost nothing this time: the race is real but timing-dependent. Try a wider \
              window, e.g. --window spin:2000 or --window sleep:1, or more --iterations.",
-            args.trials - losing
+            trials.len() - losing
         ));
     }
+}
+
+/// The median trial's lost share of the expected count.
+fn median_lost_share(lost: &[u64], expected: u64) -> f64 {
+    let mut sorted = lost.to_vec();
+    sorted.sort_unstable();
+    sorted[sorted.len() / 2] as f64 / expected.max(1) as f64
 }
 
 /// The lost-update distribution over trials: min, median, max and a small histogram.
@@ -352,6 +427,9 @@ struct Trial {
     elapsed: Duration,
     /// The share of `elapsed` during which every thread was running its loop.
     overlap: f64,
+    /// Lost increments as the writers counted them, each time a write replaced a value it
+    /// had not read (see [`unsynchronized`]).
+    counted_lost: i64,
 }
 
 fn median_trial(trials: &[Trial]) -> Trial {
@@ -372,36 +450,38 @@ struct Shared {
 fn run_trials(
     strategy: Strategy,
     args: &Args,
+    trials: usize,
     lab: &Lab,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<Trial>> {
     let shared = Shared::default();
     let gate = Barrier::new(args.threads + 1);
     let narrate = AtomicBool::new(true);
+    let story = Story::new(args);
     // Set by the main thread before a trial's start when a signal asked the run to stop.
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let mut workers = Vec::new();
         for t in 1..=args.threads {
-            let (shared, gate, narrate, stop) = (&shared, &gate, &narrate, &stop);
+            let (shared, gate, narrate, stop, story) = (&shared, &gate, &narrate, &stop, &story);
             workers.push(lab.spawn(s, format!("Counter-{t}"), move || {
-                let mut spans = Vec::with_capacity(args.trials);
-                for _ in 0..args.trials {
+                let mut spans = Vec::with_capacity(trials);
+                for _ in 0..trials {
                     gate.wait();
                     if stop.load(SeqCst) {
                         break;
                     }
                     let begin = Instant::now();
-                    let loud = narrate.load(Relaxed);
-                    increment(strategy, shared, args.iterations, args.window, loud);
-                    spans.push((begin, Instant::now()));
+                    let story = narrate.load(Relaxed).then_some(story);
+                    let counted = increment(strategy, shared, args.iterations, args.window, story);
+                    spans.push((begin, Instant::now(), counted));
                     gate.wait();
                 }
                 spans
             })?);
         }
-        let mut finals = Vec::with_capacity(args.trials);
-        for trial in 0..args.trials {
+        let mut finals = Vec::with_capacity(trials);
+        for trial in 0..trials {
             if trial > 0 && lab.interrupted() {
                 stop.store(true, SeqCst);
                 gate.wait(); // the workers see the stop and leave
@@ -420,7 +500,7 @@ fn run_trials(
             });
             progress.inc(1);
         }
-        let spans: Vec<Vec<(Instant, Instant)>> = workers
+        let spans: Vec<Vec<(Instant, Instant, i64)>> = workers
             .into_iter()
             .map(lab::join)
             .collect::<anyhow::Result<_>>()?;
@@ -436,33 +516,128 @@ fn run_trials(
                     final_value: finals[i],
                     elapsed,
                     overlap: together.as_secs_f64() / elapsed.as_secs_f64().max(1e-9),
+                    counted_lost: spans.iter().map(|s| s[i].2).sum(),
                 }
             })
             .collect())
     })
 }
 
-/// One thread's share of the work under `strategy`.
-fn increment(strategy: Strategy, shared: &Shared, iterations: u64, window: Window, narrate: bool) {
+/// One thread's share of the work under `strategy`. Returns the increments its writes
+/// overwrote (only the unsynchronized counter can overwrite any).
+fn increment(
+    strategy: Strategy,
+    shared: &Shared,
+    iterations: u64,
+    window: Window,
+    story: Option<&Story>,
+) -> i64 {
     match strategy {
-        Strategy::Unsynchronized => unsynchronized(&shared.atomic, iterations, window, narrate),
-        Strategy::Mutex => synchronized(&shared.mutex, iterations, window),
-        Strategy::Atomic => atomic(&shared.atomic, iterations),
-        Strategy::LocalSum => local_sum(&shared.atomic, iterations),
+        Strategy::Unsynchronized => unsynchronized(&shared.atomic, iterations, window, story),
+        Strategy::Mutex => {
+            synchronized(&shared.mutex, iterations, window);
+            0
+        }
+        Strategy::Atomic => {
+            atomic(&shared.atomic, iterations);
+            0
+        }
+        Strategy::LocalSum => {
+            local_sum(&shared.atomic, iterations);
+            0
+        }
+    }
+}
+
+/// What the narrative shows of the unsynchronized run: the first few lost updates as they
+/// happen, or, for a tiny run (the slow-motion story), every read and every write.
+struct Story {
+    every_step: bool,
+    losses_shown: AtomicU64,
+    /// In the slow-motion story each read and each write is logged together with the step
+    /// itself, under this lock, so the lines come in the order the steps happened. The gap
+    /// between a read and its write stays open: that is where the race is.
+    step: Mutex<()>,
+}
+
+/// How many lost updates the narrative shows (every one in the slow-motion story).
+const LOSSES_SHOWN: u64 = 3;
+/// Runs with at most this many increments in all are told step by step.
+const SLOW_MOTION_STEPS: u64 = 200;
+
+impl Story {
+    fn new(args: &Args) -> Self {
+        Story {
+            every_step: args.iterations * args.threads as u64 <= SLOW_MOTION_STEPS,
+            losses_shown: AtomicU64::new(0),
+            step: Mutex::new(()),
+        }
+    }
+
+    /// Runs `f` (one step and its line) so that no other step's line can come between.
+    fn step<T>(&self, f: impl FnOnce() -> T) -> T {
+        if self.every_step {
+            let _g = self.step.lock().unwrap_or_else(|e| e.into_inner());
+            f()
+        } else {
+            f()
+        }
+    }
+
+    /// Tells of a write that found `found` where this thread had read `read`.
+    fn wrote(&self, read: u64, found: u64) {
+        let wrote = read + 1;
+        if found > read {
+            let n = found - read;
+            if self.every_step || self.losses_shown.fetch_add(1, Relaxed) < LOSSES_SHOWN {
+                if n == 1 {
+                    info!(
+                        "read {read}, wrote {wrote}, but {found} was there (both read {read}): 1 increment lost"
+                    );
+                } else {
+                    info!("read {read}, wrote {wrote}, but {found} was there: {n} increments lost");
+                }
+            }
+        } else if self.every_step {
+            info!("wrote {wrote}");
+        }
     }
 }
 
 /// The broken counter: a read, a gap, a write. Another thread's increments that land in the
-/// gap are overwritten.
-fn unsynchronized(counter: &AtomicU64, iterations: u64, window: Window, narrate: bool) {
-    for i in 0..iterations {
-        let value = counter.load(Relaxed); // read
+/// gap are overwritten. The write is a `swap`, so the writer sees what it replaced: a value
+/// above the one it read means increments it never saw are gone. Summed over all writes,
+/// those overwritten increments are exactly `expected − final` (each write moves the counter
+/// from what it found to what it read + 1), a count taken as the losses happen.
+fn unsynchronized(
+    counter: &AtomicU64,
+    iterations: u64,
+    window: Window,
+    story: Option<&Story>,
+) -> i64 {
+    let mut overwritten = 0i64;
+    for _ in 0..iterations {
+        let value = match story {
+            Some(s) if s.every_step => s.step(|| {
+                let v = counter.load(Relaxed);
+                info!("read {v}");
+                v
+            }),
+            _ => counter.load(Relaxed), // read
+        };
         window.pause();
-        counter.store(value + 1, Relaxed); // write: may overwrite another thread's increment
-        if narrate && i < 3 {
-            info!("unsynchronized: read {value} … write {}", value + 1);
-        }
+        // write: may overwrite another thread's increment
+        let found = match story {
+            Some(s) => s.step(|| {
+                let found = counter.swap(value + 1, Relaxed);
+                s.wrote(value, found);
+                found
+            }),
+            None => counter.swap(value + 1, Relaxed),
+        };
+        overwritten += found as i64 - value as i64;
     }
+    overwritten
 }
 
 /// The same read, gap and write, under a mutex.

@@ -68,6 +68,71 @@ impl<W: Write> ResultStream<W> {
 pub struct Summary {
     /// ANSI colour on the check marks.
     pub color: bool,
+    /// Columns to fit checks and notes in (tables are as wide as their cells).
+    pub width: usize,
+}
+
+/// The terminal's width when stdout is one, else 100 (a projector's usual width).
+pub fn screen_width() -> usize {
+    console::Term::stdout()
+        .size_checked()
+        .map_or(100, |(_, cols)| usize::from(cols))
+        .clamp(40, 400)
+}
+
+/// `text` broken into lines of at most `width` characters, at spaces where it can be (a
+/// word longer than the line is cut).
+pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    let width = width.max(10);
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        loop {
+            let used = line.chars().count();
+            let need = word.chars().count() + usize::from(used > 0);
+            if used + need <= width {
+                if used > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word longer than a line: cut it.
+            let cut: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(cut);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// Writes `first` then `text` wrapped to `width`, continuation lines indented by `indent`.
+fn write_wrapped(
+    out: &mut dyn Write,
+    first: &str,
+    text: &str,
+    indent: usize,
+    width: usize,
+) -> io::Result<()> {
+    for (i, line) in wrap(text, width.saturating_sub(indent)).iter().enumerate() {
+        if i == 0 {
+            writeln!(out, "{first}{line}")?;
+        } else {
+            writeln!(out, "{:indent$}{line}", "")?;
+        }
+    }
+    Ok(())
 }
 
 impl Exporter for Summary {
@@ -100,16 +165,26 @@ impl Exporter for Summary {
             } else {
                 mark.to_string()
             };
-            writeln!(
-                out,
-                " {mark} {}  (expected {}, observed {})",
+            let (name, expected, observed) = (
                 printable(&check.name),
                 printable(&check.expected),
-                printable(&check.observed)
-            )?;
+                printable(&check.observed),
+            );
+            let one_line = format!(" ✔ {name}  (expected {expected}, observed {observed})");
+            if one_line.chars().count() <= self.width {
+                writeln!(
+                    out,
+                    " {mark} {name}  (expected {expected}, observed {observed})"
+                )?;
+            } else {
+                // Too long for one line: the claim, then what was expected and seen.
+                write_wrapped(out, &format!(" {mark} "), &name, 3, self.width)?;
+                write_wrapped(out, "     expected: ", &expected, 15, self.width)?;
+                write_wrapped(out, "     observed: ", &observed, 15, self.width)?;
+            }
         }
         for note in &report.notes {
-            writeln!(out, " → {}", printable(note))?;
+            write_wrapped(out, " → ", &printable(note), 3, self.width)?;
         }
         Ok(())
     }
@@ -150,6 +225,40 @@ pub fn write_table(table: &Table, out: &mut dyn Write) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_wraps_at_spaces_within_the_width() {
+        assert_eq!(wrap("aaaa bbbb cccc", 10), vec!["aaaa bbbb", "cccc"]);
+        assert_eq!(wrap("abcdefghijkl", 10), vec!["abcdefghij", "kl"]);
+        assert_eq!(wrap("", 10), vec![""]);
+        for line in wrap(&"word ".repeat(100), 37) {
+            assert!(line.chars().count() <= 37);
+        }
+    }
+
+    #[test]
+    fn long_checks_and_notes_fit_the_width() {
+        let mut r = Report::new("x");
+        r.check(
+            "a claim ".repeat(12),
+            "e ".repeat(40),
+            "o ".repeat(40),
+            true,
+        );
+        r.check_eq("short", 1, 1);
+        r.note("note ".repeat(40));
+        let mut out = Vec::new();
+        Summary {
+            color: false,
+            width: 100,
+        }
+        .export(&r, &mut out)
+        .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        assert!(text.contains(" ✔ short  (expected 1, observed 1)"));
+        assert!(text.contains("     expected: e e"));
+    }
 
     #[test]
     fn tables_pad_columns_to_the_widest_cell() {

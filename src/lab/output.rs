@@ -112,6 +112,29 @@ impl Output {
         let _ = tracing::subscriber::set_global_default(subscriber);
     }
 
+    /// Writes `message` to stderr on a line of its own: progress bars cleared, no narrative
+    /// line half-written (it waits up to 100 ms for the writer in progress).
+    pub fn error_line(&self, message: &str) {
+        let until = Instant::now() + Duration::from_millis(100);
+        let _order = loop {
+            match WRITE_ORDER.try_lock() {
+                Ok(g) => break Some(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => break Some(e.into_inner()),
+                Err(_) if Instant::now() > until => break None,
+                Err(_) => std::thread::sleep(Duration::from_millis(1)),
+            }
+        };
+        let bars = self.bars.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let write = || {
+            let _ = io::stdout().flush();
+            let _ = writeln!(io::stderr(), "{message}");
+        };
+        match bars {
+            Some(multi) => multi.suspend(write),
+            None => write(),
+        }
+    }
+
     /// A progress bar over `len` steps, or a hidden one when not on a terminal, `--quiet` or
     /// `--json`. Log lines written while it shows appear above it, whole.
     pub fn progress(&self, len: u64, label: &str) -> ProgressBar {
@@ -132,6 +155,17 @@ impl Output {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
+}
+
+/// The width of the thread column: 10, as in the tutorials' `%(threadName)-10s`, widened
+/// (up to 15, the OS's limit) as soon as a thread with a longer name is spawned, so the
+/// messages stay aligned for `Downloader_1`.
+static NAME_WIDTH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(10);
+
+/// Makes room in the thread column for `name`. Called when a thread is spawned.
+pub fn widen_thread_column(name: &str) {
+    let len = name.chars().count().min(15);
+    NAME_WIDTH.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The name the narrative shows for the current thread: `MainThread` for the main thread.
@@ -173,7 +207,8 @@ where
             padded
         };
         let name = thread_name();
-        write!(writer, "[{level_text}] ({name:<10}) ")?;
+        let width = NAME_WIDTH.load(std::sync::atomic::Ordering::Relaxed);
+        write!(writer, "[{level_text}] ({name:<width$}) ")?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }

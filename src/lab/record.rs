@@ -77,6 +77,7 @@ impl Recorder {
     /// Marks the current thread as started under `name`; the returned guard marks it finished
     /// when dropped, including when the thread unwinds from a panic.
     pub fn thread_started(self: &Arc<Self>, name: &str) -> ThreadGuard {
+        super::output::widen_thread_column(name);
         let mut threads = lock(&self.threads);
         threads.push(ThreadLife {
             name: name.to_string(),
