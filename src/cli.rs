@@ -20,6 +20,7 @@ pub struct Cli {
 
 /// Flags every demo takes.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global flags")]
 pub struct GlobalArgs {
     /// Scale every simulated duration (1.0 = the tutorials' timings; 0 < F <= 100).
     #[arg(long, global = true, default_value_t = 1.0, value_name = "F",
@@ -38,7 +39,8 @@ pub struct GlobalArgs {
     /// No colour (also honoured: the NO_COLOR environment variable).
     #[arg(long, global = true)]
     pub no_color: bool,
-    /// Show debug-level narrative lines too.
+    /// Show every step of the instrumented primitives too: each wait, wake, hold and
+    /// release, by the thread that made it.
     #[arg(long, short, global = true)]
     pub verbose: bool,
     /// Abort a demo that runs longer than this many seconds (0 = never). A hang is a bug;
@@ -73,6 +75,8 @@ pub enum Command {
     Serve(crate::serve::Args),
     /// List the demos in lesson order.
     List,
+    /// Explain a demo: what it teaches, what to watch for, the broken form, Python beside Rust.
+    Explain(ExplainArgs),
 }
 
 /// A value parser for a whole number from `lo` to `hi`, with a message that names the range
@@ -94,6 +98,14 @@ where
             )),
         }
     }
+}
+
+/// Flags of `threadlab explain`.
+#[derive(Debug, Clone, Args)]
+pub struct ExplainArgs {
+    /// The demo (a name or alias from `threadlab list`).
+    #[arg(value_name = "DEMO")]
+    pub demo: String,
 }
 
 /// Parses `--pace`: a finite number in (0, 100].

@@ -133,6 +133,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         out.flush()?;
         return Ok(0);
     }
+    if let Command::Explain(e) = &cli.command {
+        let Some(page) = demos::page(&e.demo) else {
+            let names: Vec<String> = demos::lesson_order().into_iter().map(|d| d.0).collect();
+            anyhow::bail!("no demo '{}' (the demos: {})", e.demo, names.join(", "));
+        };
+        let mut out = std::io::stdout().lock();
+        // The page is Markdown; on a terminal, table pipes need no escaping.
+        out.write_all(page.replace("\\|", "|").as_bytes())?;
+        out.flush()?;
+        return Ok(0);
+    }
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
     let lab = Lab::new(
         Settings {
@@ -182,6 +193,18 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             width: lab::export::screen_width(),
         }
         .export(&report, &mut out)?;
+        if let Some((next, about)) = demos::next_lesson(&report.demo) {
+            let text = format!("threadlab {next}: {about}");
+            let lines = lab::export::wrap(&text, lab::export::screen_width().saturating_sub(16));
+            for (i, line) in lines.iter().enumerate() {
+                let lead = if i == 0 {
+                    " ⇒ next lesson: "
+                } else {
+                    "                "
+                };
+                writeln!(out, "{lead}{line}")?;
+            }
+        }
     }
     out.flush()?;
     if !report.ok && report.exit_code.is_none() && !report.interrupted {

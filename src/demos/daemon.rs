@@ -1,24 +1,4 @@
-//! daemon: what happens to a background thread when the program ends.
-//!
-//! A monitor thread ticks every 0.5 s while the main thread works for 2 s.
-//! - `daemon`: the main thread finishes and the process exits. Rust, like Python with
-//!   `daemon=True`, does not wait for a detached thread: the monitor is cut off mid-loop and
-//!   its cleanup never runs. To show that for real, the scenario runs in a child process of
-//!   threadlab; this process relays its lines, counts its ticks, and sees that "cleanup done"
-//!   never came.
-//! - `graceful`: the monitor waits on an `Event` instead of sleeping; the main thread sets it,
-//!   the monitor wakes at once, runs its cleanup and is joined.
-//!
-//! # What to watch for
-//! - In `daemon` mode the last child line is the main thread's "exiting": no "cleanup".
-//! - In `graceful` mode "cleanup done" and the join come right after the stop signal, not a
-//!   whole tick later: `Event::wait_timeout` returns as soon as the event is set.
-//!
-//! # Why it works
-//! When `main` returns, Rust calls `exit`: the process ends with every other thread in it,
-//! wherever they are. Scoped threads (`thread::scope`) cannot outlive their scope, which is
-//! why the daemon here is a detached `thread::spawn`. A clean stop needs the thread's
-//! cooperation: a signal it checks, and a join.
+#![doc = include_str!("pages/daemon.md")]
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -87,6 +67,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "cleanup ran",
         "program ended after main by",
     ]);
+    info!("Rust's default is Python's daemon=True: main's return ends every thread");
     if matches!(args.mode, Mode::Daemon | Mode::Both) {
         let o = daemon_in_child(args, lab)?;
         record(&mut report, &mut table, "daemon", &o);
@@ -118,6 +99,11 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         );
     }
     report.tables.push(table);
+    report.note(
+        "Python and Rust differ here: Python waits at exit for every non-daemon thread (the \
+         default, daemon=False); Rust never waits for a spawned thread. To get Python's default \
+         in Rust, join the thread (or use thread::scope, which joins for you).",
+    );
     Ok(report)
 }
 
@@ -215,7 +201,13 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
                 if line.contains("Main thread done") {
                     *main_done_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                 }
-                info!("child │ {line}");
+                // One prefix: this line's own, then the child's thread and message.
+                let shown = line
+                    .split_once("] (")
+                    .and_then(|(_, rest)| rest.split_once(") "))
+                    .map(|(name, msg)| format!("{}: {msg}", name.trim_end()))
+                    .unwrap_or_else(|| line.clone());
+                info!("child │ {shown}");
             }
         })?;
         // Wait for the child, bounded: a child that never exits is killed and reported.
@@ -247,7 +239,7 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
     let main_done = main_done_at.into_inner().unwrap_or(None).unwrap_or(exited);
     let delay = exited.saturating_duration_since(main_done);
     info!(
-        "daemon: the child exited {} after its main thread finished; the monitor ticked {} times; cleanup {}",
+        "daemon: child exited {} after its main thread; {} ticks; cleanup {}",
         units::duration(delay),
         ticks.load(Ordering::Relaxed),
         if cleanup.load(Ordering::Relaxed) {

@@ -26,7 +26,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Pool(args) => pool::run(args, lab),
         Command::UrlCheck(args) => url_check::run(args, lab),
         Command::Serve(args) => crate::serve::run(args, lab),
-        Command::List => anyhow::bail!("`list` is not a demo"),
+        Command::List | Command::Explain(_) => anyhow::bail!("not a demo"),
     }
 }
 
@@ -35,7 +35,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
 pub fn lesson_order() -> Vec<(String, Vec<String>, String)> {
     Cli::command()
         .get_subcommands()
-        .filter(|c| !matches!(c.get_name(), "list" | "help" | "serve"))
+        .filter(|c| !matches!(c.get_name(), "list" | "help" | "serve" | "explain"))
         .map(|c| {
             (
                 c.get_name().to_string(),
@@ -44,4 +44,33 @@ pub fn lesson_order() -> Vec<(String, Vec<String>, String)> {
             )
         })
         .collect()
+}
+
+/// A demo's concept page (the same text is its module documentation): what it teaches, what
+/// to watch for, why it works, the broken form, and the Python API beside Rust's.
+pub fn page(name: &str) -> Option<&'static str> {
+    let canonical = lesson_order()
+        .into_iter()
+        .find(|(n, aliases, _)| n == name || aliases.iter().any(|a| a == name))?
+        .0;
+    Some(match canonical.as_str() {
+        "race-condition" => include_str!("pages/race_condition.md"),
+        "rlock" => include_str!("pages/rlock.md"),
+        "semaphore" => include_str!("pages/semaphore.md"),
+        "condition" => include_str!("pages/condition.md"),
+        "producer-consumer" => include_str!("pages/producer_consumer.md"),
+        "daemon" => include_str!("pages/daemon.md"),
+        "pool" => include_str!("pages/pool.md"),
+        "url-check" => include_str!("pages/url_check.md"),
+        _ => return None,
+    })
+}
+
+/// The lesson after `demo` in lesson order, with its one-line summary.
+pub fn next_lesson(demo: &str) -> Option<(String, String)> {
+    let order = lesson_order();
+    let at = order.iter().position(|(n, _, _)| n == demo)?;
+    order
+        .get(at + 1)
+        .map(|(n, _, about)| (n.clone(), about.clone()))
 }

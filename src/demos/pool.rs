@@ -1,24 +1,4 @@
-//! pool: a thread pool with futures: Python's `ThreadPoolExecutor`, in Rust.
-//!
-//! Scenarios (all but `sweep` by default):
-//! - `downloads`: 10 simulated 1 s downloads on 3 workers, then the same one by one; the
-//!   speedup, against the ideal `min(workers, tasks)`.
-//! - `order`: tasks of different lengths through `as_completed` (completion order) and `map`
-//!   (input order), side by side.
-//! - `failure`: one task returns an error, one panics; both arrive in their Futures, every
-//!   other result arrives, and the pool keeps all its workers.
-//! - `sweep`: 100 tasks of 0.1 s at each worker count of `--sweep`, a table and a bar chart.
-//!
-//! # What to watch for
-//! - Worker names `Downloader_0`, `Downloader_1`, … in the narrative: a pool reuses a few
-//!   threads for many tasks.
-//! - The speedup: 10 tasks on 3 workers take 4 rounds, so 2.5x, not 3x.
-//! - In `failure`, the panic is caught by the pool, not the program: the next tasks run.
-//!
-//! # Why it works
-//! Each `submit` boxes the task with a one-shot channel; a worker runs it under
-//! `catch_unwind` and sends the value, error or panic down that channel, which the Future
-//! reads. See `src/pool/mod.rs`.
+#![doc = include_str!("pages/pool.md")]
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -201,7 +181,10 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
 
 fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let lengths = [0.5, 0.1, 0.4, 0.2, 0.3];
-    let shown: Vec<String> = lengths.iter().map(|&l| lab.simulated(l)).collect();
+    let shown: Vec<String> = lengths
+        .iter()
+        .map(|&l| units::duration(lab.scaled(Duration::from_secs_f64(l))))
+        .collect();
     info!(
         "order: tasks of {} through as_completed, then through map",
         shown.join(", ")

@@ -1,22 +1,4 @@
-//! producer-consumer: a bounded queue between producers and consumers, and three ways to stop.
-//!
-//! Producers put tasks into a queue of at most `--maxsize`; consumers take them, process them
-//! and put results in a result queue. The main thread waits on the queue's `join()` until
-//! every task has been *processed* (each consumer calls `task_done()`), then shuts the
-//! consumers down in the style of `--shutdown`:
-//! - `sentinel`: one stop marker per consumer; each consumer that takes one exits.
-//! - `timeout`: consumers leave when a `get` waits longer than a timeout.
-//! - `close`: the queue is closed; `get` returns `None` once it is drained (idiomatic Rust:
-//!   a closed channel).
-//!
-//! # What to watch for
-//! - The producer's "Adding 'Task Data 3' to queue." blocks while the queue is full.
-//! - Every "Worker N: Finished" has a matching "Adding"; the summary counts them.
-//!
-//! # Why it works
-//! The queue is a `JoinableQueue` (`src/sync/queue.rs`): a mutex-guarded `VecDeque`, two
-//! condition variables and an unfinished-task count. Sentinels work because the queue is FIFO
-//! and they are put after `join()`: every real task is done before any consumer sees one.
+#![doc = include_str!("pages/producer_consumer.md")]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,11 +23,12 @@ pub struct Args {
           value_parser = crate::cli::whole::<usize>(1, 64))]
     pub consumers: usize,
     /// Tasks to produce in all (1..=1000000).
-    #[arg(long, default_value_t = 10, value_name = "N",
+    #[arg(long, default_value_t = 12, value_name = "N",
           value_parser = crate::cli::whole::<u64>(1, 1_000_000))]
     pub items: u64,
-    /// Most tasks the queue holds (1..=100000).
-    #[arg(long, default_value_t = 5, value_name = "M",
+    /// Most tasks the queue holds (1..=100000). Small, so a producer faster than its
+    /// consumers is seen waiting for room.
+    #[arg(long, default_value_t = 3, value_name = "M",
           value_parser = crate::cli::whole::<usize>(1, 100_000))]
     pub maxsize: usize,
     /// How consumers are told to stop.
@@ -173,7 +156,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                     for id in (p as u64..args.items).step_by(args.producers) {
                         lab.sleep_secs(rng.random_range(0.0..=args.produce_time));
                         info!("Adding 'Task Data {id}' to queue.");
-                        queue.put(Msg::Task(id))?;
+                        queue.put_announced(Msg::Task(id), |n| {
+                            info!("Queue full ({n}). Waiting for room…");
+                        })?;
                         made += 1;
                     }
                     Ok(made)
@@ -216,11 +201,28 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
 
     // Drain the result queue: every task exactly once?
     let mut seen: BTreeMap<u64, u32> = BTreeMap::new();
-    let mut wrong = 0;
+    let mut results: Vec<(u64, u64)> = Vec::new();
     for (id, result, _thread) in results_rx.try_iter() {
         *seen.entry(id).or_default() += 1;
-        wrong += u64::from(result != id * id);
+        results.push((id, result));
     }
+    results.sort_unstable();
+    let shown: Vec<String> = results
+        .iter()
+        .take(16)
+        .map(|(_, r)| r.to_string())
+        .collect();
+    info!(
+        "Results collected from the result queue: [{}{}]",
+        shown.join(", "),
+        if results.len() > 16 { ", …" } else { "" }
+    );
+    // A second path to the same answer: the sum of the squares of the ids the producers
+    // were asked for, against the sum of what came back through the result queue.
+    let want: u128 = (0..args.items)
+        .map(|id| u128::from(id) * u128::from(id))
+        .sum();
+    let got: u128 = results.iter().map(|&(_, r)| u128::from(r)).sum();
     let consumed: u64 = per_consumer.iter().map(|(_, n)| n).sum();
     let duplicates = seen.values().filter(|&&n| n > 1).count();
     let missing = (0..args.items).filter(|id| !seen.contains_key(id)).count();
@@ -247,7 +249,12 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         format!("{missing} missing, {duplicates} duplicated"),
         missing == 0 && duplicates == 0,
     );
-    report.check_eq("every result is correct", 0, wrong);
+    report.check(
+        "sum of the results from the result queue",
+        format!("{want} (Σ id² over the {} tasks)", args.items),
+        got,
+        got == want,
+    );
     report.check(
         "queue high-water mark within maxsize",
         format!("<= {}", args.maxsize),

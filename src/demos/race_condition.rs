@@ -1,38 +1,4 @@
-//! race-condition: lost updates from an unsynchronized counter, counted, then fixed.
-//!
-//! Two threads each add 1 to a shared counter 100 000 times. The answer should be 200 000.
-//! Unsynchronized, it is less: each increment is a *read* followed by a *write*, and when
-//! both threads read the same value, both write the same value + 1, and one increment is
-//! lost. Then three fixes, each exact: a mutex around read-and-write, an atomic `fetch_add`
-//! that makes read-modify-write one indivisible step, and a local sum per thread that shares
-//! nothing until one final add.
-//!
-//! # What to watch for
-//! - `lost` in the summary: increments that vanished. The narrative shows the first few
-//!   reads and writes of each thread; two threads reading the same value is a lost update.
-//! - `ns/incr`: the mutex is exact but slowest; the atomic is exact and cheap; the local
-//!   sum is fastest because it shares nothing while it works.
-//! - `--window`: what happens between the read and the write (the unsynchronized and mutex
-//!   strategies have one; atomic and local-sum have no gap to widen). The default, `yield`,
-//!   invites the scheduler in and loses updates reliably; `none` loses only when the threads
-//!   happen to overlap, which on a 2-core machine is about half the runs.
-//!
-//! # Why it works
-//! Python lets two threads run `counter += 1` on a shared int and quietly loses updates.
-//! Safe Rust does not even compile that program: two threads cannot both hold a `&mut` to
-//! the same counter, which is exactly the data race the lesson is about.
-//!
-//! ```compile_fail
-//! let mut counter = 0u64;
-//! std::thread::scope(|s| {
-//!     s.spawn(|| for _ in 0..100_000 { counter += 1 }); // first mutable borrow…
-//!     s.spawn(|| for _ in 0..100_000 { counter += 1 }); // …second: error[E0499]
-//! });
-//! ```
-//!
-//! To show the race anyway without undefined behaviour, the unsynchronized counter is an
-//! `AtomicU64` used the wrong way: an atomic *load*, then an atomic *store*. Each access is
-//! well-defined; the pair is not atomic, so the lost update is real and well-defined too.
+#![doc = include_str!("pages/race_condition.md")]
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};

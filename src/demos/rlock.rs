@@ -1,24 +1,4 @@
-//! rlock: a re-entrant lock lets its owner enter again; a plain lock would deadlock on itself.
-//!
-//! A thread recurses `--depth` levels, acquiring the same `RLock` at each level. Each acquire
-//! raises the hold count; each release lowers it; the lock is free only at zero. Meanwhile a
-//! second thread asks for the lock and must wait until the owner's *last* release. Then the
-//! same recursion with a plain `Lock`: the second acquire would wait for itself forever. We
-//! try it with a bounded wait, so the demo says "would deadlock" and moves on instead of
-//! hanging. Last, the everyday case: `add_many` calling `add`, both taking the same lock.
-//!
-//! # What to watch for
-//! - "held 3×": the count, and the owner's name, in every line.
-//! - The contender's "Acquired" comes after the recursor's final "Released … lock is free".
-//! - "would deadlock: MainThread already holds 'plain-lock'".
-//!
-//! # Why it works
-//! An `RLock` remembers its owner and a count. `acquire` from the owner only bumps the count;
-//! from anyone else it waits until the count is zero. A plain lock has no owner check on
-//! entry, so its owner asking again is one more waiter, waiting on itself. Rust's own
-//! `std::sync::Mutex` is of the plain kind: locking it twice on one thread deadlocks or
-//! panics, which is why code that calls itself under a lock reaches for a re-entrant one (or,
-//! better, is restructured so the inner function takes the guard instead of the lock).
+#![doc = include_str!("pages/rlock.md")]
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
@@ -180,12 +160,16 @@ fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
         .max(Duration::from_millis(10));
     let mut outcome = "acquired again".to_string();
     let mut depth_reached = 0;
+    let mut waited = Duration::ZERO;
     for level in 1..=args.depth.max(2) {
         info!(
             "Acquiring 'plain-lock' (depth {level}), waiting at most {}…",
             units::duration(bound)
         );
-        match plain.acquire_timeout(bound) {
+        let asked = std::time::Instant::now();
+        let result = plain.acquire_timeout(bound);
+        waited = asked.elapsed();
+        match result {
             Ok(_) => {
                 depth_reached = level;
                 info!("Acquired 'plain-lock' (depth {level})");
@@ -197,9 +181,13 @@ fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
                 ..
             }) => {
                 warn!(
-                    "would deadlock: {owner} already holds '{lock}'. A plain lock has no owner check; skipping"
+                    "would deadlock: {owner} already holds '{lock}'. A plain lock has no owner \
+                     check; skipping"
                 );
-                outcome = format!("timed out: {owner} already holds it");
+                outcome = format!(
+                    "at depth {level}: timed out after {}; held by {owner}, the caller",
+                    units::duration(waited)
+                );
                 break;
             }
             Err(e) => {
@@ -213,10 +201,13 @@ fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
     }
     info!("Released 'plain-lock'");
     report.check(
-        "a plain lock re-acquired by its owner would deadlock (caught by a bounded wait)",
-        "timed out at depth 2",
+        format!(
+            "plain lock: its owner's second acquire, bounded at {}",
+            units::duration(bound)
+        ),
+        "at depth 2: a timeout with the lock held by the caller (a deadlock, caught)",
         &outcome,
-        depth_reached == 1 && outcome.starts_with("timed out"),
+        depth_reached == 1 && outcome.contains("timed out") && waited >= bound,
     );
 }
 

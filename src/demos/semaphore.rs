@@ -1,23 +1,4 @@
-//! semaphore: bounded access to a resource: never more holders than permits.
-//!
-//! Seven workers want a resource that only three may use at once (a connection pool, a
-//! licence, a rate limit). A semaphore holds three permits: `acquire` takes one or waits,
-//! `release` gives it back and wakes one waiter. Each worker holds its permit for a random
-//! 0.5–1.5 s (times `--pace`, seeded).
-//!
-//! # What to watch for
-//! - "Acquired (0 permits left, 3 holding)": the fourth worker's "Trying…" is followed by a
-//!   wait until someone releases.
-//! - The summary's maximum of simultaneous holders: exactly the permit count, never more.
-//! - With `--bounded`: releasing one time too many is an error for a bounded semaphore, while
-//!   a plain semaphore's count silently grows past its start, so the "limit" quietly rises.
-//!
-//! # Why it works
-//! The permit count lives under a mutex; `acquire` waits on a condition variable while the
-//! count is zero and re-checks it on every wake-up (see `sync::semaphore`). The holders
-//! count here is measured independently of the semaphore: incremented just after acquiring,
-//! decremented just before releasing, so it can only exceed the permits if the semaphore is
-//! broken.
+#![doc = include_str!("pages/semaphore.md")]
 
 use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
@@ -158,52 +139,106 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     );
     report.check_eq("every permit came back", args.permits, sem.available());
     if args.bounded {
-        over_release(args.permits, lab, &mut report);
+        over_release(args.permits, lab, &mut report)?;
     }
     Ok(report)
 }
 
-/// The over-release lesson: the same mistake against each kind of semaphore.
-fn over_release(permits: usize, lab: &Lab, report: &mut Report) {
+/// The over-release lesson: the same mistake against each kind of semaphore, then
+/// `permits + 1` workers at each, counting for themselves how many hold at once.
+fn over_release(permits: usize, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     info!("Over-release: one release too many, against each kind of semaphore");
     let bounded = Semaphore::bounded(permits).with_probe(lab.probe("bounded"));
     bounded.acquire();
     let _ = bounded.release();
     let refused = match bounded.release() {
         Ok(count) => {
-            warn!("bounded semaphore accepted the extra release (count {count})");
+            warn!("BoundedSemaphore accepted the extra release (count {count})");
             false
         }
         Err(e) => {
-            warn!("BoundedSemaphore: {e} — the bug is caught where it happens");
+            warn!("BoundedSemaphore: {e}: the bug is caught where it happens");
             true
         }
     };
     let plain = Semaphore::new(permits).with_probe(lab.probe("plain"));
     plain.acquire();
     let _ = plain.release();
-    let grown = plain.release().unwrap_or(permits);
-    warn!(
-        "Semaphore: the extra release was accepted; the count silently grew to {grown} of {permits}, \
-         so {grown} threads may now hold a resource meant for {permits}"
-    );
+    let _ = plain.release();
+    warn!("Semaphore: the extra release was accepted without a word");
+    let bounded_most = crowd(&bounded, "Bounded", permits, lab)?;
+    let plain_most = crowd(&plain, "Plain", permits, lab)?;
     report.metric("over_release.bounded_refused", refused);
-    report.metric("over_release.plain_count", grown as u64);
+    report.metric("over_release.bounded_most_holders", bounded_most as u64);
+    report.metric("over_release.plain_most_holders", plain_most as u64);
     report.check(
-        "a bounded semaphore refuses the extra release",
-        "released too many times",
-        if refused {
-            "released too many times"
-        } else {
-            "accepted"
-        },
+        "BoundedSemaphore: the extra release",
+        "refused (ValueError in Python)",
+        if refused { "refused" } else { "accepted" },
         refused,
     );
-    report.check_eq(
-        "a plain semaphore's count silently grows",
-        permits + 1,
-        grown,
+    report.check(
+        format!(
+            "BoundedSemaphore after it: most of {} workers holding at once",
+            permits + 1
+        ),
+        format!("<= {permits} (the permits)"),
+        bounded_most,
+        bounded_most <= permits,
     );
+    report.check(
+        format!(
+            "Semaphore after the extra release: most of {} workers holding at once",
+            permits + 1
+        ),
+        format!(
+            "{} (one more than the {permits} permits: the bug)",
+            permits + 1
+        ),
+        plain_most,
+        plain_most == permits + 1,
+    );
+    Ok(())
+}
+
+/// `permits + 1` workers take a permit each from `sem`, hold it until all of them hold one
+/// or a short while passes, and count the holders themselves. Returns the most at once.
+fn crowd(sem: &Semaphore, label: &str, permits: usize, lab: &Lab) -> anyhow::Result<usize> {
+    let holding = AtomicUsize::new(0);
+    let most = AtomicUsize::new(0);
+    let crowd = permits + 1;
+    // Long enough for every worker to arrive if the semaphore lets them all in.
+    let linger = lab
+        .scaled(Duration::from_millis(500))
+        .max(Duration::from_millis(20));
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let workers: Vec<_> = (1..=crowd)
+            .map(|i| {
+                let (holding, most) = (&holding, &most);
+                lab.spawn(s, format!("{label}-{i}"), move || {
+                    let _permit = sem.permit();
+                    let now = holding.fetch_add(1, SeqCst) + 1;
+                    most.fetch_max(now, SeqCst);
+                    let until = Instant::now() + linger;
+                    while holding.load(SeqCst) < crowd && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    holding.fetch_sub(1, SeqCst);
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        for w in workers {
+            lab::join(w)?;
+        }
+        Ok(())
+    })?;
+    let most = most.load(SeqCst);
+    if most > permits {
+        warn!("{most} workers held a permit at once, with {permits} permits");
+    } else {
+        info!("at most {most} of {crowd} workers held a permit at once");
+    }
+    Ok(most)
 }
 
 #[cfg(test)]
@@ -246,7 +281,16 @@ mod tests {
         let lab = Lab::quiet(0.02, 11);
         let report = run(&args(4, 2, true), &lab).unwrap();
         assert_eq!(report.metrics["over_release.bounded_refused"], true);
-        assert_eq!(report.metric_u64("over_release.plain_count"), Some(3));
+        assert_eq!(
+            report.metric_u64("over_release.plain_most_holders"),
+            Some(3)
+        );
+        assert!(
+            report
+                .metric_u64("over_release.bounded_most_holders")
+                .unwrap()
+                <= 2
+        );
     }
 
     #[test]

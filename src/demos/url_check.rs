@@ -1,25 +1,4 @@
-//! url-check: a real concurrent URL status checker on a pool of threads.
-//!
-//! Reads one URL per line, checks each with an HTTP request on a pool of `--workers`
-//! threads (`Checker_0`, `Checker_1`, …) sharing one HTTP client (so connections are
-//! reused), and reports every line in input order. `--compare` checks the same list one by
-//! one on the main thread and prints the speedup; `--sweep` tries several worker counts.
-//! `--demo` needs no file and no network: it starts threadlab's own server on a free
-//! loopback port and checks a list modelled on the tutorials'.
-//!
-//! # What to watch for
-//! - "Checking …" lines from several `Checker_N` threads at once, and the "Finished" lines
-//!   arriving in completion order, not input order; the table is in input order anyway.
-//! - The speedup: waiting on the network is exactly the work threads overlap well, even on
-//!   two cores: the threads spend their time blocked, not computing.
-//!
-//! # Why it works
-//! Each worker pulls the next line index from a shared atomic counter, checks it (blocking
-//! until its answer, bounded by `--timeout`: see [`crate::check`]) and sends the result
-//! through a channel; the main thread puts results back in input order as they arrive and
-//! passes each on at once (to the JSON stream, the table, the counts), so a list of 100 000
-//! lines never sits in memory as results. Nothing a user gave is dropped: a line that is not
-//! a URL becomes a result with the reason.
+#![doc = include_str!("pages/url_check.md")]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -350,7 +329,9 @@ fn demo_list(server: &Server, lab: &Lab) -> anyhow::Result<(Vec<u8>, Vec<Designe
         String::from("# threadlab url-check --demo: the tutorials' list, served locally\n");
     let mut designed = Vec::new();
     for secs in [0.5, 1.0, 1.5, 2.0] {
-        lines.push_str(&format!("{base}/delay/{}\n", secs * lab.pace()));
+        let paced = format!("{:.3}", secs * lab.pace());
+        let paced = paced.trim_end_matches('0').trim_end_matches('.');
+        lines.push_str(&format!("{base}/delay/{paced}\n"));
         designed.push((Some(200), None));
     }
     lines.push_str(&format!("{base}/status/404\n"));

@@ -137,7 +137,9 @@ impl Lab {
         if self.pace == 1.0 {
             real
         } else {
-            format!("{real} [{secs} s at pace 1]")
+            let nominal = format!("{secs:.3}");
+            let nominal = nominal.trim_end_matches('0').trim_end_matches('.');
+            format!("{real} [{nominal} s at pace 1]")
         }
     }
 

@@ -45,6 +45,8 @@ pub struct Output {
     pub verbose: bool,
     /// `--json`: stdout carries the JSON report and nothing else.
     pub json: bool,
+    /// On a terminal: its width, to which long narrative lines wrap with a hanging indent.
+    pub wrap: Option<usize>,
     progress_visible: bool,
     bars: Arc<Mutex<Option<MultiProgress>>>,
 }
@@ -68,6 +70,15 @@ impl Output {
             color: tty && !no_color && !no_color_env,
             verbose,
             json,
+            wrap: tty.then(|| {
+                let term = match narrative {
+                    Narrative::Stderr => console::Term::stderr(),
+                    _ => console::Term::stdout(),
+                };
+                term.size_checked()
+                    .map_or(100, |(_, cols)| usize::from(cols))
+                    .max(40)
+            }),
             progress_visible: !quiet && !json && io::stderr().is_terminal(),
             bars: Arc::new(Mutex::new(None)),
         }
@@ -80,6 +91,7 @@ impl Output {
             color: false,
             verbose: false,
             json: false,
+            wrap: None,
             progress_visible: false,
             bars: Arc::new(Mutex::new(None)),
         }
@@ -102,6 +114,7 @@ impl Output {
                 narrative: self.narrative,
                 bars: Arc::clone(&self.bars),
                 start,
+                wrap: self.wrap,
             })
             .finish();
         // Only our own crate speaks in the narrative; dependencies' logs stay out of it.
@@ -168,6 +181,25 @@ pub fn widen_thread_column(name: &str) {
     NAME_WIDTH.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_hang_under_the_message() {
+        let line = format!("+0.000s [INFO ] (MainThread) {}\n", "word ".repeat(30));
+        let out = hang(&line, 60);
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines.len() > 1);
+        assert!(lines.iter().all(|l| l.chars().count() <= 60), "{out}");
+        assert!(lines[1].starts_with(&" ".repeat(29)));
+        assert_eq!(
+            hang("+0.000s [INFO ] (T) short\n", 60),
+            "+0.000s [INFO ] (T) short\n"
+        );
+    }
+}
+
 /// The name the narrative shows for the current thread: `MainThread` for the main thread.
 pub fn thread_name() -> String {
     match std::thread::current().name() {
@@ -221,6 +253,33 @@ struct LineSink {
     narrative: Narrative,
     bars: Arc<Mutex<Option<MultiProgress>>>,
     start: Instant,
+    wrap: Option<usize>,
+}
+
+/// `line` (time, level, thread, message) wrapped to `width`: continuation lines start under
+/// the message, so the thread column stays clear.
+fn hang(line: &str, width: usize) -> String {
+    let text = line.trim_end_matches('\n');
+    if console::measure_text_width(text) <= width {
+        return line.to_string();
+    }
+    let Some(at) = text.find(") ").map(|i| i + 2) else {
+        return line.to_string();
+    };
+    let (prefix, message) = text.split_at(at);
+    let indent = console::measure_text_width(prefix);
+    let lines = super::export::wrap(message, width.saturating_sub(indent).max(20));
+    let mut out = String::with_capacity(line.len() + lines.len() * indent);
+    out.push_str(prefix);
+    for (i, l) in lines.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.extend(std::iter::repeat_n(' ', indent));
+        }
+        out.push_str(l);
+    }
+    out.push('\n');
+    out
 }
 
 /// Held while a line is stamped and written: write order is time order.
@@ -241,6 +300,9 @@ impl Write for LineSink {
         let _order = WRITE_ORDER.lock().unwrap_or_else(|e| e.into_inner());
         let mut line = format!("+{:.3}s ", self.start.elapsed().as_secs_f64()).into_bytes();
         line.extend_from_slice(buf);
+        if let Some(width) = self.wrap {
+            line = hang(&String::from_utf8_lossy(&line), width).into_bytes();
+        }
         let emit = || match self.narrative {
             Narrative::Stdout => io::stdout().lock().write_all(&line),
             Narrative::Stderr => io::stderr().lock().write_all(&line),

@@ -186,24 +186,46 @@ impl Probe {
         self.sink.as_ref().map(|(_, g)| g.as_ref())
     }
 
-    /// The current thread starts waiting.
+    /// The current thread starts waiting. With `-v` the narrative shows it.
     pub fn waiting(&self) -> Mark {
+        if self.sink.is_some() {
+            tracing::debug!("waiting for '{}'", self.name);
+        }
         self.begin(|g| (&g.waiting, &g.most_waiting))
     }
 
     /// The current thread stopped waiting (it got the primitive, or gave up).
     pub fn waited(&self, mark: Mark) {
+        self.narrate_end("woke: done waiting for", &mark);
         self.end(mark, State::Waiting, |g| &g.waiting);
     }
 
     /// The current thread starts holding.
     pub fn holding(&self) -> Mark {
+        if self.sink.is_some() {
+            tracing::debug!("holding '{}'", self.name);
+        }
         self.begin(|g| (&g.holding, &g.most_holding))
     }
 
     /// The current thread released what it held.
     pub fn released(&self, mark: Mark) {
+        self.narrate_end("released", &mark);
         self.end(mark, State::Holding, |g| &g.holding);
+    }
+
+    /// The `-v` line that closes a span, with its length when recorded.
+    fn narrate_end(&self, what: &str, mark: &Mark) {
+        if self.sink.is_some() && tracing::enabled!(tracing::Level::DEBUG) {
+            match mark.0 {
+                Some(start) => tracing::debug!(
+                    "{what} '{}' after {}",
+                    self.name,
+                    super::units::duration(start.elapsed())
+                ),
+                None => tracing::debug!("{what} '{}'", self.name),
+            }
+        }
     }
 
     fn begin(&self, gauge: impl Fn(&Gauges) -> (&AtomicUsize, &AtomicUsize)) -> Mark {

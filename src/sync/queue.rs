@@ -78,8 +78,15 @@ impl<T> JoinableQueue<T> {
 
     /// Adds `item`, waiting while the queue is full.
     pub fn put(&self, item: T) -> Result<(), QueueError> {
+        self.put_announced(item, |_| {})
+    }
+
+    /// [`JoinableQueue::put`], calling `on_full(len)` first if it is about to wait: the
+    /// narrative's "Queue full" comes before any consumer's line that makes room.
+    pub fn put_announced(&self, item: T, on_full: impl FnOnce(usize)) -> Result<(), QueueError> {
         let mut st = self.state();
         if st.items.len() >= self.maxsize && !st.closed {
+            on_full(st.items.len());
             let mark = self.probe.waiting();
             let began = Instant::now();
             st = self

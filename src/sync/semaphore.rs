@@ -74,26 +74,32 @@ impl Semaphore {
 
     /// Takes a permit, waiting as long as it takes. Returns the permits left.
     pub fn acquire(&self) -> usize {
-        let mark = self.probe.waiting();
-        let count = lock(&self.count);
-        let mut count = self
-            .freed
-            .wait_while(count, |c| *c == 0)
-            .unwrap_or_else(|e| e.into_inner());
+        let mut count = lock(&self.count);
+        // Only a real wait is recorded as one: a free permit is taken at once.
+        if *count == 0 {
+            let mark = self.probe.waiting();
+            count = self
+                .freed
+                .wait_while(count, |c| *c == 0)
+                .unwrap_or_else(|e| e.into_inner());
+            self.probe.waited(mark);
+        }
         *count -= 1;
-        self.probe.waited(mark);
         *count
     }
 
     /// Takes a permit if one frees up within `timeout`. Returns the permits left, or `None`.
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<usize> {
-        let mark = self.probe.waiting();
-        let count = lock(&self.count);
-        let (mut count, _) = self
-            .freed
-            .wait_timeout_while(count, timeout, |c| *c == 0)
-            .unwrap_or_else(|e| e.into_inner());
-        self.probe.waited(mark);
+        let mut count = lock(&self.count);
+        if *count == 0 {
+            let mark = self.probe.waiting();
+            count = self
+                .freed
+                .wait_timeout_while(count, timeout, |c| *c == 0)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            self.probe.waited(mark);
+        }
         if *count == 0 {
             return None;
         }

@@ -1,0 +1,224 @@
+//! What the class sees: pages, help, paced durations in the text, the lessons visible at the
+//! defaults, and summaries that fit 100 columns. Through the binary, at small paces.
+
+mod common;
+use common::*;
+
+const DEMOS: [&str; 8] = [
+    "race-condition",
+    "rlock",
+    "semaphore",
+    "condition",
+    "producer-consumer",
+    "daemon",
+    "pool",
+    "url-check",
+];
+
+#[test]
+fn every_demo_has_an_explain_page_with_every_part() {
+    for demo in DEMOS {
+        let run = threadlab(&["explain", demo]);
+        assert_eq!(run.code, 0, "{demo}: {}", run.stderr);
+        for part in [
+            "# What to watch for",
+            "# Why it works",
+            "# The broken form",
+            "# Python and Rust",
+        ] {
+            assert!(run.stdout.contains(part), "{demo}: no {part:?}");
+        }
+    }
+    assert_eq!(threadlab(&["explain", "race"]).code, 0, "aliases work");
+    assert_usage_error(&["explain", "nope"], "no demo 'nope'");
+}
+
+#[test]
+fn help_puts_the_demo_flags_first_and_the_global_flags_under_their_own_heading() {
+    let run = threadlab(&["semaphore", "--help"]);
+    let own = run.stdout.find("--permits").unwrap();
+    let heading = run
+        .stdout
+        .find("Global flags:")
+        .expect("a Global flags heading");
+    let global = run.stdout.find("      --pace <F>").unwrap();
+    assert!(own < heading && heading < global, "{}", run.stdout);
+}
+
+#[test]
+fn verbose_shows_every_wait_and_release_and_quiet_by_default() {
+    let args = [
+        "semaphore",
+        "--pace",
+        "0.02",
+        "--threads",
+        "3",
+        "--permits",
+        "1",
+    ];
+    let plain = threadlab(&args);
+    assert!(!plain.stdout.contains("[DEBUG]"));
+    let mut verbose_args = args.to_vec();
+    verbose_args.push("-v");
+    let verbose = threadlab(&verbose_args);
+    for step in [
+        "waiting for 'permits'",
+        "holding 'permits'",
+        "released 'permits'",
+    ] {
+        assert!(verbose.stdout.contains(step), "-v shows {step:?}");
+    }
+    // Every release is announced before the wake-up it causes.
+    let lines: Vec<&str> = verbose.stdout.lines().collect();
+    let first_release = lines.iter().position(|l| l.contains("released 'permits'"));
+    let first_wake = lines.iter().position(|l| l.contains("woke: done waiting"));
+    assert!(first_release < first_wake, "{}", verbose.stdout);
+}
+
+#[test]
+fn each_summary_names_the_next_lesson() {
+    let run = threadlab(&["rlock", "--pace", "0.02"]);
+    assert!(
+        run.stdout.contains("next lesson: threadlab semaphore"),
+        "{}",
+        run.stdout
+    );
+    let json = threadlab(&["rlock", "--pace", "0.02", "--json"]);
+    assert!(!json.stdout.contains("next lesson"), "JSON stays JSON");
+}
+
+#[test]
+fn durations_in_the_text_are_the_ones_that_happened() {
+    let daemon = threadlab(&[
+        "daemon", "--mode", "graceful", "--pace", "0.5", "--work", "0.4",
+    ]);
+    assert!(
+        daemon
+            .stdout
+            .contains("working for 200.0 ms [0.4 s at pace 1]"),
+        "{}",
+        daemon.stdout
+    );
+    let pool = threadlab(&["pool", "--pace", "0.1", "--scenario", "downloads"]);
+    assert!(
+        pool.stdout
+            .contains("downloads of 50.0 ms [0.5 s at pace 1]"),
+        "{}",
+        pool.stdout
+    );
+    let sem = threadlab(&["semaphore", "--pace", "0.1", "--seed", "3"]);
+    assert!(sem.stdout.contains("s at pace 1]"), "{}", sem.stdout);
+    assert!(
+        !sem.stdout.contains("held 0.") && !sem.stdout.contains(" 1.2 s"),
+        "no unscaled hold shown: {}",
+        sem.stdout
+    );
+}
+
+#[test]
+fn the_if_bug_is_runnable_and_caught_and_the_while_loop_never_misses() {
+    for seed in ["1", "2", "3"] {
+        let run = |extra: &[&str]| {
+            let mut args = vec!["condition", "--pace", "0.02", "--json", "--seed", seed];
+            args.extend_from_slice(extra);
+            let run = threadlab(&args);
+            assert_eq!(run.code, 0, "{}", run.stderr);
+            run.json()
+        };
+        let bug = run(&["--bug", "if"]);
+        assert_checks_hold(&bug);
+        assert!(metric(&bug, "took_nothing") >= 1, "the bug shows");
+        assert_eq!(metric(&bug, "consumed"), 7);
+        let fixed = run(&[]);
+        assert_eq!(metric(&fixed, "took_nothing"), 0);
+    }
+}
+
+#[test]
+fn after_an_extra_release_a_plain_semaphore_admits_one_worker_too_many() {
+    for permits in ["1", "3"] {
+        let r = report("semaphore", &["--bounded", "--permits", permits]);
+        assert_checks_hold(&r);
+        let p: u64 = permits.parse().unwrap();
+        assert_eq!(metric(&r, "over_release.plain_most_holders"), p + 1);
+        assert!(metric(&r, "over_release.bounded_most_holders") <= p);
+    }
+}
+
+#[test]
+fn at_the_defaults_the_producer_is_seen_waiting_for_room() {
+    for seed in ["1", "2", "3", "4", "5", "6"] {
+        let run = threadlab(&["producer-consumer", "--pace", "0.05", "--seed", seed]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        assert!(
+            run.stdout.contains("Queue full (3). Waiting for room"),
+            "seed {seed}"
+        );
+        assert!(
+            run.stdout
+                .contains("Results collected from the result queue: [0, 1, 4, 9")
+        );
+    }
+}
+
+#[test]
+fn the_slow_motion_race_tells_every_step_in_order() {
+    let run = threadlab(&[
+        "race",
+        "--iterations",
+        "5",
+        "--window",
+        "sleep:20000",
+        "--strategy",
+        "unsynchronized",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let message = |l: &str| {
+        l.split_once(") ")
+            .map(|(_, m)| m.to_string())
+            .unwrap_or_default()
+    };
+    let is_read = |m: &str| m.starts_with("read ") && !m.contains("wrote");
+    let is_write = |m: &str| m.contains("wrote ");
+    let msgs: Vec<String> = run.stdout.lines().map(message).collect();
+    let reads = msgs.iter().filter(|m| is_read(m)).count();
+    let writes = msgs.iter().filter(|m| is_write(m)).count();
+    assert_eq!((reads, writes), (10, 10), "{}", run.stdout);
+    // Each thread alternates: a read, then the write of what it read plus one.
+    for thread in ["(Counter-1 )", "(Counter-2 )"] {
+        let steps: Vec<String> = run
+            .stdout
+            .lines()
+            .filter(|l| l.contains(thread))
+            .map(message)
+            .collect();
+        for pair in steps.chunks(2) {
+            assert!(is_read(&pair[0]) && is_write(&pair[1]), "{pair:?}");
+        }
+    }
+}
+
+#[test]
+fn checks_and_notes_fit_100_columns() {
+    for demo in [
+        vec!["race"],
+        vec!["rlock"],
+        vec!["semaphore", "--bounded"],
+        vec!["condition", "--bug", "if"],
+        vec!["producer-consumer"],
+        vec!["daemon", "--mode", "both"],
+        vec!["pool"],
+        vec!["url-check", "--demo"],
+    ] {
+        let mut args = demo.clone();
+        args.extend(["--pace", "0.02", "--quiet"]);
+        let run = threadlab(&args);
+        for line in run.stdout.lines() {
+            assert!(
+                line.chars().count() <= 100 || line.starts_with(" line") || line.contains("http"),
+                "{demo:?}: {} columns: {line}",
+                line.chars().count()
+            );
+        }
+    }
+}
