@@ -230,11 +230,13 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             args.trials
         ));
     }
-    report.note(
-        "Speed is not compared here: each time includes the --window, which the atomic and \
-         local-sum strategies have no place for. `make bench` measures ns per increment with no \
-         window (the JSON's *.ms and *.ns_per_incr are this run's, window included).",
-    );
+    if args.strategy.len() > 1 {
+        report.note(
+            "Speed is not compared here: each time includes the --window, which the atomic and \
+             local-sum strategies have no place for. `make bench` measures ns per increment with \
+             no window (the JSON's *.ms and *.ns_per_incr are this run's, window included).",
+        );
+    }
     Ok(report)
 }
 
