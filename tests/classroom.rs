@@ -201,7 +201,7 @@ fn the_slow_motion_race_tells_every_step_in_order() {
 #[test]
 fn checks_and_notes_fit_100_columns() {
     for demo in [
-        vec!["race"],
+        vec!["race", "--budget", "2"],
         vec!["rlock"],
         vec!["semaphore", "--bounded"],
         vec!["condition", "--bug", "if"],

@@ -5,9 +5,19 @@ use common::*;
 
 #[test]
 fn race_mutex_atomic_and_local_sum_are_exact_and_unsynchronized_never_overcounts() {
-    let r = report("race", &["--iterations", "20000", "--trials", "3"]);
+    let r = report(
+        "race",
+        &["--iterations", "20000", "--trials", "3", "--budget", "2"],
+    );
     for s in ["mutex", "atomic", "local-sum"] {
-        assert_eq!(metric(&r, &format!("{s}.final")), 40_000, "{s}");
+        // Exact: the final count is every increment the threads made (all 40 000 unless the
+        // time budget cut a loaded machine's run short).
+        assert_eq!(
+            metric(&r, &format!("{s}.final")),
+            metric(&r, &format!("{s}.expected")),
+            "{s}"
+        );
+        assert!(metric(&r, &format!("{s}.final")) <= 40_000);
         assert_eq!(metric(&r, &format!("{s}.lost")), 0, "{s}");
     }
     let lost = r["distribution"]["lost"].as_array().unwrap();
@@ -34,6 +44,8 @@ fn race_with_a_wide_window_loses_updates_and_says_so() {
             "unsynchronized",
             "--window",
             "spin:500",
+            "--budget",
+            "2",
         ],
     );
     assert!(metric(&r, "unsynchronized.lost") > 0);
@@ -45,8 +57,7 @@ fn rlock_contender_waits_for_the_last_release_and_the_plain_lock_is_caught() {
     let r = report("rlock", &["--depth", "4"]);
     assert_checks_hold(&r);
     assert_eq!(metric(&r, "recursor.max_count"), 4);
-    let m = &r["metrics"];
-    assert!(m["contender.acquired_ms"].as_f64() >= m["recursor.last_release_ms"].as_f64());
+    assert_eq!(metric(&r, "contender.still_held_levels"), 0);
     assert_eq!(metric(&r, "counter.value"), 60);
 }
 
@@ -99,6 +110,8 @@ fn race_at_the_default_window_loses_updates_in_at_least_19_of_20_trials() {
             "20",
             "--strategy",
             "unsynchronized",
+            "--budget",
+            "1",
         ],
     );
     assert!(

@@ -50,9 +50,9 @@ fn daemon_child_lines_are_relayed_and_the_cleanup_line_never_comes() {
     let run = threadlab(&["daemon", "--pace", "0.02", "--no-color"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains("(Relay     ) child │"));
-    assert!(run.stdout.contains("tick 1"));
+    assert!(run.stdout.contains("Monitor: tick 1"));
     assert!(
-        !run.stdout.contains("cleanup done"),
+        !run.stdout.contains("Monitor: cleanup done"),
         "the daemon's cleanup must never run:\n{}",
         run.stdout
     );

@@ -54,9 +54,30 @@ pub struct UrlList {
     entries: Vec<Entry>,
     /// Blank and comment lines skipped.
     pub skipped: usize,
-    /// Lines in the input, counted from the newline bytes themselves (a second count, kept
-    /// apart from the parsing, so a check can compare the two).
+    /// Lines in the input, counted from the newline bytes as they pass through the reader
+    /// (by [`Counting`], which knows nothing of lines or entries): a second count, kept apart
+    /// from the parsing, so a check can compare the two.
     pub lines: usize,
+}
+
+/// A reader that counts the bytes and newline bytes passing through it.
+struct Counting<R> {
+    inner: R,
+    bytes: u64,
+    newlines: u64,
+    last: u8,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        self.newlines += buf[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+        if n > 0 {
+            self.last = buf[n - 1];
+        }
+        Ok(n)
+    }
 }
 
 /// The input broke a cap: the message names the source and the cap.
@@ -89,7 +110,16 @@ pub enum InputError {
 
 impl UrlList {
     /// Reads and parses a whole list from `reader`, naming it `source_name` in errors.
-    pub fn read(mut reader: impl BufRead, source_name: &str) -> Result<UrlList, InputError> {
+    pub fn read(reader: impl std::io::Read, source_name: &str) -> Result<UrlList, InputError> {
+        let mut reader = std::io::BufReader::with_capacity(
+            64 * 1024,
+            Counting {
+                inner: reader,
+                bytes: 0,
+                newlines: 0,
+                last: b'\n',
+            },
+        );
         let mut list = UrlList::default();
         let mut line = Vec::with_capacity(256);
         let mut total: u64 = 0;
@@ -110,12 +140,7 @@ impl UrlList {
             if read == 0 {
                 break;
             }
-            list.lines += usize::from(ended);
             number += 1;
-            if !ended {
-                // The last line had no newline: still a line.
-                list.lines += 1;
-            }
             if number == 1 && line.starts_with(b"\xEF\xBB\xBF") {
                 line.drain(..3);
             }
@@ -128,6 +153,10 @@ impl UrlList {
                 break;
             }
         }
+        let counted = reader.get_ref();
+        // A last line without a newline is still a line.
+        list.lines =
+            (counted.newlines + u64::from(counted.bytes > 0 && counted.last != b'\n')) as usize;
         Ok(list)
     }
 
@@ -367,7 +396,7 @@ mod tests {
     #[test]
     fn input_past_the_cap_is_an_error_naming_the_source() {
         let endless = std::io::repeat(0).take(MAX_INPUT_BYTES + 10);
-        let err = UrlList::read(std::io::BufReader::new(endless), "/dev/zero").unwrap_err();
+        let err = UrlList::read(endless, "/dev/zero").unwrap_err();
         assert!(
             err.to_string().starts_with("/dev/zero: more than 64 MiB"),
             "{err}"

@@ -29,10 +29,24 @@ pub struct Args {
     /// work.
     #[arg(long, default_value = "yield", value_parser = Window::parse)]
     pub window: Window,
+    /// Stop each thread's loop after this many seconds of real time, even if its iterations
+    /// are not done (checked every 1024 increments); the expected count is then what the
+    /// threads actually did. Bounds a run on a loaded machine.
+    #[arg(long, value_name = "SECS", value_parser = parse_budget)]
+    pub budget: Option<f64>,
     /// Runs per strategy; with K > 1 the summary shows the distribution of lost updates.
     #[arg(long, default_value_t = 1, value_name = "K",
           value_parser = crate::cli::whole::<usize>(1, 100_000))]
     pub trials: usize,
+}
+
+fn parse_budget(s: &str) -> Result<f64, String> {
+    match crate::cli::parse_secs_any(s)? {
+        v if v > 0.0 && v <= 3600.0 => Ok(v),
+        _ => Err(format!(
+            "must be more than 0 and at most 3600 seconds (got {s})"
+        )),
+    }
 }
 
 /// How the threads share the counter.
@@ -140,7 +154,6 @@ impl Serialize for Window {
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("race-condition");
     report.params_from(args);
-    let expected = args.iterations * args.threads as u64;
     info!(
         "race-condition: {} threads × {} increments each, window {}",
         args.threads,
@@ -175,9 +188,13 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         let progress = lab.progress(trials as u64, strategy.name());
         let results = run_trials(strategy, args, trials, lab, &progress)?;
         progress.finish_and_clear();
-        let lost: Vec<u64> = results.iter().map(|t| expected - t.final_value).collect();
+        let lost: Vec<u64> = results
+            .iter()
+            .map(|t| t.expected.saturating_sub(t.final_value))
+            .collect();
         let median = median_trial(&results);
-        let ns = median.elapsed.as_nanos() as f64 / expected as f64;
+        let expected = median.expected;
+        let ns = median.elapsed.as_nanos() as f64 / expected.max(1) as f64;
         info!(
             "{strategy}: final {} of {} ({} lost)",
             units::count(median.final_value),
@@ -204,17 +221,20 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         if strategy == Strategy::Unsynchronized {
             judge_unsynchronized(&mut report, args, &results, &lost);
         } else {
-            let exact = lost.iter().filter(|&&l| l == 0).count();
+            let exact = results
+                .iter()
+                .filter(|t| t.final_value == t.expected)
+                .count();
             if results.len() == 1 {
                 report.check(
                     format!("{key} counter: final value"),
-                    format!("= {expected} (threads × iterations)"),
+                    format!("= {expected} (the increments the threads made)"),
                     median.final_value,
                     median.final_value == expected,
                 );
             } else {
                 report.check(
-                    format!("{key} counter: trials that ended exactly at {expected}"),
+                    format!("{key} counter: trials that ended exactly at the increments made"),
                     format!("{0} of {0}", results.len()),
                     format!("{exact} of {}", results.len()),
                     exact == results.len(),
@@ -245,8 +265,8 @@ const FIXED_TRIALS: usize = 10;
 
 /// Checks and explains the broken strategy's outcome, honestly when it lost nothing.
 fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost: &[u64]) {
-    let expected = args.iterations * args.threads as u64;
     let median = median_trial(trials);
+    let expected = median.expected;
     report.metric(
         "unsynchronized.overlap_pct",
         (median.overlap * 1000.0).round() / 10.0,
@@ -391,6 +411,9 @@ fn add_distribution(report: &mut Report, lost: &[u64]) {
 #[derive(Debug, Clone, Copy)]
 struct Trial {
     final_value: u64,
+    /// Increments the threads made (all their iterations, unless `--budget` cut them short),
+    /// counted by the threads themselves.
+    expected: u64,
     /// From the first thread starting its loop to the last one finishing.
     elapsed: Duration,
     /// The share of `elapsed` during which every thread was running its loop.
@@ -441,8 +464,14 @@ fn run_trials(
                     }
                     let begin = Instant::now();
                     let story = narrate.load(Relaxed).then_some(story);
-                    let counted = increment(strategy, shared, args.iterations, args.window, story);
-                    spans.push((begin, Instant::now(), counted));
+                    let work = Work {
+                        iterations: args.iterations,
+                        until: args
+                            .budget
+                            .and_then(|b| begin.checked_add(Duration::from_secs_f64(b))),
+                    };
+                    let (done, counted) = increment(strategy, shared, work, args.window, story);
+                    spans.push((begin, Instant::now(), counted, done));
                     gate.wait();
                 }
                 spans
@@ -468,7 +497,7 @@ fn run_trials(
             });
             progress.inc(1);
         }
-        let spans: Vec<Vec<(Instant, Instant, i64)>> = workers
+        let spans: Vec<Vec<(Instant, Instant, i64, u64)>> = workers
             .into_iter()
             .map(lab::join)
             .collect::<anyhow::Result<_>>()?;
@@ -485,35 +514,54 @@ fn run_trials(
                     elapsed,
                     overlap: together.as_secs_f64() / elapsed.as_secs_f64().max(1e-9),
                     counted_lost: spans.iter().map(|s| s[i].2).sum(),
+                    expected: spans.iter().map(|s| s[i].3).sum(),
                 }
             })
             .collect())
     })
 }
 
-/// One thread's share of the work under `strategy`. Returns the increments its writes
-/// overwrote (only the unsynchronized counter can overwrite any).
+/// How many increments one thread makes: `iterations`, or fewer if the trial's time budget
+/// runs out first (looked at every 1024 increments, so the hot loop stays a loop).
+#[derive(Debug, Clone, Copy)]
+struct Work {
+    iterations: u64,
+    until: Option<Instant>,
+}
+
+impl Work {
+    /// Runs `step` until the work is done; returns how many steps ran.
+    #[inline]
+    fn run(self, mut step: impl FnMut()) -> u64 {
+        let mut done = 0;
+        while done < self.iterations {
+            let n = (self.iterations - done).min(1024);
+            for _ in 0..n {
+                step();
+            }
+            done += n;
+            if self.until.is_some_and(|u| Instant::now() >= u) {
+                break;
+            }
+        }
+        done
+    }
+}
+
+/// One thread's share of the work under `strategy`. Returns the increments it made and
+/// those its writes overwrote (only the unsynchronized counter can overwrite any).
 fn increment(
     strategy: Strategy,
     shared: &Shared,
-    iterations: u64,
+    work: Work,
     window: Window,
     story: Option<&Story>,
-) -> i64 {
+) -> (u64, i64) {
     match strategy {
-        Strategy::Unsynchronized => unsynchronized(&shared.atomic, iterations, window, story),
-        Strategy::Mutex => {
-            synchronized(&shared.mutex, iterations, window);
-            0
-        }
-        Strategy::Atomic => {
-            atomic(&shared.atomic, iterations);
-            0
-        }
-        Strategy::LocalSum => {
-            local_sum(&shared.atomic, iterations);
-            0
-        }
+        Strategy::Unsynchronized => unsynchronized(&shared.atomic, work, window, story),
+        Strategy::Mutex => (synchronized(&shared.mutex, work, window), 0),
+        Strategy::Atomic => (atomic(&shared.atomic, work), 0),
+        Strategy::LocalSum => (local_sum(&shared.atomic, work), 0),
     }
 }
 
@@ -579,12 +627,12 @@ impl Story {
 /// from what it found to what it read + 1), a count taken as the losses happen.
 fn unsynchronized(
     counter: &AtomicU64,
-    iterations: u64,
+    work: Work,
     window: Window,
     story: Option<&Story>,
-) -> i64 {
+) -> (u64, i64) {
     let mut overwritten = 0i64;
-    for _ in 0..iterations {
+    let done = work.run(|| {
         let value = match story {
             Some(s) if s.every_step => s.step(|| {
                 let v = counter.load(Relaxed);
@@ -604,37 +652,36 @@ fn unsynchronized(
             None => counter.swap(value + 1, Relaxed),
         };
         overwritten += found as i64 - value as i64;
-    }
-    overwritten
+    });
+    (done, overwritten)
 }
 
 /// The same read, gap and write, under a mutex.
-fn synchronized(counter: &Mutex<u64>, iterations: u64, window: Window) {
-    for _ in 0..iterations {
+fn synchronized(counter: &Mutex<u64>, work: Work, window: Window) -> u64 {
+    work.run(|| {
         // the fix: no other thread can read or write between our read and our write.
         let mut guard = counter.lock().unwrap_or_else(|e| e.into_inner());
         let value = *guard; // read
         window.pause();
         *guard = value + 1; // write
-    }
+    })
 }
 
 /// One indivisible read-modify-write per increment: there is no gap for a window.
-fn atomic(counter: &AtomicU64, iterations: u64) {
-    for _ in 0..iterations {
+fn atomic(counter: &AtomicU64, work: Work) -> u64 {
+    work.run(|| {
         // the fix: the read and the write are a single atomic step.
         counter.fetch_add(1, Relaxed);
-    }
+    })
 }
 
 /// Count privately; share once. Nothing shared is read mid-count, so there is no window.
-fn local_sum(counter: &AtomicU64, iterations: u64) {
+fn local_sum(counter: &AtomicU64, work: Work) -> u64 {
     let mut local = 0u64;
-    for _ in 0..iterations {
-        local = std::hint::black_box(local + 1);
-    }
+    let done = work.run(|| local = std::hint::black_box(local + 1));
     // the fix: the only shared write is one atomic add at the end.
     counter.fetch_add(local, Relaxed);
+    done
 }
 
 #[cfg(test)]
@@ -648,6 +695,7 @@ mod tests {
             strategy,
             window,
             trials,
+            budget: Some(10.0),
         }
     }
 

@@ -304,7 +304,7 @@ impl Tally {
 /// Reads the input file (or stdin for `-`), with the caps of [`crate::check::input`].
 fn read_input(path: &std::path::Path) -> anyhow::Result<UrlList> {
     if path.as_os_str() == "-" {
-        return Ok(UrlList::read(std::io::stdin().lock(), "stdin")?);
+        return Ok(UrlList::read(std::io::stdin(), "stdin")?);
     }
     let shown = path.display().to_string();
     anyhow::ensure!(
@@ -312,10 +312,7 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<UrlList> {
         "{shown}: is a directory, not a file of URLs"
     );
     let file = std::fs::File::open(path).with_context(|| format!("cannot read {shown}"))?;
-    Ok(UrlList::read(
-        std::io::BufReader::with_capacity(64 * 1024, file),
-        &shown,
-    )?)
+    Ok(UrlList::read(file, &shown)?)
 }
 
 /// The built-in demo list against a server started here, and each line's designed outcome.
