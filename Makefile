@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint fmt install bench stress clean
+.PHONY: demo test lint fmt install bench stress mutants clean
 
 ## Run the first lesson (offline).
 demo:
@@ -34,6 +34,10 @@ bench:
 stress:
 	$(CARGO) build --release --locked --quiet --bins
 	$(CARGO) run --release --locked --quiet --bin threadlab-stress
+
+## Mutants: break each primitive on purpose and show which demo check catches it (minutes).
+mutants:
+	$(CARGO) run --release --locked --quiet --bin threadlab-mutants
 
 clean:
 	$(CARGO) clean

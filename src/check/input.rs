@@ -360,6 +360,13 @@ mod tests {
     }
 
     #[test]
+    fn repeated_lines_are_each_an_entry() {
+        let list = UrlList::parse(b"http://a.test/\nhttp://a.test/\nhttp://a.test/\n");
+        assert_eq!(list.len(), 3);
+        assert_eq!(list.lines, 3);
+    }
+
+    #[test]
     fn a_byte_order_mark_is_ignored() {
         let list = UrlList::parse(b"\xEF\xBB\xBFhttp://a.test/\n\xEF\xBB\xBF# not a comment\n");
         assert_eq!(list.text(&list.entries()[0]), "http://a.test/");

@@ -57,7 +57,7 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
     let patience = lab.scaled(Duration::from_secs_f64(args.hold * args.depth as f64))
         + Duration::from_secs(30);
 
-    let (release_errors, contender) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (mut release_errors, contender) = std::thread::scope(|s| -> anyhow::Result<_> {
         let recursor = lab.spawn(s, "Recursor", || {
             let mut errors = Vec::new();
             let ctx = Recursion {
@@ -72,7 +72,7 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
             ctx.recurse(1, &mut errors);
             errors
         })?;
-        let contender = lab.spawn(s, "Contender", || -> anyhow::Result<(usize, Duration)> {
+        let contender = lab.spawn(s, "Contender", || -> anyhow::Result<(usize, Duration, Option<String>)> {
             // Wait (bounded) until the recursor holds the lock, so the contention is real.
             holding_rx
                 .recv_timeout(patience)
@@ -88,12 +88,20 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
                 "Acquired 'shared-lock' (held {n}×) after waiting {}; the Recursor counts {still_held} level(s) still held",
                 units::duration(waited)
             );
-            lock.release_with(|_| info!("Released 'shared-lock': lock is free"))?;
-            Ok((still_held, waited))
+            // A refused release is evidence, not a reason to stop.
+            let refused = lock
+                .release_with(|_| info!("Released 'shared-lock': lock is free"))
+                .err()
+                .map(|e| {
+                    warn!("{e}");
+                    e.to_string()
+                });
+            Ok((still_held, waited, refused))
         })?;
         Ok((lab::join(recursor)?, lab::join(contender)??))
     })?;
-    let (still_held, waited) = contender;
+    let (still_held, waited, refused) = contender;
+    release_errors.extend(refused);
     let deepest = deepest.load(SeqCst);
     report.metric("recursor.max_count", deepest as u64);
     report.metric("contender.still_held_levels", still_held as u64);

@@ -109,4 +109,20 @@ mod tests {
         ev.clear();
         assert!(!ev.is_set());
     }
+
+    #[test]
+    fn a_timed_wait_returns_as_soon_as_the_event_is_set() {
+        let ev = Event::new();
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let began = std::time::Instant::now();
+                (ev.wait_timeout(Duration::from_secs(30)), began.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(20));
+            ev.set();
+            let (set, waited) = waiter.join().unwrap();
+            assert!(set);
+            assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+        });
+    }
 }

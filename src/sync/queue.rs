@@ -269,4 +269,28 @@ mod tests {
         assert!(q.put_blocked() > Duration::ZERO);
         assert_eq!(q.high_water(), 1);
     }
+
+    #[test]
+    fn every_item_put_through_a_full_queue_comes_out_once() {
+        let q = JoinableQueue::new(2, Probe::off("q"));
+        let got = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..3 {
+                s.spawn(|| {
+                    while let Some(item) = q.get() {
+                        got.lock().unwrap().push(item);
+                        q.task_done().unwrap();
+                    }
+                });
+            }
+            for i in 0..200 {
+                q.put(i).unwrap();
+            }
+            assert!(q.join_timeout(Duration::from_secs(30)));
+            q.close();
+        });
+        let mut got = got.into_inner().unwrap();
+        got.sort_unstable();
+        assert_eq!(got, (0..200).collect::<Vec<_>>());
+    }
 }

@@ -1,0 +1,347 @@
+//! `make mutants`: break each primitive on purpose, in a scratch copy of the source, and see
+//! which demo check (the ✘ a class would see) and which test catches the break.
+//!
+//! For every mutant in [`MUTANTS`]: the scratch copy gets one deliberate edit, threadlab is
+//! rebuilt there, the demos that teach that primitive run over a few seeds, and the unit
+//! tests of the primitive run. A mutant counts as caught by a demo only when a check in a
+//! demo's report turns to ✘; an error or a crash is reported, but it is not what a class
+//! would read. Before any mutant, the unmutated copy must pass every listed run.
+//!
+//! `threadlab-mutants [NAME…]` runs the named mutants only. Not a test: it takes minutes.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// One deliberate break.
+struct Mutant {
+    name: &'static str,
+    file: &'static str,
+    find: &'static str,
+    replace: &'static str,
+    /// Demo runs that should catch it (each gets `--pace 0.02 --json -q --seed S`).
+    runs: &'static [&'static [&'static str]],
+    /// `cargo test --lib` filter for the primitive's own tests.
+    tests: &'static str,
+}
+
+const MUTANTS: &[Mutant] = &[
+    Mutant {
+        name: "semaphore: one extra permit",
+        file: "src/sync/semaphore.rs",
+        find: "count: Mutex::new(permits),",
+        replace: "count: Mutex::new(permits + 1),",
+        runs: &[&["semaphore"]],
+        tests: "sync::semaphore",
+    },
+    Mutant {
+        name: "bounded semaphore: bound off by one",
+        file: "src/sync/semaphore.rs",
+        find: "&& *count >= bound",
+        replace: "&& *count > bound",
+        runs: &[&["semaphore", "--bounded"]],
+        tests: "sync::semaphore",
+    },
+    Mutant {
+        name: "mutex: the write outside the lock",
+        file: "src/demos/race_condition.rs",
+        find: "        let value = *guard; // read\n        window.pause();\n        *guard = value + 1; // write",
+        replace: "        let value = *guard; // read\n        drop(guard);\n        window.pause();\n        *counter.lock().unwrap() = value + 1; // write",
+        runs: &[&[
+            "race",
+            "--strategy",
+            "mutex",
+            "--iterations",
+            "20000",
+            "--budget",
+            "5",
+        ]],
+        tests: "race_condition",
+    },
+    Mutant {
+        name: "RLock: any release by the owner frees it",
+        file: "src/sync/rlock.rs",
+        find: "        announce(st.count);\n        if st.count == 0 {",
+        replace: "        announce(st.count);\n        if true {",
+        runs: &[&["rlock"]],
+        tests: "sync::rlock",
+    },
+    Mutant {
+        name: "queue: drops an item when full",
+        file: "src/sync/queue.rs",
+        find: "        match st.items.pop_front() {",
+        replace: "        if st.items.len() > 1 && st.items.len() == st.high_water {\n            st.items.pop_front();\n            st.unfinished -= 1;\n        }\n        match st.items.pop_front() {",
+        runs: &[&["producer-consumer"]],
+        tests: "sync::queue",
+    },
+    Mutant {
+        name: "queue: capacity off by one",
+        file: "src/sync/queue.rs",
+        find: "        if st.items.len() >= self.maxsize && !st.closed {\n            on_full",
+        replace: "        if st.items.len() > self.maxsize && !st.closed {\n            on_full",
+        runs: &[&["producer-consumer"]],
+        tests: "sync::queue",
+    },
+    Mutant {
+        name: "condition: `while` → `if` around the wait",
+        file: "src/demos/condition.rs",
+        find: "                while st.items.is_empty() && !st.closed {\n                    st = self.wait_for_item(st, tally)?;",
+        replace: "                if st.items.is_empty() && !st.closed {\n                    st = self.wait_for_item(st, tally)?;",
+        runs: &[&["condition"]],
+        tests: "demos::condition",
+    },
+    Mutant {
+        name: "Event: wait_timeout ignores set",
+        file: "src/sync/event.rs",
+        find: ".wait_timeout_while(flag, timeout, |set| !*set)",
+        replace: ".wait_timeout_while(flag, timeout, |_| true)",
+        runs: &[&["daemon", "--mode", "graceful"]],
+        tests: "sync::event",
+    },
+    Mutant {
+        name: "pool: as_completed yields in input order",
+        file: "src/pool/mod.rs",
+        find: "        let op = select.select();\n        let k = op.index();\n        let result = op.recv(&pending[k].1.rx).unwrap_or(Err(TaskError::Lost));\n        let (index, _) = pending.swap_remove(k);",
+        replace: "        drop(select);\n        let result = pending[0].1.rx.recv().unwrap_or(Err(TaskError::Lost));\n        let (index, _) = pending.remove(0);",
+        runs: &[&["pool", "--scenario", "order"]],
+        tests: "pool",
+    },
+    Mutant {
+        name: "pool: no catch_unwind around a task",
+        file: "src/pool/mod.rs",
+        find: "let caught = crate::lab::expecting_panics(|| catch_unwind(AssertUnwindSafe(task)));",
+        replace: "let caught: std::thread::Result<_> = Ok(task());",
+        runs: &[&["pool", "--scenario", "failure"]],
+        tests: "pool",
+    },
+    Mutant {
+        name: "url-check: drops a line repeating the one before",
+        file: "src/check/input.rs",
+        find: "        if self.entries.len() >= MAX_ENTRIES {",
+        replace: "        if self.entries.last().is_some_and(|e| self.text(e) == text) {\n            return Ok(true);\n        }\n        if self.entries.len() >= MAX_ENTRIES {",
+        runs: &[&["url-check", "@DUPLICATES"]],
+        tests: "check::input",
+    },
+];
+
+const SEEDS: [&str; 3] = ["1", "2", "3"];
+
+/// What one run of the listed demos found.
+#[derive(Default)]
+struct Findings {
+    /// Names of checks that turned ✘ (with the run that showed them).
+    failed_checks: Vec<String>,
+    /// Runs that ended in an error or a crash instead of a report.
+    errors: Vec<String>,
+}
+
+fn sh(cmd: &mut Command) -> std::io::Result<std::process::Output> {
+    cmd.output()
+}
+
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the demos of `runs` with the scratch build; collects ✘ checks and errors.
+fn run_demos(exe: &Path, runs: &[&[&str]], duplicates: &Path) -> Findings {
+    let mut found = Findings::default();
+    for run in runs {
+        for seed in SEEDS {
+            let mut args: Vec<String> = run
+                .iter()
+                .map(|a| {
+                    if *a == "@DUPLICATES" {
+                        duplicates.display().to_string()
+                    } else {
+                        a.to_string()
+                    }
+                })
+                .collect();
+            args.extend(
+                [
+                    "--pace",
+                    "0.02",
+                    "--json",
+                    "-q",
+                    "--seed",
+                    seed,
+                    "--watchdog",
+                    "60",
+                ]
+                .map(String::from),
+            );
+            let label = format!("{} (seed {seed})", run.join(" "));
+            let out = match sh(Command::new(exe).args(&args)) {
+                Ok(out) => out,
+                Err(e) => {
+                    found.errors.push(format!("{label}: {e}"));
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                Ok(report) => {
+                    for c in report["checks"].as_array().into_iter().flatten() {
+                        if c["ok"] == false {
+                            let name = c["name"].as_str().unwrap_or("?").to_string();
+                            if !found.failed_checks.contains(&name) {
+                                found.failed_checks.push(name);
+                            }
+                        }
+                    }
+                }
+                Err(_) => {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let line = stderr.lines().last().unwrap_or("no output").to_string();
+                    found
+                        .errors
+                        .push(format!("{label}: exit {:?}: {line}", out.status.code()));
+                }
+            }
+        }
+    }
+    found
+}
+
+fn build(scratch: &Path, target: &Path) -> anyhow::Result<PathBuf> {
+    let out = sh(Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--bin", "threadlab"])
+        .current_dir(scratch)
+        .env("CARGO_TARGET_DIR", target))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(target.join("debug").join("threadlab"))
+}
+
+/// Runs the primitive's unit tests; returns the failing test names (empty: none failed).
+fn run_tests(scratch: &Path, target: &Path, filter: &str) -> Vec<String> {
+    let out = sh(Command::new(env!("CARGO"))
+        .args(["test", "--lib", filter])
+        .current_dir(scratch)
+        .env("CARGO_TARGET_DIR", target));
+    match out {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("test ") && l.ends_with("FAILED"))
+            .map(|l| {
+                l.trim_start_matches("test ")
+                    .trim_end_matches(" ... FAILED")
+                    .to_string()
+            })
+            .collect(),
+        Err(e) => vec![format!("could not run: {e}")],
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let base = std::env::temp_dir().join("threadlab-mutants");
+    let scratch = base.join("src-copy");
+    let target = base.join("target");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    for f in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(repo.join(f), scratch.join(f))?;
+    }
+    copy_tree(&repo.join("src"), &scratch.join("src"))?;
+    // A list with a line repeated, against a port nothing listens on (connection refused:
+    // fast, and no network).
+    let duplicates = base.join("duplicates.txt");
+    std::fs::write(
+        &duplicates,
+        "http://127.0.0.1:9/a\nhttp://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\n",
+    )?;
+
+    println!(
+        "threadlab mutants: each break in a scratch copy ({})",
+        scratch.display()
+    );
+    let exe = build(&scratch, &target)?;
+    let mut baseline_bad = Vec::new();
+    for m in MUTANTS {
+        let f = run_demos(&exe, m.runs, &duplicates);
+        // url-check exits 2 on failing URLs; that list fails on purpose, so only its
+        // checks matter here.
+        baseline_bad.extend(f.failed_checks);
+        baseline_bad.extend(f.errors);
+    }
+    anyhow::ensure!(
+        baseline_bad.is_empty(),
+        "the unmutated copy fails already: {baseline_bad:?}"
+    );
+    println!("baseline: every listed run passes every check\n");
+
+    let mut rows = Vec::new();
+    let mut uncaught = 0;
+    for m in MUTANTS
+        .iter()
+        .filter(|m| only.is_empty() || only.iter().any(|o| m.name.contains(o.as_str())))
+    {
+        let path = scratch.join(m.file);
+        let original = std::fs::read_to_string(repo.join(m.file))?;
+        anyhow::ensure!(
+            original.matches(m.find).count() == 1,
+            "{}: the text to change is not in {} exactly once",
+            m.name,
+            m.file
+        );
+        std::fs::write(&path, original.replacen(m.find, m.replace, 1))?;
+        let result = build(&scratch, &target).map(|exe| {
+            let demos = run_demos(&exe, m.runs, &duplicates);
+            let tests = run_tests(&scratch, &target, m.tests);
+            (demos, tests)
+        });
+        std::fs::write(&path, &original)?;
+        let (demos, tests) = result?;
+        let by_demo = if demos.failed_checks.is_empty() {
+            uncaught += 1;
+            format!(
+                "NOT CAUGHT{}",
+                demos
+                    .errors
+                    .first()
+                    .map(|e| format!(" (only an error: {e})"))
+                    .unwrap_or_default()
+            )
+        } else {
+            format!("✘ {}", demos.failed_checks.join("; "))
+        };
+        let by_test = if tests.is_empty() {
+            "—".to_string()
+        } else {
+            tests.join(", ")
+        };
+        println!(
+            "{}\n  demo check: {by_demo}\n  unit test:  {by_test}",
+            m.name
+        );
+        rows.push((m.name, by_demo, by_test));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    println!("\n| break | caught by a demo check | caught by a unit test |");
+    println!("|---|---|---|");
+    for (name, demo, test) in &rows {
+        println!("| {name} | {demo} | {test} |");
+    }
+    println!(
+        "\n{} mutants: {} caught by a demo check, {uncaught} not",
+        rows.len(),
+        rows.len() - uncaught
+    );
+    // Leave the scratch build for the next run's incremental build; the copy is reset then.
+    std::process::exit(i32::from(uncaught > 0));
+}
