@@ -98,7 +98,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         let tick = lab.scaled(Duration::from_secs_f64(args.tick));
         let last = o.last_wait.unwrap_or(Duration::MAX);
         report.check(
-            "graceful: the monitor's last wait, set mid-tick (timed by the monitor)",
+            "graceful: the monitor's last wait, the stop set a quarter into it (timed by the monitor)",
             format!(
                 "< one tick ({}): the Event woke it early",
                 units::duration(tick)
@@ -329,9 +329,9 @@ fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         })?;
         info!("Main thread working for {}…", lab.simulated(args.work));
         lab.sleep_secs(args.work);
-        // Half a tick more, so the stop lands in the middle of a tick: a monitor that slept
-        // its tick out would be seen waiting the other half.
-        lab.sleep_secs(args.tick / 2.0);
+        // A quarter tick more, so the stop lands early in a tick: a monitor that slept its
+        // tick out would be seen waiting the other three quarters.
+        lab.sleep_secs(args.tick / 4.0);
         info!("Main thread done; setting the stop event and joining the monitor");
         let set_at = Instant::now();
         stop.set();

@@ -199,10 +199,13 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
 
 fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let lengths = [0.5, 0.1, 0.4, 0.2, 0.3];
-    let shown: Vec<String> = lengths
-        .iter()
-        .map(|&l| units::duration(lab.scaled(Duration::from_secs_f64(l))))
-        .collect();
+    // The tasks' lengths differ by 0.1 s × pace, but by 20 ms at least: the order is then
+    // measurable even at a test's pace on a loaded machine.
+    let step = lab
+        .scaled(Duration::from_millis(100))
+        .max(Duration::from_millis(20));
+    let real = move |secs: f64| step.mul_f64(secs * 10.0);
+    let shown: Vec<String> = lengths.iter().map(|&l| units::duration(real(l))).collect();
     info!(
         "order: tasks of {} through as_completed, then through map",
         shown.join(", ")
@@ -212,13 +215,12 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         "Worker",
         lab.recorder().clone(),
     )?;
-    let pace = lab.pace();
     // Each task notes when it finished, from inside the task: an observer independent of
     // as_completed and map, which the checks compare them against.
     let finished: Arc<Vec<std::sync::OnceLock<Instant>>> =
         Arc::new(lengths.iter().map(|_| std::sync::OnceLock::new()).collect());
     let task = move |i: usize, secs: f64, finished: &[std::sync::OnceLock<Instant>]| {
-        crate::lab::signals::sleep(Duration::from_secs_f64(secs * pace));
+        crate::lab::signals::sleep(real(secs));
         let _ = finished[i].set(Instant::now());
         secs
     };
@@ -259,7 +261,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         {
             let secs = r?;
             first_yield.get_or_insert_with(Instant::now);
-            info!("map: result {i} ({})", lab.simulated(secs));
+            info!("map: result {i} ({})", units::duration(real(secs)));
             mapped.push(secs);
         }
     }
