@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde::Serialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::lab::{self, Lab, Report, Table, units};
 use crate::sync::JoinableQueue;
@@ -91,7 +91,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     )) + Duration::from_secs(60);
     let started = Instant::now();
 
-    let (produced, per_consumer) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (produced, per_consumer, stuck) = std::thread::scope(|s| -> anyhow::Result<_> {
         let queue = &queue;
         // Whatever path leaves this scope (an error included), close the queue first so no
         // consumer is left blocked in `get` while the scope waits for it.
@@ -191,11 +191,29 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                 units::duration(get_timeout)
             ),
         }
+        // Every consumer should now leave on its own, promptly. One that does not (its stop
+        // signal lost) is counted, then released by closing the queue: the demo never hangs
+        // on a lost signal.
+        let grace = lab.scaled(Duration::from_secs_f64(args.work_time)) * 2
+            + get_timeout
+            + Duration::from_secs(2);
+        let deadline = Instant::now() + grace;
+        while consumers.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let stuck = consumers.iter().filter(|c| !c.is_finished()).count();
+        if stuck > 0 {
+            warn!(
+                "{stuck} consumer(s) still waiting {} after the shutdown; closing the queue",
+                units::duration(grace)
+            );
+            queue.close();
+        }
         let mut per_consumer = Vec::new();
         for (i, c) in consumers.into_iter().enumerate() {
             per_consumer.push((format!("Worker-{}", i + 1), lab::join(c)??));
         }
-        Ok((produced, per_consumer))
+        Ok((produced, per_consumer, stuck))
     })?;
     let wall = started.elapsed();
 
@@ -241,6 +259,12 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     report.metric("high_water", queue.high_water() as u64);
     report.metric("producer_blocked_ms", units::ms(queue.put_blocked()));
     report.metric("throughput_per_s", (throughput * 10.0).round() / 10.0);
+    report.check(
+        "consumers that left on the shutdown signal",
+        format!("{0} of {0}", args.consumers),
+        format!("{} of {}", args.consumers - stuck, args.consumers),
+        stuck == 0,
+    );
     report.check(
         "tasks processed, counted by the consumers",
         format!("{} (--items)", args.items),
