@@ -126,7 +126,7 @@ fn check_entry(list: &UrlList, checker: &Checker, entry: &Entry, narrate: bool) 
         }
         Err((kind, msg)) => {
             if narrate {
-                warn!("line {}: {msg}: {}", entry.line, list.shown(entry));
+                warn!("line {}: {}: {msg}", entry.line, list.shown(entry));
             }
             CheckResult::new(list, entry, Outcome::failed(kind, msg), thread)
         }
