@@ -53,6 +53,8 @@ pub struct GlobalArgs {
 /// One variant per demo, in lesson order.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Mutual exclusion: a bank account loses money without a lock; try-lock, timeouts, guards.
+    Lock(demos::lock::Args),
     /// Lost updates from an unsynchronized counter, counted, then fixed (mutex, atomic, local sum).
     #[command(name = "race-condition", visible_alias = "race")]
     RaceCondition(demos::race_condition::Args),

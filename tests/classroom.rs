@@ -4,7 +4,8 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 8] = [
+const DEMOS: [&str; 9] = [
+    "lock",
     "race-condition",
     "rlock",
     "semaphore",
@@ -201,6 +202,7 @@ fn the_slow_motion_race_tells_every_step_in_order() {
 #[test]
 fn checks_and_notes_fit_100_columns() {
     for demo in [
+        vec!["lock"],
         vec!["race", "--budget", "2"],
         vec!["rlock"],
         vec!["semaphore", "--bounded"],

@@ -31,7 +31,7 @@ fn list_prints_the_demos_in_lesson_order() {
     );
     assert_eq!(
         &names[..4],
-        ["race-condition", "rlock", "semaphore", "condition"]
+        ["lock", "race-condition", "rlock", "semaphore"]
     );
     assert!(run.stdout.contains("alias race"));
 }

@@ -163,3 +163,15 @@ fn the_lock_hand_off_is_narrated_in_causal_order_and_times_never_go_back() {
     assert!(times.len() > 100);
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{}", run.stdout);
 }
+
+#[test]
+fn lock_the_locked_account_balances_and_the_unlocked_one_does_not() {
+    for seed in ["1", "2", "3"] {
+        let run = threadlab(&["lock", "--pace", "0.02", "--json", "--seed", seed]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let r = run.json();
+        assert_checks_hold(&r);
+        assert_eq!(metric(&r, "locked.final"), metric(&r, "locked.books"));
+        assert!(r["metrics"]["locked.lowest"].as_i64().unwrap() >= 0);
+    }
+}

@@ -67,6 +67,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "sync::rlock",
     },
     Mutant {
+        name: "Lock: the guard does not release on drop",
+        file: "src/sync/rlock.rs",
+        find: "        // The guard's thread is the owner, so this release cannot be refused.\n        let _ = self.lock.release();",
+        replace: "        // The guard's thread is the owner, so this release cannot be refused.\n        let _ = &self.lock;",
+        runs: &[&["lock"]],
+        tests: "sync::rlock",
+    },
+    Mutant {
         name: "queue: drops an item when full",
         file: "src/sync/queue.rs",
         find: "        match st.items.pop_front() {",

@@ -2,6 +2,7 @@
 
 pub mod condition;
 pub mod daemon;
+pub mod lock;
 pub mod pool;
 pub mod producer_consumer;
 pub mod race_condition;
@@ -17,6 +18,7 @@ use crate::lab::{Lab, Report};
 /// Runs the demo `command` names.
 pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
     match command {
+        Command::Lock(args) => lock::run(args, lab),
         Command::RaceCondition(args) => race_condition::run(args, lab),
         Command::Rlock(args) => rlock::run(args, lab),
         Command::Semaphore(args) => semaphore::run(args, lab),
@@ -54,6 +56,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         .find(|(n, aliases, _)| n == name || aliases.iter().any(|a| a == name))?
         .0;
     Some(match canonical.as_str() {
+        "lock" => include_str!("pages/lock.md"),
         "race-condition" => include_str!("pages/race_condition.md"),
         "rlock" => include_str!("pages/rlock.md"),
         "semaphore" => include_str!("pages/semaphore.md"),

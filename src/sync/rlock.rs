@@ -193,6 +193,12 @@ impl Lock {
     pub fn release(&self) -> Result<usize, LockError> {
         self.0.release_with(|_| {})
     }
+    /// Acquires within `timeout` as a guard that releases when dropped: at the end of the
+    /// scope, on an early return, or while a panic unwinds (Python's `with lock:`).
+    pub fn guard(&self, timeout: Duration) -> Result<LockGuard<'_>, LockError> {
+        self.acquire_timeout(timeout)?;
+        Ok(LockGuard { lock: self })
+    }
     /// Releases, calling `announce()` before any waiter can wake (see
     /// [`RLock::release_with`]).
     pub fn release_with(&self, announce: impl FnOnce()) -> Result<usize, LockError> {
@@ -205,6 +211,19 @@ impl Lock {
     /// The lock's name.
     pub fn name(&self) -> &str {
         self.0.probe.name()
+    }
+}
+
+/// A held [`Lock`]; released on drop, however the scope ends.
+#[derive(Debug)]
+pub struct LockGuard<'a> {
+    lock: &'a Lock,
+}
+
+impl Drop for LockGuard<'_> {
+    fn drop(&mut self) {
+        // The guard's thread is the owner, so this release cannot be refused.
+        let _ = self.lock.release();
     }
 }
 
@@ -297,5 +316,21 @@ mod tests {
             }
         });
         assert_eq!(value.into_inner(), 2000);
+    }
+
+    #[test]
+    fn a_guard_releases_even_when_its_holder_panics() {
+        let l = Lock::new(Probe::off("g"));
+        let unwound = std::thread::scope(|s| {
+            s.spawn(|| {
+                let _g = l.guard(Duration::from_secs(1)).unwrap();
+                panic!("inside the critical section");
+            })
+            .join()
+            .is_err()
+        });
+        assert!(unwound);
+        assert!(l.owner().is_none());
+        assert!(l.acquire_timeout(Duration::from_millis(100)).is_ok());
     }
 }

@@ -1,0 +1,441 @@
+#![doc = include_str!("pages/lock.md")]
+
+use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::Lock;
+use crate::sync::rlock::LockError;
+
+/// Flags of `threadlab lock`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Tellers: threads making transactions on one account (2..=64).
+    #[arg(long, default_value_t = 4, value_name = "T",
+          value_parser = crate::cli::whole::<usize>(2, 64))]
+    pub tellers: usize,
+    /// Transactions per teller (1..=10000).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = crate::cli::whole::<usize>(1, 10_000))]
+    pub transactions: usize,
+    /// The account's opening balance.
+    #[arg(long, default_value_t = 100, value_name = "AMOUNT",
+          value_parser = crate::cli::whole::<i64>(0, 1_000_000_000))]
+    pub balance: i64,
+    /// Seconds between reading the balance and writing the new one (the tutorial's
+    /// `time.sleep(0.1)`; scaled by --pace).
+    #[arg(long, default_value_t = 0.1, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub gap: f64,
+}
+
+/// What one teller did, by its own ledger.
+#[derive(Debug, Default, Clone)]
+struct Ledger {
+    deposited: i64,
+    withdrawn: i64,
+    declined: u64,
+    /// Transactions given up because the lock did not come free in time.
+    locked_out: u64,
+    /// The lowest balance this teller ever wrote.
+    lowest: i64,
+}
+
+/// One bank account and the way the tellers update it.
+struct Account {
+    balance: AtomicI64,
+    lock: Lock,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("lock");
+    report.params_from(args);
+    let mut table = Table::new([
+        "account",
+        "final",
+        "tellers' ledgers say",
+        "difference",
+        "lowest",
+        "declined",
+    ]);
+    for locked in [false, true] {
+        if lab.interrupted() {
+            break;
+        }
+        bank(args, lab, locked, &mut report, &mut table)?;
+    }
+    report.tables.push(table);
+    if !lab.interrupted() {
+        try_and_timed(lab, &mut report)?;
+        guard_and_panic(lab, &mut report);
+    }
+    Ok(report)
+}
+
+/// Part 1: the tellers' transactions, without and then with the lock.
+fn bank(
+    args: &Args,
+    lab: &Lab,
+    locked: bool,
+    report: &mut Report,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let label = if locked {
+        "with a lock"
+    } else {
+        "without a lock"
+    };
+    info!(
+        "{label}: {} tellers × {} transactions on an account of {}; {} between read and write",
+        args.tellers,
+        args.transactions,
+        args.balance,
+        lab.simulated(args.gap)
+    );
+    let account = Account {
+        balance: AtomicI64::new(args.balance),
+        lock: Lock::new(lab.probe("account")),
+    };
+    // Bounded: even a lock that never frees cannot hold a teller forever. Twice the time
+    // all the transactions take one after another is plenty.
+    let patience = lab.scaled(Duration::from_secs_f64(
+        args.gap * (args.tellers * args.transactions) as f64,
+    )) * 2
+        + Duration::from_secs(2);
+    let ledgers: Vec<Ledger> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let tellers: Vec<_> = (1..=args.tellers)
+            .map(|t| {
+                let name = format!("Teller-{t}");
+                let account = &account;
+                lab.spawn(s, name.clone(), move || -> anyhow::Result<Ledger> {
+                    let mut rng = lab.rng(&format!("{name}-{locked}"));
+                    let mut ledger = Ledger {
+                        lowest: i64::MAX,
+                        ..Ledger::default()
+                    };
+                    for _ in 0..args.transactions {
+                        let deposit = rng.random_bool(0.5);
+                        let amount = rng.random_range(10..=100);
+                        if locked {
+                            // the fix: read, decide and write while no other teller can.
+                            match account.lock.guard(patience) {
+                                Ok(_held) => {
+                                    transact(account, lab, args.gap, deposit, amount, &mut ledger)
+                                }
+                                Err(e) => {
+                                    warn!("{e}: transaction given up");
+                                    ledger.locked_out += 1;
+                                }
+                            }
+                        } else {
+                            transact(account, lab, args.gap, deposit, amount, &mut ledger);
+                        }
+                    }
+                    anyhow::Ok(ledger)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        tellers.into_iter().map(|t| lab::join(t)?).collect()
+    })?;
+    let final_balance = account.balance.load(SeqCst);
+    let deposited: i64 = ledgers.iter().map(|l| l.deposited).sum();
+    let withdrawn: i64 = ledgers.iter().map(|l| l.withdrawn).sum();
+    let declined: u64 = ledgers.iter().map(|l| l.declined).sum();
+    let locked_out: u64 = ledgers.iter().map(|l| l.locked_out).sum();
+    let lowest = ledgers
+        .iter()
+        .map(|l| l.lowest)
+        .min()
+        .unwrap_or(args.balance);
+    let books = args.balance + deposited - withdrawn;
+    let key = if locked { "locked" } else { "unlocked" };
+    table.row([
+        label.to_string(),
+        final_balance.to_string(),
+        books.to_string(),
+        format!("{:+}", final_balance - books),
+        lowest.min(final_balance).to_string(),
+        declined.to_string(),
+    ]);
+    report.metric(format!("{key}.final"), final_balance);
+    report.metric(format!("{key}.books"), books);
+    report.metric(format!("{key}.lowest"), lowest);
+    report.metric(format!("{key}.declined"), declined);
+    if locked {
+        report.check(
+            "with a lock: transactions given up because the lock never came free",
+            format!("0 (each waited at most {})", units::duration(patience)),
+            locked_out,
+            locked_out == 0,
+        );
+        report.check(
+            "with a lock: final balance against the tellers' own ledgers",
+            format!(
+                "{books} (opening {} + deposits − withdrawals)",
+                args.balance
+            ),
+            final_balance,
+            final_balance == books,
+        );
+        report.check(
+            "with a lock: the lowest balance any teller wrote",
+            ">= 0 (a withdrawal is declined rather than overdraw)",
+            lowest,
+            lowest >= 0,
+        );
+    } else {
+        if final_balance != books {
+            info!(
+                "without a lock: the account says {final_balance}, the tellers' ledgers say \
+                 {books}: {} went missing or appeared",
+                (final_balance - books).abs()
+            );
+        } else {
+            report.note(
+                "This time the unlocked account happened to balance: the race is real but \
+                 needs two tellers in the gap at once. Try a longer --gap or more --tellers.",
+            );
+        }
+        report.check(
+            "without a lock: final balance against the tellers' own ledgers",
+            format!("≠ {books}: updates lost between a read and its write (the bug)"),
+            final_balance,
+            final_balance != books,
+        );
+    }
+    Ok(())
+}
+
+/// One transaction: read the balance, wait the gap, then write the new balance, as the
+/// tutorial's `BankAccount` does. Decisions use the balance as read.
+fn transact(
+    account: &Account,
+    lab: &Lab,
+    gap: f64,
+    deposit: bool,
+    amount: i64,
+    ledger: &mut Ledger,
+) {
+    let read = account.balance.load(SeqCst);
+    lab.sleep_secs(gap);
+    let written = if deposit {
+        read + amount
+    } else if read >= amount {
+        read - amount
+    } else {
+        ledger.declined += 1;
+        info!("withdraw {amount}: insufficient funds ({read}); declined");
+        return;
+    };
+    account.balance.store(written, SeqCst);
+    if deposit {
+        ledger.deposited += amount;
+        info!("deposit {amount}: {read} → {written}");
+    } else {
+        ledger.withdrawn += amount;
+        info!("withdraw {amount}: {read} → {written}");
+    }
+    ledger.lowest = ledger.lowest.min(written);
+}
+
+/// Part 2: `acquire(blocking=False)` and `acquire(timeout=…)` against a holder.
+fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!("Part 2: try-lock and timed acquire while a Holder has the lock");
+    let lock = Lock::new(lab.probe("vault"));
+    let hold = lab
+        .scaled(Duration::from_millis(600))
+        .max(Duration::from_millis(60));
+    let short = hold / 4;
+    let (held_tx, held_rx) = crossbeam_channel::bounded::<()>(1);
+    let outcome = std::thread::scope(|s| -> anyhow::Result<_> {
+        let holder = lab.spawn(s, "Holder", || -> anyhow::Result<()> {
+            let _g = lock.guard(Duration::from_secs(30))?;
+            let _ = held_tx.send(());
+            info!("holding 'vault' for {}", units::duration(hold));
+            std::thread::sleep(hold);
+            Ok(())
+        })?;
+        held_rx
+            .recv_timeout(Duration::from_secs(30))
+            .map_err(|_| anyhow::anyhow!("the Holder never took the lock"))?;
+        // acquire(blocking=False): answer at once.
+        let t = Instant::now();
+        let tried = lock.acquire_timeout(Duration::ZERO);
+        let tried_took = t.elapsed();
+        info!(
+            "try-lock: {} after {}",
+            if tried.is_ok() { "got it" } else { "refused" },
+            units::duration(tried_took)
+        );
+        // acquire(timeout=short): gives up.
+        let t = Instant::now();
+        let timed_out = matches!(lock.acquire_timeout(short), Err(LockError::Timeout { .. }));
+        let short_took = t.elapsed();
+        info!(
+            "acquire(timeout={}): {} after {}",
+            units::duration(short),
+            if timed_out { "timed out" } else { "got it" },
+            units::duration(short_took)
+        );
+        // acquire(timeout=long): the Holder lets go first.
+        let long = hold * 4;
+        let t = Instant::now();
+        let got = lock.acquire_timeout(long).is_ok();
+        let long_took = t.elapsed();
+        if got {
+            let _ = lock.release();
+        }
+        info!(
+            "acquire(timeout={}): {} after {}",
+            units::duration(long),
+            if got { "got it" } else { "timed out" },
+            units::duration(long_took)
+        );
+        lab::join(holder)??;
+        Ok((
+            tried.is_ok(),
+            tried_took,
+            timed_out,
+            short_took,
+            got,
+            long_took,
+            long,
+        ))
+    })?;
+    let (tried_ok, tried_took, timed_out, short_took, got, long_took, long) = outcome;
+    report.check(
+        "try-lock while held: the answer, and how long it took",
+        "refused at once (< 50 ms)",
+        format!(
+            "{} after {}",
+            if tried_ok { "got it" } else { "refused" },
+            units::duration(tried_took)
+        ),
+        !tried_ok && tried_took < Duration::from_millis(50),
+    );
+    report.check(
+        format!("acquire(timeout={}) while held", units::duration(short)),
+        format!("timed out after >= {}", units::duration(short)),
+        format!(
+            "{} after {}",
+            if timed_out { "timed out" } else { "got it" },
+            units::duration(short_took)
+        ),
+        timed_out && short_took >= short,
+    );
+    report.check(
+        format!(
+            "acquire(timeout={}): the Holder releases first",
+            units::duration(long)
+        ),
+        format!("acquired before {}", units::duration(long)),
+        format!(
+            "{} after {}",
+            if got { "acquired" } else { "timed out" },
+            units::duration(long_took)
+        ),
+        got && long_took < long,
+    );
+    Ok(())
+}
+
+/// Part 3: a panic inside the critical section, with a guard (threadlab's `Lock` and std's
+/// `Mutex`), and what std's poisoning says about it.
+fn guard_and_panic(lab: &Lab, report: &mut Report) {
+    info!("Part 3: a teller panics while holding the lock");
+    let lock = Lock::new(lab.probe("ledger"));
+    let std_mutex = std::sync::Mutex::new(0u64);
+    let panicked = std::thread::scope(|s| {
+        lab.spawn(s, "Clumsy", || {
+            lab::expecting_panics(|| {
+                let _guard = lock.guard(Duration::from_secs(5));
+                let mut n = std_mutex.lock().unwrap_or_else(|e| e.into_inner());
+                *n += 1;
+                panic!("the teller fell over mid-transaction");
+            })
+        })
+        .is_ok_and(|h| h.join().is_err())
+    });
+    // Another thread now: can it get both locks?
+    let (ours, poisoned, value) = std::thread::scope(|s| {
+        let next = lab.spawn(s, "Next", || {
+            let ours = lock.acquire_timeout(Duration::from_millis(500)).is_ok();
+            if ours {
+                let _ = lock.release();
+            }
+            let (poisoned, value) = match std_mutex.lock() {
+                Ok(g) => (false, *g),
+                Err(poison) => (true, *poison.into_inner()),
+            };
+            (ours, poisoned, value)
+        });
+        next.ok()
+            .and_then(|h| h.join().ok())
+            .unwrap_or((false, false, 0))
+    });
+    if ours {
+        info!(
+            "after the panic another thread got 'ledger' at once: the guard released it as the panic unwound"
+        );
+    } else {
+        warn!("after the panic 'ledger' was still held");
+    }
+    info!(
+        "std::sync::Mutex after the panic: {} (value {value})",
+        if poisoned {
+            "poisoned: lock() returns Err, and into_inner() still gives the data"
+        } else {
+            "not poisoned"
+        }
+    );
+    report.check(
+        "a holder that panicked with a guard: another thread acquires the lock afterwards",
+        "acquired within 500 ms (the guard's Drop released it)",
+        if ours { "acquired" } else { "still held" },
+        panicked && ours,
+    );
+    report.check(
+        "std::sync::Mutex whose holder panicked",
+        "poisoned (lock() → Err(PoisonError); the data is still there)",
+        if poisoned {
+            format!("poisoned, value {value}")
+        } else {
+            "not poisoned".to_string()
+        },
+        poisoned && value == 1,
+    );
+    report.note(
+        "Python releases a lock in `finally:` or `with lock:`; Rust's guard does it in Drop, on \
+         every way out of the scope, a panic included. std's Mutex also marks itself poisoned so \
+         the next user knows the data may be half-updated; threadlab's Lock does not poison.",
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_locked_account_matches_the_ledgers_and_every_part_holds() {
+        for seed in 0..3 {
+            let lab = Lab::quiet(0.02, seed);
+            let args = Args {
+                tellers: 4,
+                transactions: 5,
+                balance: 100,
+                gap: 0.1,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{:?}", report.checks);
+            assert_eq!(
+                report.metrics["locked.final"],
+                report.metrics["locked.books"]
+            );
+        }
+    }
+}
