@@ -518,3 +518,33 @@ fn serve_finishes_in_flight_requests_on_ctrl_c_then_exits_130() {
         "in-flight request cut off: {reply:?}"
     );
 }
+
+#[test]
+fn a_closed_pipe_ends_url_check_before_the_list_is_done() {
+    use std::io::BufRead;
+    use std::os::unix::process::ExitStatusExt;
+    let s = Server::start("127.0.0.1:0".parse().unwrap(), false).unwrap();
+    // 2 workers, 40 URLs of 1 s: 20 s if it ran to the end.
+    let input: String = (0..40)
+        .map(|i| format!("{}/delay/1?n={i}\n", s.base_url()))
+        .collect();
+    let path = list_file("pipe", input.as_bytes());
+    let mut run = Spawned::start(&[
+        "url-check",
+        path.to_str().unwrap(),
+        "--json",
+        "-q",
+        "--workers",
+        "2",
+    ]);
+    let mut out = std::io::BufReader::new(run.child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    drop(out);
+    let (status, _, stderr, took) = run.finish(Duration::from_secs(30));
+    assert!(
+        status.signal() == Some(libc::SIGPIPE) || status.code() == Some(141),
+        "{status:?}; stderr:\n{stderr}"
+    );
+    assert!(took < Duration::from_secs(12), "ran on for {took:?}");
+}

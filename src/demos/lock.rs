@@ -107,12 +107,17 @@ fn bank(
         args.gap * (args.tellers * args.transactions) as f64,
     )) * 2
         + Duration::from_secs(2);
+    let start = crate::sync::Event::new();
     let ledgers: Vec<Ledger> = std::thread::scope(|s| -> anyhow::Result<_> {
+        // Every teller starts together, so their transactions overlap as the lesson needs;
+        // the gate is an Event with a bounded wait, so a failed spawn cannot strand anyone.
+        let start = &start;
         let tellers: Vec<_> = (1..=args.tellers)
             .map(|t| {
                 let name = format!("Teller-{t}");
                 let account = &account;
                 lab.spawn(s, name.clone(), move || -> anyhow::Result<Ledger> {
+                    start.wait_timeout(Duration::from_secs(10));
                     let mut rng = lab.rng(&format!("{name}-{locked}"));
                     let mut ledger = Ledger {
                         lowest: i64::MAX,
@@ -140,6 +145,7 @@ fn bank(
                 })
             })
             .collect::<anyhow::Result<_>>()?;
+        start.set();
         tellers.into_iter().map(|t| lab::join(t)?).collect()
     })?;
     let final_balance = account.balance.load(SeqCst);
@@ -257,7 +263,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             let _g = lock.guard(Duration::from_secs(30))?;
             let _ = held_tx.send(());
             info!("holding 'vault' for {}", units::duration(hold));
-            std::thread::sleep(hold);
+            lab::signals::sleep(hold);
             Ok(())
         })?;
         held_rx

@@ -295,7 +295,13 @@ impl Tally {
             }
         }
         if let Some(stream) = &mut self.stream {
-            stream.push(&r)?;
+            if let Err(e) = stream.push(&r) {
+                // A closed stdout ends the run now, not after the checks in flight finish.
+                if e.kind() == std::io::ErrorKind::BrokenPipe {
+                    lab::signals::pipe_closed();
+                }
+                return Err(e.into());
+            }
         }
         Ok(())
     }

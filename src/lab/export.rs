@@ -36,13 +36,22 @@ impl Exporter for Json {
 pub struct ResultStream<W: Write> {
     out: W,
     count: usize,
+    flushed: std::time::Instant,
 }
+
+/// How long a streamed result may wait in the buffer: results appear promptly even when
+/// they come slowly, and a reader that went away (`| head`) is noticed promptly.
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl<W: Write> ResultStream<W> {
     /// Opens the document and the array named `field`.
     pub fn begin(mut out: W, field: &str) -> io::Result<Self> {
         write!(out, "{{\n  {}: [", serde_json::to_string(field)?)?;
-        Ok(Self { out, count: 0 })
+        Ok(Self {
+            out,
+            count: 0,
+            flushed: std::time::Instant::now(),
+        })
     }
 
     /// Appends one item, on a line of its own.
@@ -54,6 +63,10 @@ impl<W: Write> ResultStream<W> {
         })?;
         serde_json::to_writer(&mut self.out, item)?;
         self.count += 1;
+        if self.flushed.elapsed() >= FLUSH_EVERY {
+            self.out.flush()?;
+            self.flushed = std::time::Instant::now();
+        }
         Ok(())
     }
 
