@@ -64,6 +64,12 @@ pub enum Command {
     Semaphore(demos::semaphore::Args),
     /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
     Condition(demos::condition::Args),
+    /// One thread signals many: set wakes every waiter; timed waits; a shutdown loop that stops at once.
+    Event(demos::event::Args),
+    /// Run something later, or cancel it in time; a repeating timer that drifts, and one that does not.
+    Timer(demos::timer::Args),
+    /// Nobody goes on until everyone arrives: phases, an action per phase, timeouts, abort, reset.
+    Barrier(demos::barrier::Args),
     /// A bounded queue between producers and consumers, with sentinel, timeout and close shutdowns.
     ProducerConsumer(demos::producer_consumer::Args),
     /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).

@@ -1,13 +1,16 @@
 //! The demos, one module each (file name = subcommand with `_` for `-`), and the dispatcher.
 
+pub mod barrier;
 pub mod condition;
 pub mod daemon;
+pub mod event;
 pub mod lock;
 pub mod pool;
 pub mod producer_consumer;
 pub mod race_condition;
 pub mod rlock;
 pub mod semaphore;
+pub mod timer;
 pub mod url_check;
 
 use clap::CommandFactory;
@@ -23,6 +26,9 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Rlock(args) => rlock::run(args, lab),
         Command::Semaphore(args) => semaphore::run(args, lab),
         Command::Condition(args) => condition::run(args, lab),
+        Command::Event(args) => event::run(args, lab),
+        Command::Timer(args) => timer::run(args, lab),
+        Command::Barrier(args) => barrier::run(args, lab),
         Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
         Command::Daemon(args) => daemon::run(args, lab),
         Command::Pool(args) => pool::run(args, lab),
@@ -61,6 +67,9 @@ pub fn page(name: &str) -> Option<&'static str> {
         "rlock" => include_str!("pages/rlock.md"),
         "semaphore" => include_str!("pages/semaphore.md"),
         "condition" => include_str!("pages/condition.md"),
+        "event" => include_str!("pages/event.md"),
+        "timer" => include_str!("pages/timer.md"),
+        "barrier" => include_str!("pages/barrier.md"),
         "producer-consumer" => include_str!("pages/producer_consumer.md"),
         "daemon" => include_str!("pages/daemon.md"),
         "pool" => include_str!("pages/pool.md"),

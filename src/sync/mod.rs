@@ -4,17 +4,21 @@
 //! Every wait here re-checks its condition in a loop (`Condvar::wait_while`): a condvar may
 //! wake spuriously, and another thread may take what we were woken for before we run.
 
+pub mod barrier;
 pub mod event;
 pub mod queue;
 
 pub mod rlock;
 pub mod semaphore;
+pub mod timer;
 
+pub use barrier::{Barrier, BrokenBarrier};
 pub use event::Event;
 pub use queue::JoinableQueue;
 
 pub use rlock::{Lock, RLock};
 pub use semaphore::{ReleaseError, Semaphore};
+pub use timer::{Cancel, Repeating, Schedule, Timer};
 
 use std::sync::{Mutex, MutexGuard};
 

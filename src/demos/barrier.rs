@@ -1,0 +1,366 @@
+#![doc = include_str!("pages/barrier.md")]
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::{Barrier, BrokenBarrier, lock};
+
+/// Flags of `threadlab barrier`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Threads that meet at the barrier (2..=64).
+    #[arg(long, default_value_t = 4, value_name = "N",
+          value_parser = crate::cli::whole::<usize>(2, 64))]
+    pub parties: usize,
+    /// Phases each thread works through, each ending at the barrier (1..=20).
+    #[arg(long, default_value_t = 4, value_name = "P",
+          value_parser = crate::cli::whole::<usize>(1, 20))]
+    pub phases: usize,
+    /// The longest phase of work in seconds; each is drawn (seeded) from 20 % to 100 % of
+    /// it (scaled by --pace).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub work: f64,
+    /// The timeout of the barrier a party never reaches, in part 2 (scaled by --pace).
+    #[arg(long, default_value_t = 0.6, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub timeout: f64,
+}
+
+/// How long after the break every waiter must have heard of it: a wake-up's usual tens of
+/// microseconds, with room for a busy machine.
+const WAKE_BOUND: Duration = Duration::from_millis(100);
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("barrier");
+    report.params_from(args);
+    phases(args, lab, &mut report)?;
+    if !lab.interrupted() {
+        missing_party(args, lab, &mut report)?;
+    }
+    if !lab.interrupted() {
+        abort_and_reset(lab, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// One thread's passage through one phase, by its own clock.
+#[derive(Debug, Clone, Copy)]
+struct Passage {
+    arrived: Instant,
+    left: Instant,
+}
+
+/// Part 1: N threads, P phases of seeded work, a barrier at the end of each.
+///
+/// The evidence is the threads' own clocks: each notes when it arrived and when it left.
+/// No thread may leave a phase before the last one arrived: min(left) >= max(arrived).
+/// The action notes when it ran, so "once per phase, between the last arrival and the first
+/// departure" is measured too.
+fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!(
+        "Part 1: {} workers × {} phases; nobody starts a phase until all finished the one before",
+        args.parties, args.phases
+    );
+    let actions: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    let ran = Arc::clone(&actions);
+    let most = lab.scaled(Duration::from_secs_f64(args.work));
+    // Bounded: a wait at the barrier outlasting the slowest phase by this much breaks it.
+    let timeout = most * 2 + Duration::from_secs(5);
+    let barrier = Barrier::new("phase-end", args.parties, timeout)
+        .with_probe(lab.probe("phase-end"))
+        .with_action(move || {
+            let mut ran = lock(&ran);
+            ran.push(Instant::now());
+            info!("action: all arrived, phase {} over", ran.len());
+        });
+    let passages: Vec<Vec<Result<Passage, BrokenBarrier>>> =
+        std::thread::scope(|s| -> anyhow::Result<_> {
+            let workers: Vec<_> = (1..=args.parties)
+                .map(|w| {
+                    let barrier = &barrier;
+                    let name = format!("Worker-{w}");
+                    lab.spawn(s, name.clone(), move || {
+                        let mut rng = lab.rng(&name);
+                        let mut mine = Vec::new();
+                        for phase in 1..=args.phases {
+                            let secs = args.work * rng.random_range(0.2..=1.0);
+                            info!("phase {phase}: working {}", lab.simulated(secs));
+                            lab.sleep_secs(secs);
+                            let arrived = Instant::now();
+                            info!("phase {phase}: done, waiting at 'phase-end'");
+                            let result = barrier.wait();
+                            let left = Instant::now();
+                            match result {
+                                Ok(_) => info!("phase {phase}: through"),
+                                Err(e) => {
+                                    warn!("phase {phase}: {e}");
+                                    mine.push(Err(e));
+                                    break;
+                                }
+                            }
+                            mine.push(Ok(Passage { arrived, left }));
+                        }
+                        mine
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            workers.into_iter().map(lab::join).collect()
+        })?;
+    let actions = lock(&actions).clone();
+    let mut table = Table::new([
+        "phase",
+        "first arrived",
+        "last arrived",
+        "first left",
+        "action ran",
+        "longest wait",
+    ]);
+    let at = |i: Instant| {
+        format!(
+            "+{:.3}s",
+            i.saturating_duration_since(lab.start()).as_secs_f64()
+        )
+    };
+    let mut early = 0usize;
+    let mut complete = 0usize;
+    let mut misplaced_actions = 0usize;
+    for phase in 0..args.phases {
+        let seen: Vec<(usize, Passage)> = passages
+            .iter()
+            .enumerate()
+            .filter_map(|(w, p)| p.get(phase).and_then(|r| r.ok()).map(|p| (w, p)))
+            .collect();
+        if seen.len() != args.parties {
+            break;
+        }
+        complete += 1;
+        let last_arrival = seen
+            .iter()
+            .map(|(_, p)| p.arrived)
+            .max()
+            .unwrap_or(lab.start());
+        let first_arrival = seen
+            .iter()
+            .map(|(_, p)| p.arrived)
+            .min()
+            .unwrap_or(lab.start());
+        let first_left = seen
+            .iter()
+            .map(|(_, p)| p.left)
+            .min()
+            .unwrap_or(lab.start());
+        early += seen.iter().filter(|(_, p)| p.left < last_arrival).count();
+        let (waiter, wait) = seen
+            .iter()
+            .map(|(w, p)| (w + 1, p.left.saturating_duration_since(p.arrived)))
+            .max_by_key(|(_, d)| *d)
+            .unwrap_or_default();
+        let action = actions.get(phase).copied();
+        if !action.is_some_and(|a| a >= last_arrival && a <= first_left) {
+            misplaced_actions += 1;
+        }
+        table.row([
+            (phase + 1).to_string(),
+            at(first_arrival),
+            at(last_arrival),
+            at(first_left),
+            action.map(at).unwrap_or_else(|| "—".into()),
+            format!("{} (Worker-{waiter})", units::duration(wait)),
+        ]);
+    }
+    report.tables.push(table);
+    report.metric("phases_completed", complete as u64);
+    report.metric("actions", actions.len() as u64);
+    report.check_eq(
+        "phases every worker got through",
+        args.phases.to_string(),
+        complete.to_string(),
+    );
+    report.check(
+        "departures before the phase's last arrival (by the workers' own clocks)",
+        "0 (min left >= max arrived, every phase)",
+        early,
+        early == 0 && complete == args.phases,
+    );
+    report.check(
+        "barrier action runs, and where each fell",
+        format!(
+            "{} (one per phase, after the last arrival, before the first departure)",
+            args.phases
+        ),
+        format!(
+            "{}{}",
+            actions.len(),
+            if misplaced_actions > 0 {
+                format!(", {misplaced_actions} out of place")
+            } else {
+                String::new()
+            }
+        ),
+        actions.len() == args.phases && misplaced_actions == 0,
+    );
+    Ok(())
+}
+
+/// Part 2: a barrier for three where only two come. The timeout breaks it: each waiter gets
+/// the broken-barrier error, nobody hangs.
+fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let timeout = lab.scaled(Duration::from_secs_f64(args.timeout));
+    info!(
+        "Part 2: 'meeting' waits for 3 with a {} timeout; the third never comes",
+        lab.simulated(args.timeout)
+    );
+    let barrier = Barrier::new("meeting", 3, timeout).with_probe(lab.probe("meeting"));
+    let began = Instant::now();
+    let outcomes: Vec<(bool, Duration)> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let waiters: Vec<_> = ["Early", "OnTime"]
+            .into_iter()
+            .map(|name| {
+                let barrier = &barrier;
+                lab.spawn(s, name, move || {
+                    info!("waiting at 'meeting'");
+                    let t = Instant::now();
+                    let result = barrier.wait();
+                    let took = t.elapsed();
+                    match &result {
+                        Ok(_) => warn!("went on without the third party"),
+                        Err(e) => info!("{e} after {}: BrokenBarrierError", units::duration(took)),
+                    }
+                    (result.is_err(), began.elapsed())
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        waiters.into_iter().map(lab::join).collect()
+    })?;
+    let broken = outcomes.iter().filter(|(b, _)| *b).count();
+    let first = outcomes.iter().map(|(_, d)| *d).min().unwrap_or_default();
+    let last = outcomes.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    report.check(
+        "waiters at a barrier one party never reaches that got the broken-barrier error",
+        "2 of 2",
+        format!("{broken} of 2"),
+        broken == 2,
+    );
+    report.check(
+        "when they heard, after they began waiting",
+        format!(
+            "from {} to {} + {}",
+            units::duration(timeout),
+            units::duration(timeout),
+            units::duration(WAKE_BOUND)
+        ),
+        format!("{} to {}", units::duration(first), units::duration(last)),
+        first >= timeout && last < timeout + WAKE_BOUND,
+    );
+    Ok(())
+}
+
+/// Part 3: `abort()` breaks a barrier at once; `reset()` makes it usable again.
+fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!("Part 3: abort() while two wait at 'gate', then reset() and a full round");
+    let barrier = Barrier::new("gate", 3, Duration::from_secs(10)).with_probe(lab.probe("gate"));
+    let (heard, aborted_at) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let waiters: Vec<_> = ["Guest-1", "Guest-2"]
+            .into_iter()
+            .map(|name| {
+                let barrier = &barrier;
+                lab.spawn(s, name, move || {
+                    let result = barrier.wait();
+                    let at = Instant::now();
+                    match &result {
+                        Ok(_) => warn!("went on although the barrier was aborted"),
+                        Err(e) => info!("{e}: BrokenBarrierError"),
+                    }
+                    (result.is_err(), at)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        // Sequencing only (not evidence): abort once both are waiting, or after a bound.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while barrier.n_waiting() < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        info!("abort()");
+        let at = Instant::now();
+        barrier.abort();
+        let heard: Vec<(bool, Instant)> = waiters
+            .into_iter()
+            .map(lab::join)
+            .collect::<anyhow::Result<_>>()?;
+        Ok((heard, at))
+    })?;
+    let broken = heard.iter().filter(|(b, _)| *b).count();
+    let slowest = heard
+        .iter()
+        .map(|(_, at)| at.saturating_duration_since(aborted_at))
+        .max()
+        .unwrap_or_default();
+    report.check(
+        "abort(): waiters that got the broken-barrier error, and the slowest to hear",
+        format!("2 of 2, within {}", units::duration(WAKE_BOUND)),
+        format!("{broken} of 2, after {}", units::duration(slowest)),
+        broken == 2 && slowest < WAKE_BOUND,
+    );
+
+    let refused = barrier.wait_timeout(Duration::ZERO).is_err();
+    barrier.reset();
+    info!("reset(): a full round of three");
+    let round: Vec<Option<usize>> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let guests: Vec<_> = ["Guest-1", "Guest-2"]
+            .into_iter()
+            .map(|name| {
+                let barrier = &barrier;
+                lab.spawn(s, name, move || barrier.wait().ok())
+            })
+            .collect::<anyhow::Result<_>>()?;
+        let mine = barrier.wait().ok();
+        let mut all: Vec<Option<usize>> = guests
+            .into_iter()
+            .map(lab::join)
+            .collect::<anyhow::Result<_>>()?;
+        all.push(mine);
+        Ok(all)
+    })?;
+    let mut indexes: Vec<usize> = round.iter().flatten().copied().collect();
+    indexes.sort_unstable();
+    info!("after reset(): arrival indexes {indexes:?}");
+    report.check(
+        "a wait on the aborted barrier, then a round of three after reset()",
+        "refused; then all three through with indexes [0, 1, 2]",
+        format!(
+            "{}; then {} through with indexes {indexes:?}",
+            if refused { "refused" } else { "let through" },
+            indexes.len()
+        ),
+        refused && indexes == [0, 1, 2],
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_worker_leaves_a_phase_early_and_broken_barriers_release_everyone() {
+        for seed in 0..3 {
+            let lab = Lab::quiet(0.05, seed);
+            let args = Args {
+                parties: 4,
+                phases: 3,
+                work: 0.8,
+                timeout: 0.6,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{:?}", report.checks);
+            assert_eq!(report.metric_u64("actions"), Some(3));
+        }
+    }
+}

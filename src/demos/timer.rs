@@ -1,0 +1,334 @@
+#![doc = include_str!("pages/timer.md")]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{Lab, Report, Table, units};
+use crate::sync::{Cancel, Repeating, Schedule, Timer, lock};
+
+/// Flags of `threadlab timer`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Seconds before the one-shot timers fire (scaled by --pace).
+    #[arg(long, default_value_t = 1.0, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub delay: f64,
+    /// The repeating timers' interval (scaled by --pace; at least 0.01).
+    #[arg(long, default_value_t = 0.5, value_name = "SECS",
+          value_parser = parse_interval, allow_negative_numbers = true)]
+    pub interval: f64,
+    /// Seconds of work each tick does (scaled by --pace; less than the interval).
+    #[arg(long, default_value_t = 0.15, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub work: f64,
+    /// Ticks each repeating timer runs before it is cancelled (2..=100).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = crate::cli::whole::<u64>(2, 100))]
+    pub ticks: u64,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    let secs = crate::cli::parse_secs(s)?;
+    if secs < 0.01 {
+        return Err(format!("must be at least 0.01 seconds (got {s})"));
+    }
+    Ok(secs)
+}
+
+/// How late a timer may fire and still be "on time": far above a wake-up's usual tens of
+/// microseconds on a busy machine.
+const LATE_BOUND: Duration = Duration::from_millis(100);
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    if args.work >= args.interval {
+        anyhow::bail!(
+            "--work ({} s) must be shorter than --interval ({} s): a tick's work must fit in its tick",
+            args.work,
+            args.interval
+        );
+    }
+    let mut report = Report::new("timer");
+    report.params_from(args);
+    one_shot(args, lab, &mut report)?;
+    if !lab.interrupted() {
+        cancelled(args, lab, &mut report)?;
+    }
+    if !lab.interrupted() {
+        repeating(args, lab, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// Part 1: `Timer(delay, greet).start()`; the action notes when it ran.
+fn one_shot(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let delay = lab.scaled(Duration::from_secs_f64(args.delay));
+    info!(
+        "Part 1: a timer that runs greet() after {}",
+        lab.simulated(args.delay)
+    );
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let started = Instant::now();
+    let timer = Timer::start(lab, "Timer-1", delay, move || {
+        let at = Instant::now();
+        info!("greet(): hello from the timer's own thread");
+        let _ = tx.send(at);
+    })?;
+    let fired = rx.recv_timeout(delay * 2 + Duration::from_secs(5)).ok();
+    timer.join_timeout(Duration::from_secs(5));
+    let observed = match fired {
+        Some(at) => {
+            let after = at.duration_since(started);
+            let late = after.saturating_sub(delay);
+            report.metric("one_shot.late_ms", units::ms(late));
+            info!(
+                "greet() ran {} after start(): {} late",
+                units::duration(after),
+                units::duration(late)
+            );
+            format!(
+                "after {} ({} late)",
+                units::duration(after),
+                units::duration(late)
+            )
+        }
+        None => "never fired".to_string(),
+    };
+    report.check(
+        "the one-shot timer's action, after start()",
+        format!(
+            ">= {} and less than {} late",
+            units::duration(delay),
+            units::duration(LATE_BOUND)
+        ),
+        observed,
+        fired.is_some_and(|at| {
+            let after = at.duration_since(started);
+            after >= delay && after - delay < LATE_BOUND
+        }),
+    );
+    Ok(())
+}
+
+/// Part 2: `cancel()` before the deadline (never fires), and after (too late).
+fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let delay = lab.scaled(Duration::from_secs_f64(args.delay));
+    info!("Part 2: cancel() before and after a timer fires");
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&ran);
+    let timer = Timer::start(lab, "Timer-2", delay, move || {
+        flag.store(true, SeqCst);
+        warn!("fired although it was cancelled");
+    })?;
+    crate::lab::signals::sleep(delay / 2);
+    let answer = timer.cancel();
+    info!(
+        "cancel() at {} of {}: {answer:?}",
+        units::duration(delay / 2),
+        units::duration(delay)
+    );
+    // Wait past the deadline to prove it never fires.
+    crate::lab::signals::sleep(delay);
+    let fired = ran.load(SeqCst);
+    let ended = timer.join_timeout(Duration::from_secs(5));
+    info!(
+        "{} after the deadline: {}",
+        units::duration(delay / 2),
+        if fired { "it fired" } else { "it never fired" }
+    );
+    report.check(
+        "a timer cancelled halfway: cancel()'s answer, and whether it fired by the deadline + 50 %",
+        "in time; never fired",
+        format!(
+            "{answer:?}; {}",
+            if fired { "fired" } else { "never fired" }
+        ),
+        answer == Cancel::InTime && !fired && ended,
+    );
+
+    let short = delay / 4;
+    let runs = Arc::new(AtomicU64::new(0));
+    let count = Arc::clone(&runs);
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let timer = Timer::start(lab, "Timer-3", short, move || {
+        count.fetch_add(1, SeqCst);
+        info!("fired");
+        let _ = tx.send(());
+    })?;
+    let seen = rx.recv_timeout(short * 2 + Duration::from_secs(5)).is_ok();
+    let answer = timer.cancel();
+    info!("cancel() after it fired: {answer:?}");
+    timer.join_timeout(Duration::from_secs(5));
+    let runs = runs.load(SeqCst);
+    report.check(
+        "a timer cancelled after it fired: cancel()'s answer, and the action's runs",
+        "too late; ran once",
+        format!("{answer:?}; ran {runs}×"),
+        seen && answer == Cancel::TooLate && runs == 1,
+    );
+    Ok(())
+}
+
+/// What one tick's work noted: its number and when it started.
+type Ticks = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// Part 3: the tutorials' repeating timer (wait, work, wait again) beside a fixed-rate one,
+/// both running `ticks` ticks of `work` every `interval`, then cancelled.
+fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let interval = lab.scaled(Duration::from_secs_f64(args.interval));
+    let work = lab.scaled(Duration::from_secs_f64(args.work));
+    info!(
+        "Part 3: two repeating timers, every {} with {} of work per tick",
+        lab.simulated(args.interval),
+        lab.simulated(args.work)
+    );
+    let start = Instant::now();
+    let mut timers = Vec::new();
+    for (name, schedule) in [
+        ("AfterWork", Schedule::AfterWork),
+        ("FixedRate", Schedule::FixedRate),
+    ] {
+        let ticks: Ticks = Arc::default();
+        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+        let log = Arc::clone(&ticks);
+        let wanted = args.ticks;
+        let timer = Repeating::start(lab, name, start, interval, schedule, move |k| {
+            let at = Instant::now();
+            // A timer that does not stop when cancelled must not flood the screen.
+            if k > wanted * 4 {
+                return;
+            }
+            let late = at.saturating_duration_since(start + interval * k as u32);
+            info!("tick {k}: {} late", units::duration(late));
+            lock(&log).push((k, at));
+            crate::lab::signals::sleep(work);
+            if k == wanted {
+                let _ = done_tx.send(());
+            }
+        })?;
+        timers.push((name, schedule, timer, ticks, done_rx));
+    }
+    let patience = (interval + work) * (args.ticks as u32 + 2) + Duration::from_secs(5);
+    let mut table = Table::new(["tick", "AfterWork: late by", "FixedRate: late by"]);
+    let mut lateness: Vec<Vec<Duration>> = vec![Vec::new(); timers.len()];
+    let mut stops = Vec::new();
+    // The fixed-rate timer finishes its ticks first: cancel each as soon as it has.
+    for (i, (name, schedule, timer, ticks, done)) in timers.into_iter().enumerate().rev() {
+        let finished = done.recv_timeout(patience).is_ok();
+        let cancel_at = Instant::now();
+        timer.cancel();
+        let ended = timer.join_timeout(interval + work + Duration::from_secs(2));
+        let ended_after = cancel_at.elapsed();
+        info!(
+            "{name}.cancel(): its thread ended {} later",
+            units::duration(ended_after)
+        );
+        let ticks = lock(&ticks).clone();
+        let after_cancel = ticks.iter().filter(|(_, at)| *at > cancel_at).count();
+        stops.push((name, finished, ended.is_some(), ended_after, after_cancel));
+        let late: Vec<Duration> = ticks
+            .iter()
+            .take(args.ticks as usize)
+            .map(|(k, at)| at.saturating_duration_since(start + interval * *k as u32))
+            .collect();
+        if let Some(last) = late.last() {
+            report.metric(
+                format!("{}.last_late_ms", schedule_key(schedule)),
+                units::ms(*last),
+            );
+        }
+        lateness[i] = late;
+    }
+    stops.reverse();
+    for k in 0..args.ticks as usize {
+        let cell = |v: &Vec<Duration>| {
+            v.get(k)
+                .map(|d| units::duration(*d))
+                .unwrap_or_else(|| "—".into())
+        };
+        table.row([(k + 1).to_string(), cell(&lateness[0]), cell(&lateness[1])]);
+    }
+    report.tables.push(table);
+
+    let n = args.ticks;
+    let drift = work * (n as u32 - 1);
+    let last = |v: &Vec<Duration>| v.get(n as usize - 1).copied();
+    let naive = last(&lateness[0]);
+    let fixed = last(&lateness[1]);
+    let shown = |d: Option<Duration>| {
+        d.map(units::duration)
+            .unwrap_or_else(|| "no such tick".into())
+    };
+    report.check(
+        format!("after-work schedule: tick {n}'s lateness"),
+        format!(
+            ">= {} ({} ticks × the work: it drifts)",
+            units::duration(drift),
+            n - 1
+        ),
+        shown(naive),
+        naive.is_some_and(|d| d >= drift),
+    );
+    let bound = drift / 2;
+    report.check(
+        format!("fixed-rate schedule: tick {n}'s lateness"),
+        format!(
+            "< {} (half the after-work drift: it does not drift)",
+            units::duration(bound)
+        ),
+        shown(fixed),
+        fixed.is_some_and(|d| d < bound),
+    );
+    for (name, finished, ended, ended_after, after_cancel) in stops {
+        report.check(
+            format!("{name}: ticks started after cancel(), and when its thread ended"),
+            format!("0; within one tick ({})", units::duration(interval + work)),
+            format!(
+                "{after_cancel}; {}",
+                if ended {
+                    units::duration(ended_after)
+                } else {
+                    "still running".into()
+                }
+            ),
+            finished && ended && after_cancel == 0 && ended_after <= interval + work,
+        );
+    }
+    report.note(format!(
+        "The after-work timer starts each tick {} later than the one before (the work); a \
+         fixed-rate schedule aims at start + k × interval and stays on time.",
+        lab.simulated(args.work)
+    ));
+    Ok(())
+}
+
+fn schedule_key(schedule: Schedule) -> &'static str {
+    match schedule {
+        Schedule::AfterWork => "after_work",
+        Schedule::FixedRate => "fixed_rate",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timers_fire_on_time_cancel_in_time_and_the_fixed_rate_does_not_drift() {
+        for seed in 0..2 {
+            let lab = Lab::quiet(0.1, seed);
+            let args = Args {
+                delay: 1.0,
+                interval: 0.5,
+                work: 0.15,
+                ticks: 4,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{:?}", report.checks);
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! `Timer`: run something later on its own thread, or not at all (Python's
+//! `threading.Timer`), and a repeating timer with the two ways to schedule the next tick.
+//!
+//! A timer is a thread that waits on a condition variable until its deadline, then checks,
+//! under the same lock `cancel` takes, whether it was cancelled. That one lock makes
+//! "cancelled in time" and "fired" mutually exclusive: `cancel` either wins (the action never
+//! runs) or learns it came too late.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::lab::Lab;
+
+use super::lock;
+
+/// Where a timer is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Waiting,
+    Cancelled,
+    Fired,
+}
+
+/// What `cancel` achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancel {
+    /// Cancelled before the deadline: the action will never run.
+    InTime,
+    /// The action had already started (or finished): too late to stop it.
+    TooLate,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+impl Shared {
+    /// Waits until `deadline` unless cancelled first (spurious wake-ups re-checked).
+    /// Returns whether the state is still `Waiting` at the deadline.
+    fn wait_until(&self, deadline: Instant) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            if *st != State::Waiting {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// At the deadline: fire unless cancelled, under the lock `cancel` takes.
+    fn fire(&self) -> bool {
+        let mut st = lock(&self.state);
+        if *st == State::Waiting {
+            *st = State::Fired;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn cancel(&self) -> Cancel {
+        let mut st = lock(&self.state);
+        let answer = match *st {
+            State::Fired => Cancel::TooLate,
+            _ => {
+                *st = State::Cancelled;
+                Cancel::InTime
+            }
+        };
+        self.changed.notify_all();
+        answer
+    }
+}
+
+/// A one-shot timer: `action` runs on the timer's own thread after `delay`, unless
+/// cancelled first.
+#[derive(Debug)]
+pub struct Timer {
+    shared: Arc<Shared>,
+    thread: JoinHandle<()>,
+}
+
+impl Timer {
+    /// Starts a timer thread named `name` that runs `action` after `delay` (a real duration:
+    /// scale simulated ones with `lab.scaled` first).
+    pub fn start(
+        lab: &Lab,
+        name: &str,
+        delay: Duration,
+        action: impl FnOnce() + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::Waiting),
+            changed: Condvar::new(),
+        });
+        let deadline = Instant::now() + delay;
+        let theirs = Arc::clone(&shared);
+        let thread = lab.spawn_detached(name, move || {
+            if theirs.wait_until(deadline) && theirs.fire() {
+                action();
+            }
+        })?;
+        Ok(Self { shared, thread })
+    }
+
+    /// Cancels the timer. `InTime` means the action will never run; `TooLate` that it
+    /// already started.
+    pub fn cancel(&self) -> Cancel {
+        self.shared.cancel()
+    }
+
+    /// Waits up to `timeout` for the timer's thread to end. Returns whether it ended.
+    pub fn join_timeout(self, timeout: Duration) -> bool {
+        join_bounded(self.thread, timeout).is_some()
+    }
+}
+
+/// How a repeating timer picks the time of its next tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Schedule {
+    /// The tutorials' repeating timer: wait `interval` after the work is done. Every tick
+    /// starts late by all the work before it (the drift).
+    AfterWork,
+    /// Aim at `start + k × interval` whatever the work took; a tick missed entirely (work
+    /// longer than an interval) is skipped, not run in a burst.
+    FixedRate,
+}
+
+/// A repeating timer: `tick(k)` runs on the timer's thread for k = 1, 2, … until cancelled.
+#[derive(Debug)]
+pub struct Repeating {
+    shared: Arc<Shared>,
+    thread: JoinHandle<u64>,
+}
+
+impl Repeating {
+    /// Starts ticking every `interval` (a real duration) after `start`. The thread returns
+    /// how many ticks it skipped (fixed rate only).
+    pub fn start(
+        lab: &Lab,
+        name: &str,
+        start: Instant,
+        interval: Duration,
+        schedule: Schedule,
+        mut tick: impl FnMut(u64) + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::Waiting),
+            changed: Condvar::new(),
+        });
+        let theirs = Arc::clone(&shared);
+        let interval = interval.max(Duration::from_micros(100));
+        let thread = lab.spawn_detached(name, move || {
+            let mut skipped = 0;
+            let mut next = start + interval;
+            let mut k = 1;
+            while theirs.wait_until(next) {
+                tick(k);
+                match schedule {
+                    // the bug: the next wait starts when the work ends.
+                    Schedule::AfterWork => next = Instant::now() + interval,
+                    // the fix: the next deadline is fixed in advance.
+                    Schedule::FixedRate => {
+                        next += interval;
+                        while next < Instant::now() {
+                            next += interval;
+                            skipped += 1;
+                        }
+                    }
+                }
+                k += 1;
+            }
+            skipped
+        })?;
+        Ok(Self { shared, thread })
+    }
+
+    /// Stops the ticking: no tick starts after this returns (one already running finishes).
+    pub fn cancel(&self) {
+        let _ = self.shared.cancel();
+    }
+
+    /// Waits up to `timeout` for the thread to end; returns the ticks it skipped, or `None`
+    /// if it did not end in time.
+    pub fn join_timeout(self, timeout: Duration) -> Option<u64> {
+        join_bounded(self.thread, timeout)
+    }
+}
+
+/// Joins `thread` if it ends within `timeout` and returns what it returned; a thread that
+/// does not end in time is left detached (`None`), as is one that panicked.
+fn join_bounded<T>(thread: JoinHandle<T>, timeout: Duration) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    while !thread.is_finished() {
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    thread.join().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    fn lab() -> Lab {
+        Lab::quiet(1.0, 1)
+    }
+
+    #[test]
+    fn a_timer_fires_no_earlier_than_its_delay() {
+        let fired = Arc::new(Mutex::new(None));
+        let at = Arc::clone(&fired);
+        let began = Instant::now();
+        let t = Timer::start(&lab(), "t", Duration::from_millis(30), move || {
+            *at.lock().unwrap() = Some(Instant::now());
+        })
+        .unwrap();
+        assert!(t.join_timeout(Duration::from_secs(10)));
+        let when = fired.lock().unwrap().expect("fired");
+        assert!(when - began >= Duration::from_millis(30));
+    }
+
+    #[test]
+    fn a_timer_cancelled_in_time_never_fires() {
+        let fired = Arc::new(AtomicBool::new(false));
+        let f = Arc::clone(&fired);
+        let t = Timer::start(&lab(), "t", Duration::from_millis(50), move || {
+            f.store(true, Ordering::SeqCst)
+        })
+        .unwrap();
+        assert_eq!(t.cancel(), Cancel::InTime);
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(!fired.load(Ordering::SeqCst));
+        assert!(t.join_timeout(Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn cancelling_after_the_action_started_is_too_late() {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let t = Timer::start(&lab(), "t", Duration::from_millis(1), move || {
+            let _ = tx.send(());
+        })
+        .unwrap();
+        rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!(t.cancel(), Cancel::TooLate);
+    }
+
+    #[test]
+    fn a_repeating_timer_stops_when_cancelled() {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let n = Arc::clone(&ticks);
+        let r = Repeating::start(
+            &lab(),
+            "r",
+            Instant::now(),
+            Duration::from_millis(5),
+            Schedule::FixedRate,
+            move |_| {
+                n.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .unwrap();
+        while ticks.load(Ordering::SeqCst) < 3 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        r.cancel();
+        let seen = ticks.load(Ordering::SeqCst);
+        assert!(r.join_timeout(Duration::from_secs(10)).is_some());
+        assert!(ticks.load(Ordering::SeqCst) <= seen + 1);
+    }
+}
