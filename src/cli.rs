@@ -53,6 +53,9 @@ pub struct GlobalArgs {
 /// One variant per demo, in lesson order.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The life of a thread: start, names, ids, alive or not, join with a timeout, results back.
+    #[command(visible_alias = "basics")]
+    Threads(demos::threads::Args),
     /// Mutual exclusion: a bank account loses money without a lock; try-lock, timeouts, guards.
     Lock(demos::lock::Args),
     /// Lost updates from an unsynchronized counter, counted, then fixed (mutex, atomic, local sum).
@@ -72,6 +75,9 @@ pub enum Command {
     Barrier(demos::barrier::Args),
     /// A bounded queue between producers and consumers, with sentinel, timeout and close shutdowns.
     ProducerConsumer(demos::producer_consumer::Args),
+    /// Each thread its own: a thread-local value, and a database connection per thread.
+    #[command(name = "thread-local", visible_alias = "local")]
+    ThreadLocal(demos::thread_local::Args),
     /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
     Daemon(demos::daemon::Args),
     /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.

@@ -1,7 +1,5 @@
 #![doc = include_str!("pages/daemon.md")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -197,86 +195,35 @@ fn child_scenario(args: &Args, lab: &Lab) -> ! {
 /// Runs the daemon scenario in a child process and watches it from here.
 fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
     info!("daemon: running the scenario in a child process and watching it");
-    let exe = std::env::current_exe()?;
-    let child = Command::new(exe)
-        .args(["daemon", "--child", "--no-color", "--watchdog", "0"])
-        .args([
-            "--pace",
-            &lab.pace().to_string(),
-            "--seed",
-            &lab.seed().to_string(),
-        ])
-        .args([
-            "--work",
-            &args.work.to_string(),
-            "--tick",
-            &args.tick.to_string(),
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    // Killed and reaped on every way out of this function, errors included.
-    let mut child = KillOnDrop(child);
-    let spawned = Instant::now();
-    let stdout = child
-        .0
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no child stdout"))?;
     let ticks = AtomicU64::new(0);
     let cleanups = AtomicU64::new(0);
-    let main_done_at = std::sync::Mutex::new(None::<Instant>);
+    let mut main_done_at = None::<Instant>;
     let deadline = lab.scaled(Duration::from_secs_f64(args.work)) + Duration::from_secs(20);
-    let status = std::thread::scope(|s| -> anyhow::Result<_> {
-        let relay = lab.spawn(s, "Relay", || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if line.contains("(Monitor") && line.contains("tick ") {
-                    ticks.fetch_add(1, Ordering::Relaxed);
-                }
-                if line.contains("(Monitor") && line.contains("cleanup done") {
-                    cleanups.fetch_add(1, Ordering::Relaxed);
-                }
-                if line.contains("Main thread done") {
-                    *main_done_at.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-                }
-                // One prefix: this line's own, then the child's thread and message.
-                let shown = line
-                    .split_once("] (")
-                    .and_then(|(_, rest)| rest.split_once(") "))
-                    .map(|(name, msg)| format!("{}: {msg}", name.trim_end()))
-                    .unwrap_or_else(|| line.clone());
-                info!("child │ {shown}");
+    let (work, tick) = (args.work.to_string(), args.tick.to_string());
+    let exited = lab::child::run_relayed(
+        lab,
+        &["daemon", "--child", "--work", &work, "--tick", &tick],
+        deadline,
+        "the daemon kept it alive",
+        |line, at| {
+            if line.contains("(Monitor") && line.contains("tick ") {
+                ticks.fetch_add(1, Ordering::Relaxed);
             }
-        })?;
-        // Wait for the child, bounded: a child that never exits is killed and reported.
-        let status = loop {
-            if let Some(status) = child.0.try_wait()? {
-                break status;
+            if line.contains("(Monitor") && line.contains("cleanup done") {
+                cleanups.fetch_add(1, Ordering::Relaxed);
             }
-            if spawned.elapsed() > deadline {
-                child.kill();
-                anyhow::bail!(
-                    "the child process did not exit within {deadline:?}: the daemon kept it alive"
-                );
+            if line.contains("Main thread done") {
+                main_done_at = Some(at);
             }
-            if lab.interrupted() {
-                child.kill();
-                break child.0.wait()?;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        let exited = Instant::now();
-        lab::join(relay)?;
-        Ok((status, exited))
-    })?;
-    let (status, exited) = status;
+        },
+    )?;
     anyhow::ensure!(
-        status.success() || lab.interrupted(),
-        "the child process failed: {status}"
+        exited.status.success() || lab.interrupted(),
+        "the child process failed: {}",
+        exited.status
     );
-    let main_done = main_done_at.into_inner().unwrap_or(None).unwrap_or(exited);
-    let delay = exited.saturating_duration_since(main_done);
+    let main_done = main_done_at.unwrap_or(exited.at);
+    let delay = exited.at.saturating_duration_since(main_done);
     info!(
         "daemon: child exited {} after its main thread; {} ticks; cleanup {}",
         units::duration(delay),
@@ -293,24 +240,6 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         end_delay: delay,
         last_wait: None,
     })
-}
-
-/// A child process that is killed and reaped when this value is dropped.
-struct KillOnDrop(std::process::Child);
-
-impl KillOnDrop {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if matches!(self.0.try_wait(), Ok(None)) {
-            self.kill();
-        }
-    }
 }
 
 /// The graceful ending: the same monitor, stopped by an Event set mid-tick, then joined.

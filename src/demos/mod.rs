@@ -10,6 +10,8 @@ pub mod producer_consumer;
 pub mod race_condition;
 pub mod rlock;
 pub mod semaphore;
+pub mod thread_local;
+pub mod threads;
 pub mod timer;
 pub mod url_check;
 
@@ -21,6 +23,7 @@ use crate::lab::{Lab, Report};
 /// Runs the demo `command` names.
 pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
     match command {
+        Command::Threads(args) => threads::run(args, lab),
         Command::Lock(args) => lock::run(args, lab),
         Command::RaceCondition(args) => race_condition::run(args, lab),
         Command::Rlock(args) => rlock::run(args, lab),
@@ -30,6 +33,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Timer(args) => timer::run(args, lab),
         Command::Barrier(args) => barrier::run(args, lab),
         Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
+        Command::ThreadLocal(args) => thread_local::run(args, lab),
         Command::Daemon(args) => daemon::run(args, lab),
         Command::Pool(args) => pool::run(args, lab),
         Command::UrlCheck(args) => url_check::run(args, lab),
@@ -62,6 +66,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         .find(|(n, aliases, _)| n == name || aliases.iter().any(|a| a == name))?
         .0;
     Some(match canonical.as_str() {
+        "threads" => include_str!("pages/threads.md"),
         "lock" => include_str!("pages/lock.md"),
         "race-condition" => include_str!("pages/race_condition.md"),
         "rlock" => include_str!("pages/rlock.md"),
@@ -71,6 +76,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "timer" => include_str!("pages/timer.md"),
         "barrier" => include_str!("pages/barrier.md"),
         "producer-consumer" => include_str!("pages/producer_consumer.md"),
+        "thread-local" => include_str!("pages/thread_local.md"),
         "daemon" => include_str!("pages/daemon.md"),
         "pool" => include_str!("pages/pool.md"),
         "url-check" => include_str!("pages/url_check.md"),

@@ -3,6 +3,7 @@
 //! One [`Lab`] is built from the global flags and handed to every demo. It owns what every
 //! demo would otherwise copy, so a demo file holds only its lesson.
 
+pub mod child;
 pub mod export;
 pub mod output;
 pub mod record;

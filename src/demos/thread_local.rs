@@ -1,0 +1,534 @@
+#![doc = include_str!("pages/thread_local.md")]
+
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::Sender;
+use rand::Rng;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::lock;
+
+/// Flags of `threadlab thread-local`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Worker threads (1..=32).
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = crate::cli::whole::<usize>(1, 32))]
+    pub workers: usize,
+    /// Tasks each worker runs, each one query on a database connection (1..=100).
+    #[arg(long, default_value_t = 4, value_name = "M",
+          value_parser = crate::cli::whole::<usize>(1, 100))]
+    pub tasks: usize,
+    /// Seconds one query takes at the database (scaled by --pace).
+    #[arg(long, default_value_t = 0.2, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub query: f64,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("thread-local");
+    report.params_from(args);
+    each_its_own(args, lab, &mut report)?;
+    let mut table = Table::new([
+        "connections",
+        "opened (database's count)",
+        "queries per connection",
+        "most queries at once",
+        "time",
+    ]);
+    let mut times = Vec::new();
+    for strategy in [Strategy::ThreadLocal, Strategy::Shared, Strategy::PerTask] {
+        if lab.interrupted() {
+            break;
+        }
+        times.push(connections(args, lab, strategy, &mut report, &mut table)?);
+    }
+    report.tables.push(table);
+    if let [local, shared, _] = times[..]
+        && args.workers > 1
+    {
+        report.check(
+            "one shared connection behind a lock against one per thread: time taken",
+            "slower (every query waits its turn)",
+            format!(
+                "{} against {}",
+                units::duration(shared),
+                units::duration(local)
+            ),
+            shared > local,
+        );
+    }
+    Ok(report)
+}
+
+thread_local! {
+    /// Python's `local = threading.local(); local.user = …`: one slot per thread.
+    static USER: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The tutorials' connection per thread, opened on first use, closed at thread exit.
+    static CONNECTION: RefCell<Option<Connection>> = const { RefCell::new(None) };
+}
+
+/// Part 1: each thread writes its name into a thread-local and into a shared variable,
+/// works a moment, and reads both back.
+fn each_its_own(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!(
+        "Part 1: {} workers each set user = their name in a thread-local and in a shared variable",
+        args.workers
+    );
+    let shared: Mutex<Option<String>> = Mutex::new(None);
+    // Everyone writes at once, so the shared variable is overwritten while they work.
+    let gate = crate::sync::Event::new();
+    // (saw a value before setting its own, local read-back was another's, shared was another's)
+    let seen: Vec<(bool, bool, bool)> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let workers: Vec<_> = (1..=args.workers)
+            .map(|w| {
+                let (shared, gate) = (&shared, &gate);
+                let name = format!("Worker-{w}");
+                lab.spawn(s, name.clone(), move || {
+                    gate.wait_timeout(Duration::from_secs(10));
+                    let before = USER.with(|u| u.borrow().clone());
+                    USER.with(|u| *u.borrow_mut() = Some(name.clone()));
+                    *lock(shared) = Some(name.clone());
+                    let secs = args.query * lab.rng(&name).random_range(0.5..=1.5);
+                    lab.sleep_secs(secs);
+                    let local = USER.with(|u| u.borrow().clone()).unwrap_or_default();
+                    let global = lock(shared).clone().unwrap_or_default();
+                    info!(
+                        "read back: thread-local user = {local}; shared user = {global}{}",
+                        if global == name { "" } else { " (not mine)" }
+                    );
+                    (before.is_some(), local != name, global != name)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        gate.set();
+        workers.into_iter().map(lab::join).collect()
+    })?;
+    let before = seen.iter().filter(|s| s.0).count();
+    let local_wrong = seen.iter().filter(|s| s.1).count();
+    let shared_wrong = seen.iter().filter(|s| s.2).count();
+    report.metric("shared.not_mine", shared_wrong as u64);
+    report.check(
+        "threads that found a user already set before setting their own (thread-local)",
+        "0 (another thread's value is invisible)",
+        before,
+        before == 0,
+    );
+    report.check(
+        "threads whose thread-local user read back as another's",
+        "0",
+        local_wrong,
+        local_wrong == 0,
+    );
+    if args.workers > 1 {
+        report.check(
+            "threads whose shared user read back as another's (the bug)",
+            format!(
+                ">= 1 (usually {}: all but the last to write)",
+                args.workers - 1
+            ),
+            shared_wrong,
+            shared_wrong >= 1,
+        );
+    }
+    Ok(())
+}
+
+/// How the workers get a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strategy {
+    /// One per thread, in a `thread_local!`, opened on first use.
+    ThreadLocal,
+    /// One for everybody, behind a lock.
+    Shared,
+    /// A new one for every task.
+    PerTask,
+}
+
+impl Strategy {
+    fn label(self) -> &'static str {
+        match self {
+            Strategy::ThreadLocal => "one per thread (thread_local!)",
+            Strategy::Shared => "one shared, behind a lock",
+            Strategy::PerTask => "a new one per task",
+        }
+    }
+    fn key(self) -> &'static str {
+        match self {
+            Strategy::ThreadLocal => "thread_local",
+            Strategy::Shared => "shared",
+            Strategy::PerTask => "per_task",
+        }
+    }
+}
+
+/// Part 2: N workers × M queries through each strategy, against a database on 127.0.0.1
+/// that counts what it sees: connections opened and closed, queries per connection, most
+/// queries in flight at once.
+fn connections(
+    args: &Args,
+    lab: &Lab,
+    strategy: Strategy,
+    report: &mut Report,
+    table: &mut Table,
+) -> anyhow::Result<Duration> {
+    let query = lab.scaled(Duration::from_secs_f64(args.query));
+    info!(
+        "{}: {} workers × {} queries of {}",
+        strategy.label(),
+        args.workers,
+        args.tasks,
+        lab.simulated(args.query)
+    );
+    let db = Database::start(query)?;
+    let (closed_tx, closed_rx) = crossbeam_channel::unbounded::<Closed>();
+    let shared = if strategy == Strategy::Shared {
+        Some(Mutex::new(Connection::open(db.addr, query, None)?))
+    } else {
+        None
+    };
+    let began = Instant::now();
+    let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let workers: Vec<_> = (1..=args.workers)
+            .map(|w| {
+                let (shared, closed_tx, db) = (&shared, closed_tx.clone(), &db);
+                lab.spawn(s, format!("Worker-{w}"), move || -> anyhow::Result<()> {
+                    for task in 1..=args.tasks {
+                        if lab.interrupted() {
+                            break;
+                        }
+                        match strategy {
+                            Strategy::ThreadLocal => CONNECTION.with(|slot| {
+                                let mut slot = slot.borrow_mut();
+                                if slot.is_none() {
+                                    let c = Connection::open(db.addr, query, Some(closed_tx.clone()))?;
+                                    info!("task {task}: opened connection #{} for this thread", c.id);
+                                    *slot = Some(c);
+                                }
+                                let c = slot.as_mut().expect("opened above");
+                                c.query(task)?;
+                                info!("task {task}: query on connection #{} (use {})", c.id, c.uses);
+                                anyhow::Ok(())
+                            })?,
+                            Strategy::Shared => {
+                                let asked = Instant::now();
+                                let mut c = lock(shared.as_ref().expect("shared strategy"));
+                                let waited = asked.elapsed();
+                                c.query(task)?;
+                                info!(
+                                    "task {task}: query on shared connection #{} after waiting {} for it",
+                                    c.id,
+                                    units::duration(waited)
+                                );
+                            }
+                            Strategy::PerTask => {
+                                let mut c = Connection::open(db.addr, query, None)?;
+                                c.query(task)?;
+                                info!("task {task}: query on new connection #{}", c.id);
+                            }
+                        }
+                    }
+                    Ok(())
+                    // Leaving the thread runs CONNECTION's destructor: Connection::drop.
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        workers.into_iter().map(lab::join).collect()
+    })?;
+    let took = began.elapsed();
+    drop(closed_tx);
+    for outcome in outcomes {
+        outcome?;
+    }
+    drop(shared);
+    // The database notices each close on its own side; give it a moment, bounded.
+    let stats = db.stop(Duration::from_secs(2));
+    let destructors: Vec<Closed> = closed_rx.try_iter().collect();
+    for c in &destructors {
+        info!(
+            "{}'s thread-local destructor closed connection #{} after {} queries, at thread exit",
+            c.thread, c.id, c.uses
+        );
+    }
+    let per_conn = stats.queries_per_connection;
+    let uses = match (per_conn.iter().min(), per_conn.iter().max()) {
+        (Some(lo), Some(hi)) if lo == hi => format!("{lo} each"),
+        (Some(lo), Some(hi)) => format!("{lo} to {hi}"),
+        _ => "—".to_string(),
+    };
+    table.row([
+        strategy.label().to_string(),
+        stats.accepted.to_string(),
+        uses.clone(),
+        stats.most_in_flight.to_string(),
+        units::duration(took),
+    ]);
+    let key = strategy.key();
+    report.metric(format!("{key}.opened"), stats.accepted as u64);
+    report.metric(format!("{key}.closed"), stats.closed as u64);
+    report.metric(format!("{key}.most_in_flight"), stats.most_in_flight as u64);
+    report.metric(format!("{key}.ms"), units::ms(took));
+    let total = args.workers * args.tasks;
+    match strategy {
+        Strategy::ThreadLocal => {
+            let each_m =
+                per_conn.len() == args.workers && per_conn.iter().all(|&q| q == args.tasks as u64);
+            report.check(
+                "one per thread: connections the database saw opened, and queries on each",
+                format!("{} opened, {} queries each", args.workers, args.tasks),
+                format!("{} opened, {uses}", stats.accepted),
+                stats.accepted == args.workers && each_m,
+            );
+            report.check(
+                "one per thread: closed by a thread-local destructor at thread exit (destructors run; closes the database saw)",
+                format!("{0}; {0}", args.workers),
+                format!("{}; {}", destructors.len(), stats.closed),
+                destructors.len() == args.workers && stats.closed == args.workers,
+            );
+        }
+        Strategy::Shared => {
+            report.check(
+                "one shared behind a lock: connections opened, most queries at once",
+                format!("1 opened, {total} queries on it, 1 at a time"),
+                format!(
+                    "{} opened, {} queries on it, {} at a time",
+                    stats.accepted,
+                    per_conn.iter().sum::<u64>(),
+                    stats.most_in_flight
+                ),
+                stats.accepted == 1 && per_conn == [total as u64] && stats.most_in_flight == 1,
+            );
+        }
+        Strategy::PerTask => {
+            report.check_eq(
+                "a new one per task: connections the database saw opened",
+                total.to_string(),
+                stats.accepted.to_string(),
+            );
+        }
+    }
+    Ok(took)
+}
+
+/// What a thread-local connection's destructor reports as its thread exits.
+#[derive(Debug)]
+struct Closed {
+    thread: String,
+    id: u64,
+    uses: u64,
+}
+
+/// A client connection to the database: one line out, one line back per query.
+struct Connection {
+    id: u64,
+    uses: u64,
+    stream: BufReader<TcpStream>,
+    /// Where a thread-local connection reports its own destruction.
+    on_drop: Option<(Sender<Closed>, String)>,
+}
+
+impl Connection {
+    /// Connects and reads the database's greeting, which names the connection.
+    fn open(
+        addr: SocketAddr,
+        query: Duration,
+        on_drop: Option<Sender<Closed>>,
+    ) -> anyhow::Result<Self> {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .with_context(|| format!("could not connect to the database at {addr}"))?;
+        // Bounded: a database that stops answering fails the query instead of hanging it.
+        stream.set_read_timeout(Some(query + Duration::from_secs(5)))?;
+        stream.set_nodelay(true)?;
+        let mut c = Self {
+            id: 0,
+            uses: 0,
+            stream: BufReader::new(stream),
+            on_drop: on_drop.map(|tx| {
+                let me = std::thread::current();
+                (tx, me.name().unwrap_or("a worker").to_string())
+            }),
+        };
+        c.id = c.read_reply()?;
+        Ok(c)
+    }
+
+    /// One query: the database takes its time and answers with the connection's id.
+    fn query(&mut self, task: usize) -> anyhow::Result<()> {
+        // One write per line (with Nagle off): a query is one packet, not a wait for an ACK.
+        self.stream
+            .get_mut()
+            .write_all(format!("task {task}\n").as_bytes())?;
+        let id = self.read_reply()?;
+        anyhow::ensure!(
+            id == self.id,
+            "the database answered for connection #{id}, not #{}",
+            self.id
+        );
+        self.uses += 1;
+        Ok(())
+    }
+
+    fn read_reply(&mut self) -> anyhow::Result<u64> {
+        let mut line = String::new();
+        self.stream
+            .read_line(&mut line)
+            .context("the database did not answer")?;
+        line.trim()
+            .strip_prefix("ok ")
+            .and_then(|n| n.parse().ok())
+            .with_context(|| format!("the database said {:?}", line.trim()))
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // For the thread-local one this runs as its thread exits. Only a message here: the
+        // thread's other thread-locals (the logger's among them) may already be gone.
+        if let Some((tx, thread)) = self.on_drop.take() {
+            let _ = tx.send(Closed {
+                thread,
+                id: self.id,
+                uses: self.uses,
+            });
+        }
+    }
+}
+
+/// What the database saw.
+#[derive(Debug, Default)]
+struct Stats {
+    accepted: usize,
+    closed: usize,
+    most_in_flight: usize,
+    queries_per_connection: Vec<u64>,
+}
+
+/// The counters the database's threads share.
+#[derive(Debug, Default)]
+struct Counters {
+    accepted: AtomicUsize,
+    closed: AtomicUsize,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    queries: Mutex<Vec<Arc<AtomicU64>>>,
+}
+
+/// A stand-in database on 127.0.0.1: greets each connection with its number, answers each
+/// line after `query`, and counts everything from its side of the socket.
+struct Database {
+    addr: SocketAddr,
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Database {
+    fn start(query: Duration) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .context("could not start the database on 127.0.0.1")?;
+        let addr = listener.local_addr()?;
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (c, st) = (Arc::clone(&counters), Arc::clone(&stop));
+        std::thread::Builder::new()
+            .name("Database".into())
+            .spawn(move || {
+                for stream in listener.incoming() {
+                    if st.load(SeqCst) {
+                        break;
+                    }
+                    let Ok(stream) = stream else {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    };
+                    let id = c.accepted.fetch_add(1, SeqCst) as u64 + 1;
+                    let queries = Arc::new(AtomicU64::new(0));
+                    lock(&c.queries).push(Arc::clone(&queries));
+                    let c = Arc::clone(&c);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("Db-{id}"))
+                        .spawn(move || serve(stream, id, query, &c, &queries));
+                    if spawned.is_err() {
+                        warn!("the database could not serve connection #{id}");
+                    }
+                }
+            })
+            .context("could not start the database thread")?;
+        Ok(Self {
+            addr,
+            counters,
+            stop,
+        })
+    }
+
+    /// Waits up to `grace` for every connection to be closed, then stops accepting.
+    fn stop(self, grace: Duration) -> Stats {
+        let deadline = Instant::now() + grace;
+        let c = &self.counters;
+        while c.closed.load(SeqCst) < c.accepted.load(SeqCst) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.stop.store(true, SeqCst);
+        // Wake the accept loop so it sees the stop.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+        Stats {
+            accepted: c.accepted.load(SeqCst),
+            closed: c.closed.load(SeqCst),
+            most_in_flight: c.most_in_flight.load(SeqCst),
+            queries_per_connection: lock(&c.queries).iter().map(|q| q.load(SeqCst)).collect(),
+        }
+    }
+}
+
+/// One database connection: greet, then answer each line after the query time.
+fn serve(stream: TcpStream, id: u64, query: Duration, c: &Counters, queries: &AtomicU64) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let _ = stream.set_nodelay(true);
+    let Ok(mut out) = stream.try_clone() else {
+        c.closed.fetch_add(1, SeqCst);
+        return;
+    };
+    let reply = format!("ok {id}\n");
+    let _ = out.write_all(reply.as_bytes());
+    let mut lines = BufReader::new(stream).lines();
+    while let Some(Ok(_)) = lines.next() {
+        let now = c.in_flight.fetch_add(1, SeqCst) + 1;
+        c.most_in_flight.fetch_max(now, SeqCst);
+        lab::signals::sleep(query);
+        c.in_flight.fetch_sub(1, SeqCst);
+        queries.fetch_add(1, SeqCst);
+        if out.write_all(reply.as_bytes()).is_err() {
+            break;
+        }
+    }
+    c.closed.fetch_add(1, SeqCst);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_connection_per_thread_each_reused_and_closed_at_thread_exit() {
+        for seed in 0..3 {
+            let lab = Lab::quiet(0.05, seed);
+            let args = Args {
+                workers: 3,
+                tasks: 4,
+                query: 0.2,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{:?}", report.checks);
+            assert_eq!(report.metric_u64("thread_local.opened"), Some(3));
+            assert_eq!(report.metric_u64("per_task.opened"), Some(12));
+        }
+    }
+}
