@@ -4,13 +4,18 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 9] = [
+const DEMOS: [&str; 14] = [
+    "threads",
     "lock",
     "race-condition",
     "rlock",
     "semaphore",
     "condition",
+    "event",
+    "timer",
+    "barrier",
     "producer-consumer",
+    "thread-local",
     "daemon",
     "pool",
     "url-check",
@@ -202,6 +207,11 @@ fn the_slow_motion_race_tells_every_step_in_order() {
 #[test]
 fn checks_and_notes_fit_100_columns() {
     for demo in [
+        vec!["threads"],
+        vec!["event"],
+        vec!["timer"],
+        vec!["barrier"],
+        vec!["thread-local"],
         vec!["lock"],
         vec!["race", "--budget", "2"],
         vec!["rlock"],

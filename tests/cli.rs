@@ -30,9 +30,25 @@ fn list_prints_the_demos_in_lesson_order() {
         run.stdout
     );
     assert_eq!(
-        &names[..4],
-        ["lock", "race-condition", "rlock", "semaphore"]
+        names,
+        [
+            "threads",
+            "lock",
+            "race-condition",
+            "rlock",
+            "semaphore",
+            "condition",
+            "event",
+            "timer",
+            "barrier",
+            "producer-consumer",
+            "thread-local",
+            "daemon",
+            "pool",
+            "url-check"
+        ]
     );
+    assert!(run.stdout.contains("alias basics") && run.stdout.contains("alias local"));
     assert!(run.stdout.contains("alias race"));
 }
 

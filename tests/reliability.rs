@@ -296,6 +296,11 @@ fn every_demo_stops_on_sigint_or_sigterm_with_a_partial_report() {
         (vec!["pool"], libc::SIGINT, 130),
         (vec!["condition"], libc::SIGTERM, 143),
         (vec!["daemon", "--work", "30"], libc::SIGINT, 130),
+        (vec!["threads", "--work", "30"], libc::SIGINT, 130),
+        (vec!["event", "--delay", "30"], libc::SIGTERM, 143),
+        (vec!["timer", "--delay", "30"], libc::SIGINT, 130),
+        (vec!["barrier", "--work", "30"], libc::SIGTERM, 143),
+        (vec!["thread-local", "--query", "30"], libc::SIGINT, 130),
     ] {
         let mut args = demo.clone();
         args.push("--json");

@@ -214,34 +214,47 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
 fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let timeout = lab.scaled(Duration::from_secs_f64(args.timeout));
     info!(
-        "Part 2: 'meeting' waits for 3 with a {} timeout; the third never comes",
+        "Part 2: 'meeting' waits for 3 with a {} timeout; Late comes halfway; the third never comes",
         lab.simulated(args.timeout)
     );
     let barrier = Barrier::new("meeting", 3, timeout).with_probe(lab.probe("meeting"));
-    let began = Instant::now();
-    let outcomes: Vec<(bool, Duration)> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let waiters: Vec<_> = ["Early", "OnTime"]
+    let (early_began_tx, early_began_rx) = crossbeam_channel::bounded::<Instant>(1);
+    // (got the broken-barrier error, when it heard)
+    let outcomes: Vec<(bool, Instant)> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let waiters: Vec<_> = [("Early", Duration::ZERO), ("Late", timeout / 2)]
             .into_iter()
-            .map(|name| {
-                let barrier = &barrier;
+            .map(|(name, after)| {
+                let (barrier, began_tx) = (&barrier, early_began_tx.clone());
                 lab.spawn(s, name, move || {
+                    lab::signals::sleep(after);
                     info!("waiting at 'meeting'");
                     let t = Instant::now();
+                    if after.is_zero() {
+                        let _ = began_tx.send(t);
+                    }
                     let result = barrier.wait();
-                    let took = t.elapsed();
+                    let at = Instant::now();
                     match &result {
                         Ok(_) => warn!("went on without the third party"),
-                        Err(e) => info!("{e} after {}: BrokenBarrierError", units::duration(took)),
+                        Err(e) => info!(
+                            "{e} after waiting {}: BrokenBarrierError",
+                            units::duration(at - t)
+                        ),
                     }
-                    (result.is_err(), began.elapsed())
+                    (result.is_err(), at)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
         waiters.into_iter().map(lab::join).collect()
     })?;
+    let began = early_began_rx.try_recv().unwrap_or_else(|_| Instant::now());
     let broken = outcomes.iter().filter(|(b, _)| *b).count();
-    let first = outcomes.iter().map(|(_, d)| *d).min().unwrap_or_default();
-    let last = outcomes.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    let heard: Vec<Duration> = outcomes
+        .iter()
+        .map(|(_, at)| at.saturating_duration_since(began))
+        .collect();
+    let first = heard.iter().min().copied().unwrap_or_default();
+    let last = heard.iter().max().copied().unwrap_or_default();
     report.check(
         "waiters at a barrier one party never reaches that got the broken-barrier error",
         "2 of 2",
@@ -249,9 +262,9 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
         broken == 2,
     );
     report.check(
-        "when they heard, after they began waiting",
+        "when each heard, after Early began waiting (Late came halfway)",
         format!(
-            "from {} to {} + {}",
+            "from {} to {} + {} (Early's timeout breaks it for both)",
             units::duration(timeout),
             units::duration(timeout),
             units::duration(WAKE_BOUND)

@@ -39,10 +39,10 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     report.params_from(args);
     each_its_own(args, lab, &mut report)?;
     let mut table = Table::new([
-        "connections",
-        "opened (database's count)",
-        "queries per connection",
-        "most queries at once",
+        "connection",
+        "opened (db counts)",
+        "queries on each",
+        "most at once",
         "time",
     ]);
     let mut times = Vec::new();

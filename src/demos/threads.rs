@@ -90,10 +90,13 @@ fn native_id() -> i64 {
     }
 }
 
-/// Whether the OS lists thread `tid`, waiting up to 200 ms for it to be `listed` (a
+/// How long the OS may take to drop a joined thread from its list (usually microseconds).
+const SETTLE: Duration = Duration::from_secs(1);
+
+/// Whether the OS lists thread `tid`, waiting up to a second for it to be `listed` (a
 /// thread's entry lingers a moment after `join` returns; one being created appears at once).
 fn os_lists_settled(tid: i64, listed: bool) -> Option<bool> {
-    let deadline = Instant::now() + Duration::from_millis(200);
+    let deadline = Instant::now() + SETTLE;
     loop {
         let now = os_threads()?.iter().any(|(t, _)| *t == tid);
         if now == listed || Instant::now() >= deadline {
@@ -103,9 +106,9 @@ fn os_lists_settled(tid: i64, listed: bool) -> Option<bool> {
     }
 }
 
-/// The OS's count of this process's threads, waiting up to 200 ms for it to reach `want`.
+/// The OS's count of this process's threads, waiting up to a second for it to reach `want`.
 fn os_count_settled(want: usize) -> Option<usize> {
-    let deadline = Instant::now() + Duration::from_millis(200);
+    let deadline = Instant::now() + SETTLE;
     loop {
         let n = os_threads()?.len();
         if n == want || Instant::now() >= deadline {
@@ -147,9 +150,13 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             let _ = done_tx.send(());
             42u64
         })?;
-        let (reported_id, tid) = ids_rx
-            .recv_timeout(Duration::from_secs(10))
-            .map_err(|_| anyhow::anyhow!("Worker-1 never reported its ids"))?;
+        let Some((reported_id, tid)) = lab::signals::recv_timeout(&ids_rx, Duration::from_secs(10))
+        else {
+            gate.set();
+            lab::join(worker)?;
+            anyhow::ensure!(lab.interrupted(), "Worker-1 never reported its ids");
+            return Ok(None);
+        };
         let held_id = worker.thread().id();
         let comm = os_threads()
             .and_then(|all| all.into_iter().find(|(t, _)| *t == tid))
@@ -176,9 +183,8 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         );
         info!("let go");
         gate.set();
-        let done = done_rx
-            .recv_timeout(work * 2 + Duration::from_secs(10))
-            .is_ok();
+        let done =
+            lab::signals::recv_timeout(&done_rx, work * 2 + Duration::from_secs(10)).is_some();
         let value = lab::join(worker)?;
         let listed_after = os_lists_settled(tid, false);
         info!(
@@ -189,14 +195,17 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
                 None => "(no OS thread list here)",
             }
         );
-        Ok((
+        Ok(Some((
             reported_id == held_id,
             comm,
             running,
             (early, waited, listed_during),
             (done, value, listed_after),
-        ))
+        )))
     })?;
+    let Some(seen) = seen else {
+        return Ok(());
+    };
     let (same_id, comm, running, (early, waited, listed_during), (done, value, listed_after)) =
         seen;
     report.check(
@@ -541,6 +550,9 @@ fn what_join_is_for(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     );
     let mut outcomes = Vec::new();
     for (ending, mode) in [(Ending::Forget, "forget"), (Ending::Join, "join")] {
+        if lab.interrupted() {
+            break;
+        }
         let mut written = 0;
         let began = Instant::now();
         let exited = lab::child::run_relayed(

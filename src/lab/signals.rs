@@ -136,6 +136,24 @@ pub fn sleep(d: Duration) -> bool {
 }
 
 /// Ends the process because its output pipe closed: quietly, the way `yes | head -1` ends
+/// Receives from `rx`, waiting at most `d`; returns `None` at once when the run is
+/// interrupted (SIGINT/SIGTERM), so a demo waiting on a thread's message stops promptly.
+pub fn recv_timeout<T>(rx: &crossbeam_channel::Receiver<T>, d: Duration) -> Option<T> {
+    let deadline = Instant::now() + d;
+    loop {
+        if interrupted() {
+            return None;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left.min(Duration::from_millis(25))) {
+            Ok(v) => return Some(v),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return None,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) if left.is_zero() => return None,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+    }
+}
+
 /// `yes` (killed by SIGPIPE, status 141 in the shell).
 pub fn pipe_closed() -> ! {
     // SAFETY: restoring a signal's default action and raising it are async-signal-safe

@@ -1,0 +1,151 @@
+//! The curriculum's first lessons (threads, event, timer, barrier, thread-local) through the
+//! binary: each demo's invariants over several seeds, and its flags' extremes.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+const SEEDS: [&str; 3] = ["1", "2", "3"];
+
+/// A run of `demo` at a small pace with `args` and `--seed SEED`, exit 0, every check holding.
+fn holds(demo: &str, seed: &str, args: &[&str]) -> Value {
+    let mut all = vec![demo, "--pace", "0.02", "--json", "-q", "--seed", seed];
+    all.extend_from_slice(args);
+    let run = threadlab(&all);
+    assert_eq!(
+        run.code, 0,
+        "{demo} seed {seed}: {}\n{}",
+        run.stderr, run.stdout
+    );
+    let r = run.json();
+    assert_checks_hold(&r);
+    r
+}
+
+fn f(report: &Value, name: &str) -> f64 {
+    report["metrics"][name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("metric {name} missing in {}", report["metrics"]))
+}
+
+fn check<'a>(report: &'a Value, starts: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"].as_str().unwrap().starts_with(starts))
+        .unwrap_or_else(|| panic!("no check starting {starts:?} in {}", report["checks"]))
+}
+
+#[test]
+fn threads_the_os_sees_each_thread_by_name_and_the_count_follows_starts_and_joins() {
+    for seed in SEEDS {
+        let r = holds("threads", seed, &["--workers", "5", "--numbers", "12345"]);
+        // Worked out here too: the sum of squares of 1..=12345.
+        let n: u64 = 12345;
+        assert_eq!(metric(&r, "sum_of_squares"), n * (n + 1) * (2 * n + 1) / 6);
+        assert_eq!(check(&r, "names given")["observed"], "3 of 3");
+        assert_eq!(check(&r, "moments where")["observed"], "7 of 7");
+        assert_eq!(check(&r, "results written")["observed"], "0, then 1");
+    }
+    // The threads the demo named, by their real OS names, in the narrative.
+    let run = threadlab(&["basics", "--pace", "0.02", "--seed", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("'Downloader-with-a-long-name' is 'Downloader-with' to the OS")
+    );
+    assert!(run.stdout.contains("Worker-1"), "{}", run.stdout);
+}
+
+#[test]
+fn event_every_waiter_wakes_after_the_set_and_the_event_loop_stops_before_the_polling_one() {
+    for seed in SEEDS {
+        // --tick 5 at pace 0.02 is a 100 ms tick: well above a busy machine's wake-up noise.
+        let r = holds("event", seed, &["--waiters", "6", "--tick", "5"]);
+        assert_eq!(metric(&r, "woken"), 6);
+        assert!(f(&r, "latest_wake_ms") < 100.0);
+        let (event, poll) = (
+            f(&r, "stop_latency.event_ms"),
+            f(&r, "stop_latency.poll_ms"),
+        );
+        assert!(
+            event < 25.0 && poll > event,
+            "event {event} ms, poll {poll} ms"
+        );
+    }
+}
+
+#[test]
+fn timer_never_fires_early_or_after_cancel_and_only_the_after_work_schedule_drifts() {
+    for seed in SEEDS {
+        // At pace 0.02: ticks every 100 ms with 30 ms of work.
+        let r = holds(
+            "timer",
+            seed,
+            &["--interval", "5", "--work", "1.5", "--ticks", "4"],
+        );
+        assert!(f(&r, "one_shot.late_ms") >= 0.0);
+        // The after-work timer's fourth tick starts three works (90 ms) late or more.
+        assert!(f(&r, "after_work.last_late_ms") >= 90.0, "{}", r["metrics"]);
+        assert!(f(&r, "fixed_rate.last_late_ms") < 45.0, "{}", r["metrics"]);
+    }
+}
+
+#[test]
+fn barrier_no_worker_leaves_a_phase_early_and_a_broken_barrier_frees_every_waiter() {
+    for seed in SEEDS {
+        let r = holds("barrier", seed, &["--parties", "5", "--phases", "3"]);
+        assert_eq!(metric(&r, "phases_completed"), 3);
+        assert_eq!(metric(&r, "actions"), 3);
+        assert_eq!(check(&r, "waiters at a barrier")["observed"], "2 of 2");
+    }
+}
+
+#[test]
+fn thread_local_opens_one_connection_per_thread_and_closes_each_at_thread_exit() {
+    for seed in SEEDS {
+        let r = holds("thread-local", seed, &["--workers", "4", "--tasks", "3"]);
+        // Counted by the database, on its side of the sockets.
+        assert_eq!(metric(&r, "thread_local.opened"), 4);
+        assert_eq!(metric(&r, "thread_local.closed"), 4);
+        assert_eq!(metric(&r, "shared.opened"), 1);
+        assert_eq!(metric(&r, "shared.most_in_flight"), 1);
+        assert_eq!(metric(&r, "per_task.opened"), 12);
+        assert!(metric(&r, "shared.not_mine") >= 1);
+    }
+    let run = threadlab(&["local", "--pace", "0.02", "--workers", "2", "--tasks", "2"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout
+            .matches("thread-local destructor closed connection")
+            .count(),
+        2,
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
+    assert_usage_error(&["timer", "--work", "1", "--interval", "0.5"], "--work");
+    assert_usage_error(&["timer", "--interval", "0"], "--interval");
+    assert_usage_error(&["timer", "--ticks", "1"], "--ticks");
+    assert_usage_error(&["event", "--tick", "0"], "--tick");
+    assert_usage_error(&["event", "--waiters", "65"], "--waiters");
+    assert_usage_error(&["barrier", "--parties", "1"], "--parties");
+    assert_usage_error(&["barrier", "--timeout", "-1"], "--timeout");
+    assert_usage_error(&["thread-local", "--workers", "0"], "--workers");
+    assert_usage_error(&["thread-local", "--tasks", "1e9"], "--tasks");
+    assert_usage_error(&["threads", "--numbers", "0"], "--numbers");
+    assert_usage_error(&["threads", "--child", "sometimes"], "--child");
+}
+
+#[test]
+fn the_largest_flags_still_end_on_their_own() {
+    // The most threads each demo allows, at a small pace: bounded, every check holding.
+    holds("event", "1", &["--waiters", "64", "--tick", "5"]);
+    holds("barrier", "1", &["--parties", "64", "--phases", "2"]);
+    holds("thread-local", "1", &["--workers", "32", "--tasks", "2"]);
+    holds("threads", "1", &["--workers", "64"]);
+}
