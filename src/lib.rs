@@ -7,11 +7,12 @@
 //! # Layout
 //! - [`cli`]: global flags and one subcommand per demo.
 //! - [`lab`]: the runtime every demo shares: clock, pace, seed, signals and closed pipes
-//!   (`lab::signals`), named threads, the recorder
+//!   (`lab::signals`), named threads, child-process scenarios (`lab::child`), the recorder
 //!   of thread lives and primitive waits/holds, output (logger, progress bars), the report and
 //!   its exporters, units.
 //! - [`sync`]: primitives Python's `threading` has and std lacks, in plain view: `Semaphore`
-//!   (plain and bounded), `RLock`, `Lock`, `Event`, `JoinableQueue`.
+//!   (plain and bounded), `RLock`, `Lock`, `Event`, `Timer` (one-shot and repeating),
+//!   `Barrier` (timeout, abort, reset), `JoinableQueue`.
 //! - [`pool`]: `ThreadPool` with the `ThreadPoolExecutor` surface: `submit` → `Future`, `map`,
 //!   `as_completed`, named workers, panics captured in their Futures.
 //! - [`check`]: URL checking as a library piece (bounded attempts, retries, error kinds, the

@@ -132,13 +132,19 @@ fn main() -> anyhow::Result<()> {
 
     // Every demo at the tests' pace, one run per seed.
     let demos: &[(&str, &[&str])] = &[
+        ("threads", &[]),
+        ("lock", &[]),
         ("race", &["--iterations", "20000", "--trials", "3"]),
         ("rlock", &[]),
         ("semaphore", &[]),
         ("semaphore --bounded", &["--bounded"]),
         ("condition", &[]),
+        ("event --tick 5", &["--tick", "5"]),
+        ("timer --interval 5", &["--interval", "5", "--work", "1.5"]),
+        ("barrier", &[]),
         ("producer-consumer", &[]),
         ("producer-consumer close", &["--shutdown", "close"]),
+        ("thread-local", &[]),
         ("daemon both", &["--mode", "both"]),
         ("pool", &[]),
         ("url-check --demo", &["--demo"]),

@@ -46,6 +46,11 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "time",
     ]);
     let mut times = Vec::new();
+    if !lab.interrupted() {
+        info!(
+            "Part 2: a database on 127.0.0.1 that counts what it sees; three ways to hold a connection"
+        );
+    }
     for strategy in [Strategy::ThreadLocal, Strategy::Shared, Strategy::PerTask] {
         if lab.interrupted() {
             break;

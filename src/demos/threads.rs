@@ -281,7 +281,7 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         ]);
     };
     moment(&mut table, "before", 0);
-    let listed = std::thread::scope(|s| -> anyhow::Result<_> {
+    let missing = std::thread::scope(|s| -> anyhow::Result<_> {
         let mut threads = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded::<()>(1);
@@ -306,6 +306,17 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             })
             .collect();
         info!("the OS lists (threading.enumerate()): {}", shown.join(", "));
+        let mut missing = Vec::new();
+        for name in names {
+            // Linux keeps 15 bytes of a thread's name (TASK_COMM_LEN 16, with the NUL).
+            let kept = &name[..name.len().min(15)];
+            if !listed.iter().any(|(_, c)| c == kept) {
+                missing.push(kept);
+            }
+            if kept != name {
+                info!("'{name}' is '{kept}' to the OS: Linux keeps 15 bytes of a thread's name");
+            }
+        }
         let live = threads.len();
         for (k, (tx, handle)) in threads.into_iter().enumerate() {
             let _ = tx.send(());
@@ -314,20 +325,9 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             info!("{} joined", names[k]);
             lab.sleep_secs(0.3);
         }
-        Ok(listed)
+        Ok(missing)
     })?;
     report.tables.push(table);
-    let mut missing = Vec::new();
-    for name in names {
-        // Linux keeps 15 bytes of a thread's name (TASK_COMM_LEN 16, with the NUL).
-        let kept = &name[..name.len().min(15)];
-        if !listed.iter().any(|(_, c)| c == kept) {
-            missing.push(kept);
-        }
-        if kept != name {
-            info!("'{name}' is '{kept}' to the OS: Linux keeps 15 bytes of a thread's name");
-        }
-    }
     report.check(
         "names given, found in the OS's own list (first 15 bytes on Linux)",
         "3 of 3",

@@ -84,12 +84,19 @@ mod tests {
         let ev = Event::new();
         std::thread::scope(|s| {
             let waiters: Vec<_> = (0..5)
-                .map(|_| s.spawn(|| ev.wait_timeout(Duration::from_secs(10))))
+                .map(|_| {
+                    s.spawn(|| {
+                        let began = std::time::Instant::now();
+                        (ev.wait_timeout(Duration::from_secs(20)), began.elapsed())
+                    })
+                })
                 .collect();
             std::thread::sleep(Duration::from_millis(10));
             ev.set();
             for w in waiters {
-                assert!(w.join().unwrap());
+                let (set, waited) = w.join().unwrap();
+                // Woken by the set, not by running out its wait (which also sees the flag).
+                assert!(set && waited < Duration::from_secs(10), "waited {waited:?}");
             }
         });
     }

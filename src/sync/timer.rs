@@ -261,6 +261,35 @@ mod tests {
     }
 
     #[test]
+    fn a_fixed_rate_timer_does_not_drift_by_its_work() {
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&starts);
+        let began = Instant::now();
+        let interval = Duration::from_millis(50);
+        let r = Repeating::start(
+            &lab(),
+            "r",
+            began,
+            interval,
+            Schedule::FixedRate,
+            move |_| {
+                log.lock().unwrap().push(Instant::now());
+                std::thread::sleep(Duration::from_millis(30));
+            },
+        )
+        .unwrap();
+        while starts.lock().unwrap().len() < 4 {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        r.cancel();
+        assert!(r.join_timeout(Duration::from_secs(10)).is_some());
+        let fourth = starts.lock().unwrap()[3];
+        // After work re-arming would start the fourth tick 90 ms late.
+        let late = fourth.saturating_duration_since(began + interval * 4);
+        assert!(late < Duration::from_millis(45), "late by {late:?}");
+    }
+
+    #[test]
     fn a_repeating_timer_stops_when_cancelled() {
         let ticks = Arc::new(AtomicU64::new(0));
         let n = Arc::clone(&ticks);
