@@ -65,6 +65,8 @@ pub enum Command {
     Rlock(demos::rlock::Args),
     /// Bounded access: never more holders than permits; a bounded semaphore refuses over-release.
     Semaphore(demos::semaphore::Args),
+    /// Two tellers lock two accounts in opposite orders: the cycle found at once, broken, then fixed.
+    Deadlock(demos::deadlock::Args),
     /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
     Condition(demos::condition::Args),
     /// One thread signals many: set wakes every waiter; timed waits; a shutdown loop that stops at once.

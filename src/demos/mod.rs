@@ -3,6 +3,7 @@
 pub mod barrier;
 pub mod condition;
 pub mod daemon;
+pub mod deadlock;
 pub mod event;
 pub mod lock;
 pub mod pool;
@@ -28,6 +29,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::RaceCondition(args) => race_condition::run(args, lab),
         Command::Rlock(args) => rlock::run(args, lab),
         Command::Semaphore(args) => semaphore::run(args, lab),
+        Command::Deadlock(args) => deadlock::run(args, lab),
         Command::Condition(args) => condition::run(args, lab),
         Command::Event(args) => event::run(args, lab),
         Command::Timer(args) => timer::run(args, lab),
@@ -71,6 +73,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "race-condition" => include_str!("pages/race_condition.md"),
         "rlock" => include_str!("pages/rlock.md"),
         "semaphore" => include_str!("pages/semaphore.md"),
+        "deadlock" => include_str!("pages/deadlock.md"),
         "condition" => include_str!("pages/condition.md"),
         "event" => include_str!("pages/event.md"),
         "timer" => include_str!("pages/timer.md"),

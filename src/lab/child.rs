@@ -57,6 +57,10 @@ pub fn run_relayed(
         let relay = lab.spawn(s, "Relay", move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 on_line(&line, Instant::now());
+                // The child runs with this run's seed and pace: its own banner would repeat ours.
+                if line.contains("(replays durations") {
+                    continue;
+                }
                 // One prefix: this line's own, then the child's thread and message.
                 let shown = line
                     .split_once("] (")

@@ -10,6 +10,7 @@ pub mod record;
 pub mod report;
 pub mod signals;
 pub mod units;
+pub mod waitgraph;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub struct Lab {
     record: bool,
     output: Output,
     recorder: Arc<Recorder>,
+    wait_graph: Arc<waitgraph::WaitGraph>,
 }
 
 impl Lab {
@@ -69,6 +71,7 @@ impl Lab {
             record: settings.record,
             output,
             recorder: Arc::new(Recorder::new(start)),
+            wait_graph: Arc::new(waitgraph::WaitGraph::new(start)),
         }
     }
 
@@ -107,6 +110,12 @@ impl Lab {
     /// The output settings.
     pub fn output(&self) -> &Output {
         &self.output
+    }
+
+    /// The wait-for graph every lock made with [`Lab::probe`] reports to, and its deadlock
+    /// detector.
+    pub fn wait_graph(&self) -> &Arc<waitgraph::WaitGraph> {
+        &self.wait_graph
     }
 
     /// The recorder of thread lives and primitive spans.
@@ -159,11 +168,12 @@ impl Lab {
 
     /// A probe for a primitive named `name`, recording into this lab when recording is on.
     pub fn probe(&self, name: &str) -> Probe {
-        if self.record {
+        let probe = if self.record {
             Probe::on(name, Arc::clone(&self.recorder))
         } else {
             Probe::off(name)
-        }
+        };
+        probe.with_graph(Arc::clone(&self.wait_graph))
     }
 
     /// A progress bar, hidden when output is not a terminal or `--json`/`--quiet` is set.
@@ -221,6 +231,7 @@ impl Lab {
     /// waiting/holding accounting.
     pub fn finish(&self, report: &mut Report) {
         report.wall_ms = units::ms(self.elapsed());
+        report.deadlocks = self.wait_graph.cycles();
         report.params.insert("pace".into(), self.pace.into());
         report.params.insert("seed".into(), self.seed.into());
         report.threads = self

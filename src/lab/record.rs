@@ -14,6 +14,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use super::waitgraph::{Cycle, WaitGraph, Waiting, next_resource_id};
+
 /// What a thread was doing with a primitive during a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -152,6 +154,8 @@ impl Gauges {
 pub struct Probe {
     name: Arc<str>,
     sink: Option<(Arc<Recorder>, Arc<Gauges>)>,
+    /// The wait-for graph a lock reports holds and waits to, and this primitive's id in it.
+    graph: Option<(Arc<WaitGraph>, u64)>,
 }
 
 /// A wait or hold in progress; hand it back to the probe to close the span.
@@ -165,6 +169,7 @@ impl Probe {
         Self {
             name: name.into(),
             sink: None,
+            graph: None,
         }
     }
 
@@ -173,6 +178,44 @@ impl Probe {
         Self {
             name: name.into(),
             sink: Some((recorder, Arc::new(Gauges::default()))),
+            graph: None,
+        }
+    }
+
+    /// Also reports holds and waits to `graph`, whose deadlock detector may refuse a wait
+    /// that would close a cycle.
+    pub fn with_graph(mut self, graph: Arc<WaitGraph>) -> Self {
+        self.graph = Some((graph, next_resource_id()));
+        self
+    }
+
+    /// The current thread now holds this primitive (for the wait-for graph).
+    pub fn graph_holding(&self) {
+        if let Some((g, id)) = &self.graph {
+            g.holding(*id, &self.name);
+        }
+    }
+
+    /// The current thread no longer holds this primitive.
+    pub fn graph_released(&self) {
+        if let Some((g, id)) = &self.graph {
+            g.released(*id);
+        }
+    }
+
+    /// The current thread, which asked at `asked`, is about to block on this primitive.
+    /// `Err` with the cycle when this wait would close one and the detector refuses it.
+    pub fn graph_waiting(&self, asked: Instant) -> Result<Option<Waiting>, Box<Cycle>> {
+        match &self.graph {
+            Some((g, id)) => g.start_waiting(*id, &self.name, asked).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The wait registered by `graph_waiting` is over.
+    pub fn graph_waited(&self, waiting: Option<Waiting>) {
+        if let (Some((g, _)), Some(w)) = (&self.graph, waiting) {
+            g.stop_waiting(w);
         }
     }
 

@@ -89,6 +89,9 @@ pub struct Report {
     pub interrupted: bool,
     /// Plain-language remarks for the summary: what was seen, what to try next.
     pub notes: Vec<String>,
+    /// Every deadlock cycle the runtime's detector found (see `lab::waitgraph`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deadlocks: Vec<super::waitgraph::Cycle>,
     /// Demo-specific structured fields (url-check's `summary`, race's `distribution`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -117,6 +120,7 @@ impl Report {
             ok: true,
             interrupted: false,
             notes: Vec::new(),
+            deadlocks: Vec::new(),
             results_streamed: false,
             extra: Map::new(),
             tables: Vec::new(),

@@ -3,9 +3,10 @@
 
 use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::lab::record::Mark;
+use crate::lab::waitgraph::Cycle;
 use crate::lab::{Probe, thread_name};
 
 use super::lock;
@@ -23,6 +24,15 @@ pub enum LockError {
         owner: String,
         /// Whether the holder is the thread that asked: a self-deadlock.
         by_caller: bool,
+    },
+    /// Waiting would close a cycle of threads each waiting for a lock the next holds: the
+    /// runtime's deadlock detector refused the wait (this thread is the victim).
+    #[error("deadlock: waiting for '{lock}' would close a cycle: {}", cycle.drawing())]
+    Deadlock {
+        /// The lock's name.
+        lock: String,
+        /// The cycle found.
+        cycle: Box<Cycle>,
     },
     /// Only the owner may release.
     #[error("'{lock}' released by {caller}, which does not hold it")]
@@ -70,9 +80,20 @@ impl OwnedLock {
 
     fn acquire(&self, timeout: Option<Duration>) -> Result<usize, LockError> {
         let me = std::thread::current().id();
+        let asked = Instant::now();
         let mut st = lock(&self.state);
         if self.blocked(&st, me) {
             let mark = self.probe.waiting();
+            let waiting = match self.probe.graph_waiting(asked) {
+                Ok(w) => w,
+                Err(cycle) => {
+                    self.probe.waited(mark);
+                    return Err(LockError::Deadlock {
+                        lock: self.probe.name().to_string(),
+                        cycle,
+                    });
+                }
+            };
             st = match timeout {
                 None => self
                     .freed
@@ -85,6 +106,7 @@ impl OwnedLock {
                         .0
                 }
             };
+            self.probe.graph_waited(waiting);
             self.probe.waited(mark);
             if self.blocked(&st, me) {
                 let (id, owner) = st.owner.clone().unwrap_or((me, "nobody".into()));
@@ -98,6 +120,7 @@ impl OwnedLock {
         if st.count == 0 {
             st.owner = Some((me, thread_name()));
             st.hold = Some(self.probe.holding());
+            self.probe.graph_holding();
         }
         st.count += 1;
         Ok(st.count)
@@ -122,6 +145,7 @@ impl OwnedLock {
         announce(st.count);
         if st.count == 0 {
             st.owner = None;
+            self.probe.graph_released();
             if let Some(mark) = st.hold.take() {
                 self.probe.released(mark);
             }

@@ -1,0 +1,512 @@
+#![doc = include_str!("pages/deadlock.md")]
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::SeqCst};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::waitgraph::{Cycle, DETECT_BOUND, Policy};
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::rlock::LockError;
+use crate::sync::rlock::LockGuard;
+use crate::sync::{Barrier, Lock};
+
+/// Flags of `threadlab deadlock`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Which runs to show: the deadlock and its recovery (none), the tutorials' fix (lock
+    /// ordering), try-lock with timeout and back-off (timeout), or all three.
+    #[arg(long, value_enum, default_value_t = Fix::All)]
+    pub fix: Fix,
+    /// Transfers in the ordering and timeout runs, in random directions (1..=100000).
+    #[arg(long, default_value_t = 100, value_name = "K",
+          value_parser = crate::cli::whole::<u64>(1, 100_000))]
+    pub transfers: u64,
+    /// Tellers making those transfers (2..=16).
+    #[arg(long, default_value_t = 4, value_name = "T",
+          value_parser = crate::cli::whole::<usize>(2, 16))]
+    pub tellers: usize,
+    /// Accounts they move money between (2..=26).
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = crate::cli::whole::<usize>(2, 26))]
+    pub accounts: usize,
+    /// Seconds a teller holds the first account before asking for the second (the
+    /// tutorial's `time.sleep(0.1)`; scaled by --pace). The random transfers use a tenth.
+    #[arg(long, default_value_t = 0.1, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub hold: f64,
+}
+
+/// Which runs `--fix` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fix {
+    /// The deadlock, detected and broken.
+    None,
+    /// Lock the lower account id first: no cycle can form.
+    Ordering,
+    /// Try-lock with a timeout, back off, retry.
+    Timeout,
+    /// All three, in that order.
+    All,
+}
+
+/// The most attempts a transfer makes before it gives up (each refused or timed-out
+/// attempt backs off first). Never reached in practice; it keeps every run bounded.
+const MOST_ATTEMPTS: u32 = 50;
+
+/// A bank of named accounts, each behind its own lock.
+struct Bank {
+    accounts: Vec<(Lock, AtomicI64)>,
+}
+
+impl Bank {
+    fn new(lab: &Lab, n: usize) -> Self {
+        Self {
+            accounts: (0..n)
+                .map(|i| {
+                    let name = format!("account-{}", (b'A' + i as u8) as char);
+                    (Lock::new(lab.probe(&name)), AtomicI64::new(1000))
+                })
+                .collect(),
+        }
+    }
+    fn name(&self, i: usize) -> &str {
+        self.accounts[i].0.name()
+    }
+    fn total(&self) -> i64 {
+        self.accounts.iter().map(|(_, b)| b.load(SeqCst)).sum()
+    }
+}
+
+/// How a transfer takes its two locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum How {
+    /// Source, then destination (the tutorials' `transfer_money`).
+    Naive,
+    /// the fix: the lower account id first, whatever the direction.
+    Ordered,
+    /// Source, then try the destination for at most this long; on failure let go of both,
+    /// back off and retry.
+    Timeout(Duration),
+}
+
+/// What one transfer went through.
+#[derive(Debug, Default)]
+struct Done {
+    /// Attempts refused by the deadlock detector (this teller was the victim).
+    refused: u32,
+    /// Attempts whose timed wait ran out.
+    timed_out: u32,
+    /// The cycle of the last refusal, and how long the refusal took by the teller's clock.
+    refusal: Option<(Box<Cycle>, Duration)>,
+}
+
+/// Moves `amount` from `from` to `to`, retrying after a refusal or a timeout.
+/// `between` runs while the first lock is held, before the second is asked for.
+#[allow(clippy::too_many_arguments)]
+fn transfer(
+    bank: &Bank,
+    lab: &Lab,
+    from: usize,
+    to: usize,
+    amount: i64,
+    how: How,
+    hold: Duration,
+    between: &dyn Fn(),
+    rng: &mut impl Rng,
+) -> anyhow::Result<Done> {
+    let mut done = Done::default();
+    // Bounded: even if nothing broke a deadlock, no wait lasts longer than this.
+    let patience = Duration::from_secs(5);
+    let (first, second) = match how {
+        How::Ordered => (from.min(to), from.max(to)),
+        _ => (from, to),
+    };
+    for _ in 0..MOST_ATTEMPTS {
+        if lab.interrupted() {
+            anyhow::bail!("interrupted");
+        }
+        let g1: LockGuard<'_> = bank.accounts[first].0.guard(patience)?;
+        lab::signals::sleep(hold);
+        between();
+        let asked = Instant::now();
+        let wait = match how {
+            How::Timeout(t) => t,
+            _ => patience,
+        };
+        match bank.accounts[second].0.guard(wait) {
+            Ok(g2) => {
+                bank.accounts[from].1.fetch_sub(amount, SeqCst);
+                bank.accounts[to].1.fetch_add(amount, SeqCst);
+                drop(g2);
+                drop(g1);
+                return Ok(done);
+            }
+            Err(LockError::Deadlock { cycle, .. }) => {
+                let took = asked.elapsed();
+                warn!(
+                    "refused '{}': I am the deadlock's victim; letting go of '{}' and backing off",
+                    bank.name(second),
+                    bank.name(first)
+                );
+                done.refused += 1;
+                done.refusal = Some((cycle, took));
+            }
+            Err(LockError::Timeout { .. }) if matches!(how, How::Timeout(_)) => {
+                done.timed_out += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        drop(g1);
+        // Back off a random moment, so the two do not collide the same way again.
+        lab::signals::sleep(hold.mul_f64(rng.random_range(0.5..1.5)));
+    }
+    anyhow::bail!(
+        "transfer {} → {} gave up after {MOST_ATTEMPTS} attempts",
+        bank.name(from),
+        bank.name(to)
+    )
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("deadlock");
+    report.params_from(args);
+    let mut table = Table::new([
+        "run",
+        "transfers",
+        "cycles",
+        "victims",
+        "timeouts",
+        "money before → after",
+        "time",
+    ]);
+    if matches!(args.fix, Fix::None | Fix::All) {
+        two_tellers(args, lab, &mut report, &mut table)?;
+    }
+    for (fix, how) in [
+        (Fix::Ordering, How::Ordered),
+        (Fix::Timeout, How::Timeout(Duration::ZERO)),
+    ] {
+        if (args.fix == fix || args.fix == Fix::All) && !lab.interrupted() {
+            random_transfers(args, lab, how, &mut report, &mut table)?;
+        }
+    }
+    report.tables.push(table);
+    Ok(report)
+}
+
+/// What a teller says it holds and wants at the moment it asks for its second lock.
+#[derive(Debug, Clone)]
+struct Claim {
+    teller: String,
+    holds: String,
+    wants: String,
+}
+
+/// Part 1: the tutorials' `transfer_money`: Teller-1 moves money A → B while Teller-2 moves
+/// money B → A, each locking its source, then its destination. Both hold their source
+/// before either asks for the other (a barrier makes sure), so the cycle always forms.
+fn two_tellers(
+    args: &Args,
+    lab: &Lab,
+    report: &mut Report,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    info!(
+        "Part 1: Teller-1 moves 100 from account-A to account-B; Teller-2 moves 50 from account-B to account-A"
+    );
+    let bank = Bank::new(lab, 2);
+    let before = bank.total();
+    let both_hold = Barrier::new("both-hold", 2, Duration::from_secs(5));
+    let hold = lab.scaled(Duration::from_secs_f64(args.hold));
+    let began = Instant::now();
+    let results: Vec<(Claim, anyhow::Result<Done>)> =
+        std::thread::scope(|s| -> anyhow::Result<_> {
+            let tellers: Vec<_> = [(1, 0usize, 1usize, 100i64), (2, 1, 0, 50)]
+                .into_iter()
+                .map(|(t, from, to, amount)| {
+                    let (bank, both_hold) = (&bank, &both_hold);
+                    let name = format!("Teller-{t}");
+                    lab.spawn(s, name.clone(), move || {
+                        let claim = Claim {
+                            teller: name.clone(),
+                            holds: bank.name(from).to_string(),
+                            wants: bank.name(to).to_string(),
+                        };
+                        let mut rng = lab.rng(&name);
+                        let said = std::sync::atomic::AtomicBool::new(false);
+                        let between = || {
+                            // Only the first attempt waits for the other (the retry must not).
+                            if !said.swap(true, SeqCst) {
+                                info!(
+                                    "holding '{}'; now asking for '{}'",
+                                    claim.holds, claim.wants
+                                );
+                                let _ = both_hold.wait();
+                            }
+                        };
+                        let done = transfer(
+                            bank,
+                            lab,
+                            from,
+                            to,
+                            amount,
+                            How::Naive,
+                            hold,
+                            &between,
+                            &mut rng,
+                        );
+                        if done.is_ok() {
+                            info!(
+                                "transferred {amount} from '{}' to '{}'",
+                                claim.holds, claim.wants
+                            );
+                        }
+                        (claim, done)
+                    })
+                })
+                .collect::<anyhow::Result<_>>()?;
+            tellers.into_iter().map(lab::join).collect()
+        })?;
+    let took = began.elapsed();
+    let after = bank.total();
+    let mut completed = 0;
+    let mut refusals = Vec::new();
+    let claims: Vec<Claim> = results.iter().map(|(c, _)| c.clone()).collect();
+    for (claim, done) in results {
+        match done {
+            Ok(d) => {
+                completed += 1;
+                if let Some((cycle, took)) = d.refusal {
+                    refusals.push((claim.teller, cycle, took));
+                }
+            }
+            Err(e) => warn!("{}: {e:#}", claim.teller),
+        }
+    }
+    let found = lab.wait_graph().cycles();
+    table.row([
+        "none".to_string(),
+        format!("{completed} of 2"),
+        found.len().to_string(),
+        refusals.len().to_string(),
+        "0".to_string(),
+        format!("{before} → {after}"),
+        units::duration(took),
+    ]);
+    report.metric("none.cycles", found.len() as u64);
+    report.metric("none.completed", completed as u64);
+    // The cycle, checked against what the tellers themselves said they held and wanted.
+    let matches_claims = |c: &Cycle| {
+        let n = c.threads.len();
+        n == claims.len()
+            && (0..n).all(|i| {
+                let held = &c.locks[(i + n - 1) % n];
+                claims.iter().any(|cl| {
+                    cl.teller == c.threads[i] && cl.wants == c.locks[i] && &cl.holds == held
+                })
+            })
+    };
+    let said: Vec<String> = claims
+        .iter()
+        .map(|c| format!("{} holds '{}' wants '{}'", c.teller, c.holds, c.wants))
+        .collect();
+    report.check(
+        "the cycle the detector found, against what the tellers said they held and wanted",
+        format!("one cycle: {}", said.join("; ")),
+        match found.as_slice() {
+            [] => "no cycle found".to_string(),
+            [c] => c.story().join("; "),
+            many => format!("{} cycles", many.len()),
+        },
+        found.len() == 1 && matches_claims(&found[0]),
+    );
+    let slowest = refusals.iter().map(|(_, _, t)| *t).max();
+    report.check(
+        "the victim's wait: refused, and how long after it asked (by the victim's clock)",
+        format!(
+            "one teller refused, within {}",
+            units::duration(DETECT_BOUND)
+        ),
+        match (&refusals[..], slowest) {
+            ([(who, _, _)], Some(t)) => format!("{who} refused after {}", units::duration(t)),
+            _ => format!("{} tellers refused", refusals.len()),
+        },
+        refusals.len() == 1 && slowest.is_some_and(|t| t < DETECT_BOUND),
+    );
+    report.check(
+        "transfers completed, and the money in the bank",
+        format!("2 of 2; {before} before and after"),
+        format!("{completed} of 2; {after}"),
+        completed == 2 && after == before,
+    );
+    Ok(())
+}
+
+/// Parts 2 and 3: K transfers in random directions by T tellers among N accounts, with the
+/// locks taken in account order (no cycle can form) or with timed waits and back-off.
+fn random_transfers(
+    args: &Args,
+    lab: &Lab,
+    how: How,
+    report: &mut Report,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let hold = lab.scaled(Duration::from_secs_f64(args.hold / 10.0));
+    let how = match how {
+        // Long enough for an honest transfer to finish, short next to the patience.
+        How::Timeout(_) => How::Timeout(hold * 2 + Duration::from_millis(2)),
+        other => other,
+    };
+    let (key, label) = match how {
+        How::Ordered => ("ordering", "ordering: lower id first"),
+        _ => ("timeout", "timeout: back off, retry"),
+    };
+    info!(
+        "{}: {} transfers by {} tellers among {} accounts, in random directions",
+        if key == "ordering" {
+            "Part 2"
+        } else {
+            "Part 3"
+        },
+        args.transfers,
+        args.tellers,
+        args.accounts
+    );
+    let graph = lab.wait_graph();
+    if matches!(how, How::Timeout(_)) {
+        // Timed waits end a cycle themselves: the detector only counts them.
+        graph.set_policy(Policy::Observe);
+    }
+    let cycles_before = graph.cycles().len();
+    let bank = Bank::new(lab, args.accounts);
+    let before = bank.total();
+    let next = AtomicU64::new(0);
+    let began = Instant::now();
+    let outcomes: Vec<anyhow::Result<(u64, u32, u32)>> =
+        std::thread::scope(|s| -> anyhow::Result<_> {
+            let tellers: Vec<_> = (1..=args.tellers)
+                .map(|t| {
+                    let (bank, next) = (&bank, &next);
+                    let name = format!("Teller-{t}");
+                    lab.spawn(
+                        s,
+                        name.clone(),
+                        move || -> anyhow::Result<(u64, u32, u32)> {
+                            let mut rng = lab.rng(&format!("{name}-{key}"));
+                            let (mut made, mut refused, mut timed_out) = (0u64, 0u32, 0u32);
+                            while next.fetch_add(1, SeqCst) < args.transfers {
+                                let from = rng.random_range(0..args.accounts);
+                                let to =
+                                    (from + rng.random_range(1..args.accounts)) % args.accounts;
+                                let amount = rng.random_range(1..=50);
+                                let done = transfer(
+                                    bank,
+                                    lab,
+                                    from,
+                                    to,
+                                    amount,
+                                    how,
+                                    hold,
+                                    &|| {},
+                                    &mut rng,
+                                )?;
+                                made += 1;
+                                refused += done.refused;
+                                timed_out += done.timed_out;
+                            }
+                            Ok((made, refused, timed_out))
+                        },
+                    )
+                })
+                .collect::<anyhow::Result<_>>()?;
+            tellers.into_iter().map(lab::join).collect()
+        })?;
+    graph.set_policy(Policy::Break);
+    let took = began.elapsed();
+    let after = bank.total();
+    let (mut made, mut refused, mut timed_out) = (0u64, 0u32, 0u32);
+    for o in outcomes {
+        match o {
+            Ok((m, r, t)) => {
+                made += m;
+                refused += r;
+                timed_out += t;
+            }
+            Err(e) if lab.interrupted() => info!("{e:#}"),
+            Err(e) => return Err(e),
+        }
+    }
+    let cycles = graph.cycles().len() - cycles_before;
+    info!(
+        "{label}: {made} transfers, {cycles} cycles formed, {timed_out} timed waits ran out, in {}",
+        units::duration(took)
+    );
+    table.row([
+        label.to_string(),
+        format!("{made} of {}", args.transfers),
+        cycles.to_string(),
+        refused.to_string(),
+        timed_out.to_string(),
+        format!("{before} → {after}"),
+        units::duration(took),
+    ]);
+    report.metric(format!("{key}.cycles"), cycles as u64);
+    report.metric(format!("{key}.completed"), made);
+    report.metric(format!("{key}.retries"), u64::from(refused + timed_out));
+    if matches!(how, How::Ordered) {
+        report.check(
+            format!(
+                "ordering: cycles the detector found in {} random transfers",
+                args.transfers
+            ),
+            "0 (every teller locks the lower id first: no cycle can form)",
+            cycles,
+            cycles == 0,
+        );
+    } else {
+        report.check(
+            "timeout: waits the detector refused (it only counts cycles here)",
+            format!("0; {cycles} cycles formed, each ended by a timed wait running out ({timed_out} in all)"),
+            refused,
+            refused == 0 && (cycles == 0 || timed_out > 0),
+        );
+    }
+    report.check(
+        format!("{key}: transfers completed, and the money in the bank"),
+        format!(
+            "{} of {}; {before} before and after",
+            args.transfers, args.transfers
+        ),
+        format!("{made} of {}; {after}", args.transfers),
+        made == args.transfers && after == before,
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_deadlock_is_found_and_broken_and_ordering_never_forms_one() {
+        for seed in 0..3 {
+            let lab = Lab::quiet(0.05, seed);
+            let args = Args {
+                fix: Fix::All,
+                transfers: 100,
+                tellers: 4,
+                accounts: 3,
+                hold: 0.1,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{:?}", report.checks);
+            assert_eq!(report.metric_u64("none.cycles"), Some(1));
+            assert_eq!(report.metric_u64("ordering.cycles"), Some(0));
+        }
+    }
+}

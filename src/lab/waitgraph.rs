@@ -1,0 +1,398 @@
+//! The wait-for graph: which thread holds which lock, which thread waits for which, and the
+//! deadlock detector that watches it.
+//!
+//! Every lock built with a lab's probe (`Lock`, `RLock`) reports here when a thread starts
+//! holding it, stops holding it, starts waiting for it and stops waiting. A deadlock is a
+//! cycle: Teller-1 waits for 'account-B', held by Teller-2, who waits for 'account-A', held
+//! by Teller-1. Such a cycle can only close when a thread *starts* waiting (every thread in
+//! it is waiting, and the last one to begin closes it), so the check runs right there, in
+//! the thread about to block: a cycle is found the instant it forms, at no cost while none
+//! does, and without any watcher thread.
+//!
+//! What then depends on the [`Policy`]: [`Policy::Break`] (the default) refuses that wait,
+//! as a database aborts one transaction of a deadlock: the thread that closed the cycle is
+//! the victim; its acquire returns an error, it releases what it holds and the others go
+//! on. [`Policy::Observe`] only records the cycle (for waits that will time out on their
+//! own).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+/// What the detector does with a cycle it finds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Refuse the wait that closed the cycle: that thread is the victim.
+    Break,
+    /// Record the cycle and let the wait go on (its timeout will end it).
+    Observe,
+}
+
+/// A deadlock found: `threads[i]` waits for `locks[i]`, which `threads[i + 1]` holds (the
+/// last lock is held by the first thread).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cycle {
+    /// The threads in the cycle, the one whose wait closed it first.
+    pub threads: Vec<String>,
+    /// `locks[i]` is what `threads[i]` waits for.
+    pub locks: Vec<String>,
+    /// The thread whose wait was refused (`None` when only observed).
+    pub victim: Option<String>,
+    /// When the cycle closed, ms from the demo's start.
+    pub at_ms: f64,
+    /// From the victim's call to acquire to the detector's answer, µs.
+    pub detect_us: f64,
+}
+
+// The times are never NaN: they come from `Instant` differences.
+impl Eq for Cycle {}
+
+impl Cycle {
+    /// One sentence per thread: "Teller-1 holds 'account-A' and waits for 'account-B'".
+    pub fn story(&self) -> Vec<String> {
+        let n = self.threads.len();
+        (0..n)
+            .map(|i| {
+                let held = &self.locks[(i + n - 1) % n];
+                format!(
+                    "{} holds '{held}' and waits for '{}'",
+                    self.threads[i], self.locks[i]
+                )
+            })
+            .collect()
+    }
+
+    /// The cycle drawn on one line: `Teller-2 ─waits→ 'account-A' ─held by→ Teller-1 …`.
+    pub fn drawing(&self) -> String {
+        let mut out = String::new();
+        for (t, l) in self.threads.iter().zip(&self.locks) {
+            out.push_str(&format!("{t} ─waits→ '{l}' ─held by→ "));
+        }
+        out.push_str(self.threads.first().map_or("", String::as_str));
+        out
+    }
+}
+
+/// A unique id for each instrumented primitive (probes of one primitive share it).
+pub fn next_resource_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+#[derive(Debug, Default)]
+struct Graph {
+    /// Resource → the threads holding it.
+    holders: HashMap<u64, Vec<ThreadId>>,
+    /// Thread → the resource it waits for.
+    waits: HashMap<ThreadId, u64>,
+    /// Display names.
+    threads: HashMap<ThreadId, String>,
+    resources: HashMap<u64, String>,
+}
+
+/// One lab's wait-for graph and the cycles found in it.
+#[derive(Debug)]
+pub struct WaitGraph {
+    start: Instant,
+    policy: Mutex<Policy>,
+    /// When the policy last changed, ms from the start: cycles observed since are one run's.
+    observing_since: Mutex<f64>,
+    graph: Mutex<Graph>,
+    found: Mutex<Vec<Cycle>>,
+}
+
+/// A wait in progress; hand it back with [`WaitGraph::stop_waiting`].
+#[derive(Debug)]
+#[must_use]
+pub struct Waiting(ThreadId);
+
+impl WaitGraph {
+    /// An empty graph for a demo that started at `start`.
+    pub fn new(start: Instant) -> Self {
+        Self {
+            start,
+            policy: Mutex::new(Policy::Break),
+            observing_since: Mutex::new(0.0),
+            graph: Mutex::new(Graph::default()),
+            found: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Sets what happens when a cycle is found (from now on).
+    pub fn set_policy(&self, policy: Policy) {
+        *crate::sync::lock(&self.policy) = policy;
+        *crate::sync::lock(&self.observing_since) = super::units::ms(self.start.elapsed());
+    }
+
+    /// Every cycle found so far.
+    pub fn cycles(&self) -> Vec<Cycle> {
+        crate::sync::lock(&self.found).clone()
+    }
+
+    /// The current thread now holds `resource`.
+    pub fn holding(&self, resource: u64, name: &str) {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        g.resources
+            .entry(resource)
+            .or_insert_with(|| name.to_string());
+        g.threads.entry(me).or_insert_with(super::thread_name);
+        g.holders.entry(resource).or_default().push(me);
+    }
+
+    /// The current thread no longer holds `resource`.
+    pub fn released(&self, resource: u64) {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        if let Some(hs) = g.holders.get_mut(&resource) {
+            if let Some(i) = hs.iter().position(|t| *t == me) {
+                hs.swap_remove(i);
+            }
+            if hs.is_empty() {
+                g.holders.remove(&resource);
+            }
+        }
+    }
+
+    /// The current thread is about to block on `resource`, asked for at `asked`. Returns
+    /// the cycle as an error if this wait would close one and the policy is `Break` (the
+    /// wait must not happen); otherwise the wait is registered.
+    pub fn start_waiting(
+        &self,
+        resource: u64,
+        name: &str,
+        asked: Instant,
+    ) -> Result<Waiting, Box<Cycle>> {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        g.resources
+            .entry(resource)
+            .or_insert_with(|| name.to_string());
+        g.threads.entry(me).or_insert_with(super::thread_name);
+        if let Some(path) = find_cycle(&g, me, resource) {
+            let policy = *crate::sync::lock(&self.policy);
+            let now = Instant::now();
+            let cycle = Cycle {
+                threads: path
+                    .iter()
+                    .map(|(t, _)| g.threads.get(t).cloned().unwrap_or_default())
+                    .collect(),
+                locks: path
+                    .iter()
+                    .map(|(_, r)| g.resources.get(r).cloned().unwrap_or_default())
+                    .collect(),
+                victim: (policy == Policy::Break).then(super::thread_name),
+                at_ms: super::units::ms(now.saturating_duration_since(self.start)),
+                detect_us: now.saturating_duration_since(asked).as_secs_f64() * 1e6,
+            };
+            // Told the moment it is found, by the thread whose wait closed it. Observed
+            // cycles (many, in a run of timed waits) are told in full once, then with -v.
+            let mut found = crate::sync::lock(&self.found);
+            let first_observed = !found.iter().any(|c| {
+                c.victim.is_none() && c.at_ms >= *crate::sync::lock(&self.observing_since)
+            });
+            if policy == Policy::Break || first_observed {
+                tracing::warn!(
+                    "deadlock: a cycle of {} threads{}",
+                    cycle.threads.len(),
+                    if policy == Policy::Break {
+                        "; this wait is refused (the victim)"
+                    } else {
+                        "; left to the waits' timeouts (the next ones are told with -v)"
+                    }
+                );
+                for line in cycle.story() {
+                    tracing::warn!("  {line}");
+                }
+                tracing::warn!("  {}", cycle.drawing());
+            } else {
+                tracing::debug!("deadlock: {}", cycle.drawing());
+            }
+            found.push(cycle.clone());
+            drop(found);
+            if policy == Policy::Break {
+                return Err(Box::new(cycle));
+            }
+        }
+        g.waits.insert(me, resource);
+        Ok(Waiting(me))
+    }
+
+    /// The wait registered by `start_waiting` is over (acquired, or gave up).
+    pub fn stop_waiting(&self, waiting: Waiting) {
+        crate::sync::lock(&self.graph).waits.remove(&waiting.0);
+    }
+}
+
+/// A path of (thread, resource it waits for) from `me` waiting on `resource` back to `me`,
+/// if there is one. Depth-first over holders (a lock has one; the search allows more).
+fn find_cycle(g: &Graph, me: ThreadId, resource: u64) -> Option<Vec<(ThreadId, u64)>> {
+    let mut path = vec![(me, resource)];
+    let mut seen = vec![me];
+    if dfs(g, me, resource, &mut path, &mut seen) {
+        Some(path)
+    } else {
+        None
+    }
+}
+
+fn dfs(
+    g: &Graph,
+    me: ThreadId,
+    resource: u64,
+    path: &mut Vec<(ThreadId, u64)>,
+    seen: &mut Vec<ThreadId>,
+) -> bool {
+    for holder in g.holders.get(&resource).into_iter().flatten() {
+        if *holder == me {
+            // A thread waiting for what it holds itself (a plain lock re-acquired) is a
+            // cycle of one only if it is the start: that is the self-deadlock rlock shows
+            // with a timeout. Cycles of two or more are what this detector is for.
+            if path.len() > 1 {
+                return true;
+            }
+            continue;
+        }
+        if seen.contains(holder) {
+            continue;
+        }
+        let Some(&next) = g.waits.get(holder) else {
+            continue;
+        };
+        seen.push(*holder);
+        path.push((*holder, next));
+        if dfs(g, me, next, path, seen) {
+            return true;
+        }
+        path.pop();
+    }
+    false
+}
+
+/// How long a run may take to notice a cycle and still call it "at once".
+pub const DETECT_BOUND: Duration = Duration::from_millis(100);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    /// Makes `n` threads each hold resource i and then wait for resource i+1 (mod n), each
+    /// step in order; returns what each wait answered.
+    fn ring(n: usize, policy: Policy) -> (Arc<WaitGraph>, Vec<Result<(), Box<Cycle>>>) {
+        let g = Arc::new(WaitGraph::new(Instant::now()));
+        g.set_policy(policy);
+        let ids: Vec<u64> = (0..n).map(|_| next_resource_id()).collect();
+        let (held_tx, held_rx) = crossbeam_channel::unbounded::<()>();
+        let turn: Vec<_> = (0..n)
+            .map(|_| crossbeam_channel::bounded::<()>(1))
+            .collect();
+        let done = Arc::new(std::sync::Barrier::new(n + 1));
+        let mut answers = Vec::new();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let (g, ids, held_tx, rx, done) =
+                        (&g, &ids, held_tx.clone(), turn[i].1.clone(), done.clone());
+                    std::thread::Builder::new()
+                        .name(format!("T{i}"))
+                        .spawn_scoped(s, move || {
+                            g.holding(ids[i], &format!("r{i}"));
+                            held_tx.send(()).unwrap();
+                            rx.recv().unwrap();
+                            let r = g.start_waiting(ids[(i + 1) % n], "next", Instant::now());
+                            let answer = r.map(|w| {
+                                // Registered: the next thread's check will see this wait.
+                                held_tx.send(()).unwrap();
+                                w
+                            });
+                            let out = answer.as_ref().map(|_| ()).map_err(|c| c.clone());
+                            if answer.is_err() {
+                                held_tx.send(()).unwrap();
+                            }
+                            done.wait();
+                            if let Ok(w) = answer {
+                                g.stop_waiting(w);
+                            }
+                            g.released(ids[i]);
+                            out
+                        })
+                        .unwrap()
+                })
+                .collect();
+            for _ in 0..n {
+                held_rx.recv().unwrap();
+            }
+            for (_, (tx, _)) in turn.iter().enumerate() {
+                tx.send(()).unwrap();
+                held_rx.recv().unwrap();
+            }
+            done.wait();
+            answers = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        });
+        (g, answers)
+    }
+
+    #[test]
+    fn a_cycle_of_two_is_found_when_it_closes_and_the_closer_is_the_victim() {
+        let (g, answers) = ring(2, Policy::Break);
+        assert!(answers[0].is_ok());
+        let cycle = answers[1].as_ref().unwrap_err();
+        assert_eq!(cycle.threads, ["T1", "T0"]);
+        assert_eq!(cycle.locks, ["r0", "r1"]);
+        assert_eq!(cycle.victim.as_deref(), Some("T1"));
+        assert_eq!(
+            cycle.story(),
+            [
+                "T1 holds 'r1' and waits for 'r0'",
+                "T0 holds 'r0' and waits for 'r1'"
+            ]
+        );
+        assert_eq!(g.cycles().len(), 1);
+    }
+
+    #[test]
+    fn a_cycle_of_three_names_every_thread_and_resource() {
+        let (g, answers) = ring(3, Policy::Break);
+        assert!(answers[0].is_ok() && answers[1].is_ok());
+        let cycle = answers[2].as_ref().unwrap_err();
+        assert_eq!(cycle.threads, ["T2", "T0", "T1"]);
+        assert_eq!(cycle.locks, ["r0", "r1", "r2"]);
+        assert_eq!(g.cycles().len(), 1);
+    }
+
+    #[test]
+    fn observing_records_the_cycle_and_lets_the_wait_go_on() {
+        let (g, answers) = ring(2, Policy::Observe);
+        assert!(answers.iter().all(|a| a.is_ok()));
+        let found = g.cycles();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].victim, None);
+    }
+
+    #[test]
+    fn a_long_wait_without_a_cycle_is_not_a_deadlock() {
+        let g = WaitGraph::new(Instant::now());
+        let r = next_resource_id();
+        let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+        std::thread::scope(|s| {
+            let g = &g;
+            s.spawn(move || {
+                g.holding(r, "slow");
+                tx.send(()).unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+                g.released(r);
+            });
+            rx.recv().unwrap();
+            // A chain: this thread waits for a holder that waits for nothing.
+            let w = g.start_waiting(r, "slow", Instant::now()).unwrap();
+            std::thread::sleep(Duration::from_millis(60));
+            g.stop_waiting(w);
+        });
+        assert!(g.cycles().is_empty());
+    }
+}
