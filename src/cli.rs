@@ -67,6 +67,8 @@ pub enum Command {
     Semaphore(demos::semaphore::Args),
     /// Two tellers lock two accounts in opposite orders: the cycle found at once, broken, then fixed.
     Deadlock(demos::deadlock::Args),
+    /// The dining philosophers: a circular deadlock caught at once; ordering and a waiter prevent it.
+    Philosophers(demos::philosophers::Args),
     /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
     Condition(demos::condition::Args),
     /// One thread signals many: set wakes every waiter; timed waits; a shutdown loop that stops at once.

@@ -4,12 +4,14 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 14] = [
+const DEMOS: [&str; 16] = [
     "threads",
     "lock",
     "race-condition",
     "rlock",
     "semaphore",
+    "deadlock",
+    "philosophers",
     "condition",
     "event",
     "timer",
@@ -212,6 +214,8 @@ fn checks_and_notes_fit_100_columns() {
         vec!["timer"],
         vec!["barrier"],
         vec!["thread-local"],
+        vec!["deadlock"],
+        vec!["philosophers"],
         vec!["lock"],
         vec!["race", "--budget", "2"],
         vec!["rlock"],

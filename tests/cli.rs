@@ -37,6 +37,8 @@ fn list_prints_the_demos_in_lesson_order() {
             "race-condition",
             "rlock",
             "semaphore",
+            "deadlock",
+            "philosophers",
             "condition",
             "event",
             "timer",

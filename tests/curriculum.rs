@@ -1,4 +1,5 @@
-//! The curriculum's first lessons (threads, event, timer, barrier, thread-local) through the
+//! The curriculum's lessons added with part 1 and 2 (threads, event, timer, barrier,
+//! thread-local, deadlock, philosophers) through the
 //! binary: each demo's invariants over several seeds, and its flags' extremes.
 
 mod common;
@@ -139,6 +140,10 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["thread-local", "--tasks", "1e9"], "--tasks");
     assert_usage_error(&["threads", "--numbers", "0"], "--numbers");
     assert_usage_error(&["threads", "--child", "sometimes"], "--child");
+    assert_usage_error(&["deadlock", "--fix", "prayer"], "--fix");
+    assert_usage_error(&["deadlock", "--accounts", "1"], "--accounts");
+    assert_usage_error(&["philosophers", "--philosophers", "1"], "--philosophers");
+    assert_usage_error(&["philosophers", "--meals", "0"], "--meals");
 }
 
 #[test]
@@ -148,4 +153,62 @@ fn the_largest_flags_still_end_on_their_own() {
     holds("barrier", "1", &["--parties", "64", "--phases", "2"]);
     holds("thread-local", "1", &["--workers", "32", "--tasks", "2"]);
     holds("threads", "1", &["--workers", "64"]);
+    holds(
+        "philosophers",
+        "1",
+        &["--philosophers", "16", "--meals", "2"],
+    );
+    holds(
+        "deadlock",
+        "1",
+        &["--tellers", "16", "--accounts", "26", "--transfers", "300"],
+    );
+}
+
+#[test]
+fn deadlock_is_found_naming_both_tellers_and_never_hangs_over_many_runs() {
+    for seed in ["1", "2", "3", "4", "5", "6"] {
+        let r = holds("deadlock", seed, &["--transfers", "60", "--watchdog", "60"]);
+        assert_eq!(metric(&r, "none.cycles"), 1);
+        assert_eq!(metric(&r, "none.completed"), 2);
+        assert_eq!(metric(&r, "ordering.cycles"), 0);
+        assert_eq!(metric(&r, "ordering.completed"), 60);
+        assert_eq!(metric(&r, "timeout.completed"), 60);
+        // The JSON carries the cycle the runtime found, with its victim.
+        let first = &r["deadlocks"][0];
+        let mut threads: Vec<&str> = first["threads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap())
+            .collect();
+        threads.sort();
+        assert_eq!(threads, ["Teller-1", "Teller-2"]);
+        assert!(first["victim"].is_string());
+    }
+}
+
+#[test]
+fn philosophers_all_eat_neighbours_never_share_a_fork_and_only_the_naive_table_deadlocks() {
+    for seed in ["1", "2", "3", "4", "5", "6"] {
+        let r = holds(
+            "philosophers",
+            seed,
+            &["--philosophers", "5", "--meals", "3", "--watchdog", "60"],
+        );
+        for key in ["none", "ordering", "waiter"] {
+            assert_eq!(metric(&r, &format!("{key}.meals")), 15, "{key}");
+            assert_eq!(metric(&r, &format!("{key}.overlaps")), 0, "{key}");
+        }
+        assert!(metric(&r, "none.cycles") >= 1);
+        assert_eq!(metric(&r, "ordering.cycles"), 0);
+        assert_eq!(metric(&r, "waiter.cycles"), 0);
+    }
+    // Two philosophers: the smallest circle.
+    let r = holds(
+        "philosophers",
+        "1",
+        &["--philosophers", "2", "--fix", "none"],
+    );
+    assert!(metric(&r, "none.cycles") >= 1);
 }

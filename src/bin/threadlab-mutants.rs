@@ -155,6 +155,33 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::thread_local",
     },
     Mutant {
+        name: "deadlock detector: never finds a cycle",
+        file: "src/lab/waitgraph.rs",
+        find: "if let Some(path) = find_cycle(&g, me, resource)",
+        replace: "if let Some(path) = find_cycle(&g, me, resource).filter(|_| false)",
+        runs: &[
+            &["deadlock", "--fix", "none"],
+            &["philosophers", "--fix", "none"],
+        ],
+        tests: "lab::waitgraph",
+    },
+    Mutant {
+        name: "deadlock: the ordering fix forgotten",
+        file: "src/demos/deadlock.rs",
+        find: "How::Ordered => (from.min(to), from.max(to)),",
+        replace: "How::Ordered => (from, to),",
+        runs: &[&["deadlock", "--fix", "ordering"]],
+        tests: "demos::deadlock",
+    },
+    Mutant {
+        name: "philosophers: the waiter seats everyone",
+        file: "src/demos/philosophers.rs",
+        find: "Semaphore::new(n - 1)",
+        replace: "Semaphore::new(n)",
+        runs: &[&["philosophers", "--fix", "waiter"]],
+        tests: "demos::philosophers",
+    },
+    Mutant {
         name: "lab: spawned threads are not named",
         file: "src/lab/mod.rs",
         find: "            .name(name.clone())\n            .spawn_scoped(scope",

@@ -301,16 +301,10 @@ fn two_tellers(
     report.metric("none.cycles", found.len() as u64);
     report.metric("none.completed", completed as u64);
     // The cycle, checked against what the tellers themselves said they held and wanted.
-    let matches_claims = |c: &Cycle| {
-        let n = c.threads.len();
-        n == claims.len()
-            && (0..n).all(|i| {
-                let held = &c.locks[(i + n - 1) % n];
-                claims.iter().any(|cl| {
-                    cl.teller == c.threads[i] && cl.wants == c.locks[i] && &cl.holds == held
-                })
-            })
-    };
+    let said_by: Vec<(String, String, String)> = claims
+        .iter()
+        .map(|c| (c.teller.clone(), c.holds.clone(), c.wants.clone()))
+        .collect();
     let said: Vec<String> = claims
         .iter()
         .map(|c| format!("{} holds '{}' wants '{}'", c.teller, c.holds, c.wants))
@@ -323,7 +317,7 @@ fn two_tellers(
             [c] => c.story().join("; "),
             many => format!("{} cycles", many.len()),
         },
-        found.len() == 1 && matches_claims(&found[0]),
+        found.len() == 1 && found[0].matches(&said_by),
     );
     let slowest = refusals.iter().map(|(_, _, t)| *t).max();
     report.check(

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod deadlock;
 pub mod event;
 pub mod lock;
+pub mod philosophers;
 pub mod pool;
 pub mod producer_consumer;
 pub mod race_condition;
@@ -30,6 +31,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Rlock(args) => rlock::run(args, lab),
         Command::Semaphore(args) => semaphore::run(args, lab),
         Command::Deadlock(args) => deadlock::run(args, lab),
+        Command::Philosophers(args) => philosophers::run(args, lab),
         Command::Condition(args) => condition::run(args, lab),
         Command::Event(args) => event::run(args, lab),
         Command::Timer(args) => timer::run(args, lab),
@@ -74,6 +76,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "rlock" => include_str!("pages/rlock.md"),
         "semaphore" => include_str!("pages/semaphore.md"),
         "deadlock" => include_str!("pages/deadlock.md"),
+        "philosophers" => include_str!("pages/philosophers.md"),
         "condition" => include_str!("pages/condition.md"),
         "event" => include_str!("pages/event.md"),
         "timer" => include_str!("pages/timer.md"),

@@ -66,6 +66,20 @@ impl Cycle {
             .collect()
     }
 
+    /// Whether this cycle is exactly `claims`: (thread, what it said it holds, what it said
+    /// it wants), one per thread in the cycle. A demo checks the detector against what its
+    /// threads said, not against the detector's own record.
+    pub fn matches(&self, claims: &[(String, String, String)]) -> bool {
+        let n = self.threads.len();
+        n == claims.len()
+            && (0..n).all(|i| {
+                let held = &self.locks[(i + n - 1) % n];
+                claims
+                    .iter()
+                    .any(|(t, h, w)| *t == self.threads[i] && h == held && *w == self.locks[i])
+            })
+    }
+
     /// The cycle drawn on one line: `Teller-2 ─waits→ 'account-A' ─held by→ Teller-1 …`.
     pub fn drawing(&self) -> String {
         let mut out = String::new();
@@ -304,16 +318,10 @@ mod tests {
                             g.holding(ids[i], &format!("r{i}"));
                             held_tx.send(()).unwrap();
                             rx.recv().unwrap();
-                            let r = g.start_waiting(ids[(i + 1) % n], "next", Instant::now());
-                            let answer = r.map(|w| {
-                                // Registered: the next thread's check will see this wait.
-                                held_tx.send(()).unwrap();
-                                w
-                            });
+                            let answer = g.start_waiting(ids[(i + 1) % n], "next", Instant::now());
+                            // Answered (and, if registered, seen by the next thread's check).
+                            held_tx.send(()).unwrap();
                             let out = answer.as_ref().map(|_| ()).map_err(|c| c.clone());
-                            if answer.is_err() {
-                                held_tx.send(()).unwrap();
-                            }
                             done.wait();
                             if let Ok(w) = answer {
                                 g.stop_waiting(w);
@@ -327,7 +335,7 @@ mod tests {
             for _ in 0..n {
                 held_rx.recv().unwrap();
             }
-            for (_, (tx, _)) in turn.iter().enumerate() {
+            for (tx, _) in &turn {
                 tx.send(()).unwrap();
                 held_rx.recv().unwrap();
             }

@@ -197,6 +197,14 @@ mod tests {
 
     const LONG: Duration = Duration::from_secs(10);
 
+    /// Spins until a thread waits at `b`, for at most a few seconds (a test never hangs).
+    fn wait_until_someone_waits(b: &Barrier) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while b.n_waiting() == 0 && Instant::now() < deadline {
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn nobody_leaves_before_the_last_arrives_and_the_action_runs_once_per_round() {
         let ran = std::sync::Arc::new(AtomicUsize::new(0));
@@ -255,9 +263,7 @@ mod tests {
                 let t = Instant::now();
                 (b.wait(), t.elapsed())
             });
-            while b.n_waiting() == 0 {
-                std::thread::yield_now();
-            }
+            wait_until_someone_waits(&b);
             b.abort();
             let (r, took) = waiter.join().unwrap();
             assert!(r.is_err());
@@ -277,9 +283,7 @@ mod tests {
         let b = Barrier::new("b", 2, LONG);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| b.wait());
-            while b.n_waiting() == 0 {
-                std::thread::yield_now();
-            }
+            wait_until_someone_waits(&b);
             b.reset();
             assert!(waiter.join().unwrap().is_err());
         });

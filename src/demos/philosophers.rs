@@ -1,0 +1,340 @@
+#![doc = include_str!("pages/philosophers.md")]
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::rlock::LockError;
+use crate::sync::{Barrier, Lock, Semaphore, lock};
+
+/// Flags of `threadlab philosophers`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Philosophers at the table, and forks between them (2..=16).
+    #[arg(long, default_value_t = 5, value_name = "N",
+          value_parser = crate::cli::whole::<usize>(2, 16))]
+    pub philosophers: usize,
+    /// Meals each philosopher eats (1..=100).
+    #[arg(long, default_value_t = 3, value_name = "M",
+          value_parser = crate::cli::whole::<u32>(1, 100))]
+    pub meals: u32,
+    /// Seconds a meal takes (scaled by --pace); thinking takes up to as long, seeded.
+    #[arg(long, default_value_t = 0.1, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub eat: f64,
+    /// Which tables to set: the naive one (every philosopher takes the left fork, then the
+    /// right), resource ordering, a waiter, or all three.
+    #[arg(long, value_enum, default_value_t = Table3::All)]
+    pub fix: Table3,
+}
+
+/// Which tables `--fix` sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Table3 {
+    /// Left fork, then right: a deadlock, caught and broken by the runtime.
+    None,
+    /// The last philosopher takes the right fork first: no cycle can form.
+    Ordering,
+    /// A waiter (a semaphore of N − 1 seats): at most N − 1 reach for forks at once.
+    Waiter,
+    /// All three, in that order.
+    All,
+}
+
+/// The most attempts at one meal (each refused attempt puts the fork down and thinks first).
+const MOST_ATTEMPTS: u32 = 100;
+
+/// What one philosopher did, by its own count and clock.
+#[derive(Debug, Default)]
+struct Diary {
+    meals: u32,
+    /// From hungry to eating, the longest.
+    longest_wait: Duration,
+    /// Times the deadlock detector refused this philosopher's fork (it was the victim).
+    refused: u32,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("philosophers");
+    report.params_from(args);
+    let mut table = Table::new([
+        "table",
+        "meals",
+        "cycles",
+        "victims",
+        "longest wait (who)",
+        "hungriest ÷ median",
+        "time",
+    ]);
+    for (fix, key) in [
+        (Table3::None, "none"),
+        (Table3::Ordering, "ordering"),
+        (Table3::Waiter, "waiter"),
+    ] {
+        if (args.fix == fix || args.fix == Table3::All) && !lab.interrupted() {
+            dine(args, lab, fix, key, &mut report, &mut table)?;
+        }
+    }
+    report.tables.push(table);
+    Ok(report)
+}
+
+/// One table: N philosophers eat M meals each.
+fn dine(
+    args: &Args,
+    lab: &Lab,
+    fix: Table3,
+    key: &str,
+    report: &mut Report,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let n = args.philosophers;
+    let label = match fix {
+        Table3::None => "naive: left fork, then right".to_string(),
+        Table3::Ordering => format!("ordering: Philosopher-{n} takes the right fork first"),
+        _ => format!("waiter: {} seats for {n}", n - 1),
+    };
+    info!("{label}: {n} philosophers, {} meals each", args.meals);
+    let forks: Vec<Lock> = (1..=n)
+        .map(|i| Lock::new(lab.probe(&format!("fork-{i}"))))
+        .collect();
+    let seats = Semaphore::new(n - 1).with_probe(lab.probe("seats"));
+    // Everyone is hungry at once: they start together behind a gate. At the naive table
+    // each also waits, holding its first fork, until all do (a barrier with a bounded
+    // wait), so the first meal's circle always forms; at the fixed tables some cannot get
+    // a first fork, which is the point, so there is no barrier there.
+    let gate = crate::sync::Event::new();
+    let table_set = Barrier::new("first-forks", n, Duration::from_secs(5));
+    let eat = lab.scaled(Duration::from_secs_f64(args.eat));
+    let patience = Duration::from_secs(5) + eat * n as u32;
+    // (philosopher, start, end) of every meal, as each philosopher timed it.
+    let meals: Mutex<Vec<(usize, Instant, Instant)>> = Mutex::new(Vec::new());
+    let cycles_before = lab.wait_graph().cycles().len();
+    let began = Instant::now();
+    let diaries: Vec<anyhow::Result<Diary>> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let ps: Vec<_> = (0..n)
+            .map(|i| {
+                let (forks, seats, table_set, meals, gate) =
+                    (&forks, &seats, &table_set, &meals, &gate);
+                let name = format!("Philosopher-{}", i + 1);
+                lab.spawn(s, name.clone(), move || -> anyhow::Result<Diary> {
+                    let mut rng = lab.rng(&format!("{name}-{key}"));
+                    let (left, right) = (i, (i + 1) % n);
+                    let (first, second) = if fix == Table3::Ordering && i == n - 1 {
+                        // the fix: the last one breaks the circle.
+                        (right, left)
+                    } else {
+                        (left, right)
+                    };
+                    let mut diary = Diary::default();
+                    gate.wait_timeout(Duration::from_secs(10));
+                    for meal in 1..=args.meals {
+                        let hungry = Instant::now();
+                        let mut attempts = 0;
+                        loop {
+                            attempts += 1;
+                            anyhow::ensure!(attempts <= MOST_ATTEMPTS, "never got both forks");
+                            anyhow::ensure!(!lab.interrupted(), "interrupted");
+                            let seat = if fix == Table3::Waiter {
+                                // the fix: at most N − 1 reach for forks.
+                                let seat = seats.acquire_timeout(patience);
+                                anyhow::ensure!(seat.is_some(), "the waiter never seated me");
+                                true
+                            } else {
+                                false
+                            };
+                            let f1 = forks[first].guard(patience)?;
+                            if fix == Table3::None && meal == 1 && attempts == 1 {
+                                let _ = table_set.wait();
+                            }
+                            match forks[second].guard(patience) {
+                                Ok(f2) => {
+                                    let start = Instant::now();
+                                    diary.longest_wait = diary.longest_wait.max(start - hungry);
+                                    info!(
+                                        "eating meal {meal} with fork-{} and fork-{}",
+                                        first + 1,
+                                        second + 1
+                                    );
+                                    lab::signals::sleep(eat);
+                                    lock(meals).push((i, start, Instant::now()));
+                                    diary.meals += 1;
+                                    drop(f2);
+                                    drop(f1);
+                                    if seat {
+                                        let _ = seats.release();
+                                    }
+                                    break;
+                                }
+                                Err(LockError::Deadlock { .. }) => {
+                                    warn!("puts fork-{} down and thinks again", first + 1);
+                                    diary.refused += 1;
+                                }
+                                Err(e) => return Err(e.into()),
+                            }
+                            drop(f1);
+                            if seat {
+                                let _ = seats.release();
+                            }
+                            lab::signals::sleep(eat.mul_f64(rng.random_range(0.2..1.0)));
+                        }
+                        // Think before the next meal.
+                        lab::signals::sleep(eat.mul_f64(rng.random_range(0.0..1.0)));
+                    }
+                    Ok(diary)
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        gate.set();
+        ps.into_iter().map(lab::join).collect()
+    })?;
+    let took = began.elapsed();
+    let mut diaries_ok = Vec::new();
+    for (i, d) in diaries.into_iter().enumerate() {
+        match d {
+            Ok(d) => diaries_ok.push(d),
+            Err(e) => {
+                // Its meals so far are lost with it: the meal count below shows the gap.
+                if lab.interrupted() {
+                    info!("Philosopher-{}: {e:#}", i + 1);
+                } else {
+                    warn!("Philosopher-{} left the table: {e:#}", i + 1);
+                }
+                diaries_ok.push(Diary::default());
+            }
+        }
+    }
+    let found: Vec<_> = lab
+        .wait_graph()
+        .cycles()
+        .into_iter()
+        .skip(cycles_before)
+        .collect();
+    let victims: u32 = diaries_ok.iter().map(|d| d.refused).sum();
+    let eaten: Vec<u32> = diaries_ok.iter().map(|d| d.meals).collect();
+    // Neighbours never eat at once: their meals, as each timed them, never overlap.
+    let meals = meals.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut overlaps = 0;
+    for (k, a) in meals.iter().enumerate() {
+        for b in &meals[k + 1..] {
+            let neighbours = (a.0 + 1) % n == b.0 || (b.0 + 1) % n == a.0;
+            if neighbours && a.1 < b.2 && b.1 < a.2 {
+                overlaps += 1;
+            }
+        }
+    }
+    let mut waits: Vec<(usize, Duration)> = diaries_ok
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (i + 1, d.longest_wait))
+        .collect();
+    waits.sort_by_key(|(_, w)| *w);
+    let median = waits.get(waits.len() / 2).map(|w| w.1).unwrap_or_default();
+    let (hungriest, longest) = waits.last().copied().unwrap_or_default();
+    let ratio = if median.is_zero() {
+        0.0
+    } else {
+        longest.as_secs_f64() / median.as_secs_f64()
+    };
+    table.row([
+        key.to_string(),
+        format!(
+            "{}–{} each",
+            eaten.iter().min().unwrap_or(&0),
+            eaten.iter().max().unwrap_or(&0)
+        ),
+        found.len().to_string(),
+        victims.to_string(),
+        format!("{} (P-{hungriest})", units::duration(longest)),
+        format!("{ratio:.1}×"),
+        units::duration(took),
+    ]);
+    report.metric(format!("{key}.cycles"), found.len() as u64);
+    report.metric(format!("{key}.meals"), u64::from(eaten.iter().sum::<u32>()));
+    report.metric(format!("{key}.overlaps"), overlaps as u64);
+    report.metric(format!("{key}.fairness"), ratio);
+    let all = u64::from(args.meals) * n as u64;
+    report.check(
+        format!("{key}: meals eaten, counted by the philosophers"),
+        format!("{all} ({} each)", args.meals),
+        format!(
+            "{} ({}–{} each)",
+            eaten.iter().sum::<u32>(),
+            eaten.iter().min().unwrap_or(&0),
+            eaten.iter().max().unwrap_or(&0)
+        ),
+        eaten.len() == n && eaten.iter().all(|&m| m == args.meals),
+    );
+    report.check(
+        format!("{key}: meals of two neighbours that overlapped (by their own clocks)"),
+        "0 (a fork is in one hand at a time)",
+        overlaps,
+        overlaps == 0,
+    );
+    match fix {
+        Table3::None => {
+            // The first meal's cycle: everyone holds the left fork and wants the right.
+            let claims: Vec<(String, String, String)> = (0..n)
+                .map(|i| {
+                    (
+                        format!("Philosopher-{}", i + 1),
+                        format!("fork-{}", i + 1),
+                        format!("fork-{}", (i + 1) % n + 1),
+                    )
+                })
+                .collect();
+            let whole = found.iter().any(|c| c.matches(&claims));
+            report.check(
+                "naive: a cycle through every philosopher and fork, as each said it held its left and wanted its right",
+                format!("found (all {n}); every later one broken too"),
+                format!(
+                    "{}; cycles {}, refused {victims}",
+                    if whole { "found" } else { "not found" },
+                    found.len()
+                ),
+                whole && victims as usize == found.len(),
+            );
+        }
+        _ => report.check(
+            format!("{key}: cycles the detector found"),
+            "0 (no circle of waiting can form)",
+            found.len(),
+            found.is_empty(),
+        ),
+    }
+    if ratio >= 5.0 {
+        report.note(format!(
+            "{key}: Philosopher-{hungriest} waited {} at worst, {ratio:.1}× the median: starving.",
+            units::duration(longest)
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_table_feeds_everyone_and_only_the_naive_one_deadlocks() {
+        for seed in 0..3 {
+            let lab = Lab::quiet(0.05, seed);
+            let args = Args {
+                philosophers: 5,
+                meals: 3,
+                eat: 0.1,
+                fix: Table3::All,
+            };
+            let report = run(&args, &lab).unwrap();
+            assert!(report.ok, "{:?}", report.checks);
+            assert!(report.metric_u64("none.cycles").unwrap() >= 1);
+            assert_eq!(report.metric_u64("waiter.cycles"), Some(0));
+        }
+    }
+}
