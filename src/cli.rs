@@ -84,6 +84,8 @@ pub enum Command {
     ThreadLocal(demos::thread_local::Args),
     /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
     Daemon(demos::daemon::Args),
+    /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.
+    Exceptions(demos::exceptions::Args),
     /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
     Pool(demos::pool::Args),
     /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).

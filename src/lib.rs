@@ -92,7 +92,7 @@ fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<
 /// A panic prints one line on stderr, whatever the output mode, and the binary exits 101.
 /// A panic that is caught on purpose (a pool task's: see [`lab::expecting_panics`]) is part
 /// of the lesson instead, and is narrated.
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let msg = lab::panic_message(info.payload());
         let at = info

@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 16] = [
+const DEMOS: [&str; 17] = [
     "threads",
     "lock",
     "race-condition",
@@ -19,6 +19,7 @@ const DEMOS: [&str; 16] = [
     "producer-consumer",
     "thread-local",
     "daemon",
+    "exceptions",
     "pool",
     "url-check",
 ];
@@ -216,6 +217,7 @@ fn checks_and_notes_fit_100_columns() {
         vec!["thread-local"],
         vec!["deadlock"],
         vec!["philosophers"],
+        vec!["exceptions"],
         vec!["lock"],
         vec!["race", "--budget", "2"],
         vec!["rlock"],

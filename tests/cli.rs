@@ -46,6 +46,7 @@ fn list_prints_the_demos_in_lesson_order() {
             "producer-consumer",
             "thread-local",
             "daemon",
+            "exceptions",
             "pool",
             "url-check"
         ]

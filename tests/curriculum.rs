@@ -144,6 +144,7 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["deadlock", "--accounts", "1"], "--accounts");
     assert_usage_error(&["philosophers", "--philosophers", "1"], "--philosophers");
     assert_usage_error(&["philosophers", "--meals", "0"], "--meals");
+    assert_usage_error(&["exceptions", "--items", "0"], "--items");
 }
 
 #[test]
@@ -211,4 +212,22 @@ fn philosophers_all_eat_neighbours_never_share_a_fork_and_only_the_naive_table_d
         &["--philosophers", "2", "--fix", "none"],
     );
     assert!(metric(&r, "none.cycles") >= 1);
+}
+
+#[test]
+fn exceptions_a_panic_reaches_join_and_the_hook_and_every_failure_is_reported() {
+    for seed in SEEDS {
+        let r = holds("exceptions", seed, &["--items", "50", "--workers", "4"]);
+        assert_eq!(metric(&r, "items.reported"), 50);
+        assert!(metric(&r, "items.failed") >= 1);
+    }
+    let run = threadlab(&["exceptions", "--pace", "0.02", "--seed", "1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("excepthook: thread Faulty failed"),
+        "{}",
+        run.stdout
+    );
+    // Expected panics are narrated, never the internal-error line.
+    assert!(!run.stderr.contains("internal error"), "{}", run.stderr);
 }

@@ -182,6 +182,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::philosophers",
     },
     Mutant {
+        name: "exceptions: a worker does not catch its own panics",
+        file: "src/demos/exceptions.rs",
+        find: "std::panic::catch_unwind(|| process(text))",
+        replace: "Ok::<_, Box<dyn std::any::Any + Send>>(process(text))",
+        runs: &[&["exceptions", "--items", "40"]],
+        tests: "demos::exceptions",
+    },
+    Mutant {
         name: "lab: spawned threads are not named",
         file: "src/lab/mod.rs",
         find: "            .name(name.clone())\n            .spawn_scoped(scope",

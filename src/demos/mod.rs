@@ -5,6 +5,7 @@ pub mod condition;
 pub mod daemon;
 pub mod deadlock;
 pub mod event;
+pub mod exceptions;
 pub mod lock;
 pub mod philosophers;
 pub mod pool;
@@ -39,6 +40,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
         Command::ThreadLocal(args) => thread_local::run(args, lab),
         Command::Daemon(args) => daemon::run(args, lab),
+        Command::Exceptions(args) => exceptions::run(args, lab),
         Command::Pool(args) => pool::run(args, lab),
         Command::UrlCheck(args) => url_check::run(args, lab),
         Command::Serve(args) => crate::serve::run(args, lab),
@@ -84,6 +86,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "producer-consumer" => include_str!("pages/producer_consumer.md"),
         "thread-local" => include_str!("pages/thread_local.md"),
         "daemon" => include_str!("pages/daemon.md"),
+        "exceptions" => include_str!("pages/exceptions.md"),
         "pool" => include_str!("pages/pool.md"),
         "url-check" => include_str!("pages/url_check.md"),
         _ => return None,
