@@ -86,6 +86,9 @@ pub enum Command {
     Daemon(demos::daemon::Args),
     /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.
     Exceptions(demos::exceptions::Args),
+    /// Threads speed up waiting, not computing beyond the cores; --python shows the GIL beside Rust.
+    #[command(name = "cpu-vs-io", visible_alias = "gil")]
+    CpuVsIo(demos::cpu_vs_io::Args),
     /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
     Pool(demos::pool::Args),
     /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).

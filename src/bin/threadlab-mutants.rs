@@ -143,7 +143,9 @@ const MUTANTS: &[Mutant] = &[
         file: "src/sync/barrier.rs",
         find: "                // Python: the thread whose wait times out breaks the barrier for everyone.\n                self.break_locked(&mut st);",
         replace: "                // Python: the thread whose wait times out breaks the barrier for everyone.\n                st.arrived -= 1;",
-        runs: &[&["barrier"]],
+        // A 30 s timeout (600 ms at the runs' pace): Late's own timeout would end its wait
+        // 300 ms after Early's, well past the 100 ms the check allows.
+        runs: &[&["barrier", "--timeout", "30"]],
         tests: "sync::barrier",
     },
     Mutant {

@@ -2,6 +2,7 @@
 
 pub mod barrier;
 pub mod condition;
+pub mod cpu_vs_io;
 pub mod daemon;
 pub mod deadlock;
 pub mod event;
@@ -41,6 +42,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::ThreadLocal(args) => thread_local::run(args, lab),
         Command::Daemon(args) => daemon::run(args, lab),
         Command::Exceptions(args) => exceptions::run(args, lab),
+        Command::CpuVsIo(args) => cpu_vs_io::run(args, lab),
         Command::Pool(args) => pool::run(args, lab),
         Command::UrlCheck(args) => url_check::run(args, lab),
         Command::Serve(args) => crate::serve::run(args, lab),
@@ -87,6 +89,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "thread-local" => include_str!("pages/thread_local.md"),
         "daemon" => include_str!("pages/daemon.md"),
         "exceptions" => include_str!("pages/exceptions.md"),
+        "cpu-vs-io" => include_str!("pages/cpu_vs_io.md"),
         "pool" => include_str!("pages/pool.md"),
         "url-check" => include_str!("pages/url_check.md"),
         _ => return None,

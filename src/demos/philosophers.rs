@@ -1,6 +1,7 @@
 #![doc = include_str!("pages/philosophers.md")]
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -115,6 +116,9 @@ fn dine(
     let patience = Duration::from_secs(5) + eat * n as u32;
     // (philosopher, start, end) of every meal, as each philosopher timed it.
     let meals: Mutex<Vec<(usize, Instant, Instant)>> = Mutex::new(Vec::new());
+    // Seated philosophers, counted by themselves as they sit and stand (waiter table).
+    let seated = AtomicUsize::new(0);
+    let most_seated = AtomicUsize::new(0);
     let cycles_before = lab.wait_graph().cycles().len();
     let began = Instant::now();
     let diaries: Vec<anyhow::Result<Diary>> = std::thread::scope(|s| -> anyhow::Result<_> {
@@ -122,6 +126,7 @@ fn dine(
             .map(|i| {
                 let (forks, seats, table_set, meals, gate) =
                     (&forks, &seats, &table_set, &meals, &gate);
+                let (seated, most_seated) = (&seated, &most_seated);
                 let name = format!("Philosopher-{}", i + 1);
                 lab.spawn(s, name.clone(), move || -> anyhow::Result<Diary> {
                     let mut rng = lab.rng(&format!("{name}-{key}"));
@@ -145,6 +150,8 @@ fn dine(
                                 // the fix: at most N − 1 reach for forks.
                                 let seat = seats.acquire_timeout(patience);
                                 anyhow::ensure!(seat.is_some(), "the waiter never seated me");
+                                let now = seated.fetch_add(1, SeqCst) + 1;
+                                most_seated.fetch_max(now, SeqCst);
                                 true
                             } else {
                                 false
@@ -168,6 +175,7 @@ fn dine(
                                     drop(f2);
                                     drop(f1);
                                     if seat {
+                                        seated.fetch_sub(1, SeqCst);
                                         let _ = seats.release();
                                     }
                                     break;
@@ -180,6 +188,7 @@ fn dine(
                             }
                             drop(f1);
                             if seat {
+                                seated.fetch_sub(1, SeqCst);
                                 let _ = seats.release();
                             }
                             lab::signals::sleep(eat.mul_f64(rng.random_range(0.2..1.0)));
@@ -307,6 +316,16 @@ fn dine(
             found.len(),
             found.is_empty(),
         ),
+    }
+    if fix == Table3::Waiter {
+        let most = most_seated.load(SeqCst);
+        report.metric("waiter.most_seated", most as u64);
+        report.check(
+            "waiter: most philosophers seated at once (counted by themselves)",
+            format!("{} (N − 1: one chair stays empty)", n - 1),
+            most,
+            most == n - 1,
+        );
     }
     if ratio >= 5.0 {
         report.note(format!(

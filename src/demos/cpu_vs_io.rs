@@ -1,0 +1,426 @@
+#![doc = include_str!("pages/cpu_vs_io.md")]
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::lab::{self, Lab, Report, Table, units};
+
+/// The tutorials' snippets in Python, run by `--python` (also in the repo, to read and run).
+const PYTHON_SCRIPT: &str = include_str!("../../demos/python/cpu_vs_io.py");
+
+/// Flags of `threadlab cpu-vs-io`.
+#[derive(Debug, Clone, clap::Args, Serialize)]
+pub struct Args {
+    /// Thread counts to time, e.g. 1,2,4,8 (each 1..=64). The work is split in as many
+    /// tasks as the largest count.
+    #[arg(long, default_value = "1,2,4,8", value_name = "LIST", value_parser = parse_threads)]
+    pub threads: ::std::vec::Vec<usize>,
+    /// Seconds of CPU work in all, on one thread (scaled by --pace).
+    #[arg(long, default_value_t = 0.4, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub cpu: f64,
+    /// Seconds one I/O task waits (scaled by --pace).
+    #[arg(long, default_value_t = 0.1, value_name = "SECS",
+          value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
+    pub io: f64,
+    /// Also run the tutorials' own Python snippets with the same thread counts (needs
+    /// python3 on PATH) and show their speedups beside Rust's.
+    #[arg(long)]
+    pub python: bool,
+}
+
+fn parse_threads(s: &str) -> Result<Vec<usize>, String> {
+    crate::cli::parse_counts_within(s, 64)
+}
+
+/// One row: thread count, CPU-bound and I/O-bound wall times.
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    threads: usize,
+    cpu: Duration,
+    io: Duration,
+}
+
+/// Runs the demo.
+pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    let mut report = Report::new("cpu-vs-io");
+    report.params_from(args);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut counts = args.threads.clone();
+    counts.sort_unstable();
+    counts.dedup();
+    let tasks = counts.iter().copied().max().unwrap_or(1);
+    let per_task = calibrate(lab.scaled(Duration::from_secs_f64(args.cpu)) / tasks as u32);
+    let io = lab.scaled(Duration::from_secs_f64(args.io));
+    info!(
+        "{tasks} CPU-bound tasks ({} iterations each) and {tasks} I/O-bound tasks (a {} wait \
+         each), on {} threads; this machine has {cores} cores",
+        units::count(per_task),
+        units::duration(io),
+        counts
+            .iter()
+            .map(|c| c.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut rows = Vec::new();
+    for &threads in &counts {
+        if lab.interrupted() {
+            break;
+        }
+        let cpu = timed(lab, "Cpu", threads, tasks, &|| {
+            spin(per_task);
+        })?;
+        let io_took = timed(lab, "Io", threads, tasks, &|| {
+            lab::signals::sleep(io);
+        })?;
+        info!(
+            "{threads} thread{}: CPU-bound {}, I/O-bound {}",
+            if threads == 1 { "" } else { "s" },
+            units::duration(cpu),
+            units::duration(io_took)
+        );
+        rows.push(Row {
+            threads,
+            cpu,
+            io: io_took,
+        });
+    }
+    let python = if args.python && !lab.interrupted() {
+        run_python(args, lab, &counts, tasks)
+    } else {
+        None
+    };
+    let Some(base) = rows.first().copied() else {
+        return Ok(report);
+    };
+    let speed = |base: Duration, d: Duration| base.as_secs_f64() / d.as_secs_f64().max(1e-9);
+    let mut headers = vec!["threads", "CPU-bound", "ideal", "I/O-bound", "ideal"];
+    if python.is_some() {
+        headers.extend(["Python CPU", "Python I/O"]);
+    }
+    let mut table = Table::new(headers);
+    for r in &rows {
+        let (cs, is) = (speed(base.cpu, r.cpu), speed(base.io, r.io));
+        report.metric(format!("cpu.{}.speedup", r.threads), round2(cs));
+        report.metric(format!("io.{}.speedup", r.threads), round2(is));
+        let ideal_cpu = (r.threads.min(cores) as f64) / (base.threads.min(cores) as f64);
+        let ideal_io = r.threads as f64 / base.threads as f64;
+        let mut cells = vec![
+            r.threads.to_string(),
+            format!("{} ({})", units::speedup(cs), units::duration(r.cpu)),
+            units::speedup(ideal_cpu),
+            format!("{} ({})", units::speedup(is), units::duration(r.io)),
+            units::speedup(ideal_io),
+        ];
+        if let Some(py) = &python {
+            let find = |kind: &str| {
+                py.rows
+                    .iter()
+                    .find(|(k, t, _)| k == kind && *t == r.threads)
+                    .map(|(_, _, s)| *s)
+            };
+            let base_of = |kind: &str| {
+                py.rows
+                    .iter()
+                    .find(|(k, t, _)| k == kind && *t == base.threads)
+                    .map(|(_, _, s)| *s)
+            };
+            for kind in ["cpu", "io"] {
+                cells.push(match (base_of(kind), find(kind)) {
+                    (Some(b), Some(s)) => {
+                        let x = b / s.max(1e-9);
+                        report.metric(format!("python.{kind}.{}.speedup", r.threads), round2(x));
+                        units::speedup(x)
+                    }
+                    _ => "—".into(),
+                });
+            }
+        }
+        table.row(cells);
+    }
+    report.tables.push(table);
+    checks(&rows, cores, &mut report, speed);
+    if let Some(py) = &python {
+        python_check(py, &rows, &mut report);
+    } else if args.python {
+        report.note("--python: python3 was not found on PATH (or failed), so Rust is shown alone.");
+    } else {
+        report.note(
+            "Add --python to time the tutorials' own snippets (demos/python/cpu_vs_io.py) beside \
+             these: CPU-bound Python does not speed up with threads while the GIL is on.",
+        );
+    }
+    Ok(report)
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// The checks on Rust's own figures: generous ratios, as the machine may be busy.
+fn checks(
+    rows: &[Row],
+    cores: usize,
+    report: &mut Report,
+    speed: impl Fn(Duration, Duration) -> f64,
+) {
+    let base = rows[0];
+    let most = *rows.last().unwrap_or(&base);
+    if most.threads > base.threads {
+        let io = speed(base.io, most.io);
+        let ideal = most.threads as f64 / base.threads as f64;
+        report.check(
+            format!("I/O-bound: speedup with {} threads", most.threads),
+            format!(
+                ">= {} (half the ideal {}: waits overlap, whatever the cores)",
+                units::speedup(ideal / 2.0),
+                units::speedup(ideal)
+            ),
+            units::speedup(io),
+            io >= ideal / 2.0,
+        );
+        let cpu = speed(base.cpu, most.cpu);
+        let cap = (most.threads.min(cores) as f64 / base.threads.min(cores) as f64) * 1.25;
+        report.check(
+            format!(
+                "CPU-bound: speedup with {} threads on {cores} cores",
+                most.threads
+            ),
+            format!(
+                "<= {} (no more than the cores allow, with 25 % slack)",
+                units::speedup(cap)
+            ),
+            units::speedup(cpu),
+            cpu <= cap,
+        );
+    }
+    if cores >= 2
+        && let Some(two) = rows.iter().find(|r| r.threads == 2 * base.threads)
+    {
+        let cpu = speed(base.cpu, two.cpu);
+        report.check(
+            format!(
+                "CPU-bound: speedup with {} threads (Rust has no GIL)",
+                two.threads
+            ),
+            ">= 1.30x (ideal 2.00x: two cores compute at once)",
+            units::speedup(cpu),
+            cpu >= 1.3,
+        );
+    }
+}
+
+/// What the Python run said.
+struct Python {
+    version: String,
+    gil: bool,
+    /// (kind, threads, seconds)
+    rows: Vec<(String, usize, f64)>,
+}
+
+/// Runs the Python snippets with the same counts and work; `None` (with a warning) when
+/// python3 is missing or fails. Bounded: a run that takes too long is killed.
+fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<Python> {
+    let list = counts
+        .iter()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    let cpu = lab.scaled(Duration::from_secs_f64(args.cpu)).as_secs_f64();
+    let io = lab.scaled(Duration::from_secs_f64(args.io)).as_secs_f64();
+    info!("--python: the tutorials' snippets on python3 with {list} threads");
+    let child = Command::new("python3")
+        .args([
+            "-",
+            &list,
+            &cpu.to_string(),
+            &tasks.to_string(),
+            &io.to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            warn!("--python: could not run python3: {e}");
+            return None;
+        }
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(PYTHON_SCRIPT.as_bytes());
+    }
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = crossbeam_channel::unbounded::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // Python's CPU-bound runs take about `cpu` each whatever the threads; the I/O ones at
+    // most the tasks' waits in a row. Twice that, plus start-up, bounds the whole run.
+    let bound = Duration::from_secs_f64(2.0 * (cpu + io * tasks as f64) * counts.len() as f64)
+        + Duration::from_secs(20);
+    let began = Instant::now();
+    let mut py = Python {
+        version: "?".into(),
+        gil: true,
+        rows: Vec::new(),
+    };
+    loop {
+        let left = bound.saturating_sub(began.elapsed());
+        let Some(line) = lab::signals::recv_timeout(&rx, left) else {
+            break;
+        };
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(version) = v["python"].as_str() {
+            py.version = version.to_string();
+            py.gil = v["gil"].as_bool().unwrap_or(true);
+            info!(
+                "Python {} (GIL {})",
+                py.version,
+                if py.gil { "on" } else { "off" }
+            );
+        } else if let (Some(kind), Some(t), Some(s)) = (
+            v["kind"].as_str(),
+            v["threads"].as_u64(),
+            v["secs"].as_f64(),
+        ) {
+            info!(
+                "Python {kind}-bound, {t} thread{}: {}",
+                if t == 1 { "" } else { "s" },
+                units::duration(Duration::from_secs_f64(s))
+            );
+            py.rows.push((kind.to_string(), t as usize, s));
+        }
+    }
+    let finished = matches!(child.try_wait(), Ok(Some(s)) if s.success());
+    if !finished {
+        let _ = child.kill();
+    }
+    let _ = child.wait();
+    let _ = reader.join();
+    if py.rows.len() < 2 * counts.len() {
+        warn!(
+            "--python: python3 did not finish the snippets (killed after {})",
+            units::duration(bound)
+        );
+        return None;
+    }
+    Some(py)
+}
+
+/// The GIL, measured: Python's CPU-bound speedup next to Rust's.
+fn python_check(py: &Python, rows: &[Row], report: &mut Report) {
+    let base = rows[0].threads;
+    let find = |kind: &str, t: usize| {
+        py.rows
+            .iter()
+            .find(|(k, n, _)| k == kind && *n == t)
+            .map(|r| r.2)
+    };
+    let Some(two) = rows.iter().find(|r| r.threads == 2 * base) else {
+        return;
+    };
+    let (Some(b), Some(s)) = (find("cpu", base), find("cpu", two.threads)) else {
+        return;
+    };
+    let x = b / s.max(1e-9);
+    report.extra.insert(
+        "python".into(),
+        serde_json::json!({"version": py.version, "gil": py.gil}),
+    );
+    if py.gil {
+        report.check(
+            format!(
+                "Python {} (GIL on): CPU-bound speedup with {} threads",
+                py.version, two.threads
+            ),
+            "< 1.30x (one thread runs Python bytecode at a time)",
+            units::speedup(x),
+            x < 1.3,
+        );
+    } else {
+        report.note(format!(
+            "Python {} runs without a GIL (free-threaded): its CPU-bound speedup with {} threads was {}.",
+            py.version,
+            two.threads,
+            units::speedup(x)
+        ));
+    }
+}
+
+/// Runs `tasks` calls of `work` spread over `threads` named threads; returns the wall time.
+fn timed(
+    lab: &Lab,
+    role: &str,
+    threads: usize,
+    tasks: usize,
+    work: &(dyn Fn() + Sync),
+) -> anyhow::Result<Duration> {
+    let began = Instant::now();
+    std::thread::scope(|s| -> anyhow::Result<()> {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let share = tasks / threads + usize::from(i < tasks % threads);
+                lab.spawn(s, format!("{role}-{}", i + 1), move || {
+                    for _ in 0..share {
+                        work();
+                    }
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        for h in handles {
+            lab::join(h)?;
+        }
+        Ok(())
+    })?;
+    Ok(began.elapsed())
+}
+
+/// CPU-bound work the optimiser cannot skip: `n` rounds of xorshift.
+fn spin(n: u64) -> u64 {
+    let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
+    for _ in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+    }
+    std::hint::black_box(x)
+}
+
+/// How many rounds of `spin` take about `target` on this machine, one thread.
+fn calibrate(target: Duration) -> u64 {
+    let probe = 2_000_000;
+    let t = Instant::now();
+    spin(probe);
+    let took = t.elapsed().as_secs_f64().max(1e-6);
+    ((probe as f64) * target.as_secs_f64() / took).max(1000.0) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn io_bound_work_speeds_up_with_threads_and_every_row_is_timed() {
+        let lab = Lab::quiet(0.2, 1);
+        let args = Args {
+            threads: vec![1, 2, 4],
+            cpu: 0.4,
+            io: 0.1,
+            python: false,
+        };
+        let report = run(&args, &lab).unwrap();
+        assert!(report.metric_f64("io.4.speedup").unwrap() > 2.0);
+        assert!(report.metric_f64("cpu.4.speedup").is_some());
+    }
+}
