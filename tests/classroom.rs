@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 17] = [
+const DEMOS: [&str; 18] = [
     "threads",
     "lock",
     "race-condition",
@@ -20,6 +20,7 @@ const DEMOS: [&str; 17] = [
     "thread-local",
     "daemon",
     "exceptions",
+    "cpu-vs-io",
     "pool",
     "url-check",
 ];
@@ -218,6 +219,8 @@ fn checks_and_notes_fit_100_columns() {
         vec!["deadlock"],
         vec!["philosophers"],
         vec!["exceptions"],
+        vec!["cpu-vs-io", "--python"],
+        vec!["race", "--python", "--iterations", "20000"],
         vec!["lock"],
         vec!["race", "--budget", "2"],
         vec!["rlock"],

@@ -47,6 +47,7 @@ fn list_prints_the_demos_in_lesson_order() {
             "thread-local",
             "daemon",
             "exceptions",
+            "cpu-vs-io",
             "pool",
             "url-check"
         ]

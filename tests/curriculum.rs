@@ -145,6 +145,8 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["philosophers", "--philosophers", "1"], "--philosophers");
     assert_usage_error(&["philosophers", "--meals", "0"], "--meals");
     assert_usage_error(&["exceptions", "--items", "0"], "--items");
+    assert_usage_error(&["cpu-vs-io", "--threads", "0,2"], "--threads");
+    assert_usage_error(&["gil", "--threads", "65"], "--threads");
 }
 
 #[test]
@@ -230,4 +232,59 @@ fn exceptions_a_panic_reaches_join_and_the_hook_and_every_failure_is_reported() 
     );
     // Expected panics are narrated, never the internal-error line.
     assert!(!run.stderr.contains("internal error"), "{}", run.stderr);
+}
+
+fn python3_available() -> bool {
+    std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn cpu_vs_io_waits_overlap_on_threads_and_python_shows_its_gil_when_there() {
+    // Pace 0.2: 80 ms of CPU work and 20 ms waits, above a busy machine's noise.
+    let mut args = vec![
+        "cpu-vs-io",
+        "--pace",
+        "0.2",
+        "--json",
+        "-q",
+        "--threads",
+        "1,2,4",
+    ];
+    let python = python3_available();
+    if python {
+        args.push("--python");
+    }
+    let run = threadlab(&args);
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    let r = run.json();
+    assert!(f(&r, "io.4.speedup") > 2.0, "{}", r["metrics"]);
+    assert!(f(&r, "cpu.4.speedup") < 3.0 * 1.25, "{}", r["metrics"]);
+    if python {
+        assert!(r["metrics"]["python.io.4.speedup"].as_f64().unwrap() > 2.0);
+        assert!(r["python"]["version"].is_string());
+    }
+}
+
+#[test]
+fn race_python_runs_the_tutorials_counter_beside_threadlabs_when_python3_is_there() {
+    let run = threadlab(&["race", "--python", "--iterations", "20000", "--json", "-q"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let r = run.json();
+    if python3_available() {
+        assert!(
+            r["metrics"]["python.tutorial.lost"].is_u64(),
+            "{}",
+            r["metrics"]
+        );
+        assert!(
+            r["notes"]
+                .to_string()
+                .contains("switches threads only every")
+        );
+    } else {
+        assert!(r["notes"].to_string().contains("python3 was not found"));
+    }
 }

@@ -30,6 +30,7 @@ fn race_ns_per_increment() -> anyhow::Result<()> {
         window: Window::None,
         trials: 3,
         budget: None,
+        python: false,
     };
     let report = race_condition::run(&args, &lab)?;
     println!("\nrace-condition: ns per increment (2 threads × 10 M, window none, median of 3)");

@@ -192,6 +192,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::exceptions",
     },
     Mutant {
+        name: "cpu-vs-io: every share of the work runs on one thread",
+        file: "src/demos/cpu_vs_io.rs",
+        find: "let share = tasks / threads + usize::from(i < tasks % threads);",
+        replace: "let share = if i == 0 { tasks } else { 0 };",
+        runs: &[&["cpu-vs-io", "--cpu", "20", "--io", "5"]],
+        tests: "demos::cpu_vs_io",
+    },
+    Mutant {
         name: "lab: spawned threads are not named",
         file: "src/lab/mod.rs",
         find: "            .name(name.clone())\n            .spawn_scoped(scope",

@@ -1,7 +1,5 @@
 #![doc = include_str!("pages/cpu_vs_io.md")]
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -234,53 +232,17 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
     let cpu = lab.scaled(Duration::from_secs_f64(args.cpu)).as_secs_f64();
     let io = lab.scaled(Duration::from_secs_f64(args.io)).as_secs_f64();
     info!("--python: the tutorials' snippets on python3 with {list} threads");
-    let child = Command::new("python3")
-        .args([
-            "-",
-            &list,
-            &cpu.to_string(),
-            &tasks.to_string(),
-            &io.to_string(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            warn!("--python: could not run python3: {e}");
-            return None;
-        }
-    };
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(PYTHON_SCRIPT.as_bytes());
-    }
-    let stdout = child.stdout.take()?;
-    let (tx, rx) = crossbeam_channel::unbounded::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
     // Python's CPU-bound runs take about `cpu` each whatever the threads; the I/O ones at
     // most the tasks' waits in a row. Twice that, plus start-up, bounds the whole run.
     let bound = Duration::from_secs_f64(2.0 * (cpu + io * tasks as f64) * counts.len() as f64)
         + Duration::from_secs(20);
-    let began = Instant::now();
     let mut py = Python {
         version: "?".into(),
         gil: true,
         rows: Vec::new(),
     };
-    loop {
-        let left = bound.saturating_sub(began.elapsed());
-        let Some(line) = lab::signals::recv_timeout(&rx, left) else {
-            break;
-        };
-        let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
+    let script_args = [list, cpu.to_string(), tasks.to_string(), io.to_string()];
+    lab::python::run_json_lines(PYTHON_SCRIPT, &script_args, bound, |v| {
         if let Some(version) = v["python"].as_str() {
             py.version = version.to_string();
             py.gil = v["gil"].as_bool().unwrap_or(true);
@@ -301,17 +263,12 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
             );
             py.rows.push((kind.to_string(), t as usize, s));
         }
-    }
-    let finished = matches!(child.try_wait(), Ok(Some(s)) if s.success());
-    if !finished {
-        let _ = child.kill();
-    }
-    let _ = child.wait();
-    let _ = reader.join();
+    })?;
     if py.rows.len() < 2 * counts.len() {
         warn!(
-            "--python: python3 did not finish the snippets (killed after {})",
-            units::duration(bound)
+            "--python: python3 printed {} of {} timings",
+            py.rows.len(),
+            2 * counts.len()
         );
         return None;
     }

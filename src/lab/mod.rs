@@ -6,6 +6,7 @@
 pub mod child;
 pub mod export;
 pub mod output;
+pub mod python;
 pub mod record;
 pub mod report;
 pub mod signals;
