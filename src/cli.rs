@@ -69,6 +69,9 @@ pub enum Command {
     Deadlock(demos::deadlock::Args),
     /// The dining philosophers: a circular deadlock caught at once; ordering and a waiter prevent it.
     Philosophers(demos::philosophers::Args),
+    /// A semaphore limits how many at once, not how many per second; a real rate limiter; a pool.
+    #[command(name = "rate-limit")]
+    RateLimit(demos::rate_limit::Args),
     /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
     Condition(demos::condition::Args),
     /// One thread signals many: set wakes every waiter; timed waits; a shutdown loop that stops at once.

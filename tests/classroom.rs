@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 18] = [
+const DEMOS: [&str; 19] = [
     "threads",
     "lock",
     "race-condition",
@@ -12,6 +12,7 @@ const DEMOS: [&str; 18] = [
     "semaphore",
     "deadlock",
     "philosophers",
+    "rate-limit",
     "condition",
     "event",
     "timer",
@@ -219,6 +220,7 @@ fn checks_and_notes_fit_100_columns() {
         vec!["deadlock"],
         vec!["philosophers"],
         vec!["exceptions"],
+        vec!["rate-limit"],
         vec!["cpu-vs-io", "--python"],
         vec!["race", "--python", "--iterations", "20000"],
         vec!["lock"],

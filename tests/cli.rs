@@ -39,6 +39,7 @@ fn list_prints_the_demos_in_lesson_order() {
             "semaphore",
             "deadlock",
             "philosophers",
+            "rate-limit",
             "condition",
             "event",
             "timer",

@@ -147,6 +147,8 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["exceptions", "--items", "0"], "--items");
     assert_usage_error(&["cpu-vs-io", "--threads", "0,2"], "--threads");
     assert_usage_error(&["gil", "--threads", "65"], "--threads");
+    assert_usage_error(&["rate-limit", "--per-second", "0"], "--per-second");
+    assert_usage_error(&["rate-limit", "--pool", "0"], "--pool");
 }
 
 #[test]
@@ -286,5 +288,30 @@ fn race_python_runs_the_tutorials_counter_beside_threadlabs_when_python3_is_ther
         );
     } else {
         assert!(r["notes"].to_string().contains("python3 was not found"));
+    }
+}
+
+#[test]
+fn rate_limit_the_semaphore_caps_concurrency_not_rate_and_the_limiter_caps_the_rate() {
+    for seed in SEEDS {
+        // Pace 0.1: a 100 ms "second", 50 ms calls; the window's 10 ms slack is a tenth of it.
+        let mut all = vec![
+            "rate-limit",
+            "--pace",
+            "0.1",
+            "--json",
+            "-q",
+            "--seed",
+            seed,
+        ];
+        all.extend(["--calls", "12"]);
+        let run = threadlab(&all);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let r = run.json();
+        assert_checks_hold(&r);
+        assert!(metric(&r, "semaphore.most_in_flight") <= 3);
+        assert!(metric(&r, "semaphore.busiest") > 3);
+        assert!(metric(&r, "rate_limiter.busiest") <= 3);
+        assert!(metric(&r, "pool.most_checked_out") <= 3);
     }
 }

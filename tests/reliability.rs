@@ -303,6 +303,9 @@ fn every_demo_stops_on_sigint_or_sigterm_with_a_partial_report() {
         (vec!["thread-local", "--query", "30"], libc::SIGINT, 130),
         (vec!["deadlock", "--hold", "30"], libc::SIGTERM, 143),
         (vec!["philosophers", "--eat", "30"], libc::SIGINT, 130),
+        (vec!["rate-limit", "--call", "30"], libc::SIGTERM, 143),
+        (vec!["exceptions", "--step", "30"], libc::SIGINT, 130),
+        (vec!["cpu-vs-io", "--io", "30"], libc::SIGINT, 130),
     ] {
         let mut args = demo.clone();
         args.push("--json");

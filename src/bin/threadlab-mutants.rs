@@ -200,6 +200,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::cpu_vs_io",
     },
     Mutant {
+        name: "RateLimiter: the next slot counted from before the wait",
+        file: "src/sync/rate.rs",
+        find: "        *next = Some(Instant::now() + self.interval);",
+        replace: "        *next = Some(now + self.interval);",
+        runs: &[&["rate-limit", "--calls", "12"]],
+        tests: "sync::rate",
+    },
+    Mutant {
         name: "lab: spawned threads are not named",
         file: "src/lab/mod.rs",
         find: "            .name(name.clone())\n            .spawn_scoped(scope",

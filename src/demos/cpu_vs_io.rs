@@ -343,13 +343,18 @@ fn timed(
     Ok(began.elapsed())
 }
 
-/// CPU-bound work the optimiser cannot skip: `n` rounds of xorshift.
+/// CPU-bound work the optimiser cannot skip: `n` rounds of xorshift (fewer if the run is
+/// interrupted).
 fn spin(n: u64) -> u64 {
     let mut x = std::hint::black_box(0x9E37_79B9_7F4A_7C15u64);
-    for _ in 0..n {
+    for i in 0..n {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
+        // A signal stops the work within a millisecond or so.
+        if i % (1 << 20) == 0 && lab::signals::interrupted() {
+            break;
+        }
     }
     std::hint::black_box(x)
 }

@@ -12,6 +12,7 @@ pub mod philosophers;
 pub mod pool;
 pub mod producer_consumer;
 pub mod race_condition;
+pub mod rate_limit;
 pub mod rlock;
 pub mod semaphore;
 pub mod thread_local;
@@ -34,6 +35,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Semaphore(args) => semaphore::run(args, lab),
         Command::Deadlock(args) => deadlock::run(args, lab),
         Command::Philosophers(args) => philosophers::run(args, lab),
+        Command::RateLimit(args) => rate_limit::run(args, lab),
         Command::Condition(args) => condition::run(args, lab),
         Command::Event(args) => event::run(args, lab),
         Command::Timer(args) => timer::run(args, lab),
@@ -81,6 +83,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "semaphore" => include_str!("pages/semaphore.md"),
         "deadlock" => include_str!("pages/deadlock.md"),
         "philosophers" => include_str!("pages/philosophers.md"),
+        "rate-limit" => include_str!("pages/rate_limit.md"),
         "condition" => include_str!("pages/condition.md"),
         "event" => include_str!("pages/event.md"),
         "timer" => include_str!("pages/timer.md"),

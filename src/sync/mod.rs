@@ -7,6 +7,7 @@
 pub mod barrier;
 pub mod event;
 pub mod queue;
+pub mod rate;
 
 pub mod rlock;
 pub mod semaphore;
@@ -15,6 +16,7 @@ pub mod timer;
 pub use barrier::{Barrier, BrokenBarrier};
 pub use event::Event;
 pub use queue::JoinableQueue;
+pub use rate::RateLimiter;
 
 pub use rlock::{Lock, RLock};
 pub use semaphore::{ReleaseError, Semaphore};
