@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 19] = [
+const DEMOS: [&str; 20] = [
     "threads",
     "lock",
     "race-condition",
@@ -22,6 +22,7 @@ const DEMOS: [&str; 19] = [
     "daemon",
     "exceptions",
     "cpu-vs-io",
+    "worker-pool",
     "pool",
     "url-check",
 ];
@@ -221,6 +222,7 @@ fn checks_and_notes_fit_100_columns() {
         vec!["philosophers"],
         vec!["exceptions"],
         vec!["rate-limit"],
+        vec!["worker-pool"],
         vec!["cpu-vs-io", "--python"],
         vec!["race", "--python", "--iterations", "20000"],
         vec!["lock"],

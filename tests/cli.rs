@@ -49,6 +49,7 @@ fn list_prints_the_demos_in_lesson_order() {
             "daemon",
             "exceptions",
             "cpu-vs-io",
+            "worker-pool",
             "pool",
             "url-check"
         ]

@@ -149,6 +149,7 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["gil", "--threads", "65"], "--threads");
     assert_usage_error(&["rate-limit", "--per-second", "0"], "--per-second");
     assert_usage_error(&["rate-limit", "--pool", "0"], "--pool");
+    assert_usage_error(&["worker-pool", "--get-timeout", "0"], "--get-timeout");
 }
 
 #[test]
@@ -313,5 +314,30 @@ fn rate_limit_the_semaphore_caps_concurrency_not_rate_and_the_limiter_caps_the_r
         assert!(metric(&r, "semaphore.busiest") > 3);
         assert!(metric(&r, "rate_limiter.busiest") <= 3);
         assert!(metric(&r, "pool.most_checked_out") <= 3);
+    }
+}
+
+#[test]
+fn worker_pool_the_tutorials_pool_misses_results_and_stops_late_the_fix_collects_all() {
+    for seed in SEEDS {
+        // Pace 0.1: 20 ms tasks, a 100 ms get timeout.
+        let mut all = vec![
+            "worker-pool",
+            "--pace",
+            "0.1",
+            "--json",
+            "-q",
+            "--seed",
+            seed,
+        ];
+        all.extend(["--workers", "4", "--tasks", "12"]);
+        let run = threadlab(&all);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let r = run.json();
+        assert_checks_hold(&r);
+        assert!(metric(&r, "tutorial.collected") < 12);
+        assert_eq!(metric(&r, "tutorial.alive_after_shutdown"), 4);
+        assert_eq!(metric(&r, "fixed.collected"), 12);
+        assert!(f(&r, "fixed.stop_latency_ms") < f(&r, "tutorial.stop_latency_ms"));
     }
 }

@@ -306,6 +306,7 @@ fn every_demo_stops_on_sigint_or_sigterm_with_a_partial_report() {
         (vec!["rate-limit", "--call", "30"], libc::SIGTERM, 143),
         (vec!["exceptions", "--step", "30"], libc::SIGINT, 130),
         (vec!["cpu-vs-io", "--io", "30"], libc::SIGINT, 130),
+        (vec!["worker-pool", "--task", "30"], libc::SIGTERM, 143),
     ] {
         let mut args = demo.clone();
         args.push("--json");

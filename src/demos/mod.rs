@@ -19,6 +19,7 @@ pub mod thread_local;
 pub mod threads;
 pub mod timer;
 pub mod url_check;
+pub mod worker_pool;
 
 use clap::CommandFactory;
 
@@ -45,6 +46,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Daemon(args) => daemon::run(args, lab),
         Command::Exceptions(args) => exceptions::run(args, lab),
         Command::CpuVsIo(args) => cpu_vs_io::run(args, lab),
+        Command::WorkerPool(args) => worker_pool::run(args, lab),
         Command::Pool(args) => pool::run(args, lab),
         Command::UrlCheck(args) => url_check::run(args, lab),
         Command::Serve(args) => crate::serve::run(args, lab),
@@ -93,6 +95,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "daemon" => include_str!("pages/daemon.md"),
         "exceptions" => include_str!("pages/exceptions.md"),
         "cpu-vs-io" => include_str!("pages/cpu_vs_io.md"),
+        "worker-pool" => include_str!("pages/worker_pool.md"),
         "pool" => include_str!("pages/pool.md"),
         "url-check" => include_str!("pages/url_check.md"),
         _ => return None,
