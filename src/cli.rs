@@ -85,6 +85,9 @@ pub enum Command {
     /// Each thread its own: a thread-local value, and a database connection per thread.
     #[command(name = "thread-local", visible_alias = "local")]
     ThreadLocal(demos::thread_local::Args),
+    /// What needs no lock: immutable data, a counter per thread, a sharded map; each cost measured.
+    #[command(name = "shared-data")]
+    SharedData(demos::shared_data::Args),
     /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
     Daemon(demos::daemon::Args),
     /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.

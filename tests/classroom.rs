@@ -4,7 +4,7 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 20] = [
+const DEMOS: [&str; 21] = [
     "threads",
     "lock",
     "race-condition",
@@ -19,6 +19,7 @@ const DEMOS: [&str; 20] = [
     "barrier",
     "producer-consumer",
     "thread-local",
+    "shared-data",
     "daemon",
     "exceptions",
     "cpu-vs-io",
@@ -223,6 +224,7 @@ fn checks_and_notes_fit_100_columns() {
         vec!["exceptions"],
         vec!["rate-limit"],
         vec!["worker-pool"],
+        vec!["shared-data", "--size", "20000", "--updates", "20000"],
         vec!["cpu-vs-io", "--python"],
         vec!["race", "--python", "--iterations", "20000"],
         vec!["lock"],

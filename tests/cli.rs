@@ -46,6 +46,7 @@ fn list_prints_the_demos_in_lesson_order() {
             "barrier",
             "producer-consumer",
             "thread-local",
+            "shared-data",
             "daemon",
             "exceptions",
             "cpu-vs-io",

@@ -150,6 +150,7 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["rate-limit", "--per-second", "0"], "--per-second");
     assert_usage_error(&["rate-limit", "--pool", "0"], "--pool");
     assert_usage_error(&["worker-pool", "--get-timeout", "0"], "--get-timeout");
+    assert_usage_error(&["shared-data", "--shards", "0"], "--shards");
 }
 
 #[test]
@@ -339,5 +340,26 @@ fn worker_pool_the_tutorials_pool_misses_results_and_stops_late_the_fix_collects
         assert_eq!(metric(&r, "tutorial.alive_after_shutdown"), 4);
         assert_eq!(metric(&r, "fixed.collected"), 12);
         assert!(f(&r, "fixed.stop_latency_ms") < f(&r, "tutorial.stop_latency_ms"));
+    }
+}
+
+#[test]
+fn shared_data_every_way_of_sharing_matches_one_thread() {
+    for seed in SEEDS {
+        let r = holds(
+            "shared-data",
+            seed,
+            &[
+                "--threads",
+                "3",
+                "--size",
+                "20000",
+                "--updates",
+                "20000",
+                "--shards",
+                "4",
+            ],
+        );
+        assert_eq!(r["checks"].as_array().unwrap().len(), 8);
     }
 }

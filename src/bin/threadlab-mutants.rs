@@ -216,6 +216,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::worker_pool",
     },
     Mutant {
+        name: "shared-data: the sharded map's merge misses a shard",
+        file: "src/demos/shared_data.rs",
+        find: "    for shard in &shards {",
+        replace: "    for shard in shards.iter().skip(1) {",
+        runs: &[&["shared-data", "--size", "1000", "--updates", "2000"]],
+        tests: "demos::shared_data",
+    },
+    Mutant {
         name: "lab: spawned threads are not named",
         file: "src/lab/mod.rs",
         find: "            .name(name.clone())\n            .spawn_scoped(scope",

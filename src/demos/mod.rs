@@ -15,6 +15,7 @@ pub mod race_condition;
 pub mod rate_limit;
 pub mod rlock;
 pub mod semaphore;
+pub mod shared_data;
 pub mod thread_local;
 pub mod threads;
 pub mod timer;
@@ -43,6 +44,7 @@ pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
         Command::Barrier(args) => barrier::run(args, lab),
         Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
         Command::ThreadLocal(args) => thread_local::run(args, lab),
+        Command::SharedData(args) => shared_data::run(args, lab),
         Command::Daemon(args) => daemon::run(args, lab),
         Command::Exceptions(args) => exceptions::run(args, lab),
         Command::CpuVsIo(args) => cpu_vs_io::run(args, lab),
@@ -92,6 +94,7 @@ pub fn page(name: &str) -> Option<&'static str> {
         "barrier" => include_str!("pages/barrier.md"),
         "producer-consumer" => include_str!("pages/producer_consumer.md"),
         "thread-local" => include_str!("pages/thread_local.md"),
+        "shared-data" => include_str!("pages/shared_data.md"),
         "daemon" => include_str!("pages/daemon.md"),
         "exceptions" => include_str!("pages/exceptions.md"),
         "cpu-vs-io" => include_str!("pages/cpu_vs_io.md"),
