@@ -124,10 +124,11 @@ fn calls(
     let call = lab.scaled(Duration::from_secs_f64(args.call));
     let second = lab.scaled(Duration::from_secs(1));
     info!(
-        "{label}: {CLIENTS} clients make {} calls of {}; the limit asked for is {} a second",
+        "{label}: {CLIENTS} clients make {} calls of {}; the limit asked for is {} per {}",
         args.calls,
         lab.simulated(args.call),
-        args.per_second
+        args.per_second,
+        lab.simulated(1.0)
     );
     let next = AtomicUsize::new(0);
     let in_flight = AtomicUsize::new(0);
