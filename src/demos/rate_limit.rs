@@ -302,7 +302,7 @@ mod tests {
             at(1100),
             at(1150),
         ];
-        assert_eq!(busiest_window(&starts, Duration::from_millis(1000)), 4);
+        assert_eq!(busiest_window(&starts, Duration::from_millis(1000)), 5);
         assert_eq!(busiest_window(&starts, Duration::from_millis(100)), 2);
     }
 

@@ -158,13 +158,16 @@ impl WaitGraph {
         g.holders.entry(resource).or_default().push(me);
     }
 
-    /// The current thread no longer holds `resource`.
+    /// The current thread no longer holds `resource` (for a semaphore: one permit came back).
     pub fn released(&self, resource: u64) {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
         if let Some(hs) = g.holders.get_mut(&resource) {
-            if let Some(i) = hs.iter().position(|t| *t == me) {
-                hs.swap_remove(i);
+            // A semaphore's permit may come back from another thread than took it: then
+            // the oldest holder's entry goes (the permit count stays right).
+            let i = hs.iter().position(|t| *t == me).unwrap_or(0);
+            if i < hs.len() {
+                hs.remove(i);
             }
             if hs.is_empty() {
                 g.holders.remove(&resource);
@@ -243,11 +246,48 @@ impl WaitGraph {
 }
 
 /// A path of (thread, resource it waits for) from `me` waiting on `resource` back to `me`,
-/// if there is one. Depth-first over holders (a lock has one; the search allows more).
+/// if `me` is deadlocked.
+///
+/// A lock has one holder, a semaphore may have several, and a wait on a semaphore ends as
+/// soon as *any* holder gives a permit back. So a cycle is a deadlock only if every holder of
+/// every resource in it is itself stuck. First the stuck set: start from every waiting
+/// thread (and `me`), and keep dropping any thread whose resource has no holder or a holder
+/// outside the set (that holder can still run, and release). What remains cannot move. If
+/// `me` remains, a depth-first search inside the set finds the cycle through `me`.
 fn find_cycle(g: &Graph, me: ThreadId, resource: u64) -> Option<Vec<(ThreadId, u64)>> {
+    let waits_for = |t: &ThreadId| {
+        if *t == me {
+            Some(resource)
+        } else {
+            g.waits.get(t).copied()
+        }
+    };
+    let mut stuck: Vec<ThreadId> = g.waits.keys().copied().collect();
+    if !stuck.contains(&me) {
+        stuck.push(me);
+    }
+    loop {
+        let before = stuck.len();
+        let snapshot = stuck.clone();
+        stuck.retain(|t| {
+            let Some(r) = waits_for(t) else {
+                return false;
+            };
+            match g.holders.get(&r) {
+                Some(hs) if !hs.is_empty() => hs.iter().all(|h| snapshot.contains(h)),
+                _ => false,
+            }
+        });
+        if stuck.len() == before {
+            break;
+        }
+    }
+    if !stuck.contains(&me) {
+        return None;
+    }
     let mut path = vec![(me, resource)];
     let mut seen = vec![me];
-    if dfs(g, me, resource, &mut path, &mut seen) {
+    if dfs(g, me, resource, &stuck, &mut path, &mut seen) {
         Some(path)
     } else {
         None
@@ -258,6 +298,7 @@ fn dfs(
     g: &Graph,
     me: ThreadId,
     resource: u64,
+    stuck: &[ThreadId],
     path: &mut Vec<(ThreadId, u64)>,
     seen: &mut Vec<ThreadId>,
 ) -> bool {
@@ -271,7 +312,7 @@ fn dfs(
             }
             continue;
         }
-        if seen.contains(holder) {
+        if seen.contains(holder) || !stuck.contains(holder) {
             continue;
         }
         let Some(&next) = g.waits.get(holder) else {
@@ -279,7 +320,7 @@ fn dfs(
         };
         seen.push(*holder);
         path.push((*holder, next));
-        if dfs(g, me, next, path, seen) {
+        if dfs(g, me, next, stuck, path, seen) {
             return true;
         }
         path.pop();
@@ -380,6 +421,41 @@ mod tests {
         let found = g.cycles();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].victim, None);
+    }
+
+    #[test]
+    fn a_semaphore_with_a_holder_that_can_still_run_is_no_deadlock() {
+        // T0 holds lock a and waits for semaphore s; s's permits are held by T1 (which waits
+        // for a) and by this thread (which waits for nothing): this thread can release, so
+        // nobody is stuck. Without it, the same waits are a deadlock.
+        let g = WaitGraph::new(Instant::now());
+        let (a, sem) = (next_resource_id(), next_resource_id());
+        let me = std::thread::current().id();
+        {
+            let mut gr = crate::sync::lock(&g.graph);
+            let (t0, t1) = spawn_ids();
+            gr.holders.insert(a, vec![t0]);
+            gr.holders.insert(sem, vec![t1, me]);
+            gr.waits.insert(t1, a);
+            assert!(
+                find_cycle(&gr, t0, sem).is_none(),
+                "a free holder can release"
+            );
+            gr.holders.insert(sem, vec![t1]);
+            let path = find_cycle(&gr, t0, sem).expect("every holder is stuck");
+            assert_eq!(path, vec![(t0, sem), (t1, a)]);
+        }
+    }
+
+    /// Two ThreadIds of threads that have ended (ids are never reused).
+    fn spawn_ids() -> (ThreadId, ThreadId) {
+        let a = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        let b = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        (a, b)
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! condition variable that blocked acquirers wait on.
 
 use std::sync::{Condvar, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::lab::Probe;
 use crate::lab::record::Mark;
@@ -73,37 +73,53 @@ impl Semaphore {
     }
 
     /// Takes a permit, waiting as long as it takes. Returns the permits left.
+    ///
+    /// This wait takes part in the deadlock detector's graph; a wait that closes a cycle is
+    /// reported and, having no way to give up, waits on (use `acquire_timeout` to be refused).
     pub fn acquire(&self) -> usize {
+        let asked = Instant::now();
         let mut count = lock(&self.count);
         // Only a real wait is recorded as one: a free permit is taken at once.
         if *count == 0 {
             let mark = self.probe.waiting();
+            let waiting = self.probe.graph_waiting(asked).unwrap_or(None);
             count = self
                 .freed
                 .wait_while(count, |c| *c == 0)
                 .unwrap_or_else(|e| e.into_inner());
+            self.probe.graph_waited(waiting);
             self.probe.waited(mark);
         }
         *count -= 1;
+        self.probe.graph_holding();
         *count
     }
 
     /// Takes a permit if one frees up within `timeout`. Returns the permits left, or `None`.
+    /// `None` too when the runtime's deadlock detector refuses the wait (it would close a
+    /// cycle: see `lab::waitgraph`).
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<usize> {
+        let asked = Instant::now();
         let mut count = lock(&self.count);
         if *count == 0 {
             let mark = self.probe.waiting();
+            let Ok(waiting) = self.probe.graph_waiting(asked) else {
+                self.probe.waited(mark);
+                return None;
+            };
             count = self
                 .freed
                 .wait_timeout_while(count, timeout, |c| *c == 0)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            self.probe.graph_waited(waiting);
             self.probe.waited(mark);
         }
         if *count == 0 {
             return None;
         }
         *count -= 1;
+        self.probe.graph_holding();
         Some(*count)
     }
 
@@ -121,6 +137,7 @@ impl Semaphore {
             });
         }
         *count += 1;
+        self.probe.graph_released();
         self.freed.notify_one();
         Ok(*count)
     }
@@ -164,6 +181,43 @@ impl Drop for Permit<'_> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_cycle_through_a_semaphore_and_a_lock_is_found_and_refused() {
+        // A holds lock L and waits for the semaphore's only permit; B holds that permit and
+        // asks for L: B's wait closes the cycle and is refused.
+        let lab = crate::lab::Lab::quiet(1.0, 1);
+        let l = crate::sync::Lock::new(lab.probe("L"));
+        let sem = Semaphore::new(1).with_probe(lab.probe("S"));
+        let (b_holds_tx, b_holds_rx) = crossbeam_channel::bounded::<()>(1);
+        let (a_waits_tx, a_waits_rx) = crossbeam_channel::bounded::<()>(1);
+        std::thread::scope(|s| {
+            let a = s.spawn(|| {
+                let _g = l.guard(Duration::from_secs(5)).unwrap();
+                b_holds_rx.recv().unwrap();
+                a_waits_tx.send(()).unwrap();
+                sem.acquire_timeout(Duration::from_secs(5))
+            });
+            let b = s.spawn(|| {
+                sem.acquire_timeout(Duration::from_secs(5)).unwrap();
+                b_holds_tx.send(()).unwrap();
+                a_waits_rx.recv().unwrap();
+                // Let A's wait begin (it is registered before it blocks).
+                std::thread::sleep(Duration::from_millis(50));
+                let r = l.guard(Duration::from_secs(5)).map(|_| ());
+                let _ = sem.release();
+                r
+            });
+            let refused = b.join().unwrap();
+            assert!(
+                matches!(refused, Err(crate::sync::rlock::LockError::Deadlock { .. })),
+                "{refused:?}"
+            );
+            assert!(a.join().unwrap().is_some());
+        });
+        assert_eq!(lab.wait_graph().cycles().len(), 1);
+    }
+
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
