@@ -361,11 +361,15 @@ fn build(scratch: &Path, target: &Path) -> anyhow::Result<PathBuf> {
 
 /// Runs the primitive's unit tests; returns the failing test names (empty: none failed).
 fn run_tests(scratch: &Path, target: &Path, filter: &str) -> Vec<String> {
-    let out = sh(Command::new(env!("CARGO"))
-        .args(["test", "--lib", filter])
+    // Bounded: a mutant can make a unit test wait forever; `timeout` ends it (a failure).
+    let out = sh(Command::new("timeout")
+        .args(["300", env!("CARGO"), "test", "--lib", filter])
         .current_dir(scratch)
         .env("CARGO_TARGET_DIR", target));
     match out {
+        Ok(out) if out.status.code() == Some(124) => {
+            vec![format!("{filter}: a test hung (stopped after 300 s)")]
+        }
         Ok(out) => String::from_utf8_lossy(&out.stdout)
             .lines()
             .filter(|l| l.starts_with("test ") && l.ends_with("FAILED"))
@@ -391,6 +395,8 @@ fn main() -> anyhow::Result<()> {
         std::fs::copy(repo.join(f), scratch.join(f))?;
     }
     copy_tree(&repo.join("src"), &scratch.join("src"))?;
+    // The Python snippets compiled into the binary (`--python`).
+    copy_tree(&repo.join("demos"), &scratch.join("demos"))?;
     // A list with a line repeated, against a port nothing listens on (connection refused:
     // fast, and no network).
     let duplicates = base.join("duplicates.txt");
