@@ -164,6 +164,16 @@ pub fn parse_secs(s: &str) -> Result<f64, String> {
     }
 }
 
+/// Parses a simulated period (a tick, an interval, a poll timeout): like [`parse_secs`],
+/// and at least 0.01 s, so a loop on it never spins.
+pub fn parse_period(s: &str) -> Result<f64, String> {
+    let secs = parse_secs(s)?;
+    if secs < 0.01 {
+        return Err(format!("must be at least 0.01 seconds (got {s})"));
+    }
+    Ok(secs)
+}
+
 /// Most seconds a flag for a real (not simulated) duration takes: one year.
 pub const MAX_REAL_SECS: f64 = 365.0 * 24.0 * 3600.0;
 

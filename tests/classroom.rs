@@ -4,29 +4,7 @@
 mod common;
 use common::*;
 
-const DEMOS: [&str; 21] = [
-    "threads",
-    "lock",
-    "race-condition",
-    "rlock",
-    "semaphore",
-    "deadlock",
-    "philosophers",
-    "rate-limit",
-    "condition",
-    "event",
-    "timer",
-    "barrier",
-    "producer-consumer",
-    "thread-local",
-    "shared-data",
-    "daemon",
-    "exceptions",
-    "cpu-vs-io",
-    "worker-pool",
-    "pool",
-    "url-check",
-];
+const DEMOS: [&str; 21] = LESSONS;
 
 #[test]
 fn every_demo_has_an_explain_page_with_every_part() {

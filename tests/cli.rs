@@ -29,32 +29,7 @@ fn list_prints_the_demos_in_lesson_order() {
         "{}",
         run.stdout
     );
-    assert_eq!(
-        names,
-        [
-            "threads",
-            "lock",
-            "race-condition",
-            "rlock",
-            "semaphore",
-            "deadlock",
-            "philosophers",
-            "rate-limit",
-            "condition",
-            "event",
-            "timer",
-            "barrier",
-            "producer-consumer",
-            "thread-local",
-            "shared-data",
-            "daemon",
-            "exceptions",
-            "cpu-vs-io",
-            "worker-pool",
-            "pool",
-            "url-check"
-        ]
-    );
+    assert_eq!(names, LESSONS);
     assert!(run.stdout.contains("alias basics") && run.stdout.contains("alias local"));
     assert!(run.stdout.contains("alias race"));
 }

@@ -10,7 +10,12 @@ const SEEDS: [&str; 3] = ["1", "2", "3"];
 
 /// A run of `demo` at a small pace with `args` and `--seed SEED`, exit 0, every check holding.
 fn holds(demo: &str, seed: &str, args: &[&str]) -> Value {
-    let mut all = vec![demo, "--pace", "0.02", "--json", "-q", "--seed", seed];
+    holds_at(demo, "0.02", seed, args)
+}
+
+/// [`holds`] at another pace.
+fn holds_at(demo: &str, pace: &str, seed: &str, args: &[&str]) -> Value {
+    let mut all = vec![demo, "--pace", pace, "--json", "-q", "--seed", seed];
     all.extend_from_slice(args);
     let run = threadlab(&all);
     assert_eq!(
@@ -297,20 +302,7 @@ fn race_python_runs_the_tutorials_counter_beside_threadlabs_when_python3_is_ther
 fn rate_limit_the_semaphore_caps_concurrency_not_rate_and_the_limiter_caps_the_rate() {
     for seed in SEEDS {
         // Pace 0.1: a 100 ms "second", 50 ms calls; the window's 10 ms slack is a tenth of it.
-        let mut all = vec![
-            "rate-limit",
-            "--pace",
-            "0.1",
-            "--json",
-            "-q",
-            "--seed",
-            seed,
-        ];
-        all.extend(["--calls", "12"]);
-        let run = threadlab(&all);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let r = run.json();
-        assert_checks_hold(&r);
+        let r = holds_at("rate-limit", "0.1", seed, &["--calls", "12"]);
         assert!(metric(&r, "semaphore.most_in_flight") <= 3);
         assert!(metric(&r, "semaphore.busiest") > 3);
         assert!(metric(&r, "rate_limiter.busiest") <= 3);
@@ -322,20 +314,12 @@ fn rate_limit_the_semaphore_caps_concurrency_not_rate_and_the_limiter_caps_the_r
 fn worker_pool_the_tutorials_pool_misses_results_and_stops_late_the_fix_collects_all() {
     for seed in SEEDS {
         // Pace 0.1: 20 ms tasks, a 100 ms get timeout.
-        let mut all = vec![
+        let r = holds_at(
             "worker-pool",
-            "--pace",
             "0.1",
-            "--json",
-            "-q",
-            "--seed",
             seed,
-        ];
-        all.extend(["--workers", "4", "--tasks", "12"]);
-        let run = threadlab(&all);
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let r = run.json();
-        assert_checks_hold(&r);
+            &["--workers", "4", "--tasks", "12"],
+        );
         assert!(metric(&r, "tutorial.collected") < 12);
         assert_eq!(metric(&r, "tutorial.alive_after_shutdown"), 4);
         assert_eq!(metric(&r, "fixed.collected"), 12);

@@ -363,16 +363,13 @@ mod tests {
 
     #[test]
     fn no_worker_leaves_a_phase_early_and_broken_barriers_release_everyone() {
-        for seed in 0..3 {
-            let lab = Lab::quiet(0.05, seed);
-            let args = Args {
-                parties: 4,
-                phases: 3,
-                work: 0.8,
-                timeout: 0.6,
-            };
-            let report = run(&args, &lab).unwrap();
-            assert!(report.ok, "{:?}", report.checks);
+        let args = Args {
+            parties: 4,
+            phases: 3,
+            work: 0.8,
+            timeout: 0.6,
+        };
+        for report in lab::holding_over_seeds(run, &args, 0.05, 0..3) {
             assert_eq!(report.metric_u64("actions"), Some(3));
         }
     }

@@ -488,17 +488,14 @@ mod tests {
 
     #[test]
     fn the_deadlock_is_found_and_broken_and_ordering_never_forms_one() {
-        for seed in 0..3 {
-            let lab = Lab::quiet(0.05, seed);
-            let args = Args {
-                fix: Fix::All,
-                transfers: 100,
-                tellers: 4,
-                accounts: 3,
-                hold: 0.1,
-            };
-            let report = run(&args, &lab).unwrap();
-            assert!(report.ok, "{:?}", report.checks);
+        let args = Args {
+            fix: Fix::All,
+            transfers: 100,
+            tellers: 4,
+            accounts: 3,
+            hold: 0.1,
+        };
+        for report in lab::holding_over_seeds(run, &args, 0.05, 0..3) {
             assert_eq!(report.metric_u64("none.cycles"), Some(1));
             assert_eq!(report.metric_u64("ordering.cycles"), Some(0));
         }

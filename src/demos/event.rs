@@ -28,16 +28,8 @@ pub struct Args {
     pub timeout: f64,
     /// The shutdown loops' tick in part 3 (scaled by --pace; at least 0.01).
     #[arg(long, default_value_t = 0.5, value_name = "SECS",
-          value_parser = parse_tick, allow_negative_numbers = true)]
+          value_parser = crate::cli::parse_period, allow_negative_numbers = true)]
     pub tick: f64,
-}
-
-fn parse_tick(s: &str) -> Result<f64, String> {
-    let secs = crate::cli::parse_secs(s)?;
-    if secs < 0.01 {
-        return Err(format!("must be at least 0.01 seconds (got {s})"));
-    }
-    Ok(secs)
 }
 
 /// Runs the demo.
@@ -343,16 +335,13 @@ mod tests {
 
     #[test]
     fn every_waiter_wakes_after_the_set_and_the_event_loop_stops_first() {
-        for seed in 0..3 {
-            let lab = Lab::quiet(0.1, seed);
-            let args = Args {
-                waiters: 4,
-                delay: 1.0,
-                timeout: 0.3,
-                tick: 0.5,
-            };
-            let report = run(&args, &lab).unwrap();
-            assert!(report.ok, "{:?}", report.checks);
+        let args = Args {
+            waiters: 4,
+            delay: 1.0,
+            timeout: 0.3,
+            tick: 0.5,
+        };
+        for report in lab::holding_over_seeds(run, &args, 0.1, 0..3) {
             assert_eq!(report.metric_u64("woken"), Some(4));
         }
     }

@@ -342,16 +342,13 @@ mod tests {
 
     #[test]
     fn every_table_feeds_everyone_and_only_the_naive_one_deadlocks() {
-        for seed in 0..3 {
-            let lab = Lab::quiet(0.05, seed);
-            let args = Args {
-                philosophers: 5,
-                meals: 3,
-                eat: 0.1,
-                fix: Table3::All,
-            };
-            let report = run(&args, &lab).unwrap();
-            assert!(report.ok, "{:?}", report.checks);
+        let args = Args {
+            philosophers: 5,
+            meals: 3,
+            eat: 0.1,
+            fix: Table3::All,
+        };
+        for report in lab::holding_over_seeds(run, &args, 0.05, 0..3) {
             assert!(report.metric_u64("none.cycles").unwrap() >= 1);
             assert_eq!(report.metric_u64("waiter.cycles"), Some(0));
         }

@@ -523,15 +523,12 @@ mod tests {
 
     #[test]
     fn one_connection_per_thread_each_reused_and_closed_at_thread_exit() {
-        for seed in 0..3 {
-            let lab = Lab::quiet(0.05, seed);
-            let args = Args {
-                workers: 3,
-                tasks: 4,
-                query: 0.2,
-            };
-            let report = run(&args, &lab).unwrap();
-            assert!(report.ok, "{:?}", report.checks);
+        let args = Args {
+            workers: 3,
+            tasks: 4,
+            query: 0.2,
+        };
+        for report in lab::holding_over_seeds(run, &args, 0.05, 0..3) {
             assert_eq!(report.metric_u64("thread_local.opened"), Some(3));
             assert_eq!(report.metric_u64("per_task.opened"), Some(12));
         }

@@ -28,16 +28,8 @@ pub struct Args {
     /// The tutorial's `queue.get(timeout=…)` in its worker loop, in seconds (scaled by
     /// --pace; at least 0.01).
     #[arg(long, default_value_t = 1.0, value_name = "SECS",
-          value_parser = parse_get_timeout, allow_negative_numbers = true)]
+          value_parser = crate::cli::parse_period, allow_negative_numbers = true)]
     pub get_timeout: f64,
-}
-
-fn parse_get_timeout(s: &str) -> Result<f64, String> {
-    let secs = crate::cli::parse_secs(s)?;
-    if secs < 0.01 {
-        return Err(format!("must be at least 0.01 seconds (got {s})"));
-    }
-    Ok(secs)
 }
 
 /// How long past the expected moment a thread may take to be seen ending.

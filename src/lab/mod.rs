@@ -250,6 +250,24 @@ impl Lab {
     }
 }
 
+/// Runs a demo with `args` in a silent lab at `pace` once per seed, asserting every check
+/// holds each time; returns the reports for further assertions. For unit tests.
+#[cfg(test)]
+pub fn holding_over_seeds<A>(
+    run: impl Fn(&A, &Lab) -> anyhow::Result<Report>,
+    args: &A,
+    pace: f64,
+    seeds: std::ops::Range<u64>,
+) -> Vec<Report> {
+    seeds
+        .map(|seed| {
+            let report = run(args, &Lab::quiet(pace, seed)).expect("the demo ran");
+            assert!(report.ok, "seed {seed}: {:?}", report.checks);
+            report
+        })
+        .collect()
+}
+
 /// Joins a scoped thread, turning a panic into an error that names the thread.
 pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     let name = handle.thread().name().unwrap_or("thread").to_string();

@@ -108,6 +108,16 @@ struct Graph {
     resources: HashMap<u64, String>,
 }
 
+impl Graph {
+    /// Remembers the display names of the current thread and of `resource`.
+    fn name(&mut self, me: ThreadId, resource: u64, name: &str) {
+        self.resources
+            .entry(resource)
+            .or_insert_with(|| name.to_string());
+        self.threads.entry(me).or_insert_with(super::thread_name);
+    }
+}
+
 /// One lab's wait-for graph and the cycles found in it.
 #[derive(Debug)]
 pub struct WaitGraph {
@@ -151,10 +161,7 @@ impl WaitGraph {
     pub fn holding(&self, resource: u64, name: &str) {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
-        g.resources
-            .entry(resource)
-            .or_insert_with(|| name.to_string());
-        g.threads.entry(me).or_insert_with(super::thread_name);
+        g.name(me, resource, name);
         g.holders.entry(resource).or_default().push(me);
     }
 
@@ -186,10 +193,7 @@ impl WaitGraph {
     ) -> Result<Waiting, Box<Cycle>> {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
-        g.resources
-            .entry(resource)
-            .or_insert_with(|| name.to_string());
-        g.threads.entry(me).or_insert_with(super::thread_name);
+        g.name(me, resource, name);
         if let Some(path) = find_cycle(&g, me, resource) {
             let policy = *crate::sync::lock(&self.policy);
             let now = Instant::now();

@@ -4,6 +4,31 @@
 use assert_cmd::Command;
 use serde_json::Value;
 
+/// Every demo, in lesson order (what `threadlab list` must print).
+pub const LESSONS: [&str; 21] = [
+    "threads",
+    "lock",
+    "race-condition",
+    "rlock",
+    "semaphore",
+    "deadlock",
+    "philosophers",
+    "rate-limit",
+    "condition",
+    "event",
+    "timer",
+    "barrier",
+    "producer-consumer",
+    "thread-local",
+    "shared-data",
+    "daemon",
+    "exceptions",
+    "cpu-vs-io",
+    "worker-pool",
+    "pool",
+    "url-check",
+];
+
 /// What a run of the binary produced.
 pub struct Run {
     pub code: i32,
