@@ -92,7 +92,10 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         )?;
         report.metric("rate_limiter.busiest", fixed.busiest as u64);
         report.check(
-            format!("RateLimiter({n}/s): calls started in the busiest second (10 ms slack)"),
+            format!(
+                "RateLimiter({n}/s): calls started in the busiest second ({} slack)",
+                units::duration(slack(second))
+            ),
             format!("<= {n}"),
             fixed.busiest,
             fixed.busiest <= n,
@@ -165,7 +168,7 @@ fn calls(
     let took = began.elapsed();
     let mut starts = starts.into_inner().unwrap_or_else(|e| e.into_inner());
     starts.sort();
-    let busiest = busiest_window(&starts, second.saturating_sub(Duration::from_millis(10)));
+    let busiest = busiest_window(&starts, second.saturating_sub(slack(second)));
     let rate = starts.len() as f64 / took.as_secs_f64().max(1e-9) * second.as_secs_f64();
     let most = most.load(SeqCst);
     info!(
@@ -184,6 +187,12 @@ fn calls(
         most_in_flight: most,
         busiest,
     })
+}
+
+/// Scheduling slack taken off the one-second window: 10 ms, or a tenth of a (paced) second
+/// if that is less, so a small pace does not shrink the window to nothing.
+fn slack(second: Duration) -> Duration {
+    Duration::from_millis(10).min(second / 10)
 }
 
 /// The most start times (sorted) that fall within any window of length `window`.
