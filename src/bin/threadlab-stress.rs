@@ -145,6 +145,14 @@ fn main() -> anyhow::Result<()> {
         ("producer-consumer", &[]),
         ("producer-consumer close", &["--shutdown", "close"]),
         ("thread-local", &[]),
+        ("deadlock", &["--transfers", "40"]),
+        ("philosophers", &[]),
+        ("rate-limit", &[]),
+        ("exceptions", &[]),
+        ("worker-pool", &[]),
+        ("shared-data", &["--size", "20000", "--updates", "20000"]),
+        // cpu-vs-io is left out: its checks measure CPU speedups, which two runs at a time on
+        // two cores would distort (that is the stress, not a bug).
         ("daemon both", &["--mode", "both"]),
         ("pool", &[]),
         ("url-check --demo", &["--demo"]),
