@@ -229,7 +229,7 @@ impl WaitGraph {
                 for line in cycle.story() {
                     tracing::warn!("  {line}");
                 }
-                tracing::warn!("  {}", cycle.drawing());
+                tracing::warn!("  the cycle: {}", cycle.drawing());
             } else {
                 tracing::debug!("deadlock: {}", cycle.drawing());
             }
