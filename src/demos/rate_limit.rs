@@ -134,7 +134,7 @@ fn calls(
         lab.simulated(1.0)
     );
     let next = AtomicUsize::new(0);
-    let in_flight = AtomicUsize::new(0);
+    let in_flight = Mutex::new(0usize);
     let most = AtomicUsize::new(0);
     let starts: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
     let began = Instant::now();
@@ -149,12 +149,17 @@ fn calls(
                             warn!("gave up waiting for the limiter");
                             break;
                         }
-                        let now = in_flight.fetch_add(1, SeqCst) + 1;
-                        most.fetch_max(now, SeqCst);
-                        lock(starts).push(Instant::now());
-                        info!("call starts ({now} in flight)");
+                        {
+                            // Counted and told under one lock, so the lines come in the
+                            // order the counts changed.
+                            let mut now = lock(in_flight);
+                            *now += 1;
+                            most.fetch_max(*now, SeqCst);
+                            lock(starts).push(Instant::now());
+                            info!("call starts ({} in flight)", *now);
+                        }
                         lab::signals::sleep(call);
-                        in_flight.fetch_sub(1, SeqCst);
+                        *lock(in_flight) -= 1;
                         leave();
                     }
                 })
@@ -217,7 +222,7 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
     );
     let slots = Semaphore::bounded(size).with_probe(lab.probe("pool-slots"));
     let idle: Mutex<Vec<usize>> = Mutex::new((1..=size).collect());
-    let out = AtomicUsize::new(0);
+    let out = Mutex::new(0usize);
     let most_out = AtomicUsize::new(0);
     let use_for = lab.scaled(Duration::from_secs_f64(args.call / 2.0));
     std::thread::scope(|s| -> anyhow::Result<()> {
@@ -236,11 +241,14 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
                             let _ = slots.release();
                             continue;
                         };
-                        let now = out.fetch_add(1, SeqCst) + 1;
-                        most_out.fetch_max(now, SeqCst);
-                        info!("using connection #{conn} ({now} checked out)");
+                        {
+                            let mut now = lock(out);
+                            *now += 1;
+                            most_out.fetch_max(*now, SeqCst);
+                            info!("using connection #{conn} ({} checked out)", *now);
+                        }
                         lab::signals::sleep(use_for);
-                        out.fetch_sub(1, SeqCst);
+                        *lock(out) -= 1;
                         lock(idle).push(conn);
                         let _ = slots.release();
                     }
