@@ -156,6 +156,10 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["rate-limit", "--pool", "0"], "--pool");
     assert_usage_error(&["worker-pool", "--get-timeout", "0"], "--get-timeout");
     assert_usage_error(&["shared-data", "--shards", "0"], "--shards");
+    assert_usage_error(
+        &["shared-data", "--size", "100000000", "--threads", "64"],
+        "--size",
+    );
 }
 
 #[test]

@@ -34,11 +34,30 @@ pub struct Args {
     pub shards: usize,
 }
 
+/// The most numbers (or words) the demo keeps at once across threads: 64 M (512 MB of
+/// table copies at the most).
+const MOST_CELLS: u64 = 64_000_000;
+
 /// Words the map counts (a fixed vocabulary, drawn from with a seeded generator).
 const VOCABULARY: usize = 1000;
 
 /// Runs the demo. Real work, not simulated: --pace has no effect here.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    // Bounded memory: the table is copied once per thread, and every thread's words are kept.
+    let cells = (args.size as u64) * (args.threads as u64);
+    anyhow::ensure!(
+        cells <= MOST_CELLS,
+        "--size {} × --threads {} is {cells} numbers copied at once; at most {MOST_CELLS}",
+        args.size,
+        args.threads
+    );
+    let words = (args.updates as u64) * (args.threads as u64);
+    anyhow::ensure!(
+        words <= MOST_CELLS,
+        "--updates {} × --threads {} is {words} words kept at once; at most {MOST_CELLS}",
+        args.updates,
+        args.threads
+    );
     let mut report = Report::new("shared-data");
     report.params_from(args);
     let mut table = Table::new(["sharing", "result", "same as one thread", "time", "cost"]);
@@ -55,6 +74,21 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
          machine; the results must match whatever the machine.",
     );
     Ok(report)
+}
+
+/// Whether to stop at step `i`: a signal is looked for every 65 536 steps, so even the
+/// largest sizes stop promptly on SIGINT/SIGTERM and the work is not slowed.
+fn stop_now(i: usize) -> bool {
+    i % 65_536 == 0 && lab::signals::interrupted()
+}
+
+/// Sums `data` chunk by chunk with `f`, stopping early (with a partial sum) on a signal.
+fn in_chunks(data: &[u64], f: impl Fn(&[u64]) -> u64) -> u64 {
+    data.chunks(65_536)
+        .enumerate()
+        .take_while(|(i, _)| !(*i > 0 && lab::signals::interrupted()))
+        .map(|(_, c)| f(c))
+        .sum()
 }
 
 /// Runs `work(i)` on T named threads and returns their results and the wall time.
@@ -114,9 +148,12 @@ fn row(
 /// behind a `Mutex` (a lock per read), and copied into each thread.
 fn read_only(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> anyhow::Result<()> {
     let mut rng = lab.rng("table");
-    let data: Vec<u64> = (0..args.size).map(|_| rng.random_range(0..1000)).collect();
+    let data: Vec<u64> = (0..args.size)
+        .take_while(|i| !stop_now(*i))
+        .map(|_| rng.random_range(0..1000))
+        .collect();
     // The reference: one thread, no sharing at all. T threads each sum it all.
-    let reference = data.iter().sum::<u64>() * args.threads as u64;
+    let reference = in_chunks(&data, |c| c.iter().sum::<u64>()) * args.threads as u64;
     info!(
         "Part 1: {} threads each sum a read-only table of {} numbers",
         args.threads,
@@ -126,7 +163,7 @@ fn read_only(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> 
     let (sums, took) = on_threads(lab, "Reader", args.threads, &|_| {
         // No lock, no copy: immutable data can be read by any number of threads at once.
         let mine = Arc::clone(&shared);
-        mine.iter().sum::<u64>()
+        in_chunks(&mine, |c| c.iter().sum::<u64>())
     })?;
     row(
         report,
@@ -141,7 +178,10 @@ fn read_only(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> 
     let locked = Mutex::new(data.clone());
     let (sums, took) = on_threads(lab, "Reader", args.threads, &|_| {
         // A lock around each read: correct, and every read waits its turn.
-        (0..args.size).map(|i| lock(&locked)[i]).sum::<u64>()
+        (0..args.size)
+            .take_while(|i| !stop_now(*i))
+            .map(|i| lock(&locked)[i])
+            .sum::<u64>()
     })?;
     row(
         report,
@@ -158,7 +198,7 @@ fn read_only(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> 
     );
     let (sums, took) = on_threads(lab, "Reader", args.threads, &|_| {
         let copy = data.clone();
-        copy.iter().sum::<u64>()
+        in_chunks(&copy, |c| c.iter().sum::<u64>())
     })?;
     row(
         report,
@@ -184,7 +224,10 @@ fn counters(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> a
     );
     let atomic = AtomicU64::new(0);
     let (_, took) = on_threads(lab, "Counter", args.threads, &|_| {
-        for _ in 0..n {
+        for i in 0..n {
+            if stop_now(i) {
+                break;
+            }
             atomic.fetch_add(1, Relaxed);
         }
     })?;
@@ -200,7 +243,10 @@ fn counters(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> a
     );
     let mutex = Mutex::new(0u64);
     let (_, took) = on_threads(lab, "Counter", args.threads, &|_| {
-        for _ in 0..n {
+        for i in 0..n {
+            if stop_now(i) {
+                break;
+            }
             *lock(&mutex) += 1;
         }
     })?;
@@ -218,7 +264,10 @@ fn counters(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> a
     let (parts, took) = on_threads(lab, "Counter", args.threads, &|_| {
         // the fix: nothing shared while counting; one value handed back at the end.
         let mut mine = 0u64;
-        for _ in 0..n {
+        for i in 0..n {
+            if stop_now(i) {
+                break;
+            }
             mine = std::hint::black_box(mine + 1);
         }
         mine
@@ -276,7 +325,10 @@ fn maps(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> anyho
     let ops = (n * args.threads) as f64;
     let global: Mutex<HashMap<u16, u64>> = Mutex::new(HashMap::new());
     let (_, took) = on_threads(lab, "Writer", args.threads, &|t| {
-        for w in &inputs[t] {
+        for (i, w) in inputs[t].iter().enumerate() {
+            if stop_now(i) {
+                break;
+            }
             *lock(&global).entry(*w).or_default() += 1;
         }
     })?;
@@ -306,7 +358,10 @@ fn maps(args: &Args, lab: &Lab, report: &mut Report, table: &mut Table) -> anyho
         (h.finish() % args.shards as u64) as usize
     };
     let (_, took) = on_threads(lab, "Writer", args.threads, &|t| {
-        for w in &inputs[t] {
+        for (i, w) in inputs[t].iter().enumerate() {
+            if stop_now(i) {
+                break;
+            }
             // Only the shard holding this word is locked: other words go on in parallel.
             *lock(&shards[shard_of(*w)]).entry(*w).or_default() += 1;
         }
