@@ -308,13 +308,7 @@ fn every_demo_stops_on_sigint_or_sigterm_with_a_partial_report() {
         (vec!["cpu-vs-io", "--io", "30"], libc::SIGINT, 130),
         (vec!["worker-pool", "--task", "30"], libc::SIGTERM, 143),
         (
-            vec![
-                "shared-data",
-                "--size",
-                "16000000",
-                "--updates",
-                "16000000",
-            ],
+            vec!["shared-data", "--size", "16000000", "--updates", "16000000"],
             libc::SIGINT,
             130,
         ),
