@@ -351,3 +351,34 @@ fn shared_data_every_way_of_sharing_matches_one_thread() {
         assert_eq!(r["checks"].as_array().unwrap().len(), 8);
     }
 }
+
+#[test]
+fn every_report_accounts_for_its_primitives_waits_holds_and_most_at_once() {
+    // semaphore: the runtime's accounting agrees with what the workers counted themselves.
+    let r = holds("semaphore", "1", &[]);
+    let permits = r["primitives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "permits")
+        .unwrap_or_else(|| panic!("no 'permits' in {}", r["primitives"]));
+    assert_eq!(permits["most_holding"], r["metrics"]["max_holders"]);
+    assert!(permits["most_holding"].as_u64().unwrap() <= 3);
+    assert!(permits["waits"].as_u64().unwrap() >= 1);
+    assert!(
+        permits["longest_wait_ms"].as_f64().unwrap() <= permits["total_wait_ms"].as_f64().unwrap()
+    );
+    // philosophers: every fork held, never by two at once.
+    let r = holds("philosophers", "1", &["--fix", "ordering"]);
+    let forks: Vec<&Value> = r["primitives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("fork-"))
+        .collect();
+    assert_eq!(forks.len(), 5);
+    for f in forks {
+        assert_eq!(f["most_holding"], 1, "{f}");
+        assert!(f["holds"].as_u64().unwrap() >= 6, "{f}");
+    }
+}

@@ -56,6 +56,9 @@ struct State {
     high_water: usize,
     /// Every item in the order it was taken (recorded under the lock).
     taken: Vec<u64>,
+    /// Consumers waiting for an item right now (for the producer's pacing in the `if` run,
+    /// not for any check).
+    waiting_consumers: usize,
 }
 
 /// The buffer: state under one mutex, two condition variables to wait on.
@@ -172,7 +175,10 @@ impl Buffer {
     ) -> anyhow::Result<MutexGuard<'a, State>> {
         info!("Queue empty. Waiting…");
         tally.waits += 1;
-        let st = self.wait(&self.not_empty, st, "for an item")?;
+        let mut st = st;
+        st.waiting_consumers += 1;
+        let mut st = self.wait(&self.not_empty, st, "for an item")?;
+        st.waiting_consumers -= 1;
         tally.wakeups += 1;
         if st.items.is_empty() && !st.closed {
             tally.empty_wakeups += 1;
@@ -181,6 +187,18 @@ impl Buffer {
             info!("Woke up.");
         }
         Ok(st)
+    }
+
+    /// Waits (a bounded poll) until `n` consumers wait for an item, so the next item wakes
+    /// them all: the moment the `if` bug loses. Sequencing only; nothing is checked on it.
+    fn until_consumers_wait(&self, n: usize, lab: &Lab) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        while self.lock().waiting_consumers < n
+            && std::time::Instant::now() < deadline
+            && !lab.interrupted()
+        {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
 
     fn is_closed(&self) -> bool {
@@ -236,6 +254,10 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                     Bug::If => args.produce_time,
                 };
                 lab.sleep_secs(make);
+                if args.bug == Bug::If {
+                    // Put each item when every consumer waits for one: all of them wake.
+                    buffer.until_consumers_wait(args.consumers, lab);
+                }
                 buffer.put(item, &mut tally)?;
                 tally.items += 1;
             }

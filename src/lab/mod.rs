@@ -228,11 +228,68 @@ impl Lab {
             .with_context(|| format!("could not spawn thread {name}"))
     }
 
+    /// Per primitive: waits and holds from the recorded spans, the most at once from the
+    /// probes' gauges, and a starving thread if one waited far longer than the others.
+    fn primitive_accounting(&self) -> Vec<report::PrimitiveReport> {
+        let spans = self.recorder.spans();
+        let mut names: Vec<Arc<str>> = Vec::new();
+        for s in &spans {
+            if !names.contains(&s.primitive) {
+                names.push(Arc::clone(&s.primitive));
+            }
+        }
+        names
+            .into_iter()
+            .map(|name| {
+                let of = |state: State| -> Vec<(&str, Duration)> {
+                    spans
+                        .iter()
+                        .filter(|s| s.primitive == name && s.state == state)
+                        .map(|s| (s.thread.as_str(), s.end.saturating_sub(s.start)))
+                        .collect()
+                };
+                let waits = of(State::Waiting);
+                let holds = of(State::Holding);
+                let longest = waits.iter().max_by_key(|(_, d)| *d).copied();
+                // Each waiter's longest wait, for the starvation figure.
+                let mut per_thread: Vec<(&str, Duration)> = Vec::new();
+                for (t, d) in &waits {
+                    match per_thread.iter_mut().find(|(n, _)| n == t) {
+                        Some(e) => e.1 = e.1.max(*d),
+                        None => per_thread.push((t, *d)),
+                    }
+                }
+                per_thread.sort_by_key(|(_, d)| *d);
+                let starving = (per_thread.len() >= 3)
+                    .then(|| {
+                        let median = per_thread[per_thread.len() / 2].1;
+                        let (who, worst) = per_thread[per_thread.len() - 1];
+                        (!median.is_zero() && worst >= median * 5).then(|| who.to_string())
+                    })
+                    .flatten();
+                let (most_waiting, most_holding) = self.recorder.most_at_once(&name);
+                report::PrimitiveReport {
+                    name: name.to_string(),
+                    waits: waits.len(),
+                    total_wait_ms: units::ms(waits.iter().map(|(_, d)| *d).sum()),
+                    longest_wait_ms: longest.map_or(0.0, |(_, d)| units::ms(d)),
+                    longest_waiter: longest.map(|(t, _)| t.to_string()),
+                    holds: holds.len(),
+                    total_hold_ms: units::ms(holds.iter().map(|(_, d)| *d).sum()),
+                    most_waiting,
+                    most_holding,
+                    starving,
+                }
+            })
+            .collect()
+    }
+
     /// Fills in what the lab owns: wall time, pace and seed, and every thread's timings and
     /// waiting/holding accounting.
     pub fn finish(&self, report: &mut Report) {
         report.wall_ms = units::ms(self.elapsed());
         report.deadlocks = self.wait_graph.cycles();
+        report.primitives = self.primitive_accounting();
         report.params.insert("pace".into(), self.pace.into());
         report.params.insert("seed".into(), self.seed.into());
         report.threads = self

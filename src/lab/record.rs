@@ -59,6 +59,8 @@ pub struct Recorder {
     start: Instant,
     threads: Mutex<Vec<ThreadLife>>,
     spans: Mutex<Vec<Span>>,
+    /// Every recording probe's live gauges, by primitive name.
+    gauges: Mutex<Vec<(Arc<str>, Arc<Gauges>)>>,
 }
 
 impl Recorder {
@@ -68,7 +70,19 @@ impl Recorder {
             start,
             threads: Mutex::new(Vec::new()),
             spans: Mutex::new(Vec::new()),
+            gauges: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The most threads ever waiting for, and holding, a primitive named `name` at once
+    /// (over every primitive of that name).
+    pub fn most_at_once(&self, name: &str) -> (usize, usize) {
+        lock(&self.gauges)
+            .iter()
+            .filter(|(n, _)| &**n == name)
+            .fold((0, 0), |(w, h), (_, g)| {
+                (w.max(g.most_waiting()), h.max(g.most_holding()))
+            })
     }
 
     /// The offset of `t` from the demo's start.
@@ -175,9 +189,12 @@ impl Probe {
 
     /// A probe recording into `recorder` under `name`.
     pub fn on(name: &str, recorder: Arc<Recorder>) -> Self {
+        let name: Arc<str> = name.into();
+        let gauges = Arc::new(Gauges::default());
+        lock(&recorder.gauges).push((Arc::clone(&name), Arc::clone(&gauges)));
         Self {
-            name: name.into(),
-            sink: Some((recorder, Arc::new(Gauges::default()))),
+            name,
+            sink: Some((recorder, gauges)),
             graph: None,
         }
     }

@@ -36,6 +36,34 @@ pub struct ThreadReport {
     pub holding_ms: f64,
 }
 
+/// One instrumented primitive's accounting, from the recorder: who waited how long, who
+/// held it, the most at once. Primitives of the same name (a lock made anew for each run of a
+/// demo) are counted together.
+#[derive(Debug, Clone, Serialize)]
+pub struct PrimitiveReport {
+    /// The primitive's name, as the demo gave it.
+    pub name: String,
+    /// Waits that blocked (a free primitive taken at once is no wait).
+    pub waits: usize,
+    /// All the waiting, in ms.
+    pub total_wait_ms: f64,
+    /// The longest single wait, in ms, and the thread that waited it.
+    pub longest_wait_ms: f64,
+    /// Who waited longest.
+    pub longest_waiter: Option<String>,
+    /// Holds recorded (locks and semaphore permits taken as guards).
+    pub holds: usize,
+    /// All the holding, in ms.
+    pub total_hold_ms: f64,
+    /// The most threads waiting at once.
+    pub most_waiting: usize,
+    /// The most threads holding at once.
+    pub most_holding: usize,
+    /// A thread whose longest wait was at least 5× the median of every waiter's longest
+    /// (with three or more waiters): starving.
+    pub starving: Option<String>,
+}
+
 /// A table for the human summary. Cells are already formatted (see `units`); the numbers
 /// themselves live in `metrics` or in the demo's own fields.
 #[derive(Debug, Clone, Default)]
@@ -89,6 +117,9 @@ pub struct Report {
     pub interrupted: bool,
     /// Plain-language remarks for the summary: what was seen, what to try next.
     pub notes: Vec<String>,
+    /// Every instrumented primitive's accounting (see [`PrimitiveReport`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub primitives: Vec<PrimitiveReport>,
     /// Every deadlock cycle the runtime's detector found (see `lab::waitgraph`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deadlocks: Vec<super::waitgraph::Cycle>,
@@ -121,6 +152,7 @@ impl Report {
             interrupted: false,
             notes: Vec::new(),
             deadlocks: Vec::new(),
+            primitives: Vec::new(),
             results_streamed: false,
             extra: Map::new(),
             tables: Vec::new(),
