@@ -46,6 +46,10 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "busiest second",
         "calls per second",
     ]);
+    if lab.pace() != 1.0 {
+        // Every "second" in this table is a paced one.
+        table = table.titled(format!("a second here is {}", lab.simulated(1.0)));
+    }
     let semaphore = Semaphore::new(args.per_second as usize).with_probe(lab.probe("api-slots"));
     let sem = calls(
         args,

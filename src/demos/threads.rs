@@ -517,6 +517,8 @@ fn writer_work(lab: &Lab) -> Duration {
 /// The part-4 child: a Writer thread with work to finish; main returns with or without
 /// joining it. Returning from main ends the process.
 fn child_scenario(ending: Ending, lab: &Lab) -> ! {
+    // If the parent dies (killed, or its output pipe closed), so does this child.
+    lab::signals::die_with_parent();
     let work = writer_work(lab);
     let spawned = lab.spawn_detached("Writer", move || {
         lab::signals::sleep(work);

@@ -53,12 +53,15 @@ pub fn run_json_lines(
             lines += 1;
         }
     }
-    let finished = matches!(child.try_wait(), Ok(Some(s)) if s.success())
-        || matches!(child.wait(), Ok(s) if s.success() && began.elapsed() < bound);
-    if !finished {
+    // The loop ended on end of output (the snippet is done), its bound, or a signal. In the
+    // last two, python3 may still be running: kill it before waiting, so nothing here waits
+    // longer than the bound, or past a SIGTERM that reached this process only.
+    let cut_short = began.elapsed() >= bound || super::signals::interrupted();
+    if cut_short {
         let _ = child.kill();
-        let _ = child.wait();
     }
+    let status = child.wait();
+    let finished = !cut_short && matches!(status, Ok(s) if s.success());
     let _ = reader.join();
     if finished {
         Some(lines)

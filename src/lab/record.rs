@@ -229,6 +229,14 @@ impl Probe {
         }
     }
 
+    /// Like [`Probe::graph_waiting`] for a wait that cannot give up: a cycle it closes is
+    /// recorded and told, not refused.
+    pub fn graph_waiting_unrefusable(&self, asked: Instant) -> Option<Waiting> {
+        self.graph
+            .as_ref()
+            .map(|(g, id)| g.start_waiting_unrefusable(*id, &self.name, asked))
+    }
+
     /// The wait registered by `graph_waiting` is over.
     pub fn graph_waited(&self, waiting: Option<Waiting>) {
         if let (Some((g, _)), Some(w)) = (&self.graph, waiting) {

@@ -191,11 +191,34 @@ impl WaitGraph {
         name: &str,
         asked: Instant,
     ) -> Result<Waiting, Box<Cycle>> {
+        self.start_waiting_as(resource, name, asked, true)
+    }
+
+    /// [`WaitGraph::start_waiting`] for a wait that has no way to give up (an unbounded
+    /// acquire): a cycle it closes is recorded and told, never refused.
+    pub fn start_waiting_unrefusable(&self, resource: u64, name: &str, asked: Instant) -> Waiting {
+        match self.start_waiting_as(resource, name, asked, false) {
+            Ok(w) => w,
+            // Not reached: a wait that may not be refused is registered whatever is found.
+            Err(_) => Waiting(std::thread::current().id()),
+        }
+    }
+
+    fn start_waiting_as(
+        &self,
+        resource: u64,
+        name: &str,
+        asked: Instant,
+        refusable: bool,
+    ) -> Result<Waiting, Box<Cycle>> {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
         g.name(me, resource, name);
         if let Some(path) = find_cycle(&g, me, resource) {
-            let policy = *crate::sync::lock(&self.policy);
+            let policy = match *crate::sync::lock(&self.policy) {
+                Policy::Break if refusable => Policy::Break,
+                _ => Policy::Observe,
+            };
             let now = Instant::now();
             let cycle = Cycle {
                 threads: path

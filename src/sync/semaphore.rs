@@ -74,15 +74,15 @@ impl Semaphore {
 
     /// Takes a permit, waiting as long as it takes. Returns the permits left.
     ///
-    /// This wait takes part in the deadlock detector's graph; a wait that closes a cycle is
-    /// reported and, having no way to give up, waits on (use `acquire_timeout` to be refused).
+    /// This wait takes part in the deadlock detector's graph; a cycle it closes is told, and,
+    /// having no way to give up, it waits on (use `acquire_timeout` to be refused).
     pub fn acquire(&self) -> usize {
         let asked = Instant::now();
         let mut count = lock(&self.count);
         // Only a real wait is recorded as one: a free permit is taken at once.
         if *count == 0 {
             let mark = self.probe.waiting();
-            let waiting = self.probe.graph_waiting(asked).unwrap_or(None);
+            let waiting = self.probe.graph_waiting_unrefusable(asked);
             count = self
                 .freed
                 .wait_while(count, |c| *c == 0)
