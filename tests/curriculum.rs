@@ -201,6 +201,25 @@ fn deadlock_is_found_naming_both_tellers_and_never_hangs_over_many_runs() {
         threads.sort();
         assert_eq!(threads, ["Teller-1", "Teller-2"]);
         assert!(first["victim"].is_string());
+        assert_eq!(first["kind"], "cycle");
+        // Part 4's deadlock without a lock: one stall, the clerk refused, every order taken.
+        let stalls: Vec<&serde_json::Value> = r["deadlocks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == "stall")
+            .collect();
+        assert_eq!(stalls.len(), 1, "seed {seed}");
+        assert_eq!(stalls[0]["victim"], "Clerk");
+        assert_eq!(
+            stalls[0]["threads"],
+            serde_json::json!(["Clerk", "MainThread"])
+        );
+        assert_eq!(
+            stalls[0]["locks"],
+            serde_json::json!(["orders", "join(Clerk)"])
+        );
+        assert!(r["metrics"]["nolock.refused_after_ms"].as_f64().unwrap() > 0.0);
     }
 }
 

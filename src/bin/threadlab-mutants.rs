@@ -168,6 +168,22 @@ const MUTANTS: &[Mutant] = &[
         tests: "lab::waitgraph",
     },
     Mutant {
+        name: "deadlock detector: a wait for a signal is never hopeless",
+        file: "src/lab/waitgraph.rs",
+        find: "Some(w) if w.signal => others.iter().all(|o| o == t || snapshot.contains(o)),",
+        replace: "Some(w) if w.signal => false,",
+        runs: &[&["deadlock", "--fix", "none"]],
+        tests: "lab::waitgraph",
+    },
+    Mutant {
+        name: "deadlock detector: a thread that can still signal counted stuck",
+        file: "src/lab/waitgraph.rs",
+        find: "Some(w) if w.signal => others.iter().all(|o| o == t || snapshot.contains(o)),",
+        replace: "Some(w) if w.signal => true,",
+        runs: &[&["deadlock", "--fix", "none"]],
+        tests: "lab::waitgraph",
+    },
+    Mutant {
         name: "deadlock: the ordering fix forgotten",
         file: "src/demos/deadlock.rs",
         find: "How::Ordered => (from.min(to), from.max(to)),",

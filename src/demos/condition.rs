@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::Serialize;
 use tracing::info;
 
-use crate::lab::{self, Lab, Probe, Report, Table};
+use crate::lab::{self, Bound, Lab, Probe, Report, Signal, Table};
 
 /// Flags of `threadlab condition`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -91,24 +91,37 @@ impl Buffer {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits on `cv` once, bounded by the patience; errors if it ran out.
+    /// Waits on `cv` once (until a wake-up, or until `blocked` turns false), bounded by the
+    /// patience; errors if it ran out, or if the lab's deadlock detector refused the wait
+    /// because no thread is left to signal.
     fn wait<'a>(
         &self,
         cv: &Condvar,
         st: MutexGuard<'a, State>,
         why: &str,
+        blocked: impl Fn(&State) -> bool,
     ) -> anyhow::Result<MutexGuard<'a, State>> {
-        let mark = self.probe.waiting();
-        let (st, timeout) = cv
-            .wait_timeout(st, self.patience)
-            .unwrap_or_else(|e| e.into_inner());
-        self.probe.waited(mark);
-        anyhow::ensure!(
-            !timeout.timed_out(),
-            "gave up after waiting {:?} {why}",
-            self.patience
-        );
-        Ok(st)
+        // The probe waits in slices (for the detector); a slice that runs out while the
+        // state changed counts as the wake-up that change came with.
+        let (st, outcome) =
+            self.probe
+                .wait_for_signal(st, Bound::Patience(self.patience), |st, slice| {
+                    let (st, r) = cv
+                        .wait_timeout(st, slice)
+                        .unwrap_or_else(|e| e.into_inner());
+                    let ran_out = r.timed_out() && blocked(&st);
+                    (st, ran_out)
+                });
+        match outcome {
+            Signal::Woken => Ok(st),
+            Signal::TimedOut => anyhow::bail!("gave up after waiting {:?} {why}", self.patience),
+            Signal::Stalled(stall) => {
+                anyhow::bail!(
+                    "waited {why}, and nobody is left to signal: {}",
+                    stall.drawing()
+                )
+            }
+        }
     }
 
     fn put(&self, item: u64, tally: &mut Tally) -> anyhow::Result<()> {
@@ -116,19 +129,11 @@ impl Buffer {
         if st.items.len() == self.capacity {
             info!("Queue full ({} items). Waiting for room…", st.items.len());
             tally.waits += 1;
-            // A predicate wait (Python's `wait_for`): the loop is inside `wait_while`.
-            let mark = self.probe.waiting();
-            let (guard, timeout) = self
-                .not_full
-                .wait_timeout_while(st, self.patience, |s| s.items.len() == self.capacity)
-                .unwrap_or_else(|e| e.into_inner());
-            self.probe.waited(mark);
-            anyhow::ensure!(
-                !timeout.timed_out(),
-                "gave up after waiting {:?} for room",
-                self.patience
-            );
-            st = guard;
+            // A predicate wait (Python's `wait_for`): the loop is inside this one.
+            let full = |s: &State| s.items.len() == self.capacity;
+            while full(&st) {
+                st = self.wait(&self.not_full, st, "for room", full)?;
+            }
             tally.wakeups += 1;
             info!("Room again.");
         }
@@ -177,7 +182,9 @@ impl Buffer {
         tally.waits += 1;
         let mut st = st;
         st.waiting_consumers += 1;
-        let mut st = self.wait(&self.not_empty, st, "for an item")?;
+        let mut st = self.wait(&self.not_empty, st, "for an item", |s| {
+            s.items.is_empty() && !s.closed
+        })?;
         st.waiting_consumers -= 1;
         tally.wakeups += 1;
         if st.items.is_empty() && !st.closed {

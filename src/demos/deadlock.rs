@@ -7,11 +7,12 @@ use rand::Rng;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::lab::waitgraph::{Cycle, DETECT_BOUND, Policy};
+use crate::lab::waitgraph::{Cycle, DETECT_BOUND, Kind, Policy, SIGNAL_SLICE};
 use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::queue::Got;
 use crate::sync::rlock::LockError;
 use crate::sync::rlock::LockGuard;
-use crate::sync::{Barrier, Lock};
+use crate::sync::{Barrier, JoinableQueue, Lock};
 
 /// Flags of `threadlab deadlock`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -125,7 +126,7 @@ fn transfer(
         How::Ordered => (from.min(to), from.max(to)),
         _ => (from, to),
     };
-    for _ in 0..MOST_ATTEMPTS {
+    for attempt in 0..MOST_ATTEMPTS {
         if lab.interrupted() {
             anyhow::bail!("interrupted");
         }
@@ -161,8 +162,11 @@ fn transfer(
             Err(e) => return Err(e.into()),
         }
         drop(g1);
-        // Back off a random moment, so the two do not collide the same way again.
-        lab::signals::sleep(hold.mul_f64(rng.random_range(0.5..1.5)));
+        // Back off a random moment, so the two do not collide the same way again, and
+        // longer after each failure (exponential back-off: under heavy contention a fixed
+        // back-off can lose the race again and again).
+        let backoff = f64::from(1u32 << attempt.min(4)) * rng.random_range(0.5..1.5);
+        lab::signals::sleep(hold.mul_f64(backoff));
     }
     anyhow::bail!(
         "transfer {} → {} gave up after {MOST_ATTEMPTS} attempts",
@@ -196,6 +200,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         }
     }
     report.tables.push(table);
+    if matches!(args.fix, Fix::None | Fix::All) && !lab.interrupted() {
+        no_lock(args, lab, &mut report)?;
+    }
     Ok(report)
 }
 
@@ -482,6 +489,196 @@ fn random_transfers(
     Ok(())
 }
 
+/// How the clerk's last `get` ended, by the clerk's own account.
+#[derive(Debug)]
+enum LastGet {
+    /// The queue was closed and empty: the supplier said it was done.
+    Closed,
+    /// The detector refused the wait (nobody left to put or close), at this instant.
+    Refused(Box<Cycle>, Instant),
+    /// Nothing came and nothing refused the wait: its 5 s safety bound ran out.
+    GaveUp,
+}
+
+/// Part 4: a deadlock without a lock. Clerk takes orders from a queue that Supplier fills;
+/// Supplier fails halfway and leaves, without closing the queue (the bug) or with a guard
+/// that closes it on every way out (the fix: Python's `try … finally: q.put(None)`). The
+/// clerk's wait has no holder, so it closes no cycle; the detector finds it hopeless once
+/// no other thread is left that could end it.
+fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!(
+        "Part 4: no lock at all: Clerk takes orders from a queue that Supplier fills; \
+         Supplier fails after 3 orders"
+    );
+    let main = lab::thread_name();
+    let mut table = Table::new([
+        "run",
+        "put",
+        "taken",
+        "clerk's last get",
+        "refused after Supplier left",
+    ]);
+    let mut runs = Vec::new();
+    for fixed in [false, true] {
+        info!(
+            "{}",
+            if fixed {
+                "the fix: Supplier holds a guard that closes the queue on every way out"
+            } else {
+                "the bug: Supplier closes the queue only when all goes well"
+            }
+        );
+        let queue: JoinableQueue<u32> = JoinableQueue::new(4, lab.probe("orders"));
+        let (put, left, taken, last) = std::thread::scope(|s| -> anyhow::Result<_> {
+            let queue = &queue;
+            let supplier = lab.spawn(s, "Supplier", move || -> anyhow::Result<_> {
+                // the fix: a guard that closes the queue however this function ends.
+                let _closes = fixed.then(|| CloseOnDrop(queue));
+                let mut put = 0;
+                // A slow supplier is not a stuck one: the first order takes longer than
+                // the detector looks (real time, whatever the pace), and no alarm is due.
+                let first = SIGNAL_SLICE * 5;
+                info!(
+                    "preparing order 1: {} (real time; slow is not stuck)",
+                    units::duration(first)
+                );
+                lab::signals::sleep(first);
+                for order in 1..=3 {
+                    if order > 1 {
+                        lab.sleep_secs(args.hold / 2.0);
+                    }
+                    queue.put(order)?;
+                    put += 1;
+                    info!("put order {order}");
+                }
+                info!(
+                    "order 4 failed: leaving {}",
+                    if fixed {
+                        "(the guard closes the queue)"
+                    } else {
+                        "without closing the queue"
+                    }
+                );
+                Ok((put, Instant::now()))
+            })?;
+            let clerk = lab.spawn(s, "Clerk", move || {
+                let mut taken = 0;
+                let last = loop {
+                    // Bounded: if nothing refused a hopeless wait, it ends with an error.
+                    match queue.next_within(Duration::from_secs(5)) {
+                        Got::Item(order) => {
+                            taken += 1;
+                            info!("took order {order}");
+                        }
+                        Got::Closed => {
+                            info!("the queue is closed and empty: done");
+                            break LastGet::Closed;
+                        }
+                        Got::Timeout => {
+                            warn!("nothing for 5 s and nobody told me: giving up");
+                            break LastGet::GaveUp;
+                        }
+                        Got::Stalled(stall) => {
+                            let at = Instant::now();
+                            info!("my wait for 'orders' was refused: nobody can end it");
+                            break LastGet::Refused(stall, at);
+                        }
+                    }
+                };
+                (taken, last)
+            })?;
+            let (put, left) = lab::join(supplier)??;
+            let (taken, last) = lab::join(clerk)?;
+            Ok((put, left, taken, last))
+        })?;
+        let after = match &last {
+            LastGet::Refused(_, at) => Some(at.saturating_duration_since(left)),
+            _ => None,
+        };
+        table.row([
+            if fixed {
+                "fix: a guard closes it"
+            } else {
+                "bug: left without closing"
+            }
+            .to_string(),
+            put.to_string(),
+            taken.to_string(),
+            match &last {
+                LastGet::Closed => "closed: done".to_string(),
+                LastGet::Refused(..) => "refused: a stall".to_string(),
+                LastGet::GaveUp => "gave up after 5 s".to_string(),
+            },
+            after.map_or("-".to_string(), units::duration),
+        ]);
+        runs.push((fixed, put, taken, last, after));
+    }
+    report.tables.push(table);
+    // The stall, checked against what the threads themselves did: the clerk waited on
+    // 'orders', the main thread joined the clerk, the supplier had returned.
+    let bug = runs.iter().find(|r| !r.0);
+    let stall = bug.and_then(|r| match &r.3 {
+        LastGet::Refused(c, _) => Some(c.as_ref()),
+        _ => None,
+    });
+    let join_clerk = "join(Clerk)".to_string();
+    report.check(
+        "no lock: the stall the detector found, against what the threads did",
+        format!("Clerk waits for 'orders'; {main} waits to join Clerk; Supplier finished"),
+        stall.map_or("no stall found".to_string(), |c| c.story().join("; ")),
+        stall.is_some_and(|c| {
+            c.kind == Kind::Stall
+                && c.waits_for("Clerk") == Some("orders")
+                && c.waits_for(&main) == Some(join_clerk.as_str())
+                && c.finished.last().map(String::as_str) == Some("Supplier")
+        }),
+    );
+    let after = bug.and_then(|r| r.4);
+    report.check(
+        "no lock: the clerk's wait refused, after the supplier left (by their two clocks)",
+        format!("within {}", units::duration(DETECT_BOUND)),
+        after.map_or("never refused".to_string(), units::duration),
+        after.is_some_and(|t| t < DETECT_BOUND),
+    );
+    if let Some(t) = after {
+        report.metric("nolock.refused_after_ms", units::ms(t));
+    }
+    let fix = runs.iter().find(|r| r.0);
+    report.check(
+        "no lock: orders put against taken; the fixed run's clerk hears the queue close",
+        "3 put, 3 taken in both runs; fixed: closed, no stall",
+        runs.iter()
+            .map(|r| {
+                format!(
+                    "{}: {} put, {} taken, {}",
+                    if r.0 { "fixed" } else { "bug" },
+                    r.1,
+                    r.2,
+                    match r.3 {
+                        LastGet::Closed => "closed",
+                        LastGet::Refused(..) => "refused",
+                        LastGet::GaveUp => "gave up",
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        runs.len() == 2
+            && runs.iter().all(|r| r.1 == 3 && r.2 == 3)
+            && fix.is_some_and(|r| matches!(r.3, LastGet::Closed)),
+    );
+    Ok(())
+}
+
+/// Closes a queue when dropped: on return, on `?`, on a panic.
+struct CloseOnDrop<'a>(&'a JoinableQueue<u32>);
+
+impl Drop for CloseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -498,6 +695,8 @@ mod tests {
         for report in lab::holding_over_seeds(run, &args, 0.05, 0..3) {
             assert_eq!(report.metric_u64("none.cycles"), Some(1));
             assert_eq!(report.metric_u64("ordering.cycles"), Some(0));
+            // Part 4: the bug's wait refused (timed by the two threads), the fix's never.
+            assert!(report.metric_f64("nolock.refused_after_ms").is_some());
         }
     }
 }

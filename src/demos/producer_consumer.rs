@@ -111,12 +111,17 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                                     info!("Nothing for {}. Exiting.", units::duration(get_timeout));
                                     break;
                                 }
-                                Got::Closed => break,
+                                // A timed get is never refused: it ends by itself.
+                                Got::Closed | Got::Stalled(_) => break,
                             },
-                            _ => match queue.get() {
-                                Some(m) => m,
-                                None => {
+                            _ => match queue.next() {
+                                Got::Item(m) => m,
+                                Got::Closed | Got::Timeout => {
                                     info!("Queue closed. Exiting.");
+                                    break;
+                                }
+                                Got::Stalled(_) => {
+                                    info!("Nobody is left to put or close. Exiting.");
                                     break;
                                 }
                             },

@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use output::{Output, thread_name};
-pub use record::{Probe, Recorder, State};
+pub use record::{Bound, Probe, Recorder, Signal, State};
 pub use report::{Check, Report, Table};
 
 /// The settings a lab is built from (the global flags, parsed).
@@ -63,6 +63,9 @@ impl Lab {
     /// A lab starting its clock now.
     pub fn new(settings: Settings, output: Output) -> Self {
         let start = Instant::now();
+        let wait_graph = Arc::new(waitgraph::WaitGraph::new(start));
+        // The thread that builds the lab runs the demo: one of its threads.
+        wait_graph.thread_started();
         Self {
             start,
             pace: settings.pace,
@@ -71,8 +74,8 @@ impl Lab {
                 .unwrap_or_else(|| u64::from(rand::random::<u32>())),
             record: settings.record,
             output,
-            recorder: Arc::new(Recorder::new(start)),
-            wait_graph: Arc::new(waitgraph::WaitGraph::new(start)),
+            recorder: Arc::new(Recorder::new(start).watched_by(Arc::clone(&wait_graph))),
+            wait_graph,
         }
     }
 
@@ -328,6 +331,8 @@ pub fn holding_over_seeds<A>(
 /// Joins a scoped thread, turning a panic into an error that names the thread.
 pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     let name = handle.thread().name().unwrap_or("thread").to_string();
+    // Seen by the deadlock detector: waiting to join a stuck thread is stuck.
+    let _joining = waitgraph::joining(handle.thread().id());
     handle.join().map_err(|payload| {
         anyhow::Error::new(Panicked {
             thread: name,

@@ -10,11 +10,11 @@
 //! carry one without paying for it.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::waitgraph::{Cycle, WaitGraph, Waiting, next_resource_id};
+use super::waitgraph::{Cycle, SIGNAL_SLICE, WaitGraph, Waiting, next_resource_id};
 
 /// What a thread was doing with a primitive during a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +61,8 @@ pub struct Recorder {
     spans: Mutex<Vec<Span>>,
     /// Every recording probe's live gauges, by primitive name.
     gauges: Mutex<Vec<(Arc<str>, Arc<Gauges>)>>,
+    /// The wait-for graph told which threads are the lab's and which have finished.
+    graph: Option<Arc<WaitGraph>>,
 }
 
 impl Recorder {
@@ -71,7 +73,14 @@ impl Recorder {
             threads: Mutex::new(Vec::new()),
             spans: Mutex::new(Vec::new()),
             gauges: Mutex::new(Vec::new()),
+            graph: None,
         }
+    }
+
+    /// Also tells `graph` when the threads it records start and finish.
+    pub fn watched_by(mut self, graph: Arc<WaitGraph>) -> Self {
+        self.graph = Some(graph);
+        self
     }
 
     /// The most threads ever waiting for, and holding, a primitive named `name` at once
@@ -94,6 +103,9 @@ impl Recorder {
     /// when dropped, including when the thread unwinds from a panic.
     pub fn thread_started(self: &Arc<Self>, name: &str) -> ThreadGuard {
         super::output::widen_thread_column(name);
+        if let Some(g) = &self.graph {
+            g.thread_started();
+        }
         let mut threads = lock(&self.threads);
         threads.push(ThreadLife {
             name: name.to_string(),
@@ -140,6 +152,9 @@ impl Drop for ThreadGuard {
     fn drop(&mut self) {
         let now = self.recorder.start.elapsed();
         lock(&self.recorder.threads)[self.index].finished = Some(now);
+        if let Some(g) = &self.recorder.graph {
+            g.thread_finished();
+        }
     }
 }
 
@@ -170,6 +185,30 @@ pub struct Probe {
     sink: Option<(Arc<Recorder>, Arc<Gauges>)>,
     /// The wait-for graph a lock reports holds and waits to, and this primitive's id in it.
     graph: Option<(Arc<WaitGraph>, u64)>,
+}
+
+/// How long a signal wait may last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bound {
+    /// Until signalled (or refused by the deadlock detector).
+    Forever,
+    /// Until signalled, but never longer than this: a safety bound, not the design, so the
+    /// detector treats the wait as unbounded.
+    Patience(Duration),
+    /// At most this long, by design: the thread runs again whatever happens, so the wait
+    /// never counts as stuck.
+    Timeout(Duration),
+}
+
+/// How a signal wait ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Signal {
+    /// Woken (the condition may be true now; a bare wait re-checks it).
+    Woken,
+    /// Its bound ran out.
+    TimedOut,
+    /// Refused: nobody is left to signal (the stall found).
+    Stalled(Box<Cycle>),
 }
 
 /// A wait or hold in progress; hand it back to the probe to close the span.
@@ -220,11 +259,16 @@ impl Probe {
         }
     }
 
-    /// The current thread, which asked at `asked`, is about to block on this primitive.
-    /// `Err` with the cycle when this wait would close one and the detector refuses it.
-    pub fn graph_waiting(&self, asked: Instant) -> Result<Option<Waiting>, Box<Cycle>> {
+    /// The current thread, which asked at `asked`, is about to block on this primitive
+    /// (`timed`: for at most a timeout of the design's). `Err` with the cycle when this wait
+    /// would close one and the detector refuses it.
+    pub fn graph_waiting(
+        &self,
+        asked: Instant,
+        timed: bool,
+    ) -> Result<Option<Waiting>, Box<Cycle>> {
         match &self.graph {
-            Some((g, id)) => g.start_waiting(*id, &self.name, asked).map(Some),
+            Some((g, id)) => g.start_waiting(*id, &self.name, asked, timed).map(Some),
             None => Ok(None),
         }
     }
@@ -242,6 +286,61 @@ impl Probe {
         if let (Some((g, _)), Some(w)) = (&self.graph, waiting) {
             g.stop_waiting(w);
         }
+    }
+
+    /// Waits for a signal (an item, an event: something no thread holds) on a condition
+    /// variable, recorded as one wait, in slices so that the deadlock detector can refuse
+    /// it when nobody is left to signal (see `lab::waitgraph`).
+    ///
+    /// `step(guard, slice)` waits once for at most `slice` and says whether it ran out (a
+    /// `Condvar::wait_timeout_while` keeps its predicate; a bare `wait_timeout` returns at
+    /// the first wake-up). It is called only while the caller is blocked.
+    pub fn wait_for_signal<'a, T>(
+        &self,
+        mut guard: MutexGuard<'a, T>,
+        bound: Bound,
+        mut step: impl FnMut(MutexGuard<'a, T>, Duration) -> (MutexGuard<'a, T>, bool),
+    ) -> (MutexGuard<'a, T>, Signal) {
+        let mark = self.waiting();
+        let began = Instant::now();
+        let (limit, timed) = match bound {
+            Bound::Forever => (None, false),
+            Bound::Patience(d) => (Some(d), false),
+            Bound::Timeout(d) => (Some(d), true),
+        };
+        let watched = self
+            .graph
+            .as_ref()
+            .map(|(g, id)| (g, g.start_signal_wait(*id, &self.name, timed)));
+        let mut seen = None;
+        let outcome = loop {
+            let left = limit.map(|l| l.saturating_sub(began.elapsed()));
+            if left.is_some_and(|l| l.is_zero()) {
+                break Signal::TimedOut;
+            }
+            let slice = match (&watched, left) {
+                (Some(_), Some(l)) if !timed => l.min(SIGNAL_SLICE),
+                (Some(_), None) => SIGNAL_SLICE,
+                (_, Some(l)) => l,
+                (None, None) => Duration::from_secs(3600),
+            };
+            let (g, ran_out) = step(guard, slice);
+            guard = g;
+            if !ran_out {
+                break Signal::Woken;
+            }
+            if let Some((g, _)) = &watched
+                && !timed
+                && let Some(stall) = g.check_stall(&mut seen)
+            {
+                break Signal::Stalled(stall);
+            }
+        };
+        if let Some((g, w)) = watched {
+            g.stop_waiting(w);
+        }
+        self.waited(mark);
+        (guard, outcome)
     }
 
     /// The primitive's name.

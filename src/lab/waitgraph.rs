@@ -14,6 +14,16 @@
 //! the victim; its acquire returns an error, it releases what it holds and the others go
 //! on. [`Policy::Observe`] only records the cycle (for waits that will time out on their
 //! own).
+//!
+//! A deadlock needs no lock: a consumer waiting for an item the producer will never send
+//! (it left without closing the queue), an event nobody is left to set. Such a wait has no
+//! holder, so it closes no cycle; it is hopeless when every other thread of the lab is
+//! finished or stuck itself (waiting for such a signal, for a lock whose holders are all
+//! stuck, or to join a stuck thread): a *stall*. A signal wait checks for one every
+//! [`SIGNAL_SLICE`] while it waits, and refuses itself (the victim) once the same stall has
+//! stood, with nothing in the graph changing, for a whole slice: a thread that was woken but
+//! has not yet said so cannot be mistaken for a stuck one. Waits that end by a timeout of
+//! their own are never stuck, and a thread the lab knows nothing of is never counted stuck.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -32,10 +42,23 @@ pub enum Policy {
     Observe,
 }
 
-/// A deadlock found: `threads[i]` waits for `locks[i]`, which `threads[i + 1]` holds (the
-/// last lock is held by the first thread).
+/// What kind of deadlock a [`Cycle`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Threads waiting for each other's locks in a ring.
+    Cycle,
+    /// Waits for a signal (an item, an event) that no thread is left to give.
+    Stall,
+}
+
+/// A deadlock found. For a cycle, `threads[i]` waits for `locks[i]`, which `threads[i + 1]`
+/// holds (the last lock is held by the first thread). For a stall, `threads[i]` waits for
+/// `locks[i]` (a signal, a lock, or `join(T)`), and nobody outside them can end any of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Cycle {
+    /// A ring of lock waits, or a stall.
+    pub kind: Kind,
     /// The threads in the cycle, the one whose wait closed it first.
     pub threads: Vec<String>,
     /// `locks[i]` is what `threads[i]` waits for.
@@ -44,17 +67,41 @@ pub struct Cycle {
     pub victim: Option<String>,
     /// When the cycle closed, ms from the demo's start.
     pub at_ms: f64,
-    /// From the victim's call to acquire to the detector's answer, µs.
+    /// From the victim's call to acquire to the detector's answer, µs (for a stall: from
+    /// the last change in the graph, when it became hopeless, to the answer).
     pub detect_us: f64,
+    /// For a stall: the lab's threads that had already finished (none of them can signal).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub finished: Vec<String>,
 }
 
 // The times are never NaN: they come from `Instant` differences.
 impl Eq for Cycle {}
 
 impl Cycle {
-    /// One sentence per thread: "Teller-1 holds 'account-A' and waits for 'account-B'".
+    /// One sentence per thread: "Teller-1 holds 'account-A' and waits for 'account-B'"; for
+    /// a stall, what each waits for and why nobody can end it.
     pub fn story(&self) -> Vec<String> {
         let n = self.threads.len();
+        if self.kind == Kind::Stall {
+            let mut lines: Vec<String> = (0..n)
+                .map(|i| match self.locks[i].strip_prefix("join(") {
+                    Some(who) => format!(
+                        "{} waits to join {}",
+                        self.threads[i],
+                        who.trim_end_matches(')')
+                    ),
+                    None => format!("{} waits for '{}'", self.threads[i], self.locks[i]),
+                })
+                .collect();
+            lines.push(match self.finished.last() {
+                None => "every other thread waits too: nobody is left to end these waits".into(),
+                Some(last) => {
+                    format!("nobody left to signal: the rest finished (last: {last}) or wait")
+                }
+            });
+            return lines;
+        }
         (0..n)
             .map(|i| {
                 let held = &self.locks[(i + n - 1) % n];
@@ -80,8 +127,24 @@ impl Cycle {
             })
     }
 
-    /// The cycle drawn on one line: `Teller-2 ─waits→ 'account-A' ─held by→ Teller-1 …`.
+    /// What `thread` waits for in this deadlock, if it is in it.
+    pub fn waits_for(&self, thread: &str) -> Option<&str> {
+        let i = self.threads.iter().position(|t| t == thread)?;
+        Some(&self.locks[i])
+    }
+
+    /// The cycle drawn on one line: `Teller-2 ─waits→ 'account-A' ─held by→ Teller-1 …`;
+    /// a stall as its chain of waits ending in nobody.
     pub fn drawing(&self) -> String {
+        if self.kind == Kind::Stall {
+            let waits: Vec<String> = self
+                .threads
+                .iter()
+                .zip(&self.locks)
+                .map(|(t, l)| format!("{t} ─waits→ {l}"))
+                .collect();
+            return format!("{} ─signalled by→ nobody", waits.join(" · "));
+        }
         let mut out = String::new();
         for (t, l) in self.threads.iter().zip(&self.locks) {
             out.push_str(&format!("{t} ─waits→ '{l}' ─held by→ "));
@@ -97,18 +160,59 @@ pub fn next_resource_id() -> u64 {
     NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
-#[derive(Debug, Default)]
+/// What a thread is waiting for.
+#[derive(Debug, Clone, Copy)]
+struct Wait {
+    resource: u64,
+    /// Ends by a timeout of its own design: the thread will run again whatever happens.
+    timed: bool,
+    /// A wait with no holder (an item, an event): only another thread's signal ends it.
+    signal: bool,
+}
+
+#[derive(Debug)]
 struct Graph {
     /// Resource → the threads holding it.
     holders: HashMap<u64, Vec<ThreadId>>,
-    /// Thread → the resource it waits for.
-    waits: HashMap<ThreadId, u64>,
+    /// Thread → what it waits for.
+    waits: HashMap<ThreadId, Wait>,
     /// Display names.
     threads: HashMap<ThreadId, String>,
     resources: HashMap<u64, String>,
+    /// The lab's threads that are running (spawned through the lab, and its main thread).
+    live: Vec<ThreadId>,
+    /// The lab's threads that have finished, in the order they did.
+    finished: Vec<(ThreadId, String)>,
+    /// Bumped on every change; a stall is believed only if it stood through a slice unchanged.
+    generation: u64,
+    /// When the last change happened.
+    changed_at: Instant,
 }
 
 impl Graph {
+    fn new(start: Instant) -> Self {
+        Self {
+            holders: HashMap::new(),
+            waits: HashMap::new(),
+            threads: HashMap::new(),
+            resources: HashMap::new(),
+            live: Vec::new(),
+            finished: Vec::new(),
+            generation: 0,
+            changed_at: start,
+        }
+    }
+
+    fn touch(&mut self) {
+        self.generation += 1;
+        self.changed_at = Instant::now();
+    }
+
+    /// What resource `t` waits for, if any.
+    fn waits_on(&self, t: &ThreadId) -> Option<u64> {
+        self.waits.get(t).map(|w| w.resource)
+    }
+
     /// Remembers the display names of the current thread and of `resource`.
     fn name(&mut self, me: ThreadId, resource: u64, name: &str) {
         self.resources
@@ -141,7 +245,7 @@ impl WaitGraph {
             start,
             policy: Mutex::new(Policy::Break),
             observing_since: Mutex::new(0.0),
-            graph: Mutex::new(Graph::default()),
+            graph: Mutex::new(Graph::new(start)),
             found: Mutex::new(Vec::new()),
         }
     }
@@ -163,6 +267,7 @@ impl WaitGraph {
         let mut g = crate::sync::lock(&self.graph);
         g.name(me, resource, name);
         g.holders.entry(resource).or_default().push(me);
+        g.touch();
     }
 
     /// The current thread no longer holds `resource` (for a semaphore: one permit came back).
@@ -180,24 +285,28 @@ impl WaitGraph {
                 g.holders.remove(&resource);
             }
         }
+        g.touch();
     }
 
     /// The current thread is about to block on `resource`, asked for at `asked`. Returns
     /// the cycle as an error if this wait would close one and the policy is `Break` (the
     /// wait must not happen); otherwise the wait is registered.
+    /// `timed`: the wait ends by a timeout of its own (it never makes its thread stuck for
+    /// good, though it may still close a cycle while it lasts).
     pub fn start_waiting(
         &self,
         resource: u64,
         name: &str,
         asked: Instant,
+        timed: bool,
     ) -> Result<Waiting, Box<Cycle>> {
-        self.start_waiting_as(resource, name, asked, true)
+        self.start_waiting_as(resource, name, asked, true, timed)
     }
 
     /// [`WaitGraph::start_waiting`] for a wait that has no way to give up (an unbounded
     /// acquire): a cycle it closes is recorded and told, never refused.
     pub fn start_waiting_unrefusable(&self, resource: u64, name: &str, asked: Instant) -> Waiting {
-        match self.start_waiting_as(resource, name, asked, false) {
+        match self.start_waiting_as(resource, name, asked, false, false) {
             Ok(w) => w,
             // Not reached: a wait that may not be refused is registered whatever is found.
             Err(_) => Waiting(std::thread::current().id()),
@@ -210,6 +319,7 @@ impl WaitGraph {
         name: &str,
         asked: Instant,
         refusable: bool,
+        timed: bool,
     ) -> Result<Waiting, Box<Cycle>> {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
@@ -221,6 +331,8 @@ impl WaitGraph {
             };
             let now = Instant::now();
             let cycle = Cycle {
+                kind: Kind::Cycle,
+                finished: Vec::new(),
                 threads: path
                     .iter()
                     .map(|(t, _)| g.threads.get(t).cloned().unwrap_or_default())
@@ -262,13 +374,189 @@ impl WaitGraph {
                 return Err(Box::new(cycle));
             }
         }
-        g.waits.insert(me, resource);
+        g.waits.insert(
+            me,
+            Wait {
+                resource,
+                timed,
+                signal: false,
+            },
+        );
+        g.touch();
         Ok(Waiting(me))
     }
 
     /// The wait registered by `start_waiting` is over (acquired, or gave up).
     pub fn stop_waiting(&self, waiting: Waiting) {
-        crate::sync::lock(&self.graph).waits.remove(&waiting.0);
+        let mut g = crate::sync::lock(&self.graph);
+        g.waits.remove(&waiting.0);
+        g.touch();
+    }
+
+    /// The current thread is one of the lab's and runs (its main thread, or one it spawned).
+    pub fn thread_started(&self) {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        g.threads.entry(me).or_insert_with(super::thread_name);
+        if !g.live.contains(&me) {
+            g.live.push(me);
+        }
+        g.touch();
+    }
+
+    /// The current thread, one of the lab's, has finished: it will signal nobody.
+    pub fn thread_finished(&self) {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        g.live.retain(|t| *t != me);
+        g.waits.remove(&me);
+        g.finished.push((me, super::thread_name()));
+        g.touch();
+    }
+
+    /// The current thread is about to wait for a signal on `resource` (an item, an event):
+    /// a wait no thread holds anything for. `timed` as for [`WaitGraph::start_waiting`].
+    pub fn start_signal_wait(&self, resource: u64, name: &str, timed: bool) -> Waiting {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        g.name(me, resource, name);
+        g.waits.insert(
+            me,
+            Wait {
+                resource,
+                timed,
+                signal: true,
+            },
+        );
+        g.touch();
+        Waiting(me)
+    }
+
+    /// Called by a thread in a signal wait, between slices of it: the stall it is in, once
+    /// that stall has stood unchanged since the previous call (`seen` carries what that call
+    /// saw). The caller is the victim: it must stop waiting. Recorded and told here.
+    pub fn check_stall(&self, seen: &mut Option<u64>) -> Option<Box<Cycle>> {
+        let me = std::thread::current().id();
+        let g = crate::sync::lock(&self.graph);
+        let joins = crate::sync::lock(&JOINS).clone();
+        let stuck = stalled(&g, &joins);
+        if !stuck.contains(&me) {
+            *seen = None;
+            return None;
+        }
+        if *seen != Some(g.generation) {
+            *seen = Some(g.generation);
+            return None;
+        }
+        let name = |t: &ThreadId| g.threads.get(t).cloned().unwrap_or_default();
+        // The victim first, then the others in the order the lab knows them.
+        let mut order = vec![me];
+        order.extend(g.live.iter().filter(|t| **t != me && stuck.contains(t)));
+        let now = Instant::now();
+        let stall = Cycle {
+            kind: Kind::Stall,
+            locks: order
+                .iter()
+                .map(|t| match g.waits_on(t) {
+                    Some(r) => g.resources.get(&r).cloned().unwrap_or_default(),
+                    None => format!(
+                        "join({})",
+                        joins
+                            .as_ref()
+                            .and_then(|j| j.get(t))
+                            .map(&name)
+                            .unwrap_or_default()
+                    ),
+                })
+                .collect(),
+            threads: order.iter().map(name).collect(),
+            victim: Some(name(&me)),
+            at_ms: super::units::ms(g.changed_at.saturating_duration_since(self.start)),
+            detect_us: now.saturating_duration_since(g.changed_at).as_secs_f64() * 1e6,
+            finished: g.finished.iter().map(|(_, n)| n.clone()).collect(),
+        };
+        drop(g);
+        tracing::warn!(
+            "deadlock without a lock: {} threads stuck; this wait is refused (the victim)",
+            stall.threads.len()
+        );
+        for line in stall.story() {
+            tracing::warn!("  {line}");
+        }
+        crate::sync::lock(&self.found).push(stall.clone());
+        Some(Box::new(stall))
+    }
+}
+
+/// Thread → the thread it is joining (through `lab::join`), for every lab in the process
+/// (thread ids are never reused, so one table serves them all).
+static JOINS: Mutex<Option<HashMap<ThreadId, ThreadId>>> = Mutex::new(None);
+
+/// The current thread is joining `target` until the returned guard is dropped: the detector
+/// counts it stuck while `target` is.
+pub fn joining(target: ThreadId) -> JoinGuard {
+    let me = std::thread::current().id();
+    crate::sync::lock(&JOINS)
+        .get_or_insert_with(HashMap::new)
+        .insert(me, target);
+    JoinGuard(me)
+}
+
+/// Ends a join registered by [`joining`].
+#[derive(Debug)]
+pub struct JoinGuard(ThreadId);
+
+impl Drop for JoinGuard {
+    fn drop(&mut self) {
+        if let Some(j) = crate::sync::lock(&JOINS).as_mut() {
+            j.remove(&self.0);
+        }
+    }
+}
+
+/// How often a signal wait looks for a stall; one is refused at most two slices after it
+/// forms.
+pub const SIGNAL_SLICE: Duration = Duration::from_millis(20);
+
+/// The threads of `g` that can never run again: the greatest set in which every thread is
+/// in an untimed wait that only threads of the set could end. Start from every blocked
+/// thread and drop, until nothing changes, any whose wait someone outside the set can end:
+/// a lock with a holder outside it (or none), a signal while any other thread the lab knows
+/// is outside it, a join of a thread outside it (or not the lab's). Threads that touched the
+/// graph without being the lab's are never stuck, and count as able to signal.
+fn stalled(g: &Graph, joins: &Option<HashMap<ThreadId, ThreadId>>) -> Vec<ThreadId> {
+    let joined = |t: &ThreadId| joins.as_ref().and_then(|j| j.get(t)).copied();
+    let finished = |t: &ThreadId| g.finished.iter().any(|(f, _)| f == t);
+    let mut others: Vec<ThreadId> = g.live.clone();
+    let strangers: Vec<ThreadId> = g
+        .threads
+        .keys()
+        .filter(|t| !g.live.contains(t) && !finished(t))
+        .copied()
+        .collect();
+    others.extend(strangers);
+    let mut stuck: Vec<ThreadId> = g
+        .live
+        .iter()
+        .filter(|t| match g.waits.get(t) {
+            Some(w) => !w.timed,
+            None => joined(t).is_some(),
+        })
+        .copied()
+        .collect();
+    loop {
+        let snapshot = stuck.clone();
+        stuck.retain(|t| match g.waits.get(t) {
+            Some(w) if w.signal => others.iter().all(|o| o == t || snapshot.contains(o)),
+            Some(w) => g
+                .holders
+                .get(&w.resource)
+                .is_some_and(|hs| !hs.is_empty() && hs.iter().all(|h| snapshot.contains(h))),
+            None => joined(t).is_some_and(|j| snapshot.contains(&j)),
+        });
+        if stuck.len() == snapshot.len() {
+            return stuck;
+        }
     }
 }
 
@@ -286,7 +574,7 @@ fn find_cycle(g: &Graph, me: ThreadId, resource: u64) -> Option<Vec<(ThreadId, u
         if *t == me {
             Some(resource)
         } else {
-            g.waits.get(t).copied()
+            g.waits_on(t)
         }
     };
     let mut stuck: Vec<ThreadId> = g.waits.keys().copied().collect();
@@ -342,7 +630,7 @@ fn dfs(
         if seen.contains(holder) || !stuck.contains(holder) {
             continue;
         }
-        let Some(&next) = g.waits.get(holder) else {
+        let Some(next) = g.waits_on(holder) else {
             continue;
         };
         seen.push(*holder);
@@ -386,7 +674,8 @@ mod tests {
                             g.holding(ids[i], &format!("r{i}"));
                             held_tx.send(()).unwrap();
                             rx.recv().unwrap();
-                            let answer = g.start_waiting(ids[(i + 1) % n], "next", Instant::now());
+                            let answer =
+                                g.start_waiting(ids[(i + 1) % n], "next", Instant::now(), false);
                             // Answered (and, if registered, seen by the next thread's check).
                             held_tx.send(()).unwrap();
                             let out = answer.as_ref().map(|_| ()).map_err(|c| c.clone());
@@ -463,7 +752,14 @@ mod tests {
             let (t0, t1) = spawn_ids();
             gr.holders.insert(a, vec![t0]);
             gr.holders.insert(sem, vec![t1, me]);
-            gr.waits.insert(t1, a);
+            gr.waits.insert(
+                t1,
+                Wait {
+                    resource: a,
+                    timed: false,
+                    signal: false,
+                },
+            );
             assert!(
                 find_cycle(&gr, t0, sem).is_none(),
                 "a free holder can release"
@@ -500,10 +796,118 @@ mod tests {
             });
             rx.recv().unwrap();
             // A chain: this thread waits for a holder that waits for nothing.
-            let w = g.start_waiting(r, "slow", Instant::now()).unwrap();
+            let w = g.start_waiting(r, "slow", Instant::now(), false).unwrap();
             std::thread::sleep(Duration::from_millis(60));
             g.stop_waiting(w);
         });
         assert!(g.cycles().is_empty());
+    }
+
+    /// Runs a consumer of a queue named 'orders' that a producer puts `items` into after
+    /// `delay`, leaving without closing it; the main thread joins both. Returns what the
+    /// consumer's gets answered, the cycles found, and the consumer's own wait after the
+    /// last item.
+    fn orders(items: u64, delay: Duration, timed: Option<Duration>) -> (Vec<String>, Vec<Cycle>) {
+        use crate::sync::JoinableQueue;
+        use crate::sync::queue::Got;
+        let lab = crate::lab::Lab::quiet(1.0, 1);
+        let queue: JoinableQueue<u64> = JoinableQueue::new(4, lab.probe("orders"));
+        let got = std::thread::scope(|s| {
+            let (lab, queue) = (&lab, &queue);
+            let producer = lab
+                .spawn(s, "Producer", move || {
+                    std::thread::sleep(delay);
+                    for i in 0..items {
+                        queue.put(i).unwrap();
+                    }
+                })
+                .unwrap();
+            let consumer = lab
+                .spawn(s, "Consumer", move || {
+                    let mut got = Vec::new();
+                    loop {
+                        // A safety bound: a broken detector fails the test, never hangs it.
+                        let answer = match timed {
+                            Some(t) => queue.get_timeout(t),
+                            None => queue.next_within(Duration::from_secs(5)),
+                        };
+                        match answer {
+                            Got::Item(i) => got.push(format!("item {i}")),
+                            Got::Timeout => break got.push("timeout".into()),
+                            Got::Closed => break got.push("closed".into()),
+                            Got::Stalled(c) => break got.push(format!("stalled: {}", c.drawing())),
+                        }
+                    }
+                    got
+                })
+                .unwrap();
+            crate::lab::join(producer).unwrap();
+            crate::lab::join(consumer).unwrap()
+        });
+        (got, lab.wait_graph().cycles())
+    }
+
+    #[test]
+    fn a_wait_nobody_is_left_to_signal_is_refused_and_named() {
+        let (got, found) = orders(2, Duration::ZERO, None);
+        assert_eq!(got[..2], ["item 0", "item 1"]);
+        assert!(
+            got[2].starts_with("stalled: Consumer ─waits→ orders"),
+            "{got:?}"
+        );
+        assert_eq!(found.len(), 1);
+        let stall = &found[0];
+        assert_eq!(stall.kind, Kind::Stall);
+        assert_eq!(stall.victim.as_deref(), Some("Consumer"));
+        assert_eq!(stall.waits_for("Consumer"), Some("orders"));
+        assert_eq!(stall.finished, ["Producer"]);
+        // Found within two slices of the producer's exit (and some scheduling).
+        assert!(stall.detect_us < 1e6, "{stall:?}");
+        assert!(stall.story().last().unwrap().contains("(last: Producer)"));
+    }
+
+    #[test]
+    fn a_signal_wait_is_never_refused_while_another_thread_can_still_signal() {
+        // The producer sleeps through ten slices before it puts: it is running, not stuck.
+        let (got, found) = orders(1, SIGNAL_SLICE * 10, None);
+        assert_eq!(got[0], "item 0");
+        assert!(got[1].starts_with("stalled"), "{got:?}");
+        assert_eq!(
+            found.len(),
+            1,
+            "only the wait after the producer left: {found:?}"
+        );
+    }
+
+    #[test]
+    fn a_timed_wait_is_never_a_stall() {
+        let (got, found) = orders(1, Duration::ZERO, Some(SIGNAL_SLICE * 5));
+        assert_eq!(got, ["item 0", "timeout"]);
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn an_event_nobody_is_left_to_set_is_refused() {
+        let lab = crate::lab::Lab::quiet(1.0, 1);
+        let ev = Arc::new(crate::sync::Event::new().with_probe(lab.probe("go")));
+        // A safety bound: a thread the lab does not know sets it after 5 s, so a broken
+        // detector fails the test instead of hanging it.
+        let late = Arc::clone(&ev);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(5));
+            late.set();
+        });
+        let set = std::thread::scope(|s| {
+            let h = lab.spawn(s, "Waiter", || ev.wait()).unwrap();
+            crate::lab::join(h).unwrap()
+        });
+        assert!(!set);
+        let found = lab.wait_graph().cycles();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].waits_for("Waiter"), Some("go"));
+        assert!(
+            found[0].threads.len() == 2,
+            "the waiter and the joiner: {found:?}"
+        );
     }
 }

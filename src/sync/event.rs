@@ -3,7 +3,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::lab::Probe;
+use crate::lab::{Bound, Probe};
 
 use super::lock;
 
@@ -54,23 +54,29 @@ impl Event {
         *lock(&self.flag)
     }
 
-    /// Waits until the flag is set.
-    pub fn wait(&self) {
-        let mark = self.probe.waiting();
-        let flag = lock(&self.flag);
-        drop(self.changed.wait_while(flag, |set| !*set));
-        self.probe.waited(mark);
+    /// Waits until the flag is set. Returns whether it is: `false` only when the lab's
+    /// deadlock detector refused the wait because no thread is left to set it.
+    pub fn wait(&self) -> bool {
+        self.wait_bounded(Bound::Forever)
     }
 
     /// Waits until the flag is set or `timeout` passes. Returns whether it is set.
     pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        let mark = self.probe.waiting();
+        self.wait_bounded(Bound::Timeout(timeout))
+    }
+
+    fn wait_bounded(&self, bound: Bound) -> bool {
         let flag = lock(&self.flag);
-        let (flag, _) = self
-            .changed
-            .wait_timeout_while(flag, timeout, |set| !*set)
-            .unwrap_or_else(|e| e.into_inner());
-        self.probe.waited(mark);
+        if *flag {
+            return true;
+        }
+        let (flag, _) = self.probe.wait_for_signal(flag, bound, |flag, slice| {
+            let (flag, r) = self
+                .changed
+                .wait_timeout_while(flag, slice, |set| !*set)
+                .unwrap_or_else(|e| e.into_inner());
+            (flag, r.timed_out())
+        });
         *flag
     }
 }

@@ -9,7 +9,8 @@ use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::lab::Probe;
+use crate::lab::waitgraph::Cycle;
+use crate::lab::{Bound, Probe, Signal};
 
 use super::lock;
 
@@ -22,6 +23,9 @@ pub enum Got<T> {
     Timeout,
     /// The queue is closed and empty.
     Closed,
+    /// The lab's deadlock detector refused the wait: the queue is empty and no thread is
+    /// left to put anything (or close it).
+    Stalled(Box<Cycle>),
 }
 
 /// Misuse the queue reports instead of corrupting its count.
@@ -30,6 +34,10 @@ pub enum QueueError {
     /// `put` after `close`.
     #[error("queue '{0}' is closed")]
     Closed(String),
+    /// `put` on a full queue that no thread is left to take from: refused by the lab's
+    /// deadlock detector.
+    #[error("queue '{0}' is full and nobody is left to take from it")]
+    Stalled(String, Box<Cycle>),
     /// More `task_done` calls than items put.
     #[error("task_done() called too many times on queue '{0}'")]
     TooManyTaskDone(String),
@@ -87,14 +95,19 @@ impl<T> JoinableQueue<T> {
         let mut st = self.state();
         if st.items.len() >= self.maxsize && !st.closed {
             on_full(st.items.len());
-            let mark = self.probe.waiting();
             let began = Instant::now();
-            st = self
-                .not_full
-                .wait_while(st, |s| s.items.len() >= self.maxsize && !s.closed)
-                .unwrap_or_else(|e| e.into_inner());
+            let outcome;
+            (st, outcome) = self.probe.wait_for_signal(st, Bound::Forever, |st, slice| {
+                let (st, r) = self
+                    .not_full
+                    .wait_timeout_while(st, slice, |s| s.items.len() >= self.maxsize && !s.closed)
+                    .unwrap_or_else(|e| e.into_inner());
+                (st, r.timed_out())
+            });
             st.put_blocked += began.elapsed();
-            self.probe.waited(mark);
+            if let Signal::Stalled(stall) = outcome {
+                return Err(QueueError::Stalled(self.probe.name().to_string(), stall));
+            }
         }
         if st.closed {
             return Err(QueueError::Closed(self.probe.name().to_string()));
@@ -106,9 +119,22 @@ impl<T> JoinableQueue<T> {
         Ok(())
     }
 
-    /// Takes the next item, waiting while empty; `None` once closed and drained.
+    /// Takes the next item, waiting while empty: [`Got::Item`], [`Got::Closed`] once closed
+    /// and drained, or [`Got::Stalled`] when nobody is left to put or close.
+    pub fn next(&self) -> Got<T> {
+        self.get_bounded(Bound::Forever)
+    }
+
+    /// [`JoinableQueue::next`], but giving up with [`Got::Timeout`] after `patience`: a safety
+    /// bound, not the design, so the deadlock detector still treats the wait as unbounded.
+    pub fn next_within(&self, patience: Duration) -> Got<T> {
+        self.get_bounded(Bound::Patience(patience))
+    }
+
+    /// Takes the next item, waiting while empty; `None` once closed and drained (or when
+    /// the wait is refused because nobody is left to put: see [`JoinableQueue::next`]).
     pub fn get(&self) -> Option<T> {
-        match self.get_inner(None) {
+        match self.get_bounded(Bound::Forever) {
             Got::Item(item) => Some(item),
             _ => None,
         }
@@ -116,27 +142,23 @@ impl<T> JoinableQueue<T> {
 
     /// Takes the next item, waiting at most `timeout`.
     pub fn get_timeout(&self, timeout: Duration) -> Got<T> {
-        self.get_inner(Some(timeout))
+        self.get_bounded(Bound::Timeout(timeout))
     }
 
-    fn get_inner(&self, timeout: Option<Duration>) -> Got<T> {
+    fn get_bounded(&self, bound: Bound) -> Got<T> {
         let mut st = self.state();
         if st.items.is_empty() && !st.closed {
-            let mark = self.probe.waiting();
-            let empty = |s: &mut State<T>| s.items.is_empty() && !s.closed;
-            st = match timeout {
-                None => self
+            let outcome;
+            (st, outcome) = self.probe.wait_for_signal(st, bound, |st, slice| {
+                let (st, r) = self
                     .not_empty
-                    .wait_while(st, empty)
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(t) => {
-                    self.not_empty
-                        .wait_timeout_while(st, t, empty)
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-            self.probe.waited(mark);
+                    .wait_timeout_while(st, slice, |s| s.items.is_empty() && !s.closed)
+                    .unwrap_or_else(|e| e.into_inner());
+                (st, r.timed_out())
+            });
+            if let Signal::Stalled(stall) = outcome {
+                return Got::Stalled(stall);
+            }
         }
         match st.items.pop_front() {
             Some(item) => {

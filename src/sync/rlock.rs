@@ -84,7 +84,7 @@ impl OwnedLock {
         let mut st = lock(&self.state);
         if self.blocked(&st, me) {
             let mark = self.probe.waiting();
-            let waiting = match self.probe.graph_waiting(asked) {
+            let waiting = match self.probe.graph_waiting(asked, timeout.is_some()) {
                 Ok(w) => w,
                 Err(cycle) => {
                     self.probe.waited(mark);

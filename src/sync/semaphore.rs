@@ -103,7 +103,7 @@ impl Semaphore {
         let mut count = lock(&self.count);
         if *count == 0 {
             let mark = self.probe.waiting();
-            let Ok(waiting) = self.probe.graph_waiting(asked) else {
+            let Ok(waiting) = self.probe.graph_waiting(asked, true) else {
                 self.probe.waited(mark);
                 return None;
             };
