@@ -43,6 +43,18 @@ pub struct GlobalArgs {
     /// release, by the thread that made it.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// After the run, draw what every thread did: a lane per thread (running, sleeping,
+    /// waiting for or holding each primitive), the moments that matter, and the time each
+    /// thread and primitive spent in each state.
+    #[arg(long, global = true)]
+    pub timeline: bool,
+    /// Write the run as a Chrome trace (Trace Event JSON) to FILE, for ui.perfetto.dev or
+    /// chrome://tracing.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub trace: Option<std::path::PathBuf>,
+    /// Write the timeline as an SVG picture to FILE, for slides.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub svg: Option<std::path::PathBuf>,
     /// Abort a demo that runs longer than this many seconds (0 = never). A hang is a bug;
     /// this turns one into a clear error.
     #[arg(long, global = true, default_value_t = 600, value_name = "SECS",

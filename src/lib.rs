@@ -31,6 +31,7 @@ pub mod sync;
 
 use std::ffi::OsString;
 use std::io::Write;
+use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -146,15 +147,30 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
+    // The picture files are opened before the run: a path that cannot be written is an
+    // error now, not after a long demo.
+    let open = |flag: &str, path: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
+        path.as_ref()
+            .map(|p| {
+                std::fs::File::create(p)
+                    .map(std::io::BufWriter::new)
+                    .with_context(|| format!("{flag} {}: cannot write the file", p.display()))
+            })
+            .transpose()
+    };
+    let trace_file = open("--trace", &g.trace)?;
+    let svg_file = open("--svg", &g.svg)?;
+    let pictures = g.timeline || trace_file.is_some() || svg_file.is_some();
     let lab = Lab::new(
         Settings {
             pace: g.pace,
             seed: g.seed.map(u64::from),
             record: true,
+            pictures,
         },
         output.clone(),
     );
-    output.install_logger(lab.start());
+    output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));
     tracing::info!(
         "seed {} (replays durations, not thread order) · pace {}",
         lab.seed(),
@@ -183,6 +199,26 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     lab.finish(&mut report);
     if let Some(signal) = lab::signals::received() {
         report.interrupt(signal);
+    }
+
+    if let Some(timeline) = report.timeline.clone() {
+        write_pictures(&timeline, trace_file, svg_file, &g.trace, &g.svg)?;
+        if g.timeline {
+            let text = lab::timeline::Terminal {
+                color: output.color,
+                width: lab::export::screen_width(),
+            }
+            .render(&timeline);
+            // JSON owns stdout: the picture goes with the narrative, to stderr.
+            if g.json {
+                let _ = std::io::stderr().write_all(text.as_bytes());
+            } else {
+                let mut out = std::io::stdout().lock();
+                out.write_all(b"\n")?;
+                out.write_all(text.as_bytes())?;
+            }
+            report.tables.extend(lab::export::accounting(&report, &timeline));
+        }
     }
 
     let mut out = std::io::stdout().lock();
@@ -222,6 +258,29 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         );
     }
     Ok(lab::signals::exit_code().unwrap_or_else(|| report.exit_code()))
+}
+
+/// Writes the Perfetto trace and the SVG, each to the file opened for it.
+fn write_pictures(
+    timeline: &lab::timeline::Timeline,
+    trace: Option<std::io::BufWriter<std::fs::File>>,
+    svg: Option<std::io::BufWriter<std::fs::File>>,
+    trace_path: &Option<std::path::PathBuf>,
+    svg_path: &Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let shown = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    if let Some(mut f) = trace {
+        serde_json::to_writer(&mut f, &lab::trace::document(timeline))
+            .map_err(std::io::Error::from)
+            .and_then(|()| f.flush())
+            .with_context(|| format!("--trace {}: cannot write the file", shown(trace_path).unwrap_or_default()))?;
+    }
+    if let Some(mut f) = svg {
+        f.write_all(lab::svg::document(timeline).as_bytes())
+            .and_then(|()| f.flush())
+            .with_context(|| format!("--svg {}: cannot write the file", shown(svg_path).unwrap_or_default()))?;
+    }
+    Ok(())
 }
 
 /// Ends the process with a clear error if the demo is still running after `limit`.

@@ -139,6 +139,8 @@ impl Buffer {
         }
         st.items.push_back(item);
         st.high_water = st.high_water.max(st.items.len());
+        self.probe.count("depth", st.items.len());
+        self.probe.signal("put");
         info!("Added Item-{item}. Queue size: {}", st.items.len());
         // Every waiting consumer wakes; all but one will find the item gone.
         self.not_empty.notify_all();
@@ -167,6 +169,8 @@ impl Buffer {
             return Ok(None); // empty: closed, or the `if` bug
         };
         st.taken.push(item);
+        self.probe.count("depth", st.items.len());
+        self.probe.signal("take");
         info!("Consumed Item-{item}. Queue size: {}", st.items.len());
         self.not_full.notify_one();
         Ok(Some(item))
@@ -214,6 +218,7 @@ impl Buffer {
 
     fn close(&self) {
         self.lock().closed = true;
+        self.probe.signal("close");
         self.not_empty.notify_all();
     }
 }

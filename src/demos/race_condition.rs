@@ -437,10 +437,10 @@ fn median_trial(trials: &[Trial]) -> Trial {
 }
 
 /// The shared state every strategy's threads work on.
-#[derive(Default)]
 struct Shared {
     atomic: AtomicU64,
-    mutex: Mutex<u64>,
+    /// Recorded only when pictures are asked for: this is the hot loop.
+    mutex: crate::sync::Mutex<u64>,
 }
 
 /// Runs `args.trials` trials of `strategy` on one set of threads. Each trial starts every
@@ -452,7 +452,10 @@ fn run_trials(
     lab: &Lab,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<Trial>> {
-    let shared = Shared::default();
+    let shared = Shared {
+        atomic: AtomicU64::new(0),
+        mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
+    };
     let gate = Barrier::new(args.threads + 1);
     let narrate = AtomicBool::new(true);
     let story = Story::new(args);
@@ -492,14 +495,14 @@ fn run_trials(
                 break;
             }
             shared.atomic.store(0, Relaxed);
-            *shared.mutex.lock().unwrap_or_else(|e| e.into_inner()) = 0;
+            *shared.mutex.lock() = 0;
             gate.wait(); // go
             gate.wait(); // all done
             if trial == 0 {
                 narrate.store(false, Relaxed);
             }
             finals.push(match strategy {
-                Strategy::Mutex => *shared.mutex.lock().unwrap_or_else(|e| e.into_inner()),
+                Strategy::Mutex => *shared.mutex.lock(),
                 _ => shared.atomic.load(Relaxed),
             });
             progress.inc(1);
@@ -614,6 +617,9 @@ impl Story {
         let wrote = read + 1;
         if found > read {
             let n = found - read;
+            crate::lab::record::mark(|| {
+                format!("lost update: read {read}, found {found} when it wrote {wrote}: {n} lost")
+            });
             if self.every_step || self.losses_shown.fetch_add(1, Relaxed) < LOSSES_SHOWN {
                 if n == 1 {
                     info!(
@@ -666,10 +672,10 @@ fn unsynchronized(
 }
 
 /// The same read, gap and write, under a mutex.
-fn synchronized(counter: &Mutex<u64>, work: Work, window: Window) -> u64 {
+fn synchronized(counter: &crate::sync::Mutex<u64>, work: Work, window: Window) -> u64 {
     work.run(|| {
         // the fix: no other thread can read or write between our read and our write.
-        let mut guard = counter.lock().unwrap_or_else(|e| e.into_inner());
+        let mut guard = counter.lock();
         let value = *guard; // read
         window.pause();
         *guard = value + 1; // write

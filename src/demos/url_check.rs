@@ -116,12 +116,20 @@ impl CheckResult {
 }
 
 /// Checks one entry on the calling thread.
+/// Requests being made right now, over every worker.
+static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 fn check_entry(list: &UrlList, checker: &Checker, entry: &Entry, narrate: bool) -> CheckResult {
     let thread = Some(this_thread());
     match list.target(entry) {
         Ok(url) => {
             let shown = list.shown(entry);
+            // The pictures' counter track of requests in flight (a no-op without them).
+            let now = IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            crate::lab::record::count("requests in flight", now as f64);
             let outcome = checker.check(&url, &shown);
+            let now = IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
+            crate::lab::record::count("requests in flight", now as f64);
             CheckResult::new(list, entry, outcome, thread)
         }
         Err((kind, msg)) => {

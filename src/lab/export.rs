@@ -315,3 +315,71 @@ mod tests {
         assert_eq!(v["metrics"]["mutex.final"], 200_000);
     }
 }
+
+/// The accounting `--timeline` shows under the picture: per thread, the time running,
+/// sleeping, waiting and holding (each wait and hold by primitive, by its legend letter);
+/// per primitive, the waits, the longest and by whom, the most waiting and holding at once,
+/// and a starving thread if there is one.
+pub fn accounting(report: &Report, t: &super::timeline::Timeline) -> Vec<Table> {
+    let ms = |v: f64| super::units::duration(std::time::Duration::from_secs_f64(v / 1000.0));
+    let by_letter = |m: &serde_json::Map<String, serde_json::Value>| -> String {
+        let mut parts: Vec<(f64, String)> = m
+            .iter()
+            .map(|(p, v)| (v.as_f64().unwrap_or(0.0), format!("{} {}", t.letter(p), ms(v.as_f64().unwrap_or(0.0)))))
+            .collect();
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
+        let more = parts.len().saturating_sub(3);
+        match (shown.is_empty(), more) {
+            (true, _) => "-".into(),
+            (false, 0) => shown.join(", "),
+            (false, n) => format!("{} +{n}", shown.join(", ")),
+        }
+    };
+    let mut threads = Table::new(["thread", "alive", "running", "sleeping", "waiting (by primitive)", "holding (by primitive)"])
+        .titled("time per thread (letters as in the timeline's legend)");
+    for th in &report.threads {
+        let alive = th.finished_ms.unwrap_or(report.wall_ms) - th.started_ms;
+        threads.row([
+            th.name.clone(),
+            ms(alive.max(0.0)),
+            ms(th.running_ms),
+            ms(th.sleeping_ms),
+            by_letter(&th.waiting_on),
+            by_letter(&th.holding_on),
+        ]);
+    }
+    let mut prims = Table::new(["", "primitive", "waits", "total wait", "longest wait", "most waiting", "most holding"])
+        .titled("per primitive");
+    for p in &report.primitives {
+        prims.row([
+            t.letter(&p.name).to_string(),
+            super::units::clip(&p.name, 24),
+            p.waits.to_string(),
+            ms(p.total_wait_ms),
+            match &p.longest_waiter {
+                Some(who) => format!("{} ({who})", ms(p.longest_wait_ms)),
+                None => "-".into(),
+            },
+            p.most_waiting.to_string(),
+            p.most_holding.to_string(),
+        ]);
+    }
+    let mut out = vec![threads];
+    if !report.primitives.is_empty() {
+        out.push(prims);
+    }
+    let starving: Vec<String> = report
+        .primitives
+        .iter()
+        .filter_map(|p| p.starving.as_ref().map(|who| format!("{who} on '{}'", p.name)))
+        .collect();
+    if !starving.is_empty() {
+        let mut s = Table::new(["starving: longest wait ≥ 5× the median waiter's"]);
+        for line in starving {
+            s.row([line]);
+        }
+        out.push(s);
+    }
+    out
+}

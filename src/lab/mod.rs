@@ -10,6 +10,9 @@ pub mod python;
 pub mod record;
 pub mod report;
 pub mod signals;
+pub mod svg;
+pub mod timeline;
+pub mod trace;
 pub mod units;
 pub mod waitgraph;
 
@@ -36,6 +39,9 @@ pub struct Settings {
     pub seed: Option<u64>,
     /// Record instrumented primitives' waits and holds.
     pub record: bool,
+    /// Pictures were asked for (`--timeline`, `--trace`, `--svg`): record in detail, the
+    /// narrative and hot loops' primitives included.
+    pub pictures: bool,
 }
 
 impl Default for Settings {
@@ -44,6 +50,7 @@ impl Default for Settings {
             pace: 1.0,
             seed: None,
             record: true,
+            pictures: false,
         }
     }
 }
@@ -66,6 +73,9 @@ impl Lab {
         let wait_graph = Arc::new(waitgraph::WaitGraph::new(start));
         // The thread that builds the lab runs the demo: one of its threads.
         wait_graph.thread_started();
+        let recorder = Arc::new(Recorder::new(start).watched_by(Arc::clone(&wait_graph)));
+        recorder.adopt_current_thread();
+        recorder.set_detail(settings.pictures);
         Self {
             start,
             pace: settings.pace,
@@ -74,7 +84,7 @@ impl Lab {
                 .unwrap_or_else(|| u64::from(rand::random::<u32>())),
             record: settings.record,
             output,
-            recorder: Arc::new(Recorder::new(start).watched_by(Arc::clone(&wait_graph))),
+            recorder,
             wait_graph,
         }
     }
@@ -86,6 +96,7 @@ impl Lab {
                 pace,
                 seed: Some(seed),
                 record: true,
+                pictures: false,
             },
             Output::silent(),
         )
@@ -170,6 +181,34 @@ impl Lab {
         StdRng::seed_from_u64(self.seed ^ h.finish())
     }
 
+    /// Marks a moment worth pointing at in the pictures (a lost update, a barrier phase, a
+    /// timer firing), on the current thread, now. Costs nothing unless pictures were asked
+    /// for.
+    pub fn mark(&self, text: impl Into<String>) {
+        if self.recorder.detail() {
+            self.recorder
+                .moment(record::MomentKind::Mark, None, text.into());
+        }
+    }
+
+    /// Records a new value of a quantity that changes (`in flight`, `counter`): a counter
+    /// track in the pictures. Costs nothing unless pictures were asked for.
+    pub fn count(&self, track: &str, value: f64) {
+        if self.recorder.detail() {
+            self.recorder.sample(track.into(), value);
+        }
+    }
+
+    /// A probe for a primitive a hot loop uses: recording only when pictures were asked
+    /// for (`--timeline`, `--trace`, `--svg`), otherwise one branch per operation.
+    pub fn hot_probe(&self, name: &str) -> Probe {
+        if self.record && self.recorder.detail() {
+            Probe::on(name, Arc::clone(&self.recorder))
+        } else {
+            Probe::off(name)
+        }
+    }
+
     /// A probe for a primitive named `name`, recording into this lab when recording is on.
     pub fn probe(&self, name: &str) -> Probe {
         let probe = if self.record {
@@ -198,11 +237,11 @@ impl Lab {
     {
         let name = name.into();
         let recorder = Arc::clone(&self.recorder);
-        let label = name.clone();
+        let slot = recorder.reserve(&name);
         thread::Builder::new()
             .name(name.clone())
             .spawn_scoped(scope, move || {
-                let _life = recorder.thread_started(&label);
+                let _life = recorder.thread_started_at(slot);
                 f()
             })
             .with_context(|| format!("could not spawn thread {name}"))
@@ -221,11 +260,11 @@ impl Lab {
     {
         let name = name.into();
         let recorder = Arc::clone(&self.recorder);
-        let label = name.clone();
+        let slot = recorder.reserve(&name);
         thread::Builder::new()
             .name(name.clone())
             .spawn(move || {
-                let _life = recorder.thread_started(&label);
+                let _life = recorder.thread_started_at(slot);
                 f()
             })
             .with_context(|| format!("could not spawn thread {name}"))
@@ -236,7 +275,12 @@ impl Lab {
     fn primitive_accounting(&self) -> Vec<report::PrimitiveReport> {
         let spans = self.recorder.spans();
         let mut names: Vec<Arc<str>> = Vec::new();
-        for s in &spans {
+        // Primitives only: not the simulated sleeps, nor the joins (`--timeline` records those
+        // for the main thread's lane).
+        for s in spans
+            .iter()
+            .filter(|s| s.state != State::Sleeping && &*s.primitive != "join")
+        {
             if !names.contains(&s.primitive) {
                 names.push(Arc::clone(&s.primitive));
             }
@@ -248,7 +292,7 @@ impl Lab {
                     spans
                         .iter()
                         .filter(|s| s.primitive == name && s.state == state)
-                        .map(|s| (s.thread.as_str(), s.end.saturating_sub(s.start)))
+                        .map(|s| (&*s.thread, s.end.saturating_sub(s.start)))
                         .collect()
                 };
                 let waits = of(State::Waiting);
@@ -292,19 +336,58 @@ impl Lab {
     pub fn finish(&self, report: &mut Report) {
         report.wall_ms = units::ms(self.elapsed());
         report.deadlocks = self.wait_graph.cycles();
+        if self.recorder.detail() {
+            report.timeline = Some(Arc::new(timeline::Timeline::build(
+                &report.demo,
+                &self.recorder,
+                &report.deadlocks,
+                self.elapsed(),
+            )));
+        }
         report.primitives = self.primitive_accounting();
         report.params.insert("pace".into(), self.pace.into());
         report.params.insert("seed".into(), self.seed.into());
+        let wall = self.elapsed();
+        let spans = self.recorder.spans();
         report.threads = self
             .recorder
             .threads()
             .into_iter()
-            .map(|t| report::ThreadReport {
-                waiting_ms: units::ms(self.recorder.time_in(&t.name, State::Waiting)),
-                holding_ms: units::ms(self.recorder.time_in(&t.name, State::Holding)),
-                started_ms: units::ms(t.started),
-                finished_ms: t.finished.map(units::ms),
-                name: t.name,
+            .map(|t| {
+                // This life's spans (a name may be used again by a later thread).
+                let until = t.finished.unwrap_or(wall);
+                let mine: Vec<&record::Span> = spans
+                    .iter()
+                    .filter(|s| *s.thread == *t.name && s.start >= t.started && s.start <= until)
+                    .collect();
+                let total = |state: State| -> Duration {
+                    mine.iter()
+                        .filter(|s| s.state == state)
+                        .map(|s| s.end.saturating_sub(s.start))
+                        .sum()
+                };
+                let per = |state: State| -> serde_json::Map<String, serde_json::Value> {
+                    let mut m = serde_json::Map::new();
+                    for s in mine.iter().filter(|s| s.state == state) {
+                        let ms = units::ms(s.end.saturating_sub(s.start));
+                        let e = m.entry(s.primitive.to_string()).or_insert(0.0.into());
+                        *e = (e.as_f64().unwrap_or(0.0) + ms).into();
+                    }
+                    m
+                };
+                let (waiting, sleeping) = (total(State::Waiting), total(State::Sleeping));
+                let alive = t.finished.unwrap_or(wall).saturating_sub(t.started);
+                report::ThreadReport {
+                    waiting_ms: units::ms(waiting),
+                    holding_ms: units::ms(total(State::Holding)),
+                    sleeping_ms: units::ms(sleeping),
+                    running_ms: units::ms(alive.saturating_sub(waiting + sleeping)),
+                    waiting_on: per(State::Waiting),
+                    holding_on: per(State::Holding),
+                    started_ms: units::ms(t.started),
+                    finished_ms: t.finished.map(units::ms),
+                    name: t.name,
+                }
             })
             .collect();
     }
@@ -333,6 +416,7 @@ pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     let name = handle.thread().name().unwrap_or("thread").to_string();
     // Seen by the deadlock detector: waiting to join a stuck thread is stuck.
     let _joining = waitgraph::joining(handle.thread().id());
+    let _span = record::ThreadSpan::join();
     handle.join().map_err(|payload| {
         anyhow::Error::new(Panicked {
             thread: name,

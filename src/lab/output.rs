@@ -98,8 +98,11 @@ impl Output {
     }
 
     /// Installs the process-wide logger with the line format above. Call once, from the binary.
-    pub fn install_logger(&self, start: Instant) {
-        if self.narrative == Narrative::Off {
+    ///
+    /// With `capture`, every narrative line (info and above) is also recorded there, as the
+    /// pictures' instants, even when the narrative itself is off (`--quiet`).
+    pub fn install_logger(&self, start: Instant, capture: Option<Arc<super::Recorder>>) {
+        if self.narrative == Narrative::Off && capture.is_none() {
             return;
         }
         let max = if self.verbose {
@@ -119,9 +122,11 @@ impl Output {
             .finish();
         // Only our own crate speaks in the narrative; dependencies' logs stay out of it.
         use tracing_subscriber::layer::SubscriberExt;
-        let subscriber = subscriber.with(tracing_subscriber::filter::filter_fn(|m| {
-            m.target().starts_with("threadlab")
-        }));
+        let subscriber = subscriber
+            .with(tracing_subscriber::filter::filter_fn(|m| {
+                m.target().starts_with("threadlab")
+            }))
+            .with(capture.map(Capture));
         let _ = tracing::subscriber::set_global_default(subscriber);
     }
 
@@ -206,6 +211,30 @@ pub fn thread_name() -> String {
         Some("main") => "MainThread".to_string(),
         Some(name) => name.to_string(),
         None => format!("{:?}", std::thread::current().id()),
+    }
+}
+
+/// Records each narrative line (info and above) in the recorder, for the pictures.
+struct Capture(Arc<super::Recorder>);
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_event(&self, event: &Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() > Level::INFO {
+            return;
+        }
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+                if field.name() == "message" {
+                    use std::fmt::Write as _;
+                    let _ = write!(self.0, "{value:?}");
+                }
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0
+            .moment(super::record::MomentKind::Narrative, None, m.0);
     }
 }
 

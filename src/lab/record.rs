@@ -10,7 +10,7 @@
 //! carry one without paying for it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,13 +24,15 @@ pub enum State {
     Waiting,
     /// Holding the primitive (a lock or a permit).
     Holding,
+    /// Sleeping: simulated work (`Lab::sleep`); the span's primitive is `sleep`.
+    Sleeping,
 }
 
 /// One interval of one thread's life with one primitive.
 #[derive(Debug, Clone)]
 pub struct Span {
     /// The thread's name, as shown in the narrative.
-    pub thread: String,
+    pub thread: Arc<str>,
     /// The primitive's name, as the demo gave it.
     pub primitive: Arc<str>,
     /// Waiting for it, or holding it.
@@ -53,12 +55,58 @@ pub struct ThreadLife {
     pub finished: Option<Duration>,
 }
 
+/// What kind of moment a [`Moment`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MomentKind {
+    /// A moment a demo points at (a lost update, a barrier phase, a timer firing).
+    Mark,
+    /// A narrative line (recorded only when pictures are asked for).
+    Narrative,
+    /// A primitive signalled: a `put`, a `set`, a notify (a cause a waiter may wake from).
+    Signal,
+}
+
+/// An instant in one thread's life worth showing.
+#[derive(Debug, Clone)]
+pub struct Moment {
+    /// The thread it happened on.
+    pub thread: Arc<str>,
+    /// Offset from the demo's start.
+    pub at: Duration,
+    /// Mark, narrative line or signal.
+    pub kind: MomentKind,
+    /// The primitive signalled, for a signal.
+    pub primitive: Option<Arc<str>>,
+    /// What to show.
+    pub text: String,
+}
+
+/// One value of a quantity that changes (permits available, queue depth, a counter).
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// The track's name: `permits: available`.
+    pub track: Arc<str>,
+    /// Offset from the demo's start.
+    pub at: Duration,
+    /// The value from then on.
+    pub value: f64,
+}
+
+/// The most moments (marks, narrative lines, signals) a run keeps: 200 000, some 30 MB.
+pub const MOST_MOMENTS: usize = 200_000;
+
 /// Everything recorded during one demo run. Shared by the lab and every probe.
 #[derive(Debug)]
 pub struct Recorder {
     start: Instant,
     threads: Mutex<Vec<ThreadLife>>,
     spans: Mutex<Vec<Span>>,
+    moments: Mutex<Vec<Moment>>,
+    samples: Mutex<Vec<Sample>>,
+    /// Pictures were asked for: narrative lines and hot primitives are recorded too.
+    detail: AtomicBool,
+    /// Moments not kept, past [`MOST_MOMENTS`].
+    moments_dropped: AtomicUsize,
     /// Every recording probe's live gauges, by primitive name.
     gauges: Mutex<Vec<(Arc<str>, Arc<Gauges>)>>,
     /// The wait-for graph told which threads are the lab's and which have finished.
@@ -72,9 +120,69 @@ impl Recorder {
             start,
             threads: Mutex::new(Vec::new()),
             spans: Mutex::new(Vec::new()),
+            moments: Mutex::new(Vec::new()),
+            samples: Mutex::new(Vec::new()),
+            detail: AtomicBool::new(false),
+            moments_dropped: AtomicUsize::new(0),
             gauges: Mutex::new(Vec::new()),
             graph: None,
         }
+    }
+
+    /// Records in detail (for pictures): narrative lines and the primitives a hot loop uses.
+    pub fn set_detail(&self, on: bool) {
+        self.detail.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether pictures were asked for.
+    pub fn detail(&self) -> bool {
+        self.detail.load(Ordering::Relaxed)
+    }
+
+    /// Makes this recorder the current thread's: its simulated sleeps are recorded here.
+    /// The lab's main thread calls it; threads spawned through the lab get it at start.
+    pub fn adopt_current_thread(self: &Arc<Self>) {
+        CURRENT.with(|c| *c.borrow_mut() = Some(Arc::clone(self)));
+    }
+
+    /// A moment on the current thread, now.
+    pub fn moment(&self, kind: MomentKind, primitive: Option<Arc<str>>, text: String) {
+        let m = Moment {
+            thread: current_name(),
+            at: self.start.elapsed(),
+            kind,
+            primitive,
+            text,
+        };
+        let mut moments = lock(&self.moments);
+        // A bound on memory: a hot loop's marks (race's lost updates) past this are counted,
+        // not kept; the narrative and the signals keep their own share.
+        if moments.len() < MOST_MOMENTS {
+            moments.push(m);
+        } else {
+            self.moments_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Moments not kept (past [`MOST_MOMENTS`]).
+    pub fn moments_dropped(&self) -> usize {
+        self.moments_dropped.load(Ordering::Relaxed)
+    }
+
+    /// Every moment so far, in the order they were recorded.
+    pub fn moments(&self) -> Vec<Moment> {
+        lock(&self.moments).clone()
+    }
+
+    /// A quantity's new value, now.
+    pub fn sample(&self, track: Arc<str>, value: f64) {
+        let at = self.start.elapsed();
+        lock(&self.samples).push(Sample { track, at, value });
+    }
+
+    /// Every sample so far.
+    pub fn samples(&self) -> Vec<Sample> {
+        lock(&self.samples).clone()
     }
 
     /// Also tells `graph` when the threads it records start and finish.
@@ -102,19 +210,34 @@ impl Recorder {
     /// Marks the current thread as started under `name`; the returned guard marks it finished
     /// when dropped, including when the thread unwinds from a panic.
     pub fn thread_started(self: &Arc<Self>, name: &str) -> ThreadGuard {
+        let slot = self.reserve(name);
+        self.thread_started_at(slot)
+    }
+
+    /// Keeps a place for a thread about to be spawned under `name`, so that threads are
+    /// listed in spawn order whichever starts running first. Hand the slot to
+    /// [`Recorder::thread_started_at`] from the new thread.
+    pub fn reserve(&self, name: &str) -> usize {
         super::output::widen_thread_column(name);
-        if let Some(g) = &self.graph {
-            g.thread_started();
-        }
         let mut threads = lock(&self.threads);
         threads.push(ThreadLife {
             name: name.to_string(),
             started: self.start.elapsed(),
             finished: None,
         });
+        threads.len() - 1
+    }
+
+    /// Marks the current thread, reserved as `slot`, as started now.
+    pub fn thread_started_at(self: &Arc<Self>, slot: usize) -> ThreadGuard {
+        if let Some(g) = &self.graph {
+            g.thread_started();
+        }
+        self.adopt_current_thread();
+        lock(&self.threads)[slot].started = self.start.elapsed();
         ThreadGuard {
             recorder: Arc::clone(self),
-            index: threads.len() - 1,
+            index: slot,
         }
     }
 
@@ -132,13 +255,82 @@ impl Recorder {
     pub fn time_in(&self, thread: &str, state: State) -> Duration {
         lock(&self.spans)
             .iter()
-            .filter(|s| s.thread == thread && s.state == state)
+            .filter(|s| &*s.thread == thread && s.state == state)
             .map(|s| s.end.saturating_sub(s.start))
             .sum()
     }
 
     fn push(&self, span: Span) {
         lock(&self.spans).push(span);
+    }
+}
+
+thread_local! {
+    /// The recorder of the lab this thread belongs to, for its simulated sleeps.
+    static CURRENT: std::cell::RefCell<Option<Arc<Recorder>>> =
+        const { std::cell::RefCell::new(None) };
+    /// This thread's narrative name, made once.
+    static NAME: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
+}
+
+/// The current thread's lab recorder, if pictures were asked for.
+fn detailed() -> Option<Arc<Recorder>> {
+    CURRENT.with(|c| c.borrow().clone()).filter(|r| r.detail())
+}
+
+/// Marks a moment worth pointing at, on the current thread, now: for code that has no `Lab`
+/// at hand (a primitive, a demo's helper). `text` is only made when pictures were asked for.
+pub fn mark(text: impl FnOnce() -> String) {
+    if let Some(r) = detailed() {
+        r.moment(MomentKind::Mark, None, text());
+    }
+}
+
+/// A quantity's new value (`requests in flight`), as a counter track in the pictures.
+pub fn count(track: &str, value: f64) {
+    if let Some(r) = detailed() {
+        r.sample(track.into(), value);
+    }
+}
+
+/// The current thread's narrative name, shared (no allocation after the first call).
+fn current_name() -> Arc<str> {
+    NAME.with(|n| Arc::clone(n.get_or_init(|| super::output::thread_name().into())))
+}
+
+/// A sleep or a join in progress on the current thread; recorded as a span when dropped,
+/// if the thread belongs to a lab.
+pub struct ThreadSpan(Option<(Arc<Recorder>, Instant, State, &'static str)>);
+
+impl ThreadSpan {
+    /// A simulated sleep (`Lab::sleep`) starts now.
+    pub fn sleep() -> Self {
+        Self(CURRENT.with(|c| c.borrow().clone()).map(|r| (r, Instant::now(), State::Sleeping, "sleep")))
+    }
+
+    /// A `join` starts now: a wait on the primitive `join`, recorded when pictures were
+    /// asked for (the main thread's lane then shows its waits for its threads).
+    pub fn join() -> Self {
+        Self(
+            CURRENT
+                .with(|c| c.borrow().clone())
+                .filter(|r| r.detail())
+                .map(|r| (r, Instant::now(), State::Waiting, "join")),
+        )
+    }
+}
+
+impl Drop for ThreadSpan {
+    fn drop(&mut self) {
+        if let Some((rec, began, state, primitive)) = self.0.take() {
+            rec.push(Span {
+                thread: current_name(),
+                primitive: primitive.into(),
+                state,
+                start: rec.offset(began),
+                end: rec.start.elapsed(),
+            });
+        }
     }
 }
 
@@ -343,6 +535,28 @@ impl Probe {
         (guard, outcome)
     }
 
+    /// The current thread signalled this primitive (`put`, `set`, a notify): a cause a
+    /// waiter may wake from, for the pictures' arrows.
+    pub fn signal(&self, what: &str) {
+        if let Some((rec, _)) = &self.sink {
+            rec.moment(
+                MomentKind::Signal,
+                Some(Arc::clone(&self.name)),
+                format!("{what} '{}'", self.name),
+            );
+        }
+    }
+
+    /// A quantity of this primitive changed (`available`, `depth`): a counter track named
+    /// `name: what` in the pictures.
+    pub fn count(&self, what: &str, value: usize) {
+        if let Some((rec, _)) = &self.sink
+            && rec.detail()
+        {
+            rec.sample(format!("{}: {what}", self.name).into(), value as f64);
+        }
+    }
+
     /// The primitive's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -411,7 +625,7 @@ impl Probe {
         };
         gauge(gauges).fetch_sub(1, Ordering::Relaxed);
         recorder.push(Span {
-            thread: super::output::thread_name(),
+            thread: current_name(),
             primitive: Arc::clone(&self.name),
             state,
             start: recorder.offset(start),

@@ -34,6 +34,17 @@ pub struct ThreadReport {
     pub waiting_ms: f64,
     /// Time spent holding instrumented primitives, in ms.
     pub holding_ms: f64,
+    /// Time spent in simulated work (`Lab::sleep`), in ms.
+    pub sleeping_ms: f64,
+    /// Time alive and neither waiting nor sleeping, in ms (until the run's end for a thread
+    /// that never finished).
+    pub running_ms: f64,
+    /// Waiting, per primitive, in ms.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub waiting_on: Map<String, Value>,
+    /// Holding, per primitive, in ms.
+    #[serde(skip_serializing_if = "Map::is_empty")]
+    pub holding_on: Map<String, Value>,
 }
 
 /// One instrumented primitive's accounting, from the recorder: who waited how long, who
@@ -117,6 +128,9 @@ pub struct Report {
     pub interrupted: bool,
     /// Plain-language remarks for the summary: what was seen, what to try next.
     pub notes: Vec<String>,
+    /// The pictures' model, when `--timeline`, `--trace` or `--svg` asked for it.
+    #[serde(skip)]
+    pub timeline: Option<std::sync::Arc<super::timeline::Timeline>>,
     /// Every instrumented primitive's accounting (see [`PrimitiveReport`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub primitives: Vec<PrimitiveReport>,
@@ -152,6 +166,7 @@ impl Report {
             interrupted: false,
             notes: Vec::new(),
             deadlocks: Vec::new(),
+            timeline: None,
             primitives: Vec::new(),
             results_streamed: false,
             extra: Map::new(),

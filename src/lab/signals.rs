@@ -117,6 +117,8 @@ pub fn sleep(d: Duration) -> bool {
     if interrupted() {
         return false;
     }
+    // Recorded as simulated work on a lab's thread (the timelines' "sleeping").
+    let _span = super::record::ThreadSpan::sleep();
     let (lock, cvar) = wake();
     let deadline = Instant::now() + d;
     let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());

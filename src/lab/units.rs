@@ -43,6 +43,16 @@ pub fn shortened(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// `text` in at most `max` characters, its end replaced by `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
 /// Milliseconds as a float, the unit of every time in the JSON report.
 pub fn ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e6).round() / 1e3

@@ -41,6 +41,7 @@ impl Event {
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
         *lock(&self.flag) = true;
+        self.probe.signal("set");
         self.changed.notify_all();
     }
 

@@ -6,6 +6,7 @@
 
 pub mod barrier;
 pub mod event;
+pub mod mutex;
 pub mod queue;
 pub mod rate;
 
@@ -15,6 +16,7 @@ pub mod timer;
 
 pub use barrier::{Barrier, BrokenBarrier};
 pub use event::Event;
+pub use mutex::Mutex;
 pub use queue::JoinableQueue;
 pub use rate::RateLimiter;
 
@@ -22,10 +24,10 @@ pub use rlock::{Lock, RLock};
 pub use semaphore::{ReleaseError, Semaphore};
 pub use timer::{Cancel, Repeating, Schedule, Timer};
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::MutexGuard;
 
 /// Locks a primitive's internal mutex. The primitives never panic while holding it, so a
 /// poisoned state is still consistent: recover it rather than spread the panic.
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

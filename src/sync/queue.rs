@@ -115,6 +115,8 @@ impl<T> JoinableQueue<T> {
         st.items.push_back(item);
         st.unfinished += 1;
         st.high_water = st.high_water.max(st.items.len());
+        self.probe.count("depth", st.items.len());
+        self.probe.signal("put");
         self.not_empty.notify_one();
         Ok(())
     }
@@ -162,6 +164,8 @@ impl<T> JoinableQueue<T> {
         }
         match st.items.pop_front() {
             Some(item) => {
+                self.probe.count("depth", st.items.len());
+                self.probe.signal("get");
                 self.not_full.notify_one();
                 Got::Item(item)
             }
@@ -197,6 +201,7 @@ impl<T> JoinableQueue<T> {
     /// Closes the queue: no more puts; getters drain what is left, then get `None`.
     pub fn close(&self) {
         self.state().closed = true;
+        self.probe.signal("close");
         self.not_empty.notify_all();
         self.not_full.notify_all();
     }

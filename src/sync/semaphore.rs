@@ -92,6 +92,7 @@ impl Semaphore {
         }
         *count -= 1;
         self.probe.graph_holding();
+        self.probe.count("available", *count);
         *count
     }
 
@@ -120,6 +121,7 @@ impl Semaphore {
         }
         *count -= 1;
         self.probe.graph_holding();
+        self.probe.count("available", *count);
         Some(*count)
     }
 
@@ -138,6 +140,8 @@ impl Semaphore {
         }
         *count += 1;
         self.probe.graph_released();
+        self.probe.count("available", *count);
+        self.probe.signal("release");
         self.freed.notify_one();
         Ok(*count)
     }

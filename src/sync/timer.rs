@@ -108,6 +108,7 @@ impl Timer {
         let theirs = Arc::clone(&shared);
         let thread = lab.spawn_detached(name, move || {
             if theirs.wait_until(deadline) && theirs.fire() {
+                crate::lab::record::mark(|| "fired".to_string());
                 action();
             }
         })?;
@@ -167,6 +168,7 @@ impl Repeating {
             let mut next = start + interval;
             let mut k = 1;
             while theirs.wait_until(next) {
+                crate::lab::record::mark(|| format!("tick {k}"));
                 tick(k);
                 match schedule {
                     // the bug: the next wait starts when the work ends.

@@ -1,0 +1,673 @@
+//! What the threads did, as one picture: the [`Timeline`] built from the recorder after a
+//! run, and its terminal drawing (`--timeline`). The Perfetto trace (`super::trace`) and the
+//! SVG (`super::svg`) draw the same model.
+//!
+//! A lane per thread, in spawn order, MainThread first; each lane is a list of spans
+//! (waiting for or holding a primitive, sleeping) inside the thread's life. Causes are
+//! joined to their effects as [`Flow`]s: a release to the acquire it enabled (the waiter's
+//! wait ends as it starts holding), a `put` or `set` to the wait it ended. The marks are the
+//! moments worth pointing at: what a demo marked (a lost update, a barrier phase, a timer
+//! firing), every deadlock the detector found, and each primitive's first hand-over.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::record::{Moment, MomentKind, Recorder, Sample, Span, State};
+use super::units;
+use super::waitgraph::{Cycle, Kind};
+
+/// One thread's lane.
+#[derive(Debug, Clone)]
+pub struct Lane {
+    /// The thread's name (threads that share a name share a lane: their lives do not
+    /// overlap in any demo).
+    pub name: Arc<str>,
+    /// When it was alive: (start, end); a thread still running at the end ends there.
+    pub lives: Vec<(Duration, Duration)>,
+    /// Its waits, holds and sleeps, by start.
+    pub spans: Vec<Span>,
+}
+
+/// What caused a wait to end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowKind {
+    /// A release, and the acquire it enabled.
+    Handover,
+    /// A `put`, `set` or notify, and the wait it ended.
+    Signal,
+}
+
+/// An arrow from a cause on one thread to its effect on another.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Hand-over or signal.
+    pub kind: FlowKind,
+    /// The primitive.
+    pub primitive: Arc<str>,
+    /// The thread that released or signalled, and when.
+    pub from: (Arc<str>, Duration),
+    /// The thread whose wait it ended, and when.
+    pub to: (Arc<str>, Duration),
+}
+
+/// A moment worth pointing at.
+#[derive(Debug, Clone)]
+pub struct MarkAt {
+    /// When.
+    pub at: Duration,
+    /// On which thread.
+    pub thread: Arc<str>,
+    /// What happened.
+    pub text: String,
+}
+
+/// Everything the pictures draw.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The demo's name.
+    pub demo: String,
+    /// How long the run took.
+    pub wall: Duration,
+    /// MainThread first, then the lab's threads in spawn order.
+    pub lanes: Vec<Lane>,
+    /// Every primitive waited for or held, in the order first used: the legend.
+    pub primitives: Vec<Arc<str>>,
+    /// The moments worth pointing at, by time.
+    pub marks: Vec<MarkAt>,
+    /// The narrative lines, as recorded.
+    pub narrative: Vec<Moment>,
+    /// Quantities that change (permits available, queue depth).
+    pub samples: Vec<Sample>,
+    /// Causes and their effects.
+    pub flows: Vec<Flow>,
+    /// The deadlocks found.
+    pub deadlocks: Vec<Cycle>,
+    /// Moments past the recorder's bound, not kept (so not drawn).
+    pub moments_dropped: usize,
+}
+
+/// How close (in time) a wait's end and a hold's start must be to be one acquire.
+const SAME_MOMENT: Duration = Duration::from_millis(2);
+
+impl Timeline {
+    /// The picture of a run recorded by `rec`, which lasted `wall`.
+    pub fn build(demo: &str, rec: &Recorder, deadlocks: &[Cycle], wall: Duration) -> Self {
+        let main: Arc<str> = "MainThread".into();
+        let mut lanes = vec![Lane {
+            name: Arc::clone(&main),
+            lives: vec![(Duration::ZERO, wall)],
+            spans: Vec::new(),
+        }];
+        for t in rec.threads() {
+            let life = (t.started, t.finished.unwrap_or(wall).max(t.started));
+            match lanes.iter_mut().find(|l| *l.name == *t.name) {
+                Some(l) => l.lives.push(life),
+                None => lanes.push(Lane {
+                    name: t.name.as_str().into(),
+                    lives: vec![life],
+                    spans: Vec::new(),
+                }),
+            }
+        }
+        let mut spans = rec.spans();
+        spans.sort_by_key(|s| (s.start, s.end));
+        let mut primitives: Vec<Arc<str>> = Vec::new();
+        for s in &spans {
+            if s.state != State::Sleeping && !primitives.contains(&s.primitive) {
+                primitives.push(Arc::clone(&s.primitive));
+            }
+            let i = match lanes.iter().position(|l| l.name == s.thread) {
+                Some(i) => i,
+                None => {
+                    // A thread the lab did not spawn (a pool's helper): alive while it acted.
+                    lanes.push(Lane {
+                        name: Arc::clone(&s.thread),
+                        lives: vec![(s.start, s.end)],
+                        spans: Vec::new(),
+                    });
+                    lanes.len() - 1
+                }
+            };
+            let lane = &mut lanes[i];
+            if let Some(life) = lane.lives.iter_mut().find(|(a, b)| s.start >= *a && s.start <= *b) {
+                life.1 = life.1.max(s.end);
+            } else if lane.lives.len() == 1 && &*lane.name != "MainThread" {
+                let life = &mut lane.lives[0];
+                *life = (life.0.min(s.start), life.1.max(s.end));
+            }
+            lane.spans.push(s.clone());
+        }
+        let moments = rec.moments();
+        let flows = flows(&spans, &moments);
+        let mut marks: Vec<MarkAt> = moments
+            .iter()
+            .filter(|m| m.kind == MomentKind::Mark)
+            .map(|m| MarkAt {
+                at: m.at,
+                thread: Arc::clone(&m.thread),
+                text: m.text.clone(),
+            })
+            .collect();
+        for c in deadlocks {
+            let text = match c.kind {
+                Kind::Cycle => format!("deadlock: {}", c.drawing()),
+                Kind::Stall => format!("stall: {}", c.drawing()),
+            };
+            marks.push(MarkAt {
+                at: Duration::from_secs_f64(c.at_ms / 1000.0),
+                thread: c.threads.first().map_or_else(|| "?".into(), |t| t.as_str().into()),
+                text,
+            });
+        }
+        // Each primitive's first hand-over: a release, and the acquire it enabled.
+        let mut seen: Vec<&str> = Vec::new();
+        for f in flows.iter().filter(|f| f.kind == FlowKind::Handover) {
+            if !seen.contains(&&*f.primitive) {
+                seen.push(&f.primitive);
+                marks.push(MarkAt {
+                    at: f.to.1,
+                    thread: Arc::clone(&f.to.0),
+                    text: format!(
+                        "'{}': {} released, {} acquired",
+                        f.primitive, f.from.0, f.to.0
+                    ),
+                });
+            }
+        }
+        marks.sort_by_key(|m| m.at);
+        let mut samples = rec.samples();
+        samples.sort_by_key(|s| s.at);
+        Self {
+            demo: demo.to_string(),
+            wall,
+            lanes,
+            primitives,
+            marks,
+            narrative: moments
+                .into_iter()
+                .filter(|m| m.kind == MomentKind::Narrative)
+                .collect(),
+            samples,
+            flows,
+            deadlocks: deadlocks.to_vec(),
+            moments_dropped: rec.moments_dropped(),
+        }
+    }
+
+    /// The letter of primitive `name` in the legend: a, b, c … (then `?`).
+    pub fn letter(&self, name: &str) -> char {
+        match self.primitives.iter().position(|p| &**p == name) {
+            Some(i) if i < 26 => (b'a' + i as u8) as char,
+            _ => '?',
+        }
+    }
+
+    /// The most lanes holding `primitive` at once (by the spans, exactly).
+    pub fn most_holding(&self, primitive: &str) -> usize {
+        let mut edges: Vec<(Duration, i32)> = Vec::new();
+        for l in &self.lanes {
+            for s in l.spans.iter().filter(|s| s.state == State::Holding && &*s.primitive == primitive) {
+                edges.push((s.start, 1));
+                edges.push((s.end, -1));
+            }
+        }
+        // Ends before starts at the same instant: a hand-over is not an overlap.
+        edges.sort();
+        let (mut now, mut most) = (0i32, 0i32);
+        for (_, d) in edges {
+            now += d;
+            most = most.max(now);
+        }
+        most.max(0) as usize
+    }
+}
+
+/// Joins each wait's end to its cause: for a wait that ends as the same thread starts
+/// holding the primitive, the latest release of it by another thread; otherwise the latest
+/// signal of it by another thread.
+fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
+    let mut releases: HashMap<&str, Vec<(Duration, &Arc<str>)>> = HashMap::new();
+    let mut holds: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
+    for s in spans.iter().filter(|s| s.state == State::Holding) {
+        releases.entry(&s.primitive).or_default().push((s.end, &s.thread));
+        holds.entry((&s.primitive, &s.thread)).or_default().push(s.start);
+    }
+    for v in releases.values_mut() {
+        v.sort_by_key(|(t, _)| *t);
+    }
+    let mut signals: HashMap<&str, Vec<(Duration, &Arc<str>)>> = HashMap::new();
+    for m in moments.iter().filter(|m| m.kind == MomentKind::Signal) {
+        if let Some(p) = &m.primitive {
+            signals.entry(p).or_default().push((m.at, &m.thread));
+        }
+    }
+    for v in signals.values_mut() {
+        v.sort_by_key(|(t, _)| *t);
+    }
+    // The latest event in `list` by another thread than `me`, at or before `t`.
+    let latest = |list: Option<&Vec<(Duration, &Arc<str>)>>, t: Duration, me: &str| {
+        let list = list?;
+        let upto = list.partition_point(|(at, _)| *at <= t + SAME_MOMENT);
+        list[..upto]
+            .iter()
+            .rev()
+            .find(|(_, who)| &***who != me)
+            .map(|(at, who)| (Arc::clone(who), *at))
+    };
+    let mut out = Vec::new();
+    for w in spans.iter().filter(|s| s.state == State::Waiting) {
+        let acquired = holds
+            .get(&(&*w.primitive, &*w.thread))
+            .is_some_and(|starts| {
+                let i = starts.partition_point(|s| *s + SAME_MOMENT < w.end);
+                starts.get(i).is_some_and(|s| *s <= w.end + SAME_MOMENT)
+            });
+        let cause = if acquired {
+            latest(releases.get(&*w.primitive), w.end, &w.thread).map(|c| (FlowKind::Handover, c))
+        } else {
+            latest(signals.get(&*w.primitive), w.end, &w.thread).map(|c| (FlowKind::Signal, c))
+        };
+        if let Some((kind, (who, at))) = cause
+            && at >= w.start.saturating_sub(SAME_MOMENT)
+        {
+            out.push(Flow {
+                kind,
+                primitive: Arc::clone(&w.primitive),
+                from: (who, at.min(w.end)),
+                to: (Arc::clone(&w.thread), w.end),
+            });
+        }
+    }
+    out
+}
+
+/// What one cell of a lane shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// Not alive.
+    Gone,
+    /// Running (alive, not waiting, not sleeping).
+    Running,
+    /// In simulated work.
+    Sleeping,
+    /// Waiting for primitive i.
+    Waiting(usize),
+    /// Holding primitive i.
+    Holding(usize),
+}
+
+/// Lane `lane` cut into `cols` cells over `wall`: each cell shows what took most of it, a
+/// wait or a hold winning when it took a quarter of the cell or more (so short waits in a
+/// long run still show).
+pub fn cells(t: &Timeline, lane: &Lane, cols: usize) -> Vec<Cell> {
+    let n = t.primitives.len();
+    let dt = t.wall.as_secs_f64().max(1e-9) / cols as f64;
+    // Per cell: waiting per primitive, holding per primitive, sleeping, alive (seconds).
+    let mut acc = vec![vec![0.0f64; 2 * n + 2]; cols];
+    let mut add = |a: Duration, b: Duration, slot: usize| {
+        let (a, b) = (a.as_secs_f64(), b.as_secs_f64());
+        if b <= a {
+            // An instant: a sliver, so a wait that took no time still shows where it was.
+            let c = ((a / dt) as usize).min(cols - 1);
+            acc[c][slot] += dt * 0.01;
+            return;
+        }
+        let first = ((a / dt) as usize).min(cols - 1);
+        let last = ((b / dt) as usize).min(cols - 1);
+        for (c, cell) in acc.iter_mut().enumerate().take(last + 1).skip(first) {
+            let lo = a.max(c as f64 * dt);
+            let hi = b.min((c + 1) as f64 * dt);
+            if hi > lo {
+                cell[slot] += hi - lo;
+            }
+        }
+    };
+    for (a, b) in &lane.lives {
+        add(*a, *b, 2 * n + 1);
+    }
+    for s in &lane.spans {
+        let slot = match s.state {
+            State::Sleeping => 2 * n,
+            State::Waiting | State::Holding => {
+                let Some(p) = t.primitives.iter().position(|p| *p == s.primitive) else {
+                    continue;
+                };
+                if s.state == State::Waiting { p } else { n + p }
+            }
+        };
+        add(s.start, s.end, slot);
+    }
+    acc.iter()
+        .map(|c| {
+            let alive = c[2 * n + 1];
+            if alive < dt * 0.25 {
+                return Cell::Gone;
+            }
+            let best = |range: std::ops::Range<usize>| {
+                range
+                    .map(|i| (i, c[i]))
+                    .max_by(|x, y| x.1.total_cmp(&y.1))
+                    .filter(|(_, v)| *v >= dt * 0.25)
+            };
+            if let Some((i, _)) = best(0..n) {
+                Cell::Waiting(i)
+            } else if let Some((i, _)) = best(n..2 * n) {
+                Cell::Holding(i - n)
+            } else if c[2 * n] >= alive * 0.5 {
+                Cell::Sleeping
+            } else {
+                Cell::Running
+            }
+        })
+        .collect()
+}
+
+/// A tick spacing for an axis of `wall` over `cols` columns: 1, 2 or 5 × 10ⁿ seconds, at
+/// least 12 columns apart.
+pub fn tick_step(wall: Duration, cols: usize) -> f64 {
+    let per_col = wall.as_secs_f64().max(1e-6) / cols.max(1) as f64;
+    let want = per_col * 12.0;
+    let mut step = 10f64.powf(want.log10().floor());
+    for m in [1.0, 2.0, 5.0, 10.0] {
+        if step * m >= want {
+            step *= m;
+            break;
+        }
+    }
+    step
+}
+
+/// A tick's label: `0`, `250 ms`, `1.5 s`.
+pub fn tick_label(secs: f64) -> String {
+    if secs == 0.0 {
+        "0".into()
+    } else if secs < 1.0 {
+        format!("{} ms", (secs * 1000.0).round())
+    } else {
+        let s = format!("{secs:.2}");
+        format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+/// The terminal timeline: lanes, axis, marks, legend; `width` columns; colour or glyphs.
+pub struct Terminal {
+    /// ANSI colours (else distinct glyphs only: it reads in black and white too).
+    pub color: bool,
+    /// Columns to fit.
+    pub width: usize,
+}
+
+/// How many marks the terminal lists (the trace has them all).
+const MARKS_SHOWN: usize = 9;
+
+impl Terminal {
+    /// The drawing, as text.
+    pub fn render(&self, t: &Timeline) -> String {
+        let label_w = t
+            .lanes
+            .iter()
+            .map(|l| l.name.chars().count())
+            .max()
+            .unwrap_or(10)
+            .clamp(6, 15);
+        let cols = self.width.saturating_sub(label_w + 4).max(10);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            " timeline of {}: {}, one column = {}",
+            t.demo,
+            units::duration(t.wall),
+            units::duration(t.wall / cols as u32)
+        );
+        let style = |cell: Cell| -> String {
+            let (glyph, code) = match cell {
+                Cell::Gone => (" ".to_string(), ""),
+                Cell::Running => ("━".to_string(), "\x1b[36m"),
+                Cell::Sleeping => ("·".to_string(), "\x1b[2m"),
+                Cell::Waiting(i) => (letter(i).to_string(), "\x1b[97;41m"),
+                Cell::Holding(i) => (letter(i).to_ascii_uppercase().to_string(), "\x1b[30;42m"),
+            };
+            if self.color && !code.is_empty() {
+                format!("{code}{glyph}\x1b[0m")
+            } else {
+                glyph
+            }
+        };
+        for lane in &t.lanes {
+            let name = units::clip(&lane.name, label_w);
+            let _ = write!(out, " {name:>label_w$} │");
+            for c in cells(t, lane, cols) {
+                out.push_str(&style(c));
+            }
+            out.push_str("│\n");
+        }
+        // The axis: ticks, then their labels, none running past the end.
+        let step = tick_step(t.wall, cols);
+        let wall = t.wall.as_secs_f64().max(1e-9);
+        let mut axis: Vec<char> = vec!['─'; cols];
+        let mut labels: Vec<char> = vec![' '; cols + 8];
+        let mut k = 0.0;
+        while k * step <= wall + 1e-12 {
+            let col = ((k * step / wall) * cols as f64).round() as usize;
+            if col < cols {
+                axis[col] = '┬';
+                let text = tick_label(k * step);
+                let start = col.min(cols.saturating_sub(text.chars().count()));
+                if labels[start..].iter().take(text.chars().count() + 1).all(|c| *c == ' ') {
+                    for (i, ch) in text.chars().enumerate() {
+                        labels[start + i] = ch;
+                    }
+                }
+            }
+            k += 1.0;
+        }
+        let pad = " ".repeat(label_w + 1);
+        let _ = writeln!(out, "{pad} └{}┘", axis.iter().collect::<String>());
+        let _ = writeln!(
+            out,
+            "{pad}  {}",
+            labels.iter().collect::<String>().trim_end()
+        );
+        // Marks: a number where each happened, then the list.
+        if !t.marks.is_empty() {
+            let mut row: Vec<char> = vec![' '; cols];
+            for (i, m) in t.marks.iter().take(MARKS_SHOWN).enumerate() {
+                let mut col = ((m.at.as_secs_f64() / wall) * cols as f64) as usize;
+                col = col.min(cols - 1);
+                while col < cols - 1 && row[col] != ' ' {
+                    col += 1;
+                }
+                row[col] = char::from_digit(i as u32 + 1, 10).unwrap_or('+');
+            }
+            let _ = writeln!(out, " {:>label_w$}  {}", "marks", row.iter().collect::<String>().trim_end());
+            for (i, m) in t.marks.iter().take(MARKS_SHOWN).enumerate() {
+                let line = format!("{} {} {}: {}", i + 1, at_label(m.at, t.wall), m.thread, m.text);
+                let _ = writeln!(out, "   {}", units::clip(&line, self.width.saturating_sub(4)));
+            }
+            if t.marks.len() > MARKS_SHOWN {
+                let _ = writeln!(
+                    out,
+                    "   … {} more marks (all of them are in --trace)",
+                    t.marks.len() - MARKS_SHOWN
+                );
+            }
+        }
+        if t.moments_dropped > 0 {
+            let _ = writeln!(
+                out,
+                "   ({} more moments past the recorder's bound of {} were not kept)",
+                t.moments_dropped,
+                super::record::MOST_MOMENTS
+            );
+        }
+        // The legend.
+        let mut legend = vec![
+            format!("{} running", style(Cell::Running)),
+            format!("{} sleeping (simulated work)", style(Cell::Sleeping)),
+            "lower case: waiting for · UPPER CASE: holding".to_string(),
+        ];
+        for (i, p) in t.primitives.iter().enumerate().take(26) {
+            legend.push(format!(
+                "{}{} '{}'",
+                style(Cell::Waiting(i)),
+                style(Cell::Holding(i)),
+                p
+            ));
+        }
+        if t.primitives.len() > 26 {
+            legend.push(format!("? {} more primitives", t.primitives.len() - 26));
+        }
+        let mut line = String::from(" ");
+        for item in legend {
+            let visible = console::measure_text_width(&line) + console::measure_text_width(&item) + 3;
+            if visible > self.width && line.trim().len() > 1 {
+                let _ = writeln!(out, "{}", line.trim_end());
+                line = String::from(" ");
+            }
+            line.push_str(&item);
+            line.push_str("   ");
+        }
+        if !line.trim().is_empty() {
+            let _ = writeln!(out, "{}", line.trim_end());
+        }
+        out
+    }
+}
+
+/// When a mark happened, to the precision the run's length calls for: `+51.3 ms`, `+12.35 s`.
+pub fn at_label(at: Duration, wall: Duration) -> String {
+    if wall < Duration::from_secs(10) {
+        format!("+{:.1} ms", at.as_secs_f64() * 1000.0)
+    } else {
+        format!("+{:.2} s", at.as_secs_f64())
+    }
+}
+
+/// The legend letter of primitive `i`.
+fn letter(i: usize) -> char {
+    if i < 26 { (b'a' + i as u8) as char } else { '?' }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn span(thread: &str, p: &str, state: State, a: u64, b: u64) -> Span {
+        Span {
+            thread: thread.into(),
+            primitive: p.into(),
+            state,
+            start: ms(a),
+            end: ms(b),
+        }
+    }
+
+    fn timeline(spans: Vec<Span>) -> Timeline {
+        let mut t = Timeline::build("t", &Recorder::new(Instant::now()), &[], ms(1000));
+        for s in spans {
+            if s.state != State::Sleeping && !t.primitives.contains(&s.primitive) {
+                t.primitives.push(Arc::clone(&s.primitive));
+            }
+            match t.lanes.iter_mut().find(|l| l.name == s.thread) {
+                Some(l) => l.spans.push(s),
+                None => t.lanes.push(Lane {
+                    name: Arc::clone(&s.thread),
+                    lives: vec![(ms(0), ms(1000))],
+                    spans: vec![s],
+                }),
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn cells_show_waiting_over_holding_and_sleeping_over_running() {
+        let t = timeline(vec![
+            span("A", "lock", State::Holding, 0, 500),
+            span("A", "sleep", State::Sleeping, 100, 400),
+            span("B", "lock", State::Waiting, 0, 500),
+            span("B", "lock", State::Holding, 500, 700),
+            span("B", "sleep", State::Sleeping, 800, 1000),
+        ]);
+        let a = cells(&t, &t.lanes[1], 10);
+        assert_eq!(a[0], Cell::Holding(0));
+        assert_eq!(a[2], Cell::Holding(0), "holding while it sleeps shows the hold");
+        assert_eq!(a[7], Cell::Running);
+        let b = cells(&t, &t.lanes[2], 10);
+        assert_eq!(b[0], Cell::Waiting(0));
+        assert_eq!(b[5], Cell::Holding(0));
+        assert_eq!(b[9], Cell::Sleeping);
+    }
+
+    #[test]
+    fn a_release_is_joined_to_the_acquire_it_enabled() {
+        let spans = vec![
+            span("A", "lock", State::Holding, 0, 500),
+            span("B", "lock", State::Waiting, 100, 500),
+            span("B", "lock", State::Holding, 500, 600),
+        ];
+        let f = flows(&spans, &[]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, FlowKind::Handover);
+        assert_eq!((&*f[0].from.0, f[0].from.1), ("A", ms(500)));
+        assert_eq!((&*f[0].to.0, f[0].to.1), ("B", ms(500)));
+    }
+
+    #[test]
+    fn a_wait_is_joined_to_the_signal_that_ended_it() {
+        let spans = vec![span("C", "queue", State::Waiting, 100, 300)];
+        let put = |at: u64, who: &str| Moment {
+            thread: who.into(),
+            at: ms(at),
+            kind: MomentKind::Signal,
+            primitive: Some("queue".into()),
+            text: "put".into(),
+        };
+        let f = flows(&spans, &[put(50, "P"), put(300, "P"), put(900, "P")]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].kind, FlowKind::Signal);
+        assert_eq!(f[0].from.1, ms(300), "the put that ended it, not an earlier one");
+    }
+
+    #[test]
+    fn most_holding_counts_overlaps_not_hand_overs() {
+        let t = timeline(vec![
+            span("A", "p", State::Holding, 0, 500),
+            span("B", "p", State::Holding, 100, 600),
+            span("C", "p", State::Holding, 500, 700),
+        ]);
+        assert_eq!(t.most_holding("p"), 2);
+    }
+
+    #[test]
+    fn the_axis_ticks_are_round_and_spaced() {
+        assert_eq!(tick_step(Duration::from_secs(2), 80), 0.5);
+        assert_eq!(tick_step(Duration::from_secs(60), 80), 10.0);
+        assert_eq!(tick_label(0.25), "250 ms");
+        assert_eq!(tick_label(1.5), "1.5 s");
+    }
+
+    #[test]
+    fn the_drawing_fits_its_width_and_reads_without_colour() {
+        let t = timeline(vec![
+            span("Worker-1", "permits", State::Holding, 0, 500),
+            span("Worker-2", "permits", State::Waiting, 0, 500),
+        ]);
+        let text = Terminal {
+            color: false,
+            width: 100,
+        }
+        .render(&t);
+        assert!(text.lines().all(|l| l.chars().count() <= 100), "{text}");
+        let lane = text.lines().find(|l| l.contains("Worker-2 │")).unwrap();
+        assert!(lane.contains('a') && !lane.contains('\x1b'), "{text}");
+        assert!(text.contains("aA 'permits'"), "{text}");
+    }
+}
