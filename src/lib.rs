@@ -29,9 +29,9 @@ pub mod pool;
 pub mod serve;
 pub mod sync;
 
+use anyhow::Context;
 use std::ffi::OsString;
 use std::io::Write;
-use anyhow::Context;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -217,7 +217,9 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
                 out.write_all(b"\n")?;
                 out.write_all(text.as_bytes())?;
             }
-            report.tables.extend(lab::export::accounting(&report, &timeline));
+            report
+                .tables
+                .extend(lab::timeline::accounting(&report, &timeline));
         }
     }
 
@@ -273,12 +275,22 @@ fn write_pictures(
         serde_json::to_writer(&mut f, &lab::trace::document(timeline))
             .map_err(std::io::Error::from)
             .and_then(|()| f.flush())
-            .with_context(|| format!("--trace {}: cannot write the file", shown(trace_path).unwrap_or_default()))?;
+            .with_context(|| {
+                format!(
+                    "--trace {}: cannot write the file",
+                    shown(trace_path).unwrap_or_default()
+                )
+            })?;
     }
     if let Some(mut f) = svg {
         f.write_all(lab::svg::document(timeline).as_bytes())
             .and_then(|()| f.flush())
-            .with_context(|| format!("--svg {}: cannot write the file", shown(svg_path).unwrap_or_default()))?;
+            .with_context(|| {
+                format!(
+                    "--svg {}: cannot write the file",
+                    shown(svg_path).unwrap_or_default()
+                )
+            })?;
     }
     Ok(())
 }

@@ -305,7 +305,11 @@ pub struct ThreadSpan(Option<(Arc<Recorder>, Instant, State, &'static str)>);
 impl ThreadSpan {
     /// A simulated sleep (`Lab::sleep`) starts now.
     pub fn sleep() -> Self {
-        Self(CURRENT.with(|c| c.borrow().clone()).map(|r| (r, Instant::now(), State::Sleeping, "sleep")))
+        Self(
+            CURRENT
+                .with(|c| c.borrow().clone())
+                .map(|r| (r, Instant::now(), State::Sleeping, "sleep")),
+        )
     }
 
     /// A `join` starts now: a wait on the primitive `join`, recorded when pictures were

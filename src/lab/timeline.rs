@@ -131,13 +131,22 @@ impl Timeline {
                 }
             };
             let lane = &mut lanes[i];
-            if let Some(life) = lane.lives.iter_mut().find(|(a, b)| s.start >= *a && s.start <= *b) {
+            if let Some(life) = lane
+                .lives
+                .iter_mut()
+                .find(|(a, b)| s.start >= *a && s.start <= *b)
+            {
                 life.1 = life.1.max(s.end);
             } else if lane.lives.len() == 1 && &*lane.name != "MainThread" {
                 let life = &mut lane.lives[0];
                 *life = (life.0.min(s.start), life.1.max(s.end));
             }
             lane.spans.push(s.clone());
+        }
+        // The joins are not a primitive of the lesson: last in the legend.
+        if let Some(i) = primitives.iter().position(|p| &**p == "join") {
+            let join = primitives.remove(i);
+            primitives.push(join);
         }
         let moments = rec.moments();
         let flows = flows(&spans, &moments);
@@ -157,7 +166,10 @@ impl Timeline {
             };
             marks.push(MarkAt {
                 at: Duration::from_secs_f64(c.at_ms / 1000.0),
-                thread: c.threads.first().map_or_else(|| "?".into(), |t| t.as_str().into()),
+                thread: c
+                    .threads
+                    .first()
+                    .map_or_else(|| "?".into(), |t| t.as_str().into()),
                 text,
             });
         }
@@ -208,7 +220,11 @@ impl Timeline {
     pub fn most_holding(&self, primitive: &str) -> usize {
         let mut edges: Vec<(Duration, i32)> = Vec::new();
         for l in &self.lanes {
-            for s in l.spans.iter().filter(|s| s.state == State::Holding && &*s.primitive == primitive) {
+            for s in l
+                .spans
+                .iter()
+                .filter(|s| s.state == State::Holding && &*s.primitive == primitive)
+            {
                 edges.push((s.start, 1));
                 edges.push((s.end, -1));
             }
@@ -231,8 +247,14 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
     let mut releases: HashMap<&str, Vec<(Duration, &Arc<str>)>> = HashMap::new();
     let mut holds: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
     for s in spans.iter().filter(|s| s.state == State::Holding) {
-        releases.entry(&s.primitive).or_default().push((s.end, &s.thread));
-        holds.entry((&s.primitive, &s.thread)).or_default().push(s.start);
+        releases
+            .entry(&s.primitive)
+            .or_default()
+            .push((s.end, &s.thread));
+        holds
+            .entry((&s.primitive, &s.thread))
+            .or_default()
+            .push(s.start);
     }
     for v in releases.values_mut() {
         v.sort_by_key(|(t, _)| *t);
@@ -455,7 +477,11 @@ impl Terminal {
                 axis[col] = '┬';
                 let text = tick_label(k * step);
                 let start = col.min(cols.saturating_sub(text.chars().count()));
-                if labels[start..].iter().take(text.chars().count() + 1).all(|c| *c == ' ') {
+                if labels[start..]
+                    .iter()
+                    .take(text.chars().count() + 1)
+                    .all(|c| *c == ' ')
+                {
                     for (i, ch) in text.chars().enumerate() {
                         labels[start + i] = ch;
                     }
@@ -481,10 +507,25 @@ impl Terminal {
                 }
                 row[col] = char::from_digit(i as u32 + 1, 10).unwrap_or('+');
             }
-            let _ = writeln!(out, " {:>label_w$}  {}", "marks", row.iter().collect::<String>().trim_end());
+            let _ = writeln!(
+                out,
+                " {:>label_w$}  {}",
+                "marks",
+                row.iter().collect::<String>().trim_end()
+            );
             for (i, m) in t.marks.iter().take(MARKS_SHOWN).enumerate() {
-                let line = format!("{} {} {}: {}", i + 1, at_label(m.at, t.wall), m.thread, m.text);
-                let _ = writeln!(out, "   {}", units::clip(&line, self.width.saturating_sub(4)));
+                let line = format!(
+                    "{} {} {}: {}",
+                    i + 1,
+                    at_label(m.at, t.wall),
+                    m.thread,
+                    m.text
+                );
+                let _ = writeln!(
+                    out,
+                    "   {}",
+                    units::clip(&line, self.width.saturating_sub(4))
+                );
             }
             if t.marks.len() > MARKS_SHOWN {
                 let _ = writeln!(
@@ -521,7 +562,8 @@ impl Terminal {
         }
         let mut line = String::from(" ");
         for item in legend {
-            let visible = console::measure_text_width(&line) + console::measure_text_width(&item) + 3;
+            let visible =
+                console::measure_text_width(&line) + console::measure_text_width(&item) + 3;
             if visible > self.width && line.trim().len() > 1 {
                 let _ = writeln!(out, "{}", line.trim_end());
                 line = String::from(" ");
@@ -547,7 +589,103 @@ pub fn at_label(at: Duration, wall: Duration) -> String {
 
 /// The legend letter of primitive `i`.
 fn letter(i: usize) -> char {
-    if i < 26 { (b'a' + i as u8) as char } else { '?' }
+    if i < 26 {
+        (b'a' + i as u8) as char
+    } else {
+        '?'
+    }
+}
+
+/// The accounting `--timeline` shows under the picture: per thread, the time running,
+/// sleeping, waiting and holding (each wait and hold by primitive, by its legend letter);
+/// per primitive, the waits, the longest and by whom, the most waiting and holding at once,
+/// and a starving thread if there is one.
+pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
+    let ms = |v: f64| super::units::duration(std::time::Duration::from_secs_f64(v / 1000.0));
+    let by_letter = |m: &serde_json::Map<String, serde_json::Value>| -> String {
+        let mut parts: Vec<(f64, String)> = m
+            .iter()
+            .map(|(p, v)| {
+                (
+                    v.as_f64().unwrap_or(0.0),
+                    format!("{} {}", t.letter(p), ms(v.as_f64().unwrap_or(0.0))),
+                )
+            })
+            .collect();
+        parts.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
+        let more = parts.len().saturating_sub(3);
+        match (shown.is_empty(), more) {
+            (true, _) => "-".into(),
+            (false, 0) => shown.join(", "),
+            (false, n) => format!("{} +{n}", shown.join(", ")),
+        }
+    };
+    let mut threads = super::Table::new([
+        "thread",
+        "alive",
+        "running",
+        "sleeping",
+        "waiting (by primitive)",
+        "holding (by primitive)",
+    ])
+    .titled("time per thread (letters as in the timeline's legend)");
+    for th in &report.threads {
+        let alive = th.finished_ms.unwrap_or(report.wall_ms) - th.started_ms;
+        threads.row([
+            th.name.clone(),
+            ms(alive.max(0.0)),
+            ms(th.running_ms),
+            ms(th.sleeping_ms),
+            by_letter(&th.waiting_on),
+            by_letter(&th.holding_on),
+        ]);
+    }
+    let mut prims = super::Table::new([
+        "",
+        "primitive",
+        "waits",
+        "total wait",
+        "longest wait",
+        "most waiting",
+        "most holding",
+    ])
+    .titled("per primitive");
+    for p in &report.primitives {
+        prims.row([
+            t.letter(&p.name).to_string(),
+            super::units::clip(&p.name, 24),
+            p.waits.to_string(),
+            ms(p.total_wait_ms),
+            match &p.longest_waiter {
+                Some(who) => format!("{} ({who})", ms(p.longest_wait_ms)),
+                None => "-".into(),
+            },
+            p.most_waiting.to_string(),
+            p.most_holding.to_string(),
+        ]);
+    }
+    let mut out = vec![threads];
+    if !report.primitives.is_empty() {
+        out.push(prims);
+    }
+    let starving: Vec<String> = report
+        .primitives
+        .iter()
+        .filter_map(|p| {
+            p.starving
+                .as_ref()
+                .map(|who| format!("{who} on '{}'", p.name))
+        })
+        .collect();
+    if !starving.is_empty() {
+        let mut s = super::Table::new(["starving: longest wait ≥ 5× the median waiter's"]);
+        for line in starving {
+            s.row([line]);
+        }
+        out.push(s);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -598,7 +736,11 @@ mod tests {
         ]);
         let a = cells(&t, &t.lanes[1], 10);
         assert_eq!(a[0], Cell::Holding(0));
-        assert_eq!(a[2], Cell::Holding(0), "holding while it sleeps shows the hold");
+        assert_eq!(
+            a[2],
+            Cell::Holding(0),
+            "holding while it sleeps shows the hold"
+        );
         assert_eq!(a[7], Cell::Running);
         let b = cells(&t, &t.lanes[2], 10);
         assert_eq!(b[0], Cell::Waiting(0));
@@ -633,7 +775,11 @@ mod tests {
         let f = flows(&spans, &[put(50, "P"), put(300, "P"), put(900, "P")]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind, FlowKind::Signal);
-        assert_eq!(f[0].from.1, ms(300), "the put that ended it, not an earlier one");
+        assert_eq!(
+            f[0].from.1,
+            ms(300),
+            "the put that ended it, not an earlier one"
+        );
     }
 
     #[test]

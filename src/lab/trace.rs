@@ -37,6 +37,8 @@ pub fn document(t: &Timeline) -> Value {
                "args": {"name": format!("threadlab {}: threads", t.demo)}}),
         json!({"ph": "M", "name": "process_sort_index", "pid": THREADS, "tid": 0,
                "args": {"sort_index": 0}}),
+        json!({"ph": "M", "name": "thread_name", "pid": THREADS, "tid": 0,
+               "args": {"name": "counters"}}),
     ];
     let mut events: Vec<Value> = Vec::new();
     let tid_of = |name: &str| -> Option<usize> {
@@ -44,21 +46,29 @@ pub fn document(t: &Timeline) -> Value {
     };
     for (i, lane) in t.lanes.iter().enumerate() {
         let tid = i + 1;
-        meta.push(json!({"ph": "M", "name": "thread_name", "pid": THREADS, "tid": tid,
-                         "args": {"name": &*lane.name}}));
-        meta.push(json!({"ph": "M", "name": "thread_sort_index", "pid": THREADS, "tid": tid,
-                         "args": {"sort_index": i}}));
+        meta.push(
+            json!({"ph": "M", "name": "thread_name", "pid": THREADS, "tid": tid,
+                         "args": {"name": &*lane.name}}),
+        );
+        meta.push(
+            json!({"ph": "M", "name": "thread_sort_index", "pid": THREADS, "tid": tid,
+                         "args": {"sort_index": i}}),
+        );
         for (a, b) in &lane.lives {
-            events.push(json!({"ph": "X", "name": &*lane.name, "cat": "thread", "pid": THREADS,
-                               "tid": tid, "ts": us(*a), "dur": us(b.saturating_sub(*a))}));
+            events.push(
+                json!({"ph": "X", "name": &*lane.name, "cat": "thread", "pid": THREADS,
+                               "tid": tid, "ts": us(*a), "dur": us(b.saturating_sub(*a))}),
+            );
         }
         // Waits, sleeps and the holds that nest, kept properly nested: a stack of ends.
         let mut items: Vec<&super::record::Span> = lane.spans.iter().collect();
         items.sort_by(|x, y| x.start.cmp(&y.start).then(y.end.cmp(&x.end)));
         let mut stack: Vec<Duration> = Vec::new();
         for s in items {
-            let Some(&(life_a, life_b)) =
-                lane.lives.iter().find(|(a, b)| s.start >= *a && s.start <= *b)
+            let Some(&(life_a, life_b)) = lane
+                .lives
+                .iter()
+                .find(|(a, b)| s.start >= *a && s.start <= *b)
             else {
                 continue;
             };
@@ -87,10 +97,14 @@ pub fn document(t: &Timeline) -> Value {
         }
     }
     // A lane per primitive (more when held by several at once): who held it, when.
-    meta.push(json!({"ph": "M", "name": "process_name", "pid": PRIMITIVES, "tid": 0,
-                     "args": {"name": "primitives: who held each"}}));
-    meta.push(json!({"ph": "M", "name": "process_sort_index", "pid": PRIMITIVES, "tid": 0,
-                     "args": {"sort_index": 1}}));
+    meta.push(
+        json!({"ph": "M", "name": "process_name", "pid": PRIMITIVES, "tid": 0,
+                     "args": {"name": "primitives: who held each"}}),
+    );
+    meta.push(
+        json!({"ph": "M", "name": "process_sort_index", "pid": PRIMITIVES, "tid": 0,
+                     "args": {"sort_index": 1}}),
+    );
     let mut next_tid = 1usize;
     for p in &t.primitives {
         let mut holds: Vec<(&Arc<str>, Duration, Duration)> = t
@@ -118,23 +132,29 @@ pub fn document(t: &Timeline) -> Value {
                     };
                     meta.push(json!({"ph": "M", "name": "thread_name", "pid": PRIMITIVES,
                                      "tid": tid, "args": {"name": name}}));
-                    meta.push(json!({"ph": "M", "name": "thread_sort_index", "pid": PRIMITIVES,
-                                     "tid": tid, "args": {"sort_index": tid}}));
+                    meta.push(
+                        json!({"ph": "M", "name": "thread_sort_index", "pid": PRIMITIVES,
+                                     "tid": tid, "args": {"sort_index": tid}}),
+                    );
                     slots.push((tid, Duration::ZERO));
                     slots.len() - 1
                 }
             };
             slots[slot].1 = b;
-            events.push(json!({"ph": "X", "name": &**who, "cat": "holder", "pid": PRIMITIVES,
+            events.push(
+                json!({"ph": "X", "name": &**who, "cat": "holder", "pid": PRIMITIVES,
                                "tid": slots[slot].0, "ts": us(a), "dur": us(b.saturating_sub(a)),
-                               "args": {"primitive": &**p}}));
+                               "args": {"primitive": &**p}}),
+            );
         }
     }
     // Narrative lines and marks: instants on their thread.
     for m in &t.narrative {
         if let Some(tid) = tid_of(&m.thread) {
-            events.push(json!({"ph": "i", "s": "t", "name": &m.text, "cat": "narrative",
-                               "pid": THREADS, "tid": tid, "ts": us(m.at)}));
+            events.push(
+                json!({"ph": "i", "s": "t", "name": &m.text, "cat": "narrative",
+                               "pid": THREADS, "tid": tid, "ts": us(m.at)}),
+            );
         }
     }
     for m in &t.marks {
@@ -145,8 +165,10 @@ pub fn document(t: &Timeline) -> Value {
     }
     // Counter tracks.
     for s in &t.samples {
-        events.push(json!({"ph": "C", "name": &*s.track, "pid": THREADS, "tid": 0,
-                           "ts": us(s.at), "args": {"value": s.value}}));
+        events.push(
+            json!({"ph": "C", "name": &*s.track, "pid": THREADS, "tid": 0,
+                           "ts": us(s.at), "args": {"value": s.value}}),
+        );
     }
     // Flow arrows: each end sits inside its thread's life slice.
     for (id, f) in t.flows.iter().enumerate() {
@@ -157,12 +179,21 @@ pub fn document(t: &Timeline) -> Value {
             FlowKind::Handover => format!("'{}': release → acquire", f.primitive),
             FlowKind::Signal => format!("'{}': signal → wake", f.primitive),
         };
-        events.push(json!({"ph": "s", "id": id, "name": &name, "cat": "flow", "pid": THREADS,
-                           "tid": from, "ts": us(f.from.1)}));
-        events.push(json!({"ph": "f", "bp": "e", "id": id, "name": &name, "cat": "flow",
-                           "pid": THREADS, "tid": to, "ts": us(f.to.1)}));
+        events.push(
+            json!({"ph": "s", "id": id, "name": &name, "cat": "flow", "pid": THREADS,
+                           "tid": from, "ts": us(f.from.1)}),
+        );
+        events.push(
+            json!({"ph": "f", "bp": "e", "id": id, "name": &name, "cat": "flow",
+                           "pid": THREADS, "tid": to, "ts": us(f.to.1)}),
+        );
     }
-    events.sort_by(|a, b| a["ts"].as_f64().unwrap_or(0.0).total_cmp(&b["ts"].as_f64().unwrap_or(0.0)));
+    events.sort_by(|a, b| {
+        a["ts"]
+            .as_f64()
+            .unwrap_or(0.0)
+            .total_cmp(&b["ts"].as_f64().unwrap_or(0.0))
+    });
     meta.extend(events);
     json!({
         "traceEvents": meta,

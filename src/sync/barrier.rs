@@ -125,7 +125,9 @@ impl Barrier {
             st.arrived = 0;
             st.round += 1;
             let (name, round) = (self.name, st.round);
-            crate::lab::record::mark(|| format!("'{name}': round {round}, all {} through", self.parties));
+            crate::lab::record::mark(|| {
+                format!("'{name}': round {round}, all {} through", self.parties)
+            });
             self.changed.notify_all();
             return Ok(index);
         }
