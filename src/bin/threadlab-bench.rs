@@ -9,9 +9,21 @@ fn main() -> anyhow::Result<()> {
         "threadlab bench — {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    race_ns_per_increment()?;
-    pool_overhead()?;
-    url_check_figures()?;
+    // `threadlab-bench recording`: only the sections named (race, recording, pool, url-check).
+    let only: Vec<String> = std::env::args().skip(1).collect();
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    if wanted("race") {
+        race_ns_per_increment()?;
+    }
+    if wanted("recording") {
+        recording_cost();
+    }
+    if wanted("pool") {
+        pool_overhead()?;
+    }
+    if wanted("url-check") {
+        url_check_figures()?;
+    }
     Ok(())
 }
 
@@ -92,6 +104,91 @@ fn python_pool_overhead(tasks: usize) {
             String::from_utf8_lossy(&out.stdout).trim()
         ),
         _ => println!("   (python3 not available: Python comparison skipped)"),
+    }
+}
+
+/// What instrumentation costs race's hot loop (lock, read, write, unlock): std's mutex with
+/// no instrumentation at all, threadlab's `sync::Mutex` with its probe off (the default), and
+/// with it recording (`--timeline`, `--trace`, `--svg`). On 1 thread (no contention: the
+/// cost itself) and on 2 (race's own shape, where lock hand-offs add noise). The variants
+/// take turns, in an order that rotates every round; medians of 15 rounds.
+fn recording_cost() {
+    use std::sync::Arc;
+    use std::time::Instant;
+    use threadlab::lab::{Probe, Recorder};
+    use threadlab::sync::mutex::Lockable;
+    const N: u64 = 1_000_000;
+    /// race's increment: read, then write, under the lock.
+    fn step(m: &impl Lockable<u64>) {
+        m.locked(|count| {
+            let v = *count;
+            *count = std::hint::black_box(v + 1);
+        });
+    }
+    fn run(threads: u64, step: &(dyn Fn() + Sync)) -> f64 {
+        let began = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..threads {
+                s.spawn(|| {
+                    for _ in 0..N {
+                        step();
+                    }
+                });
+            }
+        });
+        began.elapsed().as_secs_f64() * 1e9 / (threads * N) as f64
+    }
+    println!("\nrecording: race's hot loop, ns per increment (1 M per thread, median of 15)");
+    let span = std::mem::size_of::<threadlab::lab::record::Span>();
+    for threads in [1, 2] {
+        let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let mut spans = 0;
+        for round in 0..15 {
+            for k in 0..4 {
+                let which = (k + round) % 4;
+                let t = match which {
+                    // std's mutex twice (0 and 3): their difference is the noise floor.
+                    0 | 3 => {
+                        let m = std::sync::Mutex::new(0u64);
+                        run(threads, &|| {
+                            let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+                            let v = *g;
+                            *g = std::hint::black_box(v + 1);
+                        })
+                    }
+                    1 => {
+                        // As race does: std's mutex inside, chosen once, outside the loop.
+                        let m = threadlab::sync::Mutex::new(0u64, Probe::off("counter"));
+                        match m.unrecorded() {
+                            Some(plain) => run(threads, &|| step(plain)),
+                            None => run(threads, &|| step(&m)),
+                        }
+                    }
+                    _ => {
+                        let rec = Arc::new(Recorder::new(Instant::now()));
+                        let m = threadlab::sync::Mutex::new(
+                            0u64,
+                            Probe::on("counter", Arc::clone(&rec)),
+                        );
+                        let t = run(threads, &|| step(&m));
+                        spans = rec.spans().len();
+                        t
+                    }
+                };
+                times[which].push(t);
+            }
+        }
+        let [raw, off, on, again] = times.map(|t| median_min(t).0);
+        println!(
+            "  {threads} thread{}: std Mutex {raw:.2} (again: {again:.2}, {:+.1} %) · recording off {off:.2} ({:+.1} %) · on {on:.2} ({:.1}×)",
+            if threads == 1 { " " } else { "s" },
+            (again / raw - 1.0) * 100.0,
+            (off / raw - 1.0) * 100.0,
+            on / raw
+        );
+        if threads == 2 {
+            println!("  recording on kept {spans} spans of {span} bytes each");
+        }
     }
 }
 

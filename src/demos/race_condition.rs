@@ -436,6 +436,8 @@ fn median_trial(trials: &[Trial]) -> Trial {
     sorted[sorted.len() / 2]
 }
 
+use crate::sync::mutex::Lockable;
+
 /// The shared state every strategy's threads work on.
 struct Shared {
     atomic: AtomicU64,
@@ -571,7 +573,11 @@ fn increment(
 ) -> (u64, i64) {
     match strategy {
         Strategy::Unsynchronized => unsynchronized(&shared.atomic, work, window, story),
-        Strategy::Mutex => (synchronized(&shared.mutex, work, window), 0),
+        // Recorded only with pictures; otherwise std's mutex itself, chosen once, here.
+        Strategy::Mutex => match shared.mutex.unrecorded() {
+            Some(plain) => (synchronized(plain, work, window), 0),
+            None => (synchronized(&shared.mutex, work, window), 0),
+        },
         Strategy::Atomic => (atomic(&shared.atomic, work), 0),
         Strategy::LocalSum => (local_sum(&shared.atomic, work), 0),
     }
@@ -672,13 +678,14 @@ fn unsynchronized(
 }
 
 /// The same read, gap and write, under a mutex.
-fn synchronized(counter: &crate::sync::Mutex<u64>, work: Work, window: Window) -> u64 {
+fn synchronized(counter: &impl Lockable<u64>, work: Work, window: Window) -> u64 {
     work.run(|| {
         // the fix: no other thread can read or write between our read and our write.
-        let mut guard = counter.lock();
-        let value = *guard; // read
-        window.pause();
-        *guard = value + 1; // write
+        counter.locked(|count| {
+            let value = *count; // read
+            window.pause();
+            *count = value + 1; // write
+        })
     })
 }
 

@@ -9,7 +9,7 @@ use super::timeline::{Timeline, tick_label, tick_step};
 
 const WIDTH: f64 = 1400.0;
 const LABEL: f64 = 190.0;
-const RIGHT: f64 = 30.0;
+const RIGHT: f64 = 50.0;
 const LANE: f64 = 30.0;
 const BAR: f64 = 20.0;
 const TOP: f64 = 64.0;
@@ -114,13 +114,20 @@ pub fn document(t: &Timeline) -> String {
         k += 1.0;
     }
     // The marks: a numbered line through the lanes, and the list under the axis.
+    // Numbered circles above the lanes; marks close in time get their circles side by side,
+    // each joined to its moment by a short leader.
+    let mut last_cx = f64::MIN;
     for (i, m) in t.marks.iter().take(12).enumerate() {
         let mx = x(m.at);
+        let cx = mx.max(last_cx + 20.0);
+        last_cx = cx;
         let _ = writeln!(
             s,
-            r##"<g class="mark"><line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="#7b3294" stroke-dasharray="4 3"/><circle cx="{mx:.1}" cy="{:.1}" r="9" fill="#7b3294"/><text x="{mx:.1}" y="{:.1}" font-size="12" fill="white" text-anchor="middle">{}</text></g>"##,
+            r##"<g class="mark"><line x1="{mx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="#7b3294" stroke-dasharray="4 3"/><line x1="{cx:.1}" y1="{:.1}" x2="{mx:.1}" y2="{:.1}" stroke="#7b3294"/><circle cx="{cx:.1}" cy="{:.1}" r="9" fill="#7b3294"/><text x="{cx:.1}" y="{:.1}" font-size="12" fill="white" text-anchor="middle">{}</text></g>"##,
             TOP - 4.0,
             TOP + lanes_h,
+            TOP - 4.0,
+            TOP - 4.0,
             TOP - 4.0,
             TOP,
             i + 1

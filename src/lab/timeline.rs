@@ -143,11 +143,9 @@ impl Timeline {
             }
             lane.spans.push(s.clone());
         }
-        // The joins are not a primitive of the lesson: last in the legend.
-        if let Some(i) = primitives.iter().position(|p| &**p == "join") {
-            let join = primitives.remove(i);
-            primitives.push(join);
-        }
+        // The legend in name order, numbers by value (fork-2 before fork-10); the joins,
+        // not a primitive of the lesson, last.
+        primitives.sort_by_key(|p| (&**p == "join", natural_key(p)));
         let moments = rec.moments();
         let flows = flows(&spans, &moments);
         let mut marks: Vec<MarkAt> = moments
@@ -160,9 +158,24 @@ impl Timeline {
             })
             .collect();
         for c in deadlocks {
+            let quoted: Vec<String> = c.locks.iter().map(|l| format!("'{l}'")).collect();
             let text = match c.kind {
-                Kind::Cycle => format!("deadlock: {}", c.drawing()),
-                Kind::Stall => format!("stall: {}", c.drawing()),
+                Kind::Cycle if c.threads.len() == 2 => format!(
+                    "deadlock: {} ⇄ {} over {}",
+                    c.threads[0],
+                    c.threads[1],
+                    quoted.join(", ")
+                ),
+                Kind::Cycle => format!(
+                    "deadlock: a ring {} → … over {}",
+                    c.threads.join(" → "),
+                    quoted.join(", ")
+                ),
+                Kind::Stall => format!(
+                    "stall: {} waits for {}, nobody left to signal",
+                    c.threads.first().map_or("", String::as_str),
+                    quoted.first().map_or("", String::as_str)
+                ),
             };
             marks.push(MarkAt {
                 at: Duration::from_secs_f64(c.at_ms / 1000.0),
@@ -496,10 +509,19 @@ impl Terminal {
             "{pad}  {}",
             labels.iter().collect::<String>().trim_end()
         );
-        // Marks: a number where each happened, then the list.
-        if !t.marks.is_empty() {
+        // Marks: a number where each happened, then the list. At most three of a kind (the
+        // text before its first colon), so a run of lost updates leaves room for the rest.
+        let mut shown: Vec<&MarkAt> = Vec::new();
+        let kind = |m: &MarkAt| m.text.split(':').next().unwrap_or("").to_string();
+        for m in &t.marks {
+            if shown.len() < MARKS_SHOWN && shown.iter().filter(|s| kind(s) == kind(m)).count() < 3
+            {
+                shown.push(m);
+            }
+        }
+        if !shown.is_empty() {
             let mut row: Vec<char> = vec![' '; cols];
-            for (i, m) in t.marks.iter().take(MARKS_SHOWN).enumerate() {
+            for (i, m) in shown.iter().enumerate() {
                 let mut col = ((m.at.as_secs_f64() / wall) * cols as f64) as usize;
                 col = col.min(cols - 1);
                 while col < cols - 1 && row[col] != ' ' {
@@ -513,7 +535,7 @@ impl Terminal {
                 "marks",
                 row.iter().collect::<String>().trim_end()
             );
-            for (i, m) in t.marks.iter().take(MARKS_SHOWN).enumerate() {
+            for (i, m) in shown.iter().enumerate() {
                 let line = format!(
                     "{} {} {}: {}",
                     i + 1,
@@ -527,11 +549,11 @@ impl Terminal {
                     units::clip(&line, self.width.saturating_sub(4))
                 );
             }
-            if t.marks.len() > MARKS_SHOWN {
+            if t.marks.len() > shown.len() {
                 let _ = writeln!(
                     out,
-                    "   … {} more marks (all of them are in --trace)",
-                    t.marks.len() - MARKS_SHOWN
+                    "   … and {} more marks (every one is in --trace)",
+                    t.marks.len() - shown.len()
                 );
             }
         }
@@ -576,6 +598,29 @@ impl Terminal {
         }
         out
     }
+}
+
+/// A sort key that orders the numbers inside a name by value: `fork-2` before `fork-10`.
+fn natural_key(name: &str) -> Vec<(String, u64)> {
+    let mut key = Vec::new();
+    let mut text = String::new();
+    let mut chars = name.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = u64::from(c as u8 - b'0');
+            while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                n = n
+                    .saturating_mul(10)
+                    .saturating_add(u64::from(*d as u8 - b'0'));
+                chars.next();
+            }
+            key.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    key.push((text, 0));
+    key
 }
 
 /// When a mark happened, to the precision the run's length calls for: `+51.3 ms`, `+12.35 s`.
@@ -790,6 +835,16 @@ mod tests {
             span("C", "p", State::Holding, 500, 700),
         ]);
         assert_eq!(t.most_holding("p"), 2);
+    }
+
+    #[test]
+    fn the_legend_orders_numbers_by_value() {
+        let mut names = vec!["fork-10", "join", "fork-2", "account-B", "account-A"];
+        names.sort_by_key(|p| (*p == "join", natural_key(p)));
+        assert_eq!(
+            names,
+            ["account-A", "account-B", "fork-2", "fork-10", "join"]
+        );
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `Mutex`: std's mutex with a probe, for the hot loops of the lessons (race's counter).
 //!
 //! With the probe off (the default unless pictures were asked for) a lock costs std's lock
-//! plus one branch; on, every wait and hold is recorded. `make bench` measures both against
-//! std's own mutex.
+//! plus one branch; on, every wait and hold is recorded. A hot loop pays not even the branch:
+//! it asks once, before the loop, for [`Mutex::unrecorded`] and, when nothing records, runs
+//! on std's own mutex inside (code generic over [`Lockable`] is compiled for each). `make
+//! bench` measures all three against std's own mutex.
 
 use crate::lab::Probe;
 use crate::lab::record::Mark;
@@ -11,14 +13,16 @@ use crate::lab::record::Mark;
 #[derive(Debug)]
 pub struct Mutex<T> {
     inner: std::sync::Mutex<T>,
+    /// Whether the probe records: read once per lock, so off costs one branch.
+    recording: bool,
     probe: Probe,
 }
 
 /// Access to the data; the lock is released (and the hold recorded) when dropped.
 pub struct MutexGuard<'a, T> {
-    // Declared first so the hold is recorded (in `drop`) before the lock opens.
-    hold: Option<Mark>,
-    probe: &'a Probe,
+    // Declared first so the hold is recorded (in `drop`) before the lock opens. `None`
+    // when the probe is off: then dropping costs one branch.
+    hold: Option<Box<(Mark, &'a Probe)>>,
     guard: std::sync::MutexGuard<'a, T>,
 }
 
@@ -27,32 +31,71 @@ impl<T> Mutex<T> {
     pub fn new(value: T, probe: Probe) -> Self {
         Self {
             inner: std::sync::Mutex::new(value),
+            recording: probe.gauges().is_some(),
             probe,
         }
     }
 
     /// Locks, waiting if another thread holds it. A poisoned lock is recovered: the data of
     /// a counter stays meaningful after a panic elsewhere.
+    #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        let guard = if self.probe.gauges().is_none() {
-            self.inner.lock().unwrap_or_else(|e| e.into_inner())
-        } else {
-            match self.inner.try_lock() {
-                Ok(g) => g,
-                Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
-                Err(std::sync::TryLockError::WouldBlock) => {
-                    let mark = self.probe.waiting();
-                    let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                    self.probe.waited(mark);
-                    g
-                }
+        if self.recording {
+            return self.lock_recorded();
+        }
+        MutexGuard {
+            hold: None,
+            guard: self.inner.lock().unwrap_or_else(|e| e.into_inner()),
+        }
+    }
+
+    /// The recording path, kept out of line so the default path stays std's lock and one
+    /// branch.
+    #[cold]
+    #[inline(never)]
+    fn lock_recorded(&self) -> MutexGuard<'_, T> {
+        let guard = match self.inner.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                let mark = self.probe.waiting();
+                let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+                self.probe.waited(mark);
+                g
             }
         };
         MutexGuard {
-            hold: Some(self.probe.holding()),
-            probe: &self.probe,
+            hold: Some(Box::new((self.probe.holding(), &self.probe))),
             guard,
         }
+    }
+}
+
+impl<T> Mutex<T> {
+    /// std's mutex inside, when nothing is recorded: a hot loop locks it directly, the check
+    /// made once, outside the loop.
+    pub fn unrecorded(&self) -> Option<&std::sync::Mutex<T>> {
+        (!self.recording).then_some(&self.inner)
+    }
+}
+
+/// A lock a hot loop can be generic over: std's mutex, or this module's recording one.
+pub trait Lockable<T> {
+    /// Runs `f` on the data with the lock held.
+    fn locked<R>(&self, f: impl FnOnce(&mut T) -> R) -> R;
+}
+
+impl<T> Lockable<T> for std::sync::Mutex<T> {
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl<T> Lockable<T> for Mutex<T> {
+    #[inline]
+    fn locked<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut self.lock())
     }
 }
 
@@ -70,11 +113,19 @@ impl<T> std::ops::DerefMut for MutexGuard<'_, T> {
 }
 
 impl<T> Drop for MutexGuard<'_, T> {
+    #[inline]
     fn drop(&mut self) {
         if let Some(hold) = self.hold.take() {
-            self.probe.released(hold);
+            released(*hold);
         }
     }
+}
+
+/// Closes a recorded hold (out of line, as [`Mutex::lock_recorded`]).
+#[cold]
+#[inline(never)]
+fn released((mark, probe): (Mark, &Probe)) {
+    probe.released(mark);
 }
 
 #[cfg(test)]
