@@ -111,7 +111,7 @@ fn python_pool_overhead(tasks: usize) {
 /// no instrumentation at all, threadlab's `sync::Mutex` with its probe off (the default), and
 /// with it recording (`--timeline`, `--trace`, `--svg`). On 1 thread (no contention: the
 /// cost itself) and on 2 (race's own shape, where lock hand-offs add noise). The variants
-/// take turns, in an order that rotates every round; medians of 15 rounds.
+/// take turns, each of the 24 orders once; medians of the 24 rounds.
 fn recording_cost() {
     use std::sync::Arc;
     use std::time::Instant;
@@ -138,23 +138,35 @@ fn recording_cost() {
         });
         began.elapsed().as_secs_f64() * 1e9 / (threads * N) as f64
     }
-    println!("\nrecording: race's hot loop, ns per increment (1 M per thread, median of 15)");
+    println!(
+        "\nrecording: race's hot loop, ns per increment (1 M per thread, median of 24 rounds)"
+    );
     let span = std::mem::size_of::<threadlab::lab::record::Span>();
     for threads in [1, 2] {
         let mut times = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
         let mut spans = 0;
-        for round in 0..15 {
-            for k in 0..4 {
-                let which = (k + round) % 4;
+        // Each round runs the four in a new order (every one of the 24 orders once), so no
+        // variant always follows the same one.
+        let mut orders: Vec<[usize; 4]> = Vec::new();
+        for a in 0..4 {
+            for b in 0..4 {
+                for c in 0..4 {
+                    for d in 0..4 {
+                        let o = [a, b, c, d];
+                        if (0..4).all(|v| o.contains(&v)) {
+                            orders.push(o);
+                        }
+                    }
+                }
+            }
+        }
+        for order in &orders {
+            for &which in order {
                 let t = match which {
                     // std's mutex twice (0 and 3): their difference is the noise floor.
                     0 | 3 => {
                         let m = std::sync::Mutex::new(0u64);
-                        run(threads, &|| {
-                            let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
-                            let v = *g;
-                            *g = std::hint::black_box(v + 1);
-                        })
+                        run(threads, &|| step(&m))
                     }
                     1 => {
                         // As race does: std's mutex inside, chosen once, outside the loop.
