@@ -127,7 +127,10 @@ fn check_entry(list: &UrlList, checker: &Checker, entry: &Entry, narrate: bool) 
             // The pictures' counter track of requests in flight (a no-op without them).
             let now = IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             crate::lab::record::count("requests in flight", now as f64);
-            let outcome = checker.check(&url, &shown);
+            let outcome = {
+                let _io = crate::lab::record::ThreadSpan::waiting_for("network");
+                checker.check(&url, &shown)
+            };
             let now = IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
             crate::lab::record::count("requests in flight", now as f64);
             CheckResult::new(list, entry, outcome, thread)
@@ -190,7 +193,13 @@ fn check_all(
     // Results arrive in completion order; hold the early arrivals until their turn.
     let mut waiting: BTreeMap<usize, CheckResult> = BTreeMap::new();
     let mut turn = 0;
-    for (i, result) in rx {
+    loop {
+        let got = {
+            // The pictures show the main thread waiting here, not running.
+            let _waiting = crate::lab::record::ThreadSpan::waiting_for("results");
+            rx.recv()
+        };
+        let Ok((i, result)) = got else { break };
         waiting.insert(i, result);
         while let Some(result) = waiting.remove(&turn) {
             emit(result)?;

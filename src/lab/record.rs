@@ -315,12 +315,17 @@ impl ThreadSpan {
     /// A `join` starts now: a wait on the primitive `join`, recorded when pictures were
     /// asked for (the main thread's lane then shows its waits for its threads).
     pub fn join() -> Self {
-        Self(
-            CURRENT
-                .with(|c| c.borrow().clone())
-                .filter(|r| r.detail())
-                .map(|r| (r, Instant::now(), State::Waiting, "join")),
-        )
+        Self::waiting_for("join")
+    }
+
+    /// A wait on something that is not an instrumented primitive (`network`, a pool's
+    /// `jobs`) starts now; recorded when pictures were asked for, so the lane shows the
+    /// thread blocked rather than running. One thread-local read when they were not.
+    pub fn waiting_for(what: &'static str) -> Self {
+        if !CURRENT.with(|c| c.borrow().as_ref().is_some_and(|r| r.detail())) {
+            return Self(None);
+        }
+        Self(detailed().map(|r| (r, Instant::now(), State::Waiting, what)))
     }
 }
 

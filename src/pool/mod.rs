@@ -46,6 +46,7 @@ impl<T> Future<T> {
 
     /// Waits for the task and returns its value, or why there is none.
     pub fn result(self) -> Result<T, TaskError> {
+        let _waiting = crate::lab::record::ThreadSpan::waiting_for("future");
         self.rx.recv().unwrap_or(Err(TaskError::Lost))
     }
 
@@ -102,12 +103,22 @@ impl ThreadPool {
             let rx = rx.clone();
             let name = format!("{prefix}_{i}");
             let recorder = recorder.clone();
-            let label = name.clone();
+            // A place kept now, so the workers are listed in the order they were spawned.
+            let slot = recorder.as_ref().map(|r| r.reserve(&name));
             pool.workers
                 .push(std::thread::Builder::new().name(name).spawn(move || {
-                    let _life = recorder.as_ref().map(|r| r.thread_started(&label));
-                    // Runs until the pool closes the channel and the queue is drained.
-                    for job in rx {
+                    let _life = recorder
+                        .as_ref()
+                        .zip(slot)
+                        .map(|(r, slot)| r.thread_started_at(slot));
+                    // Runs until the pool closes the channel and the queue is drained. The
+                    // pictures show the idle time as a wait for `jobs`.
+                    loop {
+                        let job = {
+                            let _idle = crate::lab::record::ThreadSpan::waiting_for("jobs");
+                            rx.recv()
+                        };
+                        let Ok(job) = job else { break };
                         job();
                     }
                 })?);
