@@ -153,7 +153,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         path.as_ref()
             .map(|p| {
                 std::fs::File::create(p)
-                    .map(std::io::BufWriter::new)
+                    .map(|f| (p.clone(), std::io::BufWriter::new(f)))
                     .with_context(|| format!("{flag} {}: cannot write the file", p.display()))
             })
             .transpose()
@@ -201,26 +201,36 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         report.interrupt(signal);
     }
 
-    if let Some(timeline) = report.timeline.clone() {
-        write_pictures(&timeline, trace_file, svg_file, &g.trace, &g.svg)?;
-        if g.timeline {
-            let text = lab::timeline::Terminal {
-                color: output.color,
-                width: lab::export::screen_width(),
-            }
-            .render(&timeline);
-            // JSON owns stdout: the picture goes with the narrative, to stderr.
-            if g.json {
-                let _ = std::io::stderr().write_all(text.as_bytes());
-            } else {
-                let mut out = std::io::stdout().lock();
-                out.write_all(b"\n")?;
-                out.write_all(text.as_bytes())?;
-            }
-            report
-                .tables
-                .extend(lab::timeline::accounting(&report, &timeline));
+    // The pictures, each through its exporter: the files first, then the terminal's.
+    for (flag, file, exporter) in [
+        ("--trace", trace_file, &lab::trace::Trace as &dyn Exporter),
+        ("--svg", svg_file, &lab::svg::Svg),
+    ] {
+        if let Some((path, mut f)) = file {
+            exporter
+                .export(&report, &mut f)
+                .and_then(|()| f.flush())
+                .with_context(|| format!("{flag} {}: cannot write the file", path.display()))?;
         }
+    }
+    if g.timeline
+        && let Some(timeline) = report.timeline.clone()
+    {
+        let terminal = lab::timeline::Terminal {
+            color: output.color,
+            width: lab::export::screen_width(),
+        };
+        // JSON owns stdout: the picture goes with the narrative, to stderr.
+        if g.json {
+            let _ = terminal.export(&report, &mut std::io::stderr().lock());
+        } else {
+            let mut out = std::io::stdout().lock();
+            out.write_all(b"\n")?;
+            terminal.export(&report, &mut out)?;
+        }
+        report
+            .tables
+            .extend(lab::timeline::accounting(&report, &timeline));
     }
 
     let mut out = std::io::stdout().lock();
@@ -260,39 +270,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         );
     }
     Ok(lab::signals::exit_code().unwrap_or_else(|| report.exit_code()))
-}
-
-/// Writes the Perfetto trace and the SVG, each to the file opened for it.
-fn write_pictures(
-    timeline: &lab::timeline::Timeline,
-    trace: Option<std::io::BufWriter<std::fs::File>>,
-    svg: Option<std::io::BufWriter<std::fs::File>>,
-    trace_path: &Option<std::path::PathBuf>,
-    svg_path: &Option<std::path::PathBuf>,
-) -> anyhow::Result<()> {
-    let shown = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    if let Some(mut f) = trace {
-        serde_json::to_writer(&mut f, &lab::trace::document(timeline))
-            .map_err(std::io::Error::from)
-            .and_then(|()| f.flush())
-            .with_context(|| {
-                format!(
-                    "--trace {}: cannot write the file",
-                    shown(trace_path).unwrap_or_default()
-                )
-            })?;
-    }
-    if let Some(mut f) = svg {
-        f.write_all(lab::svg::document(timeline).as_bytes())
-            .and_then(|()| f.flush())
-            .with_context(|| {
-                format!(
-                    "--svg {}: cannot write the file",
-                    shown(svg_path).unwrap_or_default()
-                )
-            })?;
-    }
-    Ok(())
 }
 
 /// Ends the process with a clear error if the demo is still running after `limit`.

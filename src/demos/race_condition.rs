@@ -621,6 +621,8 @@ impl Story {
     /// Tells of a write that found `found` where this thread had read `read`.
     fn wrote(&self, read: u64, found: u64) {
         let wrote = read + 1;
+        // The pictures' counter track: each write, including those that set it back.
+        crate::lab::record::count("counter", wrote as f64);
         if found > read {
             let n = found - read;
             crate::lab::record::mark(|| {

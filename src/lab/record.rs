@@ -33,6 +33,9 @@ pub enum State {
 pub struct Span {
     /// The thread's name, as shown in the narrative.
     pub thread: Arc<str>,
+    /// Which of the recorder's threads (its index in spawn order); `None` for the lab's
+    /// main thread and threads the lab did not spawn. Two threads may share a name.
+    pub slot: Option<usize>,
     /// The primitive's name, as the demo gave it.
     pub primitive: Arc<str>,
     /// Waiting for it, or holding it.
@@ -132,6 +135,9 @@ impl Recorder {
     /// Records in detail (for pictures): narrative lines and the primitives a hot loop uses.
     pub fn set_detail(&self, on: bool) {
         self.detail.store(on, Ordering::Relaxed);
+        if on {
+            DETAIL_ANYWHERE.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Whether pictures were asked for.
@@ -234,6 +240,7 @@ impl Recorder {
             g.thread_started();
         }
         self.adopt_current_thread();
+        SLOT.with(|s| s.set(Some(slot)));
         lock(&self.threads)[slot].started = self.start.elapsed();
         ThreadGuard {
             recorder: Arc::clone(self),
@@ -269,14 +276,25 @@ thread_local! {
     /// The recorder of the lab this thread belongs to, for its simulated sleeps.
     static CURRENT: std::cell::RefCell<Option<Arc<Recorder>>> =
         const { std::cell::RefCell::new(None) };
+    /// This thread's place in its recorder's list of threads.
+    static SLOT: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
     /// This thread's narrative name, made once.
     static NAME: std::cell::OnceCell<Arc<str>> = const { std::cell::OnceCell::new() };
 }
 
 /// The current thread's lab recorder, if pictures were asked for.
+///
+/// One relaxed load when no lab in the process asked for pictures: the free functions
+/// below sit in hot paths (race's lost updates, a pool's job loop).
 fn detailed() -> Option<Arc<Recorder>> {
+    if !DETAIL_ANYWHERE.load(Ordering::Relaxed) {
+        return None;
+    }
     CURRENT.with(|c| c.borrow().clone()).filter(|r| r.detail())
 }
+
+/// Set once any lab asks for pictures.
+static DETAIL_ANYWHERE: AtomicBool = AtomicBool::new(false);
 
 /// Marks a moment worth pointing at, on the current thread, now: for code that has no `Lab`
 /// at hand (a primitive, a demo's helper). `text` is only made when pictures were asked for.
@@ -291,6 +309,11 @@ pub fn count(track: &str, value: f64) {
     if let Some(r) = detailed() {
         r.sample(track.into(), value);
     }
+}
+
+/// The current thread's place in its recorder's list of threads, if it has one.
+fn current_slot() -> Option<usize> {
+    SLOT.with(std::cell::Cell::get)
 }
 
 /// The current thread's narrative name, shared (no allocation after the first call).
@@ -320,11 +343,8 @@ impl ThreadSpan {
 
     /// A wait on something that is not an instrumented primitive (`network`, a pool's
     /// `jobs`) starts now; recorded when pictures were asked for, so the lane shows the
-    /// thread blocked rather than running. One thread-local read when they were not.
+    /// thread blocked rather than running. One relaxed load when they were not.
     pub fn waiting_for(what: &'static str) -> Self {
-        if !CURRENT.with(|c| c.borrow().as_ref().is_some_and(|r| r.detail())) {
-            return Self(None);
-        }
         Self(detailed().map(|r| (r, Instant::now(), State::Waiting, what)))
     }
 }
@@ -334,6 +354,7 @@ impl Drop for ThreadSpan {
         if let Some((rec, began, state, primitive)) = self.0.take() {
             rec.push(Span {
                 thread: current_name(),
+                slot: current_slot(),
                 primitive: primitive.into(),
                 state,
                 start: rec.offset(began),
@@ -635,6 +656,7 @@ impl Probe {
         gauge(gauges).fetch_sub(1, Ordering::Relaxed);
         recorder.push(Span {
             thread: current_name(),
+            slot: current_slot(),
             primitive: Arc::clone(&self.name),
             state,
             start: recorder.offset(start),

@@ -20,6 +20,18 @@ const SLEEPING: &str = "#d9d9d9";
 const WAITING: &str = "#d6604d";
 const HOLDING: &str = "#1a9850";
 
+/// The SVG exporter: the run's timeline as a standalone SVG document.
+pub struct Svg;
+
+impl super::export::Exporter for Svg {
+    fn export(&self, report: &super::Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match &report.timeline {
+            Some(t) => out.write_all(document(t).as_bytes()),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Escapes text for XML.
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

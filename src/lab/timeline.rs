@@ -100,15 +100,31 @@ impl Timeline {
             lives: vec![(Duration::ZERO, wall)],
             spans: Vec::new(),
         }];
+        // A lane per thread in spawn order; a later thread of the same name shares the lane
+        // when their lives do not overlap (the tellers of each part of deadlock), and gets a
+        // lane of its own when they do (worker-pool's daemon workers, still alive when the
+        // fixed pool's workers of the same names start).
+        let mut lane_of_slot: Vec<usize> = Vec::new();
         for t in rec.threads() {
             let life = (t.started, t.finished.unwrap_or(wall).max(t.started));
-            match lanes.iter_mut().find(|l| *l.name == *t.name) {
-                Some(l) => l.lives.push(life),
-                None => lanes.push(Lane {
-                    name: t.name.as_str().into(),
-                    lives: vec![life],
-                    spans: Vec::new(),
-                }),
+            let free = lanes.iter().position(|l| {
+                *l.name == *t.name
+                    && &*l.name != "MainThread"
+                    && l.lives.iter().all(|(a, b)| life.1 < *a || life.0 > *b)
+            });
+            match free {
+                Some(i) => {
+                    lanes[i].lives.push(life);
+                    lane_of_slot.push(i);
+                }
+                None => {
+                    lanes.push(Lane {
+                        name: t.name.as_str().into(),
+                        lives: vec![life],
+                        spans: Vec::new(),
+                    });
+                    lane_of_slot.push(lanes.len() - 1);
+                }
             }
         }
         let mut spans = rec.spans();
@@ -118,10 +134,14 @@ impl Timeline {
             if s.state != State::Sleeping && !primitives.contains(&s.primitive) {
                 primitives.push(Arc::clone(&s.primitive));
             }
-            let i = match lanes.iter().position(|l| l.name == s.thread) {
+            let known = match s.slot {
+                Some(slot) => lane_of_slot.get(slot).copied(),
+                None => lanes.iter().position(|l| l.name == s.thread),
+            };
+            let i = match known {
                 Some(i) => i,
                 None => {
-                    // A thread the lab did not spawn (a pool's helper): alive while it acted.
+                    // A thread the lab did not spawn: alive while it acted.
                     lanes.push(Lane {
                         name: Arc::clone(&s.thread),
                         lives: vec![(s.start, s.end)],
@@ -131,13 +151,7 @@ impl Timeline {
                 }
             };
             let lane = &mut lanes[i];
-            if let Some(life) = lane
-                .lives
-                .iter_mut()
-                .find(|(a, b)| s.start >= *a && s.start <= *b)
-            {
-                life.1 = life.1.max(s.end);
-            } else if lane.lives.len() == 1 && &*lane.name != "MainThread" {
+            if s.slot.is_none() && &*lane.name != "MainThread" {
                 let life = &mut lane.lives[0];
                 *life = (life.0.min(s.start), life.1.max(s.end));
             }
@@ -219,6 +233,21 @@ impl Timeline {
             deadlocks: deadlocks.to_vec(),
             moments_dropped: rec.moments_dropped(),
         }
+    }
+
+    /// The lane of the thread named `name` alive at `at` (the first of that name if none
+    /// was): two threads may share a name.
+    pub fn lane_at(&self, name: &str, at: Duration) -> Option<usize> {
+        let named = || {
+            self.lanes
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| &*l.name == name)
+        };
+        named()
+            .find(|(_, l)| l.lives.iter().any(|(a, b)| at >= *a && at <= *b))
+            .or_else(|| named().next())
+            .map(|(i, _)| i)
     }
 
     /// The letter of primitive `name` in the legend: a, b, c … (then `?`).
@@ -432,6 +461,15 @@ pub struct Terminal {
     pub color: bool,
     /// Columns to fit.
     pub width: usize,
+}
+
+impl super::export::Exporter for Terminal {
+    fn export(&self, report: &super::Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match &report.timeline {
+            Some(t) => out.write_all(self.render(t).as_bytes()),
+            None => Ok(()),
+        }
+    }
 }
 
 /// How many marks the terminal lists (the trace has them all).
@@ -745,6 +783,7 @@ mod tests {
     fn span(thread: &str, p: &str, state: State, a: u64, b: u64) -> Span {
         Span {
             thread: thread.into(),
+            slot: None,
             primitive: p.into(),
             state,
             start: ms(a),

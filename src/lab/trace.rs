@@ -22,6 +22,18 @@ use serde_json::{Value, json};
 use super::record::State;
 use super::timeline::{FlowKind, Timeline};
 
+/// The trace exporter: the run's timeline as a Trace Event JSON document.
+pub struct Trace;
+
+impl super::export::Exporter for Trace {
+    fn export(&self, report: &super::Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        match &report.timeline {
+            Some(t) => serde_json::to_writer(out, &document(t)).map_err(std::io::Error::from),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Microseconds, as the format wants them (fractions allowed).
 fn us(d: Duration) -> f64 {
     (d.as_secs_f64() * 1e9).round() / 1e3
@@ -41,9 +53,7 @@ pub fn document(t: &Timeline) -> Value {
                "args": {"name": "counters"}}),
     ];
     let mut events: Vec<Value> = Vec::new();
-    let tid_of = |name: &str| -> Option<usize> {
-        t.lanes.iter().position(|l| &*l.name == name).map(|i| i + 1)
-    };
+    let tid_of = |name: &str, at: Duration| t.lane_at(name, at).map(|i| i + 1);
     for (i, lane) in t.lanes.iter().enumerate() {
         let tid = i + 1;
         meta.push(
@@ -150,7 +160,7 @@ pub fn document(t: &Timeline) -> Value {
     }
     // Narrative lines and marks: instants on their thread.
     for m in &t.narrative {
-        if let Some(tid) = tid_of(&m.thread) {
+        if let Some(tid) = tid_of(&m.thread, m.at) {
             events.push(
                 json!({"ph": "i", "s": "t", "name": &m.text, "cat": "narrative",
                                "pid": THREADS, "tid": tid, "ts": us(m.at)}),
@@ -158,7 +168,7 @@ pub fn document(t: &Timeline) -> Value {
         }
     }
     for m in &t.marks {
-        if let Some(tid) = tid_of(&m.thread) {
+        if let Some(tid) = tid_of(&m.thread, m.at) {
             events.push(json!({"ph": "i", "s": "p", "name": &m.text, "cat": "mark",
                                "pid": THREADS, "tid": tid, "ts": us(m.at)}));
         }
@@ -172,7 +182,7 @@ pub fn document(t: &Timeline) -> Value {
     }
     // Flow arrows: each end sits inside its thread's life slice.
     for (id, f) in t.flows.iter().enumerate() {
-        let (Some(from), Some(to)) = (tid_of(&f.from.0), tid_of(&f.to.0)) else {
+        let (Some(from), Some(to)) = (tid_of(&f.from.0, f.from.1), tid_of(&f.to.0, f.to.1)) else {
             continue;
         };
         let name = match f.kind {
