@@ -146,6 +146,23 @@ fn main() -> anyhow::Result<()> {
         ("producer-consumer close", &["--shutdown", "close"]),
         ("thread-local", &[]),
         ("deadlock", &["--transfers", "40"]),
+        // The pictures under stress: every recording on, the files written.
+        (
+            "deadlock + pictures",
+            &[
+                "--transfers",
+                "40",
+                "--timeline",
+                "--trace",
+                "/dev/null",
+                "--svg",
+                "/dev/null",
+            ],
+        ),
+        (
+            "semaphore + pictures",
+            &["--timeline", "--trace", "/dev/null", "--svg", "/dev/null"],
+        ),
         ("philosophers", &[]),
         ("rate-limit", &[]),
         ("exceptions", &[]),

@@ -92,7 +92,12 @@ fn tutorial_pool(
         // Daemon threads: detached, never joined by the pool.
         handles.push(lab.spawn_detached(format!("Worker-{w}"), move || {
             while running.load(SeqCst) && !lab::signals::interrupted() {
-                match task_rx.recv_timeout(get_timeout) {
+                // `queue.get(timeout=1)`; the pictures show it as a wait for 'tasks'.
+                let got = {
+                    let _waiting = crate::lab::record::ThreadSpan::waiting_for("tasks");
+                    task_rx.recv_timeout(get_timeout)
+                };
+                match got {
                     Ok(task) => {
                         info!("task {task}: working {}", units::duration(work));
                         lab::signals::sleep(work);
@@ -217,7 +222,11 @@ fn fixed_pool(
                 let (task_rx, result_tx) = (task_rx.clone(), result_tx.clone());
                 lab.spawn(s, format!("Worker-{w}"), move || {
                     // the fix: the loop ends when the queue is closed and empty. No timeout.
-                    for task in task_rx.iter() {
+                    let next = || {
+                        let _waiting = crate::lab::record::ThreadSpan::waiting_for("tasks");
+                        task_rx.recv().ok()
+                    };
+                    while let Some(task) = next() {
                         if lab.interrupted() {
                             break;
                         }
