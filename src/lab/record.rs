@@ -566,9 +566,12 @@ impl Probe {
     }
 
     /// The current thread signalled this primitive (`put`, `set`, a notify): a cause a
-    /// waiter may wake from, for the pictures' arrows.
+    /// waiter may wake from, for the pictures' arrows (recorded only when they were asked
+    /// for).
     pub fn signal(&self, what: &str) {
-        if let Some((rec, _)) = &self.sink {
+        if let Some((rec, _)) = &self.sink
+            && rec.detail()
+        {
             rec.moment(
                 MomentKind::Signal,
                 Some(Arc::clone(&self.name)),
