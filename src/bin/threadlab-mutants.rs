@@ -226,8 +226,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "worker-pool: the fixed workers loop on a timeout instead of the closed queue",
         file: "src/demos/worker_pool.rs",
-        find: "                    for task in task_rx.iter() {",
-        replace: "                    while let Some(task) = loop {\n                        match task_rx.recv_timeout(Duration::from_millis(200)) {\n                            Ok(t) => break Some(t),\n                            Err(RecvTimeoutError::Timeout) => continue,\n                            Err(RecvTimeoutError::Disconnected) => {\n                                std::thread::sleep(Duration::from_millis(200));\n                                break None;\n                            }\n                        }\n                    } {",
+        find: "                        task_rx.recv().ok()",
+        replace: "                        loop {\n                            match task_rx.recv_timeout(Duration::from_millis(200)) {\n                                Ok(t) => break Some(t),\n                                Err(RecvTimeoutError::Timeout) => continue,\n                                Err(RecvTimeoutError::Disconnected) => {\n                                    std::thread::sleep(Duration::from_millis(200));\n                                    break None;\n                                }\n                            }\n                        }",
         runs: &[&["worker-pool"]],
         tests: "demos::worker_pool",
     },
