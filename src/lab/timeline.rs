@@ -257,29 +257,6 @@ impl Timeline {
             _ => '?',
         }
     }
-
-    /// The most lanes holding `primitive` at once (by the spans, exactly).
-    pub fn most_holding(&self, primitive: &str) -> usize {
-        let mut edges: Vec<(Duration, i32)> = Vec::new();
-        for l in &self.lanes {
-            for s in l
-                .spans
-                .iter()
-                .filter(|s| s.state == State::Holding && &*s.primitive == primitive)
-            {
-                edges.push((s.start, 1));
-                edges.push((s.end, -1));
-            }
-        }
-        // Ends before starts at the same instant: a hand-over is not an overlap.
-        edges.sort();
-        let (mut now, mut most) = (0i32, 0i32);
-        for (_, d) in edges {
-            now += d;
-            most = most.max(now);
-        }
-        most.max(0) as usize
-    }
 }
 
 /// Joins each wait's end to its cause: for a wait that ends as the same thread starts
@@ -864,16 +841,6 @@ mod tests {
             ms(300),
             "the put that ended it, not an earlier one"
         );
-    }
-
-    #[test]
-    fn most_holding_counts_overlaps_not_hand_overs() {
-        let t = timeline(vec![
-            span("A", "p", State::Holding, 0, 500),
-            span("B", "p", State::Holding, 100, 600),
-            span("C", "p", State::Holding, 500, 700),
-        ]);
-        assert_eq!(t.most_holding("p"), 2);
     }
 
     #[test]
