@@ -191,10 +191,18 @@ impl<T> JoinableQueue<T> {
     /// it got there.
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         let st = self.state();
+        if st.unfinished == 0 {
+            return true;
+        }
         let (st, _) = self
-            .all_done
-            .wait_timeout_while(st, timeout, |s| s.unfinished > 0)
-            .unwrap_or_else(|e| e.into_inner());
+            .probe
+            .wait_for_signal(st, Bound::Timeout(timeout), |st, slice| {
+                let (st, r) = self
+                    .all_done
+                    .wait_timeout_while(st, slice, |s| s.unfinished > 0)
+                    .unwrap_or_else(|e| e.into_inner());
+                (st, r.timed_out())
+            });
         st.unfinished == 0
     }
 
