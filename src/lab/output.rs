@@ -63,7 +63,8 @@ impl Output {
         let tty = match narrative {
             Narrative::Stdout => io::stdout().is_terminal(),
             Narrative::Stderr => io::stderr().is_terminal(),
-            Narrative::Off => false,
+            // `-q`: no narrative, but the summary (and a --timeline) still go to stdout.
+            Narrative::Off => !json && io::stdout().is_terminal(),
         };
         Self {
             narrative,
