@@ -711,7 +711,10 @@ pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
         "most holding",
     ])
     .titled("per primitive");
-    for p in &report.primitives {
+    // In the legend's order.
+    let mut by_letter: Vec<&super::report::PrimitiveReport> = report.primitives.iter().collect();
+    by_letter.sort_by_key(|p| t.letter(&p.name));
+    for p in by_letter {
         prims.row([
             t.letter(&p.name).to_string(),
             super::units::clip(&p.name, 24),
