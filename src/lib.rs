@@ -195,7 +195,16 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let result = demos::run(&cli.command, &lab);
     done.set();
     lab::signals::finished();
-    let mut report = result?;
+    let mut report = match result {
+        Ok(report) => report,
+        Err(e) => {
+            // No run, no picture: the files opened for them are not left behind empty.
+            for path in [&g.trace, &g.svg].into_iter().flatten() {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+    };
     lab.finish(&mut report);
     if let Some(signal) = lab::signals::received() {
         report.interrupt(signal);

@@ -384,3 +384,24 @@ fn a_picture_file_that_cannot_be_written_is_one_clear_error_before_the_run() {
         assert!(run.stdout.is_empty(), "nothing ran: {}", run.stdout);
     }
 }
+
+#[test]
+fn a_run_that_fails_leaves_no_empty_picture_behind() {
+    let trace = out_file("failed.json");
+    let svg = out_file("failed.svg");
+    let run = threadlab(&[
+        "url-check",
+        "/nonexistent-dir/urls.txt",
+        "--trace",
+        trace.to_str().unwrap(),
+        "--svg",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("/nonexistent-dir/urls.txt"),
+        "{}",
+        run.stderr
+    );
+    assert!(!trace.exists() && !svg.exists(), "no empty files left");
+}

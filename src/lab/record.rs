@@ -258,15 +258,6 @@ impl Recorder {
         lock(&self.spans).clone()
     }
 
-    /// Total time `thread` spent in `state`, over all primitives.
-    pub fn time_in(&self, thread: &str, state: State) -> Duration {
-        lock(&self.spans)
-            .iter()
-            .filter(|s| &*s.thread == thread && s.state == state)
-            .map(|s| s.end.saturating_sub(s.start))
-            .sum()
-    }
-
     fn push(&self, span: Span) {
         lock(&self.spans).push(span);
     }
@@ -565,10 +556,14 @@ impl Probe {
         (guard, outcome)
     }
 
-    /// The current thread signalled this primitive (`put`, `set`, a notify): a cause a
-    /// waiter may wake from, for the pictures' arrows (recorded only when they were asked
-    /// for).
+    /// The current thread signalled this primitive (`put`, `set`, a notify): told to the
+    /// deadlock detector (a waiter may be awake now), and a cause a waiter may wake from for
+    /// the pictures' arrows (recorded only when they were asked for).
     pub fn signal(&self, what: &str) {
+        // The detector: a waiter on this primitive may be awake now (see `lab::waitgraph`).
+        if let Some((g, id)) = &self.graph {
+            g.signalled(*id);
+        }
         if let Some((rec, _)) = &self.sink
             && rec.detail()
         {

@@ -82,8 +82,6 @@ pub struct Timeline {
     pub samples: Vec<Sample>,
     /// Causes and their effects.
     pub flows: Vec<Flow>,
-    /// The deadlocks found.
-    pub deadlocks: Vec<Cycle>,
     /// Moments past the recorder's bound, not kept (so not drawn).
     pub moments_dropped: usize,
 }
@@ -230,7 +228,6 @@ impl Timeline {
                 .collect(),
             samples,
             flows,
-            deadlocks: deadlocks.to_vec(),
             moments_dropped: rec.moments_dropped(),
         }
     }
@@ -252,10 +249,10 @@ impl Timeline {
 
     /// The letter of primitive `name` in the legend: a, b, c … (then `?`).
     pub fn letter(&self, name: &str) -> char {
-        match self.primitives.iter().position(|p| &**p == name) {
-            Some(i) if i < 26 => (b'a' + i as u8) as char,
-            _ => '?',
-        }
+        self.primitives
+            .iter()
+            .position(|p| &**p == name)
+            .map_or('?', letter)
     }
 }
 

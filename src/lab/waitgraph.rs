@@ -168,6 +168,10 @@ struct Wait {
     timed: bool,
     /// A wait with no holder (an item, an event): only another thread's signal ends it.
     signal: bool,
+    /// The generation at which the waiter last saw its condition false (it registered, or
+    /// a slice ran out with the condition still false). A signal of its resource after
+    /// that may have woken it: until it looks again it is not counted stuck.
+    since: u64,
 }
 
 #[derive(Debug)]
@@ -187,6 +191,8 @@ struct Graph {
     generation: u64,
     /// When the last change happened.
     changed_at: Instant,
+    /// Resource → the generation of its last signal (`put`, `set`, a release).
+    signalled: HashMap<u64, u64>,
 }
 
 impl Graph {
@@ -198,6 +204,7 @@ impl Graph {
             resources: HashMap::new(),
             live: Vec::new(),
             finished: Vec::new(),
+            signalled: HashMap::new(),
             generation: 0,
             changed_at: start,
         }
@@ -374,12 +381,14 @@ impl WaitGraph {
                 return Err(Box::new(cycle));
             }
         }
+        let since = g.generation;
         g.waits.insert(
             me,
             Wait {
                 resource,
                 timed,
                 signal: false,
+                since,
             },
         );
         g.touch();
@@ -420,16 +429,27 @@ impl WaitGraph {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
         g.name(me, resource, name);
+        let since = g.generation;
         g.waits.insert(
             me,
             Wait {
                 resource,
                 timed,
                 signal: true,
+                since,
             },
         );
         g.touch();
         Waiting(me)
+    }
+
+    /// The current thread signalled `resource` (a `put`, a `set`, a release): a waiter on it
+    /// that has not looked since may have been woken, and is not counted stuck until it has.
+    pub fn signalled(&self, resource: u64) {
+        let mut g = crate::sync::lock(&self.graph);
+        g.touch();
+        let now = g.generation;
+        g.signalled.insert(resource, now);
     }
 
     /// Called by a thread in a signal wait, between slices of it: the stall it is in, once
@@ -437,7 +457,14 @@ impl WaitGraph {
     /// saw). The caller is the victim: it must stop waiting. Recorded and told here.
     pub fn check_stall(&self, seen: &mut Option<u64>) -> Option<Box<Cycle>> {
         let me = std::thread::current().id();
-        let g = crate::sync::lock(&self.graph);
+        let mut g = crate::sync::lock(&self.graph);
+        // The caller holds its primitive's lock and found its condition still false: any
+        // signal before now was not for it (or was taken by another). It looked again.
+        let now = g.generation;
+        if let Some(w) = g.waits.get_mut(&me) {
+            w.since = now;
+        }
+        let g = g;
         let joins = crate::sync::lock(&JOINS).clone();
         let stuck = stalled(&g, &joins);
         if !stuck.contains(&me) {
@@ -547,6 +574,10 @@ fn stalled(g: &Graph, joins: &Option<HashMap<ThreadId, ThreadId>>) -> Vec<Thread
     loop {
         let snapshot = stuck.clone();
         stuck.retain(|t| match g.waits.get(t) {
+            // Signalled since it last looked: it may be awake already, and able to signal.
+            Some(w) if w.signal && g.signalled.get(&w.resource).is_some_and(|s| *s > w.since) => {
+                false
+            }
             Some(w) if w.signal => others.iter().all(|o| o == t || snapshot.contains(o)),
             Some(w) => g
                 .holders
@@ -758,6 +789,7 @@ mod tests {
                     resource: a,
                     timed: false,
                     signal: false,
+                    since: 0,
                 },
             );
             assert!(
@@ -768,6 +800,33 @@ mod tests {
             let path = find_cycle(&gr, t0, sem).expect("every holder is stuck");
             assert_eq!(path, vec![(t0, sem), (t1, a)]);
         }
+    }
+
+    #[test]
+    fn a_waiter_signalled_since_it_last_looked_is_not_counted_stuck() {
+        // T waits on queue q and W on event e; both are the lab's only threads. If q was
+        // signalled after T last looked, T may be awake (about to set e): no stall. Once T
+        // looks again and finds nothing, both are stuck.
+        let mut g = Graph::new(Instant::now());
+        let (t, w) = spawn_ids();
+        let (q, e) = (next_resource_id(), next_resource_id());
+        g.live = vec![t, w];
+        let wait = |resource, since| Wait {
+            resource,
+            timed: false,
+            signal: true,
+            since,
+        };
+        g.waits.insert(t, wait(q, 1));
+        g.waits.insert(w, wait(e, 3));
+        g.signalled.insert(q, 2);
+        assert!(stalled(&g, &None).is_empty(), "T may be awake");
+        g.waits.insert(t, wait(q, 4));
+        let mut stuck = stalled(&g, &None);
+        stuck.sort_by_key(|id| format!("{id:?}"));
+        let mut both = vec![t, w];
+        both.sort_by_key(|id| format!("{id:?}"));
+        assert_eq!(stuck, both);
     }
 
     /// Two ThreadIds of threads that have ended (ids are never reused).
