@@ -215,6 +215,21 @@ impl Graph {
         self.changed_at = Instant::now();
     }
 
+    /// `me` starts waiting for `resource` (having just seen its condition false).
+    fn begin_wait(&mut self, me: ThreadId, resource: u64, timed: bool, signal: bool) {
+        let since = self.generation;
+        self.waits.insert(
+            me,
+            Wait {
+                resource,
+                timed,
+                signal,
+                since,
+            },
+        );
+        self.touch();
+    }
+
     /// What resource `t` waits for, if any.
     fn waits_on(&self, t: &ThreadId) -> Option<u64> {
         self.waits.get(t).map(|w| w.resource)
@@ -381,17 +396,7 @@ impl WaitGraph {
                 return Err(Box::new(cycle));
             }
         }
-        let since = g.generation;
-        g.waits.insert(
-            me,
-            Wait {
-                resource,
-                timed,
-                signal: false,
-                since,
-            },
-        );
-        g.touch();
+        g.begin_wait(me, resource, timed, false);
         Ok(Waiting(me))
     }
 
@@ -429,17 +434,7 @@ impl WaitGraph {
         let me = std::thread::current().id();
         let mut g = crate::sync::lock(&self.graph);
         g.name(me, resource, name);
-        let since = g.generation;
-        g.waits.insert(
-            me,
-            Wait {
-                resource,
-                timed,
-                signal: true,
-                since,
-            },
-        );
-        g.touch();
+        g.begin_wait(me, resource, timed, true);
         Waiting(me)
     }
 
