@@ -41,6 +41,8 @@ impl Shared {
     /// Waits until `deadline` unless cancelled first (spurious wake-ups re-checked).
     /// Returns whether the state is still `Waiting` at the deadline.
     fn wait_until(&self, deadline: Instant) -> bool {
+        // The pictures show the timer's thread waiting here, not running.
+        let _waiting = crate::lab::record::ThreadSpan::waiting_for("deadline");
         let mut st = lock(&self.state);
         loop {
             if *st != State::Waiting {
