@@ -289,7 +289,8 @@ fn cpu_vs_io_waits_overlap_on_threads_and_python_shows_its_gil_when_there() {
     if python {
         args.push("--python");
     }
-    let run = threadlab(&args);
+    // Alone: another test's threads on the two cores would spoil the CPU-bound timings.
+    let run = threadlab_alone(&args);
     assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
     let r = run.json();
     assert!(f(&r, "io.4.speedup") > 2.0, "{}", r["metrics"]);

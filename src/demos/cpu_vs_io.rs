@@ -18,9 +18,15 @@ pub struct Args {
     #[arg(long, default_value = "1,2,4,8", value_name = "LIST", value_parser = parse_threads)]
     pub threads: ::std::vec::Vec<usize>,
     /// Seconds of CPU work in all, on one thread (scaled by --pace).
-    #[arg(long, default_value_t = 0.4, value_name = "SECS",
+    #[arg(long, default_value_t = 0.3, value_name = "SECS",
           value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
     pub cpu: f64,
+    /// Times each CPU-bound run, round after round over every thread count (1..=10); the
+    /// table keeps each count's best, so a moment when the machine was busy with something
+    /// else spoils one timing, not the lesson.
+    #[arg(long, default_value_t = 3, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub rounds: u32,
     /// Seconds one I/O task waits (scaled by --pace).
     #[arg(long, default_value_t = 0.1, value_name = "SECS",
           value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
@@ -55,38 +61,83 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let per_task = calibrate(lab.scaled(Duration::from_secs_f64(args.cpu)) / tasks as u32);
     let io = lab.scaled(Duration::from_secs_f64(args.io));
     info!(
-        "{tasks} CPU-bound tasks ({} iterations each) and {tasks} I/O-bound tasks (a {} wait \
-         each), on {} threads; this machine has {cores} cores",
-        units::count(per_task),
-        units::duration(io),
+        "CPU-bound: {tasks} tasks of {} xorshift rounds each",
+        units::count(per_task)
+    );
+    info!(
+        "I/O-bound: {tasks} tasks of a {} wait each",
+        units::duration(io)
+    );
+    info!(
+        "each way on {} threads; this machine has {cores} cores",
         counts
             .iter()
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut rows = Vec::new();
-    for &threads in &counts {
-        if lab.interrupted() {
-            break;
+    // Round r starts at the r-th count, so no count is always timed first (or always right
+    // after the calibration); I/O-bound waits take no core and are timed in the first round.
+    let mut rows: Vec<Row> = Vec::new();
+    let mut cpu_times: Vec<Vec<Duration>> = vec![Vec::new(); counts.len()];
+    let mut others = Others::default();
+    'rounds: for round in 0..args.rounds as usize {
+        for k in 0..counts.len() {
+            if lab.interrupted() {
+                break 'rounds;
+            }
+            let at = (k + round) % counts.len();
+            let threads = counts[at];
+            let before = CpuUse::now();
+            let cpu = timed(lab, "Cpu", threads, tasks, &|| {
+                spin(per_task);
+            })?;
+            others.add(before, CpuUse::now(), cpu);
+            cpu_times[at].push(cpu);
+            let plural = if threads == 1 { "" } else { "s" };
+            if round == 0 {
+                let io_took = timed(lab, "Io", threads, tasks, &|| {
+                    lab::signals::sleep(io);
+                })?;
+                info!(
+                    "{threads} thread{plural}: CPU-bound {}, I/O-bound {}",
+                    units::duration(cpu),
+                    units::duration(io_took)
+                );
+                rows.push(Row {
+                    threads,
+                    cpu,
+                    io: io_took,
+                });
+            } else {
+                info!(
+                    "{threads} thread{plural}: CPU-bound {} (round {} of {})",
+                    units::duration(cpu),
+                    round + 1,
+                    args.rounds
+                );
+            }
         }
-        let cpu = timed(lab, "Cpu", threads, tasks, &|| {
-            spin(per_task);
-        })?;
-        let io_took = timed(lab, "Io", threads, tasks, &|| {
-            lab::signals::sleep(io);
-        })?;
-        info!(
-            "{threads} thread{}: CPU-bound {}, I/O-bound {}",
-            if threads == 1 { "" } else { "s" },
-            units::duration(cpu),
-            units::duration(io_took)
-        );
-        rows.push(Row {
-            threads,
-            cpu,
-            io: io_took,
-        });
+    }
+    // Each count's best CPU-bound time; the rows in the order of the counts.
+    for row in &mut rows {
+        let at = counts.iter().position(|&c| c == row.threads).unwrap_or(0);
+        row.cpu = cpu_times[at].iter().copied().min().unwrap_or(row.cpu);
+    }
+    rows.sort_by_key(|r| r.threads);
+    if let Some(note) = spread_note(&counts, &cpu_times) {
+        report.note(note);
+    }
+    if let Some(busy) = others.cores() {
+        report.metric("cpu.other_programs_cores", round2(busy));
+        if busy > 0.3 {
+            report.note(format!(
+                "While the CPU-bound runs were timed, other programs kept {busy:.2} of this \
+                 machine's {cores} cores busy (the kernel's own accounting: /proc/stat against \
+                 this process's getrusage). Cores another program takes are not there to \
+                 speed anything up: the CPU-bound figures fall short of an idle machine's."
+            ));
+        }
     }
     let python = if args.python && !lab.interrupted() {
         run_python(args, lab, &counts, tasks)
@@ -97,7 +148,13 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         return Ok(report);
     };
     let speed = |base: Duration, d: Duration| base.as_secs_f64() / d.as_secs_f64().max(1e-9);
-    let mut headers = vec!["threads", "CPU-bound", "ideal", "I/O-bound", "ideal"];
+    let best = format!("CPU-bound, best of {}", args.rounds);
+    let cpu_header = if args.rounds > 1 {
+        best.as_str()
+    } else {
+        "CPU-bound"
+    };
+    let mut headers = vec!["threads", cpu_header, "ideal", "I/O-bound", "ideal"];
     if python.is_some() {
         headers.extend(["Python CPU", "Python I/O"]);
     }
@@ -116,27 +173,18 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             units::speedup(ideal_io),
         ];
         if let Some(py) = &python {
-            let find = |kind: &str| {
-                py.rows
-                    .iter()
-                    .find(|(k, t, _)| k == kind && *t == r.threads)
-                    .map(|(_, _, s)| *s)
-            };
-            let base_of = |kind: &str| {
-                py.rows
-                    .iter()
-                    .find(|(k, t, _)| k == kind && *t == base.threads)
-                    .map(|(_, _, s)| *s)
-            };
             for kind in ["cpu", "io"] {
-                cells.push(match (base_of(kind), find(kind)) {
-                    (Some(b), Some(s)) => {
-                        let x = b / s.max(1e-9);
-                        report.metric(format!("python.{kind}.{}.speedup", r.threads), round2(x));
-                        units::speedup(x)
-                    }
-                    _ => "—".into(),
-                });
+                cells.push(
+                    match (py.best(kind, base.threads), py.best(kind, r.threads)) {
+                        (Some(b), Some(s)) => {
+                            let x = b / s.max(1e-9);
+                            report
+                                .metric(format!("python.{kind}.{}.speedup", r.threads), round2(x));
+                            units::speedup(x)
+                        }
+                        _ => "—".into(),
+                    },
+                );
             }
         }
         table.row(cells);
@@ -217,8 +265,41 @@ fn checks(
 struct Python {
     version: String,
     gil: bool,
-    /// (kind, threads, seconds)
+    /// (kind, threads, seconds), every timing (CPU-bound ones once per round)
     rows: Vec<(String, usize, f64)>,
+}
+
+impl Python {
+    /// The shortest time Python took for `kind` work on `threads` threads.
+    fn best(&self, kind: &str, threads: usize) -> Option<f64> {
+        self.rows
+            .iter()
+            .filter(|(k, t, _)| k == kind && *t == threads)
+            .map(|r| r.2)
+            .min_by(f64::total_cmp)
+    }
+}
+
+/// When the rounds of one count differ by more than a quarter, the machine was busy with
+/// something else for part of the run: say so, and that the table keeps the best.
+fn spread_note(counts: &[usize], times: &[Vec<Duration>]) -> Option<String> {
+    let (threads, ratio) = counts
+        .iter()
+        .zip(times)
+        .filter_map(|(&c, t)| {
+            let (lo, hi) = (t.iter().min()?, t.iter().max()?);
+            Some((c, hi.as_secs_f64() / lo.as_secs_f64().max(1e-9)))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    (ratio > 1.25).then(|| {
+        format!(
+            "The CPU-bound rounds differed by up to {} (on {threads} thread{}): something else \
+             on this machine took cores for part of the run. The table keeps each count's \
+             best round.",
+            units::speedup(ratio),
+            if threads == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// Runs the Python snippets with the same counts and work; `None` (with a warning) when
@@ -232,16 +313,24 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
     let cpu = lab.scaled(Duration::from_secs_f64(args.cpu)).as_secs_f64();
     let io = lab.scaled(Duration::from_secs_f64(args.io)).as_secs_f64();
     info!("--python: the tutorials' snippets on python3 with {list} threads");
-    // Python's CPU-bound runs take about `cpu` each whatever the threads; the I/O ones at
-    // most the tasks' waits in a row. Twice that, plus start-up, bounds the whole run.
-    let bound = Duration::from_secs_f64(2.0 * (cpu + io * tasks as f64) * counts.len() as f64)
-        + Duration::from_secs(20);
+    // Python's CPU-bound runs take about `cpu` each whatever the threads (`rounds` times);
+    // the I/O ones at most the tasks' waits in a row. Twice that, plus start-up, bounds the
+    // whole run.
+    let per_count = cpu * f64::from(args.rounds) + io * tasks as f64;
+    let bound =
+        Duration::from_secs_f64(2.0 * per_count * counts.len() as f64) + Duration::from_secs(20);
     let mut py = Python {
         version: "?".into(),
         gil: true,
         rows: Vec::new(),
     };
-    let script_args = [list, cpu.to_string(), tasks.to_string(), io.to_string()];
+    let script_args = [
+        list,
+        cpu.to_string(),
+        tasks.to_string(),
+        io.to_string(),
+        args.rounds.to_string(),
+    ];
     lab::python::run_json_lines(PYTHON_SCRIPT, &script_args, bound, |v| {
         if let Some(version) = v["python"].as_str() {
             py.version = version.to_string();
@@ -256,19 +345,26 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
             v["threads"].as_u64(),
             v["secs"].as_f64(),
         ) {
+            let t = t as usize;
+            let round = 1 + py.rows.iter().filter(|r| r.0 == kind && r.1 == t).count();
             info!(
-                "Python {kind}-bound, {t} thread{}: {}",
+                "Python {kind}-bound, {t} thread{}: {}{}",
                 if t == 1 { "" } else { "s" },
-                units::duration(Duration::from_secs_f64(s))
+                units::duration(Duration::from_secs_f64(s)),
+                if round > 1 {
+                    format!(" (round {round} of {})", args.rounds)
+                } else {
+                    String::new()
+                }
             );
-            py.rows.push((kind.to_string(), t as usize, s));
+            py.rows.push((kind.to_string(), t, s));
         }
     })?;
-    if py.rows.len() < 2 * counts.len() {
+    let expected = (args.rounds as usize + 1) * counts.len();
+    if py.rows.len() < expected {
         warn!(
-            "--python: python3 printed {} of {} timings",
-            py.rows.len(),
-            2 * counts.len()
+            "--python: python3 printed {} of {expected} timings",
+            py.rows.len()
         );
         return None;
     }
@@ -278,16 +374,10 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
 /// The GIL, measured: Python's CPU-bound speedup next to Rust's.
 fn python_check(py: &Python, rows: &[Row], report: &mut Report) {
     let base = rows[0].threads;
-    let find = |kind: &str, t: usize| {
-        py.rows
-            .iter()
-            .find(|(k, n, _)| k == kind && *n == t)
-            .map(|r| r.2)
-    };
     let Some(two) = rows.iter().find(|r| r.threads == 2 * base) else {
         return;
     };
-    let (Some(b), Some(s)) = (find("cpu", base), find("cpu", two.threads)) else {
+    let (Some(b), Some(s)) = (py.best("cpu", base), py.best("cpu", two.threads)) else {
         return;
     };
     let x = b / s.max(1e-9);
@@ -312,6 +402,65 @@ fn python_check(py: &Python, rows: &[Row], report: &mut Report) {
             two.threads,
             units::speedup(x)
         ));
+    }
+}
+
+/// CPU time used so far, in seconds: by everything on the machine (the kernel's count in
+/// /proc/stat, steal included: time a hypervisor gave to other machines) and by this
+/// process (getrusage). Linux only.
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    all: f64,
+    ours: f64,
+}
+
+impl CpuUse {
+    fn now() -> Option<CpuUse> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let fields: Vec<f64> = stat
+            .lines()
+            .next()?
+            .strip_prefix("cpu ")?
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let busy: f64 = [0, 1, 2, 5, 6, 7]
+            .iter()
+            .filter_map(|&i| fields.get(i))
+            .sum();
+        // SAFETY: sysconf and getrusage only write into what they are given.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if hz <= 0 || unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+            return None;
+        }
+        let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+        Some(CpuUse {
+            all: busy / hz as f64,
+            ours: secs(usage.ru_utime) + secs(usage.ru_stime),
+        })
+    }
+}
+
+/// The CPU time other programs used while the CPU-bound runs were timed.
+#[derive(Debug, Default)]
+struct Others {
+    used: f64,
+    wall: f64,
+}
+
+impl Others {
+    fn add(&mut self, before: Option<CpuUse>, after: Option<CpuUse>, wall: Duration) {
+        if let (Some(b), Some(a)) = (before, after) {
+            self.used += ((a.all - b.all) - (a.ours - b.ours)).max(0.0);
+            self.wall += wall.as_secs_f64();
+        }
+    }
+
+    /// How many cores other programs kept busy on average.
+    fn cores(&self) -> Option<f64> {
+        (self.wall > 0.0).then(|| self.used / self.wall)
     }
 }
 
@@ -379,6 +528,7 @@ mod tests {
             threads: vec![1, 2, 4],
             cpu: 0.4,
             io: 0.1,
+            rounds: 2,
             python: false,
         };
         let report = run(&args, &lab).unwrap();

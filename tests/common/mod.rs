@@ -48,13 +48,35 @@ impl Run {
     }
 }
 
+/// The machine, shared by the tests of one binary (the harness runs them on as many threads
+/// as there are cores). Every run of the binary holds it shared; a run whose checks measure
+/// how fast the cores compute (cpu-vs-io) holds it alone, so no other test's threads take
+/// the cores it is timing. Invariant checks need no such care; speedups do.
+static MACHINE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+fn machine_shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    MACHINE.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Runs `threadlab ARGS` with no stdin and returns its code and output.
 pub fn threadlab(args: &[&str]) -> Run {
     threadlab_with_stdin(args, "")
 }
 
+/// Runs `threadlab ARGS` while no other run of this test binary is under way (for checks
+/// that time the cores: a CPU-bound speedup).
+pub fn threadlab_alone(args: &[&str]) -> Run {
+    let _alone = MACHINE.write().unwrap_or_else(|e| e.into_inner());
+    run_binary(args, "")
+}
+
 /// Runs `threadlab ARGS` with `stdin` as standard input.
 pub fn threadlab_with_stdin(args: &[&str], stdin: &str) -> Run {
+    let _shared = machine_shared();
+    run_binary(args, stdin)
+}
+
+fn run_binary(args: &[&str], stdin: &str) -> Run {
     let out = Command::cargo_bin("threadlab")
         .expect("binary built")
         .args(args)
@@ -123,6 +145,7 @@ pub fn assert_usage_error(args: &[&str], culprit: &str) {
 /// test can wait for a readiness line before it acts (a signal, a closed pipe).
 pub struct Spawned {
     pub child: std::process::Child,
+    _shared: std::sync::RwLockReadGuard<'static, ()>,
     lines: std::sync::mpsc::Receiver<String>,
     pub seen: Vec<String>,
     started: std::time::Instant,
@@ -132,6 +155,7 @@ impl Spawned {
     /// Starts `threadlab ARGS` with stdout and stderr piped, stdin empty, NO_COLOR set.
     pub fn start(args: &[&str]) -> Spawned {
         use std::io::BufRead;
+        let shared = machine_shared();
         let exe = assert_cmd::cargo::cargo_bin("threadlab");
         let mut child = std::process::Command::new(exe)
             .args(args)
@@ -155,6 +179,7 @@ impl Spawned {
         });
         Spawned {
             child,
+            _shared: shared,
             lines,
             seen: Vec::new(),
             started: std::time::Instant::now(),
