@@ -265,6 +265,28 @@ fn condition_pictures_show_consumers_waiting_only_while_the_buffer_is_empty() {
         .filter(|e| e["ph"] == "s" && e["name"] == "'buffer': signal → wake")
         .collect();
     assert!(!flows.is_empty());
+    // … by the producer: a consumer is never drawn as woken by another consumer's take.
+    let names: HashMap<u64, &str> = doc["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .filter_map(|e| Some((e["tid"].as_u64()?, e["args"]["name"].as_str()?)))
+        .collect();
+    let ends: HashMap<u64, u64> = doc["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ph"] == "f")
+        .filter_map(|e| Some((e["id"].as_u64()?, e["tid"].as_u64()?)))
+        .collect();
+    for start in &flows {
+        let from = names[&start["tid"].as_u64().unwrap()];
+        let to = names[&ends[&start["id"].as_u64().unwrap()]];
+        if to.starts_with("Consumer") {
+            assert_eq!(from, "Producer", "{to} woken by {from}: {start}");
+        }
+    }
     assert_svg_lanes("condition", &svg, &["Producer", "Consumer-1", "Consumer-2"]);
 }
 

@@ -258,41 +258,58 @@ impl Timeline {
 
 /// Joins each wait's end to its cause: for a wait that ends as the same thread starts
 /// holding the primitive, the latest release of it by another thread; otherwise the latest
-/// signal of it by another thread.
+/// signal of it by another thread, of another kind than the waiter's own next signal there
+/// (a consumer that waited and then `get`s was woken by a `put`, never by another
+/// consumer's `get`; a producer that waited for room, by a `get`).
 fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
-    let mut releases: HashMap<&str, Vec<(Duration, &Arc<str>)>> = HashMap::new();
+    let mut releases: HashMap<&str, Vec<(Duration, &Arc<str>, &str)>> = HashMap::new();
     let mut holds: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
     for s in spans.iter().filter(|s| s.state == State::Holding) {
         releases
             .entry(&s.primitive)
             .or_default()
-            .push((s.end, &s.thread));
+            .push((s.end, &s.thread, "release"));
         holds
             .entry((&s.primitive, &s.thread))
             .or_default()
             .push(s.start);
     }
     for v in releases.values_mut() {
-        v.sort_by_key(|(t, _)| *t);
+        v.sort_by_key(|(t, _, _)| *t);
     }
-    let mut signals: HashMap<&str, Vec<(Duration, &Arc<str>)>> = HashMap::new();
+    // Signals by primitive, each with its kind (`put`, `get`, `set`: the text's first word).
+    let mut signals: HashMap<&str, Vec<(Duration, &Arc<str>, &str)>> = HashMap::new();
     for m in moments.iter().filter(|m| m.kind == MomentKind::Signal) {
         if let Some(p) = &m.primitive {
-            signals.entry(p).or_default().push((m.at, &m.thread));
+            let verb = m.text.split_whitespace().next().unwrap_or("");
+            signals.entry(p).or_default().push((m.at, &m.thread, verb));
         }
     }
     for v in signals.values_mut() {
-        v.sort_by_key(|(t, _)| *t);
+        v.sort_by_key(|(t, _, _)| *t);
     }
-    // The latest event in `list` by another thread than `me`, at or before `t`.
-    let latest = |list: Option<&Vec<(Duration, &Arc<str>)>>, t: Duration, me: &str| {
+    // The kind of the first signal `me` made on `primitive` once its wait ended at `t`.
+    let next_own = |primitive: &str, me: &str, t: Duration| {
+        let list = signals.get(primitive)?;
+        let from = list.partition_point(|(at, _, _)| *at + SAME_MOMENT < t);
+        list[from..]
+            .iter()
+            .find(|(_, who, _)| &***who == me)
+            .map(|(_, _, verb)| *verb)
+    };
+    // The latest event in `list` by another thread than `me`, at or before `t`, whose kind
+    // is not `not`.
+    let latest = |list: Option<&Vec<(Duration, &Arc<str>, &str)>>,
+                  t: Duration,
+                  me: &str,
+                  not: Option<&str>| {
         let list = list?;
-        let upto = list.partition_point(|(at, _)| *at <= t + SAME_MOMENT);
+        let upto = list.partition_point(|(at, _, _)| *at <= t + SAME_MOMENT);
         list[..upto]
             .iter()
             .rev()
-            .find(|(_, who)| &***who != me)
-            .map(|(at, who)| (Arc::clone(who), *at))
+            .find(|(_, who, verb)| &***who != me && Some(*verb) != not)
+            .map(|(at, who, _)| (Arc::clone(who), *at))
     };
     let mut out = Vec::new();
     for w in spans.iter().filter(|s| s.state == State::Waiting) {
@@ -303,9 +320,11 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
                 starts.get(i).is_some_and(|s| *s <= w.end + SAME_MOMENT)
             });
         let cause = if acquired {
-            latest(releases.get(&*w.primitive), w.end, &w.thread).map(|c| (FlowKind::Handover, c))
+            latest(releases.get(&*w.primitive), w.end, &w.thread, None)
+                .map(|c| (FlowKind::Handover, c))
         } else {
-            latest(signals.get(&*w.primitive), w.end, &w.thread).map(|c| (FlowKind::Signal, c))
+            let own = next_own(&w.primitive, &w.thread, w.end);
+            latest(signals.get(&*w.primitive), w.end, &w.thread, own).map(|c| (FlowKind::Signal, c))
         };
         if let Some((kind, (who, at))) = cause
             && at >= w.start.saturating_sub(SAME_MOMENT)
@@ -841,6 +860,36 @@ mod tests {
             ms(300),
             "the put that ended it, not an earlier one"
         );
+    }
+
+    #[test]
+    fn a_consumer_is_woken_by_a_put_never_by_another_consumers_get() {
+        let spans = vec![span("C-1", "queue", State::Waiting, 100, 300)];
+        let signal = |at: u64, who: &str, verb: &str| Moment {
+            thread: who.into(),
+            at: ms(at),
+            kind: MomentKind::Signal,
+            primitive: Some("queue".into()),
+            text: format!("{verb} 'queue'"),
+        };
+        // P puts at 250; C-2 takes something at 290; C-1 wakes at 300 and takes (gets).
+        let moments = [
+            signal(250, "P", "put"),
+            signal(290, "C-2", "get"),
+            signal(300, "C-1", "get"),
+        ];
+        let f = flows(&spans, &moments);
+        assert_eq!(f.len(), 1);
+        assert_eq!((&*f[0].from.0, f[0].from.1), ("P", ms(250)));
+        // A producer that waited for room and then puts is woken by a get.
+        let spans = vec![span("P", "queue", State::Waiting, 100, 300)];
+        let moments = [
+            signal(280, "C-1", "get"),
+            signal(290, "Q", "put"),
+            signal(300, "P", "put"),
+        ];
+        let f = flows(&spans, &moments);
+        assert_eq!((&*f[0].from.0, f[0].from.1), ("C-1", ms(280)));
     }
 
     #[test]
