@@ -67,6 +67,9 @@ pub enum MomentKind {
     Narrative,
     /// A primitive signalled: a `put`, a `set`, a notify (a cause a waiter may wake from).
     Signal,
+    /// A wait that ended unanswered (timed out, or refused by the deadlock detector): no
+    /// signal or release caused its end, so the pictures draw no arrow to it.
+    GaveUp,
 }
 
 /// An instant in one thread's life worth showing.
@@ -552,7 +555,10 @@ impl Probe {
         if let Some((g, w)) = watched {
             g.stop_waiting(w);
         }
-        self.waited(mark);
+        match outcome {
+            Signal::Woken => self.waited(mark),
+            Signal::TimedOut | Signal::Stalled(_) => self.gave_up(mark),
+        }
         (guard, outcome)
     }
 
@@ -603,9 +609,27 @@ impl Probe {
         self.begin(|g| (&g.waiting, &g.most_waiting))
     }
 
-    /// The current thread stopped waiting (it got the primitive, or gave up).
+    /// The current thread stopped waiting: it got the primitive (or was woken).
     pub fn waited(&self, mark: Mark) {
         self.narrate_end("woke: done waiting for", &mark);
+        self.end(mark, State::Waiting, |g| &g.waiting);
+    }
+
+    /// The current thread stopped waiting unanswered: its timeout ran out, or the deadlock
+    /// detector refused the wait. Recorded (when pictures are on) so that no arrow is drawn
+    /// from an unrelated signal to this wait's end.
+    pub fn gave_up(&self, mark: Mark) {
+        self.narrate_end("gave up waiting for", &mark);
+        if let Some((rec, _)) = &self.sink
+            && rec.detail()
+            && mark.0.is_some()
+        {
+            rec.moment(
+                MomentKind::GaveUp,
+                Some(Arc::clone(&self.name)),
+                format!("gave up on '{}'", self.name),
+            );
+        }
         self.end(mark, State::Waiting, |g| &g.waiting);
     }
 

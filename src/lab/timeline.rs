@@ -256,13 +256,16 @@ impl Timeline {
     }
 }
 
+/// Possible causes on one primitive (a release, a `put`): when, by whom, of what kind.
+type Causes<'a> = Vec<(Duration, &'a Arc<str>, &'a str)>;
+
 /// Joins each wait's end to its cause: for a wait that ends as the same thread starts
 /// holding the primitive, the latest release of it by another thread; otherwise the latest
 /// signal of it by another thread, of another kind than the waiter's own next signal there
 /// (a consumer that waited and then `get`s was woken by a `put`, never by another
 /// consumer's `get`; a producer that waited for room, by a `get`).
 fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
-    let mut releases: HashMap<&str, Vec<(Duration, &Arc<str>, &str)>> = HashMap::new();
+    let mut releases: HashMap<&str, Causes> = HashMap::new();
     let mut holds: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
     for s in spans.iter().filter(|s| s.state == State::Holding) {
         releases
@@ -278,7 +281,7 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
         v.sort_by_key(|(t, _, _)| *t);
     }
     // Signals by primitive, each with its kind (`put`, `get`, `set`: the text's first word).
-    let mut signals: HashMap<&str, Vec<(Duration, &Arc<str>, &str)>> = HashMap::new();
+    let mut signals: HashMap<&str, Causes> = HashMap::new();
     for m in moments.iter().filter(|m| m.kind == MomentKind::Signal) {
         if let Some(p) = &m.primitive {
             let verb = m.text.split_whitespace().next().unwrap_or("");
@@ -299,10 +302,7 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
     };
     // The latest event in `list` by another thread than `me`, at or before `t`, whose kind
     // is not `not`.
-    let latest = |list: Option<&Vec<(Duration, &Arc<str>, &str)>>,
-                  t: Duration,
-                  me: &str,
-                  not: Option<&str>| {
+    let latest = |list: Option<&Causes>, t: Duration, me: &str, not: Option<&str>| {
         let list = list?;
         let upto = list.partition_point(|(at, _, _)| *at <= t + SAME_MOMENT);
         list[..upto]
@@ -311,8 +311,23 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
             .find(|(_, who, verb)| &***who != me && Some(*verb) != not)
             .map(|(at, who, _)| (Arc::clone(who), *at))
     };
+    // Waits that ended unanswered (timed out, refused): by thread and primitive, when.
+    let mut gave_up: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
+    for m in moments.iter().filter(|m| m.kind == MomentKind::GaveUp) {
+        if let Some(p) = &m.primitive {
+            gave_up.entry((&**p, &*m.thread)).or_default().push(m.at);
+        }
+    }
+    let unanswered = |w: &Span| {
+        gave_up
+            .get(&(&*w.primitive, &*w.thread))
+            .is_some_and(|ats| ats.iter().any(|at| at.abs_diff(w.end) <= SAME_MOMENT))
+    };
     let mut out = Vec::new();
-    for w in spans.iter().filter(|s| s.state == State::Waiting) {
+    for w in spans
+        .iter()
+        .filter(|s| s.state == State::Waiting && !unanswered(s))
+    {
         let acquired = holds
             .get(&(&*w.primitive, &*w.thread))
             .is_some_and(|starts| {
@@ -859,6 +874,30 @@ mod tests {
             f[0].from.1,
             ms(300),
             "the put that ended it, not an earlier one"
+        );
+    }
+
+    #[test]
+    fn a_wait_that_gave_up_has_no_cause() {
+        let spans = vec![span("W", "queue", State::Waiting, 100, 1100)];
+        let moment = |at: u64, who: &str, kind: MomentKind, text: &str| Moment {
+            thread: who.into(),
+            at: ms(at),
+            kind,
+            primitive: Some("queue".into()),
+            text: text.into(),
+        };
+        // Another worker's item came and went during W's timed get, which then ran out.
+        let moments = [
+            moment(500, "P", MomentKind::Signal, "put 'queue'"),
+            moment(501, "V", MomentKind::Signal, "get 'queue'"),
+            moment(1100, "W", MomentKind::GaveUp, "gave up on 'queue'"),
+        ];
+        assert!(flows(&spans, &moments).is_empty());
+        assert_eq!(
+            flows(&spans, &moments[..2]).len(),
+            1,
+            "without the give-up: an arrow"
         );
     }
 

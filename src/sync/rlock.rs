@@ -87,7 +87,7 @@ impl OwnedLock {
             let waiting = match self.probe.graph_waiting(asked, timeout.is_some()) {
                 Ok(w) => w,
                 Err(cycle) => {
-                    self.probe.waited(mark);
+                    self.probe.gave_up(mark);
                     return Err(LockError::Deadlock {
                         lock: self.probe.name().to_string(),
                         cycle,
@@ -107,8 +107,8 @@ impl OwnedLock {
                 }
             };
             self.probe.graph_waited(waiting);
-            self.probe.waited(mark);
             if self.blocked(&st, me) {
+                self.probe.gave_up(mark);
                 let (id, owner) = st.owner.clone().unwrap_or((me, "nobody".into()));
                 return Err(LockError::Timeout {
                     lock: self.probe.name().to_string(),
@@ -116,6 +116,7 @@ impl OwnedLock {
                     by_caller: id == me,
                 });
             }
+            self.probe.waited(mark);
         }
         if st.count == 0 {
             st.owner = Some((me, thread_name()));

@@ -105,7 +105,7 @@ impl Semaphore {
         if *count == 0 {
             let mark = self.probe.waiting();
             let Ok(waiting) = self.probe.graph_waiting(asked, true) else {
-                self.probe.waited(mark);
+                self.probe.gave_up(mark);
                 return None;
             };
             count = self
@@ -114,10 +114,11 @@ impl Semaphore {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
             self.probe.graph_waited(waiting);
+            if *count == 0 {
+                self.probe.gave_up(mark);
+                return None;
+            }
             self.probe.waited(mark);
-        }
-        if *count == 0 {
-            return None;
         }
         *count -= 1;
         self.probe.graph_holding();
