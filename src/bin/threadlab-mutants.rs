@@ -7,7 +7,8 @@
 //! demo's report turns to ✘; an error or a crash is reported, but it is not what a class
 //! would read. Before any mutant, the unmutated copy must pass every listed run.
 //!
-//! `threadlab-mutants [NAME…]` runs the named mutants only. Not a test: it takes minutes.
+//! `threadlab-mutants [NAME…]` runs the named mutants only; `--check` only checks that
+//! every break finds its text exactly once. Not a test: it takes minutes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -400,8 +401,28 @@ fn run_tests(scratch: &Path, target: &Path, filter: &str) -> Vec<String> {
 }
 
 fn main() -> anyhow::Result<()> {
-    let only: Vec<String> = std::env::args().skip(1).collect();
+    let mut only: Vec<String> = std::env::args().skip(1).collect();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // Every break must find its text exactly once, checked before minutes of building
+    // (`--check`: only this).
+    let check_only = only.iter().any(|a| a == "--check");
+    only.retain(|a| a != "--check");
+    let misplaced: Vec<String> = MUTANTS
+        .iter()
+        .filter(|m| {
+            std::fs::read_to_string(repo.join(m.file))
+                .map_or(true, |src| src.matches(m.find).count() != 1)
+        })
+        .map(|m| format!("{} ({})", m.name, m.file))
+        .collect();
+    anyhow::ensure!(
+        misplaced.is_empty(),
+        "the text to change is not in its file exactly once: {misplaced:?}"
+    );
+    if check_only {
+        println!("every one of {} breaks finds its text once", MUTANTS.len());
+        return Ok(());
+    }
     let base = std::env::temp_dir().join("threadlab-mutants");
     let scratch = base.join("src-copy");
     let target = base.join("target");
