@@ -353,13 +353,12 @@ impl Lab {
             .recorder
             .threads()
             .into_iter()
-            .map(|t| {
-                // This life's spans (a name may be used again by a later thread).
-                let until = t.finished.unwrap_or(wall);
-                let mine: Vec<&record::Span> = spans
-                    .iter()
-                    .filter(|s| *s.thread == *t.name && s.start >= t.started && s.start <= until)
-                    .collect();
+            .enumerate()
+            .map(|(slot, t)| {
+                // This life's spans, by its slot: two threads may share a name, even at once
+                // (worker-pool's unjoined daemons beside the fixed pool's workers).
+                let mine: Vec<&record::Span> =
+                    spans.iter().filter(|s| s.slot == Some(slot)).collect();
                 let total = |state: State| -> Duration {
                     mine.iter()
                         .filter(|s| s.state == state)
