@@ -321,7 +321,11 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
     let unanswered = |w: &Span| {
         gave_up
             .get(&(&*w.primitive, &*w.thread))
-            .is_some_and(|ats| ats.iter().any(|at| at.abs_diff(w.end) <= SAME_MOMENT))
+            // Recorded just before the span ends, so inside it (however late the thread ran).
+            .is_some_and(|ats| {
+                ats.iter()
+                    .any(|at| *at >= w.start && *at <= w.end + SAME_MOMENT)
+            })
     };
     let mut out = Vec::new();
     for w in spans
