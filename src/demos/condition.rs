@@ -99,19 +99,23 @@ impl Buffer {
         cv: &Condvar,
         st: MutexGuard<'a, State>,
         why: &str,
+        answered_by: &[&str],
         blocked: impl Fn(&State) -> bool,
     ) -> anyhow::Result<MutexGuard<'a, State>> {
         // The probe waits in slices (for the detector); a slice that runs out while the
         // state changed counts as the wake-up that change came with.
-        let (st, outcome) =
-            self.probe
-                .wait_for_signal(st, Bound::Patience(self.patience), |st, slice| {
-                    let (st, r) = cv
-                        .wait_timeout(st, slice)
-                        .unwrap_or_else(|e| e.into_inner());
-                    let ran_out = r.timed_out() && blocked(&st);
-                    (st, ran_out)
-                });
+        let (st, outcome) = self.probe.wait_for_signal(
+            st,
+            Bound::Patience(self.patience),
+            answered_by,
+            |st, slice| {
+                let (st, r) = cv
+                    .wait_timeout(st, slice)
+                    .unwrap_or_else(|e| e.into_inner());
+                let ran_out = r.timed_out() && blocked(&st);
+                (st, ran_out)
+            },
+        );
         match outcome {
             Signal::Woken => Ok(st),
             Signal::TimedOut => anyhow::bail!("gave up after waiting {:?} {why}", self.patience),
@@ -132,7 +136,7 @@ impl Buffer {
             // A predicate wait (Python's `wait_for`): the loop is inside this one.
             let full = |s: &State| s.items.len() == self.capacity;
             while full(&st) {
-                st = self.wait(&self.not_full, st, "for room", full)?;
+                st = self.wait(&self.not_full, st, "for room", &["take"], full)?;
             }
             tally.wakeups += 1;
             info!("Room again.");
@@ -186,7 +190,7 @@ impl Buffer {
         tally.waits += 1;
         let mut st = st;
         st.waiting_consumers += 1;
-        let mut st = self.wait(&self.not_empty, st, "for an item", |s| {
+        let mut st = self.wait(&self.not_empty, st, "for an item", &["put", "close"], |s| {
             s.items.is_empty() && !s.closed
         })?;
         st.waiting_consumers -= 1;

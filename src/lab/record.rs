@@ -70,6 +70,9 @@ pub enum MomentKind {
     /// A wait that ended unanswered (timed out, or refused by the deadlock detector): no
     /// signal or release caused its end, so the pictures draw no arrow to it.
     GaveUp,
+    /// A wait for a signal that was answered; the text lists the kinds of signal that answer
+    /// it (`put close` for a `get`), so the pictures' arrow comes from one of those.
+    Answered,
 }
 
 /// An instant in one thread's life worth showing.
@@ -511,10 +514,15 @@ impl Probe {
     /// `step(guard, slice)` waits once for at most `slice` and says whether it ran out (a
     /// `Condvar::wait_timeout_while` keeps its predicate; a bare `wait_timeout` returns at
     /// the first wake-up). It is called only while the caller is blocked.
+    ///
+    /// `answered_by` names the signals (as given to [`Probe::signal`]) that can end this
+    /// wait: `["put", "close"]` for a `get`. Recorded with the wait's end when pictures are
+    /// on, so an arrow is drawn from the right cause.
     pub fn wait_for_signal<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
         bound: Bound,
+        answered_by: &[&str],
         mut step: impl FnMut(MutexGuard<'a, T>, Duration) -> (MutexGuard<'a, T>, bool),
     ) -> (MutexGuard<'a, T>, Signal) {
         let mark = self.waiting();
@@ -556,7 +564,10 @@ impl Probe {
             g.stop_waiting(w);
         }
         match outcome {
-            Signal::Woken => self.waited(mark),
+            Signal::Woken => {
+                self.wait_moment(&mark, MomentKind::Answered, || answered_by.join(" "));
+                self.waited(mark);
+            }
             Signal::TimedOut | Signal::Stalled(_) => self.gave_up(mark),
         }
         (guard, outcome)
@@ -620,17 +631,20 @@ impl Probe {
     /// from an unrelated signal to this wait's end.
     pub fn gave_up(&self, mark: Mark) {
         self.narrate_end("gave up waiting for", &mark);
+        self.wait_moment(&mark, MomentKind::GaveUp, || {
+            format!("gave up on '{}'", self.name)
+        });
+        self.end(mark, State::Waiting, |g| &g.waiting);
+    }
+
+    /// How a recorded wait ended, kept (when pictures are on) just before its span closes.
+    fn wait_moment(&self, mark: &Mark, kind: MomentKind, text: impl FnOnce() -> String) {
         if let Some((rec, _)) = &self.sink
             && rec.detail()
             && mark.0.is_some()
         {
-            rec.moment(
-                MomentKind::GaveUp,
-                Some(Arc::clone(&self.name)),
-                format!("gave up on '{}'", self.name),
-            );
+            rec.moment(kind, Some(Arc::clone(&self.name)), text());
         }
-        self.end(mark, State::Waiting, |g| &g.waiting);
     }
 
     /// The current thread starts holding.

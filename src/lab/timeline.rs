@@ -259,11 +259,11 @@ impl Timeline {
 /// Possible causes on one primitive (a release, a `put`): when, by whom, of what kind.
 type Causes<'a> = Vec<(Duration, &'a Arc<str>, &'a str)>;
 
-/// Joins each wait's end to its cause: for a wait that ends as the same thread starts
-/// holding the primitive, the latest release of it by another thread; otherwise the latest
-/// signal of it by another thread, of another kind than the waiter's own next signal there
-/// (a consumer that waited and then `get`s was woken by a `put`, never by another
-/// consumer's `get`; a producer that waited for room, by a `get`).
+/// Joins each wait's end to its cause. A wait for a signal that was answered: the latest
+/// signal by another thread of a kind that answers it (a `get` is answered by a `put` or a
+/// `close`, never by another consumer's `get`); one that gave up (timed out, refused) has
+/// no cause. A wait that ends as the same thread starts holding the primitive: the latest
+/// release of it by another thread. Any other wait: the latest signal by another thread.
 fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
     let mut releases: HashMap<&str, Causes> = HashMap::new();
     let mut holds: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
@@ -291,59 +291,56 @@ fn flows(spans: &[Span], moments: &[Moment]) -> Vec<Flow> {
     for v in signals.values_mut() {
         v.sort_by_key(|(t, _, _)| *t);
     }
-    // The kind of the first signal `me` made on `primitive` once its wait ended at `t`.
-    let next_own = |primitive: &str, me: &str, t: Duration| {
-        let list = signals.get(primitive)?;
-        let from = list.partition_point(|(at, _, _)| *at + SAME_MOMENT < t);
-        list[from..]
-            .iter()
-            .find(|(_, who, _)| &***who == me)
-            .map(|(_, _, verb)| *verb)
-    };
-    // The latest event in `list` by another thread than `me`, at or before `t`, whose kind
-    // is not `not`.
-    let latest = |list: Option<&Causes>, t: Duration, me: &str, not: Option<&str>| {
+    // The latest event in `list` by another thread than `me`, at or before `t`, of a kind
+    // `accept`s.
+    let latest = |list: Option<&Causes>, t: Duration, me: &str, accept: &dyn Fn(&str) -> bool| {
         let list = list?;
         let upto = list.partition_point(|(at, _, _)| *at <= t + SAME_MOMENT);
         list[..upto]
             .iter()
             .rev()
-            .find(|(_, who, verb)| &***who != me && Some(*verb) != not)
+            .find(|(_, who, verb)| &***who != me && accept(verb))
             .map(|(at, who, _)| (Arc::clone(who), *at))
     };
-    // Waits that ended unanswered (timed out, refused): by thread and primitive, when.
-    let mut gave_up: HashMap<(&str, &str), Vec<Duration>> = HashMap::new();
-    for m in moments.iter().filter(|m| m.kind == MomentKind::GaveUp) {
+    // How signal waits ended (answered, and by which kinds of signal; or given up), by
+    // primitive and thread.
+    let mut ends: HashMap<(&str, &str), Vec<&Moment>> = HashMap::new();
+    for m in moments
+        .iter()
+        .filter(|m| matches!(m.kind, MomentKind::GaveUp | MomentKind::Answered))
+    {
         if let Some(p) = &m.primitive {
-            gave_up.entry((&**p, &*m.thread)).or_default().push(m.at);
+            ends.entry((&**p, &*m.thread)).or_default().push(m);
         }
     }
-    let unanswered = |w: &Span| {
-        gave_up
-            .get(&(&*w.primitive, &*w.thread))
-            // Recorded just before the span ends, so inside it (however late the thread ran).
-            .is_some_and(|ats| {
-                ats.iter()
-                    .any(|at| *at >= w.start && *at <= w.end + SAME_MOMENT)
-            })
+    // Recorded just before the span closes, so inside it (however late the thread ran).
+    let end_of = |w: &Span| {
+        ends.get(&(&*w.primitive, &*w.thread))?
+            .iter()
+            .find(|m| m.at >= w.start && m.at <= w.end + SAME_MOMENT)
+            .copied()
     };
     let mut out = Vec::new();
-    for w in spans
-        .iter()
-        .filter(|s| s.state == State::Waiting && !unanswered(s))
-    {
+    for w in spans.iter().filter(|s| s.state == State::Waiting) {
         let acquired = holds
             .get(&(&*w.primitive, &*w.thread))
             .is_some_and(|starts| {
                 let i = starts.partition_point(|s| *s + SAME_MOMENT < w.end);
                 starts.get(i).is_some_and(|s| *s <= w.end + SAME_MOMENT)
             });
-        let cause = if acquired {
-            latest(releases.get(&*w.primitive), w.end, &w.thread, None)
-                .map(|c| (FlowKind::Handover, c))
-        } else {
-            let own = next_own(&w.primitive, &w.thread, w.end);
-            latest(signals.get(&*w.primitive), w.end, &w.thread, own).map(|c| (FlowKind::Signal, c))
+        let signals_of = signals.get(&*w.primitive);
+        let cause = match end_of(w) {
+            // Timed out or refused: nothing answered it.
+            Some(m) if m.kind == MomentKind::GaveUp => None,
+            // Answered: by the latest signal of a kind that answers it (a `get` by a `put`
+            // or a `close`, never by another consumer's `get`).
+            Some(m) => {
+                let accept = |verb: &str| m.text.split_whitespace().any(|a| a == verb);
+                latest(signals_of, w.end, &w.thread, &accept).map(|c| (FlowKind::Signal, c))
+            }
+            None if acquired => latest(releases.get(&*w.primitive), w.end, &w.thread, &|_| true)
+                .map(|c| (FlowKind::Handover, c)),
+            None => latest(signals_of, w.end, &w.thread, &|_| true).map(|c| (FlowKind::Signal, c)),
         };
         if let Some((kind, (who, at))) = cause
             && at >= w.start.saturating_sub(SAME_MOMENT)
@@ -906,33 +903,41 @@ mod tests {
     }
 
     #[test]
-    fn a_consumer_is_woken_by_a_put_never_by_another_consumers_get() {
-        let spans = vec![span("C-1", "queue", State::Waiting, 100, 300)];
-        let signal = |at: u64, who: &str, verb: &str| Moment {
+    fn a_wait_is_joined_to_a_signal_of_a_kind_that_answers_it() {
+        let moment = |at: u64, who: &str, kind: MomentKind, text: &str| Moment {
             thread: who.into(),
             at: ms(at),
-            kind: MomentKind::Signal,
+            kind,
             primitive: Some("queue".into()),
-            text: format!("{verb} 'queue'"),
+            text: text.into(),
         };
-        // P puts at 250; C-2 takes something at 290; C-1 wakes at 300 and takes (gets).
+        let signal = |at: u64, who: &str, verb: &str| {
+            moment(at, who, MomentKind::Signal, &format!("{verb} 'queue'"))
+        };
+        // P puts at 250; C-2 takes something at 290 and W-3 marks a task done at 295; C-1,
+        // answered by a put or a close, wakes at 300.
+        let spans = vec![span("C-1", "queue", State::Waiting, 100, 300)];
         let moments = [
             signal(250, "P", "put"),
             signal(290, "C-2", "get"),
-            signal(300, "C-1", "get"),
+            signal(295, "W-3", "task_done"),
+            moment(300, "C-1", MomentKind::Answered, "put close"),
         ];
         let f = flows(&spans, &moments);
         assert_eq!(f.len(), 1);
         assert_eq!((&*f[0].from.0, f[0].from.1), ("P", ms(250)));
-        // A producer that waited for room and then puts is woken by a get.
-        let spans = vec![span("P", "queue", State::Waiting, 100, 300)];
+        // Without knowing what answers it, the latest signal by another thread is taken.
+        let f = flows(&spans, &moments[..3]);
+        assert_eq!((&*f[0].from.0, f[0].from.1), ("W-3", ms(295)));
+        // A join answered by task_done: the last task done, not the puts and gets around it.
+        let spans = vec![span("Main", "queue", State::Waiting, 100, 300)];
         let moments = [
-            signal(280, "C-1", "get"),
-            signal(290, "Q", "put"),
-            signal(300, "P", "put"),
+            signal(280, "W-1", "task_done"),
+            signal(290, "P", "put"),
+            moment(299, "Main", MomentKind::Answered, "task_done"),
         ];
         let f = flows(&spans, &moments);
-        assert_eq!((&*f[0].from.0, f[0].from.1), ("C-1", ms(280)));
+        assert_eq!((&*f[0].from.0, f[0].from.1), ("W-1", ms(280)));
     }
 
     #[test]

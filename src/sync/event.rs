@@ -71,13 +71,15 @@ impl Event {
         if *flag {
             return true;
         }
-        let (flag, _) = self.probe.wait_for_signal(flag, bound, |flag, slice| {
-            let (flag, r) = self
-                .changed
-                .wait_timeout_while(flag, slice, |set| !*set)
-                .unwrap_or_else(|e| e.into_inner());
-            (flag, r.timed_out())
-        });
+        let (flag, _) = self
+            .probe
+            .wait_for_signal(flag, bound, &["set"], |flag, slice| {
+                let (flag, r) = self
+                    .changed
+                    .wait_timeout_while(flag, slice, |set| !*set)
+                    .unwrap_or_else(|e| e.into_inner());
+                (flag, r.timed_out())
+            });
         *flag
     }
 }

@@ -97,13 +97,17 @@ impl<T> JoinableQueue<T> {
             on_full(st.items.len());
             let began = Instant::now();
             let outcome;
-            (st, outcome) = self.probe.wait_for_signal(st, Bound::Forever, |st, slice| {
-                let (st, r) = self
-                    .not_full
-                    .wait_timeout_while(st, slice, |s| s.items.len() >= self.maxsize && !s.closed)
-                    .unwrap_or_else(|e| e.into_inner());
-                (st, r.timed_out())
-            });
+            (st, outcome) =
+                self.probe
+                    .wait_for_signal(st, Bound::Forever, &["get", "close"], |st, slice| {
+                        let (st, r) = self
+                            .not_full
+                            .wait_timeout_while(st, slice, |s| {
+                                s.items.len() >= self.maxsize && !s.closed
+                            })
+                            .unwrap_or_else(|e| e.into_inner());
+                        (st, r.timed_out())
+                    });
             st.put_blocked += began.elapsed();
             if let Signal::Stalled(stall) = outcome {
                 return Err(QueueError::Stalled(self.probe.name().to_string(), stall));
@@ -151,13 +155,15 @@ impl<T> JoinableQueue<T> {
         let mut st = self.state();
         if st.items.is_empty() && !st.closed {
             let outcome;
-            (st, outcome) = self.probe.wait_for_signal(st, bound, |st, slice| {
-                let (st, r) = self
-                    .not_empty
-                    .wait_timeout_while(st, slice, |s| s.items.is_empty() && !s.closed)
-                    .unwrap_or_else(|e| e.into_inner());
-                (st, r.timed_out())
-            });
+            (st, outcome) =
+                self.probe
+                    .wait_for_signal(st, bound, &["put", "close"], |st, slice| {
+                        let (st, r) = self
+                            .not_empty
+                            .wait_timeout_while(st, slice, |s| s.items.is_empty() && !s.closed)
+                            .unwrap_or_else(|e| e.into_inner());
+                        (st, r.timed_out())
+                    });
             if let Signal::Stalled(stall) = outcome {
                 return Got::Stalled(stall);
             }
@@ -182,6 +188,8 @@ impl<T> JoinableQueue<T> {
         }
         st.unfinished -= 1;
         if st.unfinished == 0 {
+            // The cause `join` wakes from (for the pictures' arrows and the detector).
+            self.probe.signal("task_done");
             self.all_done.notify_all();
         }
         Ok(())
@@ -194,15 +202,15 @@ impl<T> JoinableQueue<T> {
         if st.unfinished == 0 {
             return true;
         }
-        let (st, _) = self
-            .probe
-            .wait_for_signal(st, Bound::Timeout(timeout), |st, slice| {
-                let (st, r) = self
-                    .all_done
-                    .wait_timeout_while(st, slice, |s| s.unfinished > 0)
-                    .unwrap_or_else(|e| e.into_inner());
-                (st, r.timed_out())
-            });
+        let (st, _) =
+            self.probe
+                .wait_for_signal(st, Bound::Timeout(timeout), &["task_done"], |st, slice| {
+                    let (st, r) = self
+                        .all_done
+                        .wait_timeout_while(st, slice, |s| s.unfinished > 0)
+                        .unwrap_or_else(|e| e.into_inner());
+                    (st, r.timed_out())
+                });
         st.unfinished == 0
     }
 
