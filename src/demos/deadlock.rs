@@ -282,12 +282,14 @@ fn two_tellers(
     let took = began.elapsed();
     let after = bank.total();
     let mut completed = 0;
+    let mut refused = 0;
     let mut refusals = Vec::new();
     let claims: Vec<Claim> = results.iter().map(|(c, _)| c.clone()).collect();
     for (claim, done) in results {
         match done {
             Ok(d) => {
                 completed += 1;
+                refused += d.refused;
                 if let Some((cycle, took)) = d.refusal {
                     refusals.push((claim.teller, cycle, took));
                 }
@@ -316,28 +318,44 @@ fn two_tellers(
         .iter()
         .map(|c| format!("{} holds '{}' wants '{}'", c.teller, c.holds, c.wants))
         .collect();
+    // Usually one cycle. On a busy machine the victim's retry can meet the same cycle again
+    // (it takes its first account back before the other teller has run to take it): each
+    // time it must be this cycle, found and broken again.
+    let all_this_one = found.iter().all(|c| c.matches(&said_by));
     report.check(
         "the cycle the detector found, against what the tellers said they held and wanted",
-        format!("one cycle: {}", said.join("; ")),
+        format!("this cycle (each time it formed): {}", said.join("; ")),
         match found.as_slice() {
             [] => "no cycle found".to_string(),
             [c] => c.story().join("; "),
-            many => format!("{} cycles", many.len()),
+            [c, ..] if all_this_one => format!(
+                "{} times (the victim's retry met it again): {}",
+                found.len(),
+                c.story().join("; ")
+            ),
+            many => format!("{} cycles, not all this one", many.len()),
         },
-        found.len() == 1 && found[0].matches(&said_by),
+        !found.is_empty() && all_this_one,
     );
     let slowest = refusals.iter().map(|(_, _, t)| *t).max();
     report.check(
         "the victim's wait: refused, and how long after it asked (by the victim's clock)",
         format!(
-            "one teller refused, within {}",
+            "one refusal per cycle ({}), within {}",
+            found.len(),
             units::duration(DETECT_BOUND)
         ),
         match (&refusals[..], slowest) {
-            ([(who, _, _)], Some(t)) => format!("{who} refused after {}", units::duration(t)),
-            _ => format!("{} tellers refused", refusals.len()),
+            ([(who, _, _)], Some(t)) if refused == 1 => {
+                format!("{who} refused after {}", units::duration(t))
+            }
+            (_, Some(t)) => format!(
+                "{refused} refusals, the slowest after {}",
+                units::duration(t)
+            ),
+            _ => "no teller refused".to_string(),
         },
-        refusals.len() == 1 && slowest.is_some_and(|t| t < DETECT_BOUND),
+        refused as usize == found.len() && slowest.is_some_and(|t| t < DETECT_BOUND),
     );
     report.check(
         "transfers completed, and the money in the bank",
