@@ -153,6 +153,7 @@ fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
     assert_usage_error(&["cpu-vs-io", "--threads", "0,2"], "--threads");
     assert_usage_error(&["cpu-vs-io", "--rounds", "0"], "--rounds");
     assert_usage_error(&["cpu-vs-io", "--rounds", "99999999999"], "--rounds");
+    assert_usage_error(&["cpu-vs-io", "--cpu", "30", "--rounds", "3"], "--rounds");
     assert_usage_error(&["gil", "--threads", "65"], "--threads");
     assert_usage_error(&["rate-limit", "--per-second", "0"], "--per-second");
     assert_usage_error(&["rate-limit", "--pool", "0"], "--pool");

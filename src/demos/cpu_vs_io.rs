@@ -10,6 +10,9 @@ use crate::lab::{self, Lab, Report, Table, units};
 /// The tutorials' snippets in Python, run by `--python` (also in the repo, to read and run).
 const PYTHON_SCRIPT: &str = include_str!("../../demos/python/cpu_vs_io.py");
 
+/// The most CPU-bound work a run may ask for, over all its rounds, in seconds (at pace 1).
+const MOST_CPU_SECS: f64 = 60.0;
+
 /// Flags of `threadlab cpu-vs-io`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Args {
@@ -51,6 +54,15 @@ struct Row {
 
 /// Runs the demo.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    // Bounded time: the CPU-bound work asked for, over every round, stays within a minute
+    // (the one-round bound of --cpu alone).
+    let asked = args.cpu * f64::from(args.rounds);
+    anyhow::ensure!(
+        asked <= MOST_CPU_SECS,
+        "--cpu {} × --rounds {} is {asked} s of CPU-bound work; at most {MOST_CPU_SECS} s",
+        args.cpu,
+        args.rounds
+    );
     let mut report = Report::new("cpu-vs-io");
     report.params_from(args);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -803,6 +803,22 @@ mod tests {
         }
     }
 
+    /// A moment on the primitive 'queue'.
+    fn on_queue(at: u64, who: &str, kind: MomentKind, text: &str) -> Moment {
+        Moment {
+            thread: who.into(),
+            at: ms(at),
+            kind,
+            primitive: Some("queue".into()),
+            text: text.into(),
+        }
+    }
+
+    /// A signal on 'queue' of the kind `verb` (`put`, `get`, `task_done`).
+    fn signal(at: u64, who: &str, verb: &str) -> Moment {
+        on_queue(at, who, MomentKind::Signal, &format!("{verb} 'queue'"))
+    }
+
     fn timeline(spans: Vec<Span>) -> Timeline {
         let mut t = Timeline::build("t", &Recorder::new(Instant::now()), &[], ms(1000));
         for s in spans {
@@ -861,14 +877,8 @@ mod tests {
     #[test]
     fn a_wait_is_joined_to_the_signal_that_ended_it() {
         let spans = vec![span("C", "queue", State::Waiting, 100, 300)];
-        let put = |at: u64, who: &str| Moment {
-            thread: who.into(),
-            at: ms(at),
-            kind: MomentKind::Signal,
-            primitive: Some("queue".into()),
-            text: "put".into(),
-        };
-        let f = flows(&spans, &[put(50, "P"), put(300, "P"), put(900, "P")]);
+        let put = |at: u64| signal(at, "P", "put");
+        let f = flows(&spans, &[put(50), put(300), put(900)]);
         assert_eq!(f.len(), 1);
         assert_eq!(f[0].kind, FlowKind::Signal);
         assert_eq!(
@@ -881,18 +891,11 @@ mod tests {
     #[test]
     fn a_wait_that_gave_up_has_no_cause() {
         let spans = vec![span("W", "queue", State::Waiting, 100, 1100)];
-        let moment = |at: u64, who: &str, kind: MomentKind, text: &str| Moment {
-            thread: who.into(),
-            at: ms(at),
-            kind,
-            primitive: Some("queue".into()),
-            text: text.into(),
-        };
         // Another worker's item came and went during W's timed get, which then ran out.
         let moments = [
-            moment(500, "P", MomentKind::Signal, "put 'queue'"),
-            moment(501, "V", MomentKind::Signal, "get 'queue'"),
-            moment(1100, "W", MomentKind::GaveUp, "gave up on 'queue'"),
+            signal(500, "P", "put"),
+            signal(501, "V", "get"),
+            on_queue(1100, "W", MomentKind::GaveUp, "gave up on 'queue'"),
         ];
         assert!(flows(&spans, &moments).is_empty());
         assert_eq!(
@@ -904,16 +907,6 @@ mod tests {
 
     #[test]
     fn a_wait_is_joined_to_a_signal_of_a_kind_that_answers_it() {
-        let moment = |at: u64, who: &str, kind: MomentKind, text: &str| Moment {
-            thread: who.into(),
-            at: ms(at),
-            kind,
-            primitive: Some("queue".into()),
-            text: text.into(),
-        };
-        let signal = |at: u64, who: &str, verb: &str| {
-            moment(at, who, MomentKind::Signal, &format!("{verb} 'queue'"))
-        };
         // P puts at 250; C-2 takes something at 290 and W-3 marks a task done at 295; C-1,
         // answered by a put or a close, wakes at 300.
         let spans = vec![span("C-1", "queue", State::Waiting, 100, 300)];
@@ -921,7 +914,7 @@ mod tests {
             signal(250, "P", "put"),
             signal(290, "C-2", "get"),
             signal(295, "W-3", "task_done"),
-            moment(300, "C-1", MomentKind::Answered, "put close"),
+            on_queue(300, "C-1", MomentKind::Answered, "put close"),
         ];
         let f = flows(&spans, &moments);
         assert_eq!(f.len(), 1);
@@ -934,7 +927,7 @@ mod tests {
         let moments = [
             signal(280, "W-1", "task_done"),
             signal(290, "P", "put"),
-            moment(299, "Main", MomentKind::Answered, "task_done"),
+            on_queue(299, "Main", MomentKind::Answered, "task_done"),
         ];
         let f = flows(&spans, &moments);
         assert_eq!((&*f[0].from.0, f[0].from.1), ("W-1", ms(280)));
