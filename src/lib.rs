@@ -83,11 +83,35 @@ pub fn main_with_args(args: impl IntoIterator<Item = impl Into<OsString> + Clone
 /// reported as a value out of range for that flag, not as an unknown argument.
 fn parse(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> Result<Cli, clap::Error> {
     use clap::{CommandFactory, FromArgMatches};
+    let args = join_negative_non_finite(args.into_iter().map(Into::into).collect());
     let command = Cli::command()
         .allow_negative_numbers(true)
         .mut_subcommands(|c| c.allow_negative_numbers(true));
     let matches = command.try_get_matches_from(args)?;
     Cli::from_arg_matches(&matches)
+}
+
+/// clap reads `-inf` or `-nan` after a flag as short flags (`-i`…), not as the flag's
+/// value; joined as `--flag=-inf`, the flag's own parser refuses it by name.
+fn join_negative_non_finite(args: Vec<OsString>) -> Vec<OsString> {
+    let mut out: Vec<OsString> = Vec::with_capacity(args.len());
+    for arg in args {
+        let text = arg.to_string_lossy().to_ascii_lowercase();
+        let non_finite = text
+            .strip_prefix('-')
+            .is_some_and(|rest| ["inf", "infinity", "nan"].contains(&rest));
+        if non_finite
+            && let Some(prev) = out.last_mut()
+            && prev.to_string_lossy().starts_with("--")
+            && !prev.to_string_lossy().contains('=')
+        {
+            prev.push("=");
+            prev.push(&arg);
+            continue;
+        }
+        out.push(arg);
+    }
+    out
 }
 
 /// A panic prints one line on stderr, whatever the output mode, and the binary exits 101.
@@ -147,20 +171,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
-    // The picture files are opened before the run: a path that cannot be written is an
-    // error now, not after a long demo.
-    let open = |flag: &str, path: &Option<std::path::PathBuf>| -> anyhow::Result<_> {
-        path.as_ref()
-            .map(|p| {
-                std::fs::File::create(p)
-                    .map(|f| (p.clone(), std::io::BufWriter::new(f)))
-                    .with_context(|| format!("{flag} {}: cannot write the file", p.display()))
-            })
-            .transpose()
-    };
-    let trace_file = open("--trace", &g.trace)?;
-    let svg_file = open("--svg", &g.svg)?;
-    let pictures = g.timeline || trace_file.is_some() || svg_file.is_some();
+    // The picture files are judged and opened before the run: a path that cannot take a
+    // picture is an error now, not after a long demo (see `lab::picture_files`).
+    let mut picture_files = lab::picture_files::PictureFiles::open(&[
+        ("--trace", g.trace.as_deref()),
+        ("--svg", g.svg.as_deref()),
+    ])?;
+    let pictures = g.timeline || picture_files.any();
     let lab = Lab::new(
         Settings {
             pace: g.pace,
@@ -195,33 +212,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let result = demos::run(&cli.command, &lab);
     done.set();
     lab::signals::finished();
-    let mut report = match result {
-        Ok(report) => report,
-        Err(e) => {
-            // No run, no picture: the files opened for them are not left behind empty.
-            for path in [&g.trace, &g.svg].into_iter().flatten() {
-                let _ = std::fs::remove_file(path);
-            }
-            return Err(e);
-        }
-    };
+    // No run, no picture: dropping `picture_files` leaves every target as it was.
+    let mut report = result?;
     lab.finish(&mut report);
     if let Some(signal) = lab::signals::received() {
         report.interrupt(signal);
     }
 
-    // The pictures, each through its exporter: the files first, then the terminal's.
-    for (flag, file, exporter) in [
-        ("--trace", trace_file, &lab::trace::Trace as &dyn Exporter),
-        ("--svg", svg_file, &lab::svg::Svg),
-    ] {
-        if let Some((path, mut f)) = file {
-            exporter
-                .export(&report, &mut f)
-                .and_then(|()| f.flush())
-                .with_context(|| format!("{flag} {}: cannot write the file", path.display()))?;
-        }
-    }
     if g.timeline
         && let Some(timeline) = report.timeline.clone()
     {
@@ -265,6 +262,21 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     }
     out.flush()?;
+    drop(out);
+    // The picture files last: a file that cannot be written after all (a full disk) costs
+    // the picture, never the report already printed.
+    for (flag, exporter) in [
+        ("--trace", &lab::trace::Trace as &dyn Exporter),
+        ("--svg", &lab::svg::Svg),
+    ] {
+        if let Some((path, f)) = picture_files.writer(flag) {
+            let path = path.display().to_string();
+            exporter
+                .export(&report, f)
+                .with_context(|| format!("{flag} {path}: cannot write the file"))?;
+        }
+    }
+    picture_files.commit()?;
     if !report.ok && report.exit_code.is_none() && !report.interrupted {
         let failed: Vec<&str> = report
             .checks

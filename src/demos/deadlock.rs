@@ -33,8 +33,9 @@ pub struct Args {
     #[arg(long, default_value_t = 3, value_name = "N",
           value_parser = crate::cli::whole::<usize>(2, 26))]
     pub accounts: usize,
-    /// Seconds a teller holds the first account before asking for the second (the
-    /// tutorial's `time.sleep(0.1)`; scaled by --pace). The random transfers use a tenth.
+    /// Seconds a teller holds the first account before asking for the second (scaled by
+    /// --pace): the pause that lets the other teller take its own first account, so the
+    /// cycle forms. The random transfers use a tenth.
     #[arg(long, default_value_t = 0.1, value_name = "SECS",
           value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
     pub hold: f64,
@@ -153,6 +154,10 @@ fn transfer(
                     bank.name(second),
                     bank.name(first)
                 );
+                warn!(
+                    "(Python would wait here forever: its acquire() has no detector; this lab \
+                     refused the wait so the lesson can end)"
+                );
                 done.refused += 1;
                 done.refusal = Some((cycle, took));
             }
@@ -165,8 +170,9 @@ fn transfer(
         // Back off a random moment, so the two do not collide the same way again, and
         // longer after each failure (exponential back-off: under heavy contention a fixed
         // back-off can lose the race again and again).
+        // At least a millisecond: with `--hold 0` a zero back-off is no back-off at all.
         let backoff = f64::from(1u32 << attempt.min(4)) * rng.random_range(0.5..1.5);
-        lab::signals::sleep(hold.mul_f64(backoff));
+        lab::signals::sleep(hold.max(Duration::from_millis(1)).mul_f64(backoff));
     }
     anyhow::bail!(
         "transfer {} → {} gave up after {MOST_ATTEMPTS} attempts",
@@ -599,6 +605,7 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
                         Got::Stalled(stall) => {
                             let at = Instant::now();
                             info!("my wait for 'orders' was refused: nobody can end it");
+                            info!("(Python's q.get() would wait here forever; the lab refused it)");
                             break LastGet::Refused(stall, at);
                         }
                     }

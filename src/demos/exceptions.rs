@@ -91,7 +91,13 @@ fn bare_panic(
     })?;
     match &crashed {
         Ok(v) => warn!("Crasher returned {v}"),
-        Err(msg) => info!("join(Crasher) → Err(panic: {msg:?}); the process carries on"),
+        Err(msg) => {
+            info!("join(Crasher) → Err(panic: {msg:?}); the process carries on");
+            info!(
+                "(Python's t.join() returns None here: the exception is printed by \
+                 threading.excepthook and lost to the caller unless the thread catches it)"
+            );
+        }
     }
     table.row([
         "Crasher".to_string(),

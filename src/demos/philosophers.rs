@@ -181,7 +181,11 @@ fn dine(
                                     break;
                                 }
                                 Err(LockError::Deadlock { .. }) => {
-                                    warn!("puts fork-{} down and thinks again", first + 1);
+                                    warn!(
+                                        "puts fork-{} down and thinks again (Python's acquire() \
+                                         would wait forever; the lab refused this wait)",
+                                        first + 1
+                                    );
                                     diary.refused += 1;
                                 }
                                 Err(e) => return Err(e.into()),

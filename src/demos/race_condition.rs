@@ -45,11 +45,12 @@ pub struct Args {
 }
 
 fn parse_budget(s: &str) -> Result<f64, String> {
-    match crate::cli::parse_secs_any(s)? {
-        v if v > 0.0 && v <= 3600.0 => Ok(v),
-        _ => Err(format!(
+    match s.trim().parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 3600.0 => Ok(v),
+        Ok(_) => Err(format!(
             "must be more than 0 and at most 3600 seconds (got {s})"
         )),
+        Err(_) => Err(format!("'{s}' is not a number of seconds")),
     }
 }
 

@@ -20,13 +20,15 @@ pub struct Args {
     #[arg(long, default_value_t = 4, value_name = "T",
           value_parser = crate::cli::whole::<usize>(1, 64))]
     pub threads: usize,
-    /// Numbers in the read-only table each thread sums (1..=100000000).
+    /// Numbers in the read-only table each thread sums (1..=64000000, and --size ×
+    /// --threads at most 64000000: every thread copies the table).
     #[arg(long, default_value_t = 2_000_000, value_name = "N",
-          value_parser = crate::cli::whole::<usize>(1, 100_000_000))]
+          value_parser = crate::cli::whole::<usize>(1, 64_000_000))]
     pub size: usize,
-    /// Word-count updates each thread makes to the shared map (1..=100000000).
+    /// Word-count updates each thread makes to the shared map (1..=64000000, and --updates
+    /// × --threads at most 64000000: every thread's words are kept).
     #[arg(long, default_value_t = 1_000_000, value_name = "K",
-          value_parser = crate::cli::whole::<usize>(1, 100_000_000))]
+          value_parser = crate::cli::whole::<usize>(1, 64_000_000))]
     pub updates: usize,
     /// Shards of the sharded map (1..=1024).
     #[arg(long, default_value_t = 16, value_name = "S",

@@ -53,6 +53,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     if !lab.interrupted() {
         repeating(args, lab, &mut report)?;
     }
+    if !lab.interrupted() {
+        overlapping(args, lab, &mut report)?;
+    }
     Ok(report)
 }
 
@@ -171,19 +174,25 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
 /// What one tick's work noted: its number and when it started.
 type Ticks = Arc<Mutex<Vec<(u64, Instant)>>>;
 
-/// Part 3: the tutorials' repeating timer (wait, work, wait again) beside a fixed-rate one,
-/// both running `ticks` ticks of `work` every `interval`, then cancelled.
+/// Part 3: the tutorials' `RepeatingTimer` as written (re-arm, then work), a loop that waits
+/// after the work, and a fixed-rate one, each running `ticks` ticks of `work` every
+/// `interval`, then cancelled.
 fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let interval = lab.scaled(Duration::from_secs_f64(args.interval));
     let work = lab.scaled(Duration::from_secs_f64(args.work));
     info!(
-        "Part 3: two repeating timers, every {} with {} of work per tick",
+        "Part 3: three repeating timers, every {} with {} of work per tick",
         lab.simulated(args.interval),
         lab.simulated(args.work)
+    );
+    info!(
+        "Tutorial = Python's RepeatingTimer as written (_run re-arms a new Timer, then works); \
+         AfterWork waits after the work; FixedRate aims at start + k × interval"
     );
     let start = Instant::now();
     let mut timers = Vec::new();
     for (name, schedule) in [
+        ("Tutorial", Schedule::RearmFirst),
         ("AfterWork", Schedule::AfterWork),
         ("FixedRate", Schedule::FixedRate),
     ] {
@@ -208,10 +217,15 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         timers.push((name, schedule, timer, ticks, done_rx));
     }
     let patience = (interval + work) * (args.ticks as u32 + 2) + Duration::from_secs(5);
-    let mut table = Table::new(["tick", "AfterWork: late by", "FixedRate: late by"]);
+    let mut table = Table::new([
+        "tick",
+        "Tutorial: late by",
+        "AfterWork: late by",
+        "FixedRate: late by",
+    ]);
     let mut lateness: Vec<Vec<Duration>> = vec![Vec::new(); timers.len()];
     let mut stops = Vec::new();
-    // The fixed-rate timer finishes its ticks first: cancel each as soon as it has.
+    // The after-work timer finishes its ticks last: cancel each as soon as it has.
     for (i, (name, schedule, timer, ticks, done)) in timers.into_iter().enumerate().rev() {
         let finished = signals::recv_timeout(&done, patience).is_some();
         let cancel_at = Instant::now();
@@ -245,15 +259,21 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
                 .map(|d| units::duration(*d))
                 .unwrap_or_else(|| "—".into())
         };
-        table.row([(k + 1).to_string(), cell(&lateness[0]), cell(&lateness[1])]);
+        table.row([
+            (k + 1).to_string(),
+            cell(&lateness[0]),
+            cell(&lateness[1]),
+            cell(&lateness[2]),
+        ]);
     }
     report.tables.push(table);
 
     let n = args.ticks;
     let drift = work * (n as u32 - 1);
     let last = |v: &Vec<Duration>| v.get(n as usize - 1).copied();
-    let naive = last(&lateness[0]);
-    let fixed = last(&lateness[1]);
+    let tutorial = last(&lateness[0]);
+    let naive = last(&lateness[1]);
+    let fixed = last(&lateness[2]);
     let shown = |d: Option<Duration>| {
         d.map(units::duration)
             .unwrap_or_else(|| "no such tick".into())
@@ -270,6 +290,15 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     );
     // Half the after-work drift, and never under 20 ms of a busy machine's scheduling.
     let bound = (drift / 2).max(Duration::from_millis(20));
+    report.check(
+        format!("the tutorial's RepeatingTimer: tick {n}'s lateness"),
+        format!(
+            "< {} (it re-arms before the work: no drift by the work)",
+            units::duration(bound)
+        ),
+        shown(tutorial),
+        tutorial.is_some_and(|d| d < bound),
+    );
     report.check(
         format!("fixed-rate schedule: tick {n}'s lateness"),
         format!(
@@ -299,15 +328,71 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         );
     }
     report.note(format!(
-        "The after-work timer starts each tick {} later than the one before (the work); a \
-         fixed-rate schedule aims at start + k × interval and stays on time.",
+        "The after-work timer starts each tick {} later than the one before (the work); the \
+         tutorial's RepeatingTimer drifts only by each re-arm's moment, and a fixed-rate \
+         schedule aims at start + k × interval.",
         lab.simulated(args.work)
     ));
     Ok(())
 }
 
+/// Part 4: the tutorial's `RepeatingTimer` with work twice its interval. Its `_run` starts
+/// the next `Timer` before the work, so a slow tick runs beside the next one: the ticks
+/// overlap (counted by the ticks themselves), where the after-work loop never could.
+fn overlapping(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let interval = lab.scaled(Duration::from_secs_f64(args.interval));
+    let work = interval * 2;
+    info!(
+        "Part 4: the tutorial's RepeatingTimer with {} of work every {}: 3 ticks",
+        units::duration(work),
+        units::duration(interval)
+    );
+    let running = Arc::new(AtomicU64::new(0));
+    let most = Arc::new(AtomicU64::new(0));
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    let (now, peak) = (Arc::clone(&running), Arc::clone(&most));
+    let timer = Repeating::start(
+        lab,
+        "Tutorial",
+        Instant::now(),
+        interval,
+        Schedule::RearmFirst,
+        move |k| {
+            if k > 3 {
+                return;
+            }
+            let at_once = now.fetch_add(1, SeqCst) + 1;
+            peak.fetch_max(at_once, SeqCst);
+            info!("tick {k}: working ({at_once} tick(s) running now)");
+            signals::sleep(work);
+            now.fetch_sub(1, SeqCst);
+            if k == 3 {
+                let _ = done_tx.send(());
+            }
+        },
+    )?;
+    let finished = signals::recv_timeout(&done_rx, interval * 8 + Duration::from_secs(5));
+    timer.cancel();
+    let ended = timer.join_timeout(work + Duration::from_secs(5)).is_some();
+    let most = most.load(SeqCst);
+    report.metric("tutorial.most_ticks_at_once", most);
+    report.check(
+        "the tutorial's RepeatingTimer, work longer than the interval: most ticks running at once",
+        ">= 2 (the next Timer starts before the work: ticks overlap)",
+        most.to_string(),
+        finished.is_some() && ended && most >= 2,
+    );
+    report.note(
+        "Python's RepeatingTimer.stop() cancels only the latest Timer: a tick already working \
+         finishes, and a stop() that lands between _run's is_running = False and start() \
+         leaves a new Timer running. The timer here checks a stopped flag under its lock.",
+    );
+    Ok(())
+}
+
 fn schedule_key(schedule: Schedule) -> &'static str {
     match schedule {
+        Schedule::RearmFirst => "tutorial",
         Schedule::AfterWork => "after_work",
         Schedule::FixedRate => "fixed_rate",
     }

@@ -44,8 +44,9 @@ pub struct Args {
     #[arg(long, default_value_t = 0, value_name = "N",
           value_parser = crate::cli::whole::<u32>(0, 10))]
     pub retries: u32,
-    /// User-Agent header.
-    #[arg(long, default_value = concat!("threadlab/", env!("CARGO_PKG_VERSION")))]
+    /// User-Agent header (visible ASCII and spaces).
+    #[arg(long, default_value = concat!("threadlab/", env!("CARGO_PKG_VERSION")),
+          value_parser = parse_header_value)]
     pub user_agent: String,
     /// Also check the list sequentially on the main thread and print the speedup.
     #[arg(long)]
@@ -64,6 +65,18 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
         _ => Err(format!(
             "must be more than 0 and at most 3600 seconds (got {s})"
         )),
+    }
+}
+
+/// A header value HTTP can carry: visible ASCII, spaces and tabs (no control characters,
+/// which the HTTP client would refuse only later, without naming the flag).
+fn parse_header_value(s: &str) -> Result<String, String> {
+    match s.char_indices().find(|(_, c)| !(*c == ' ' || *c == '\t' || c.is_ascii_graphic())) {
+        Some((at, c)) => Err(format!(
+            "character {} ({c:?}) at byte {at} cannot go in an HTTP header",
+            c.escape_unicode()
+        )),
+        None => Ok(s.to_string()),
     }
 }
 

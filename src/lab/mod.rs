@@ -6,6 +6,7 @@
 pub mod child;
 pub mod export;
 pub mod output;
+pub mod picture_files;
 pub mod python;
 pub mod record;
 pub mod report;
@@ -258,16 +259,7 @@ impl Lab {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let name = name.into();
-        let recorder = Arc::clone(&self.recorder);
-        let slot = recorder.reserve(&name);
-        thread::Builder::new()
-            .name(name.clone())
-            .spawn(move || {
-                let _life = recorder.thread_started_at(slot);
-                f()
-            })
-            .with_context(|| format!("could not spawn thread {name}"))
+        spawn_recorded(&self.recorder, name.into(), f)
     }
 
     /// Per primitive: waits and holds from the recorded spans, the most at once from the
@@ -390,6 +382,28 @@ impl Lab {
             })
             .collect();
     }
+}
+
+/// Spawns a named, detached thread whose life `recorder` keeps (what
+/// [`Lab::spawn_detached`] does, for a thread that spawns others without the lab at hand).
+pub fn spawn_recorded<T, F>(
+    recorder: &Arc<Recorder>,
+    name: String,
+    f: F,
+) -> anyhow::Result<thread::JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let recorder = Arc::clone(recorder);
+    let slot = recorder.reserve(&name);
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            let _life = recorder.thread_started_at(slot);
+            f()
+        })
+        .with_context(|| format!("could not spawn thread {name}"))
 }
 
 /// Runs a demo with `args` in a silent lab at `pace` once per seed, asserting every check

@@ -133,8 +133,13 @@ impl Timer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Schedule {
-    /// The tutorials' repeating timer: wait `interval` after the work is done. Every tick
-    /// starts late by all the work before it (the drift).
+    /// The tutorials' `RepeatingTimer`, as written: when a tick fires, `_run` first re-arms
+    /// (`start()`: a new `Timer(interval)`, on a new thread), then does the work on the thread
+    /// that fired. No drift by the work, only by each re-arm's own moment; but a tick whose
+    /// work outlasts the interval runs beside the next one (they overlap).
+    RearmFirst,
+    /// Wait `interval` after the work is done (a loop of `sleep(interval); work()`). Every
+    /// tick starts late by all the work before it (the drift).
     AfterWork,
     /// Aim at `start + k × interval` whatever the work took; a tick missed entirely (work
     /// longer than an interval) is skipped, not run in a burst.
@@ -157,22 +162,40 @@ impl Repeating {
         start: Instant,
         interval: Duration,
         schedule: Schedule,
-        mut tick: impl FnMut(u64) + Send + 'static,
+        tick: impl Fn(u64) + Send + Sync + 'static,
     ) -> anyhow::Result<Self> {
+        let tick = Arc::new(tick);
         let shared = Arc::new(Shared {
             state: Mutex::new(State::Waiting),
             changed: Condvar::new(),
         });
         let theirs = Arc::clone(&shared);
         let interval = interval.max(Duration::from_micros(100));
+        let recorder = Arc::clone(lab.recorder());
         let thread = lab.spawn_detached(name, move || {
             let mut skipped = 0;
             let mut next = start + interval;
             let mut k = 1;
+            // RearmFirst: each tick's work runs on a thread of its own, as the work of
+            // Python's fired Timer runs on that Timer's thread while the next one waits.
+            let mut fired: Vec<JoinHandle<()>> = Vec::new();
             while theirs.wait_until(next) {
                 crate::lab::record::mark(|| format!("tick {k}"));
+                if schedule == Schedule::RearmFirst {
+                    // `_run`: re-arm first (the next deadline counts from now), then work.
+                    next = Instant::now() + interval;
+                    let tick = Arc::clone(&tick);
+                    let name = format!("Tick-{k}");
+                    match crate::lab::spawn_recorded(&recorder, name, move || tick(k)) {
+                        Ok(h) => fired.push(h),
+                        Err(_) => break,
+                    }
+                    k += 1;
+                    continue;
+                }
                 tick(k);
                 match schedule {
+                    Schedule::RearmFirst => unreachable!("handled above"),
                     // the bug: the next wait starts when the work ends.
                     Schedule::AfterWork => next = Instant::now() + interval,
                     // the fix: the next deadline is fixed in advance.
@@ -185,6 +208,11 @@ impl Repeating {
                     }
                 }
                 k += 1;
+            }
+            // Every tick that fired has ended before the timer counts as stopped.
+            let deadline = Instant::now() + Duration::from_secs(10) + interval * 2;
+            for h in fired {
+                join_bounded(h, deadline.saturating_duration_since(Instant::now()));
             }
             skipped
         })?;
