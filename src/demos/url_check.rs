@@ -71,7 +71,10 @@ fn parse_timeout(s: &str) -> Result<f64, String> {
 /// A header value HTTP can carry: visible ASCII, spaces and tabs (no control characters,
 /// which the HTTP client would refuse only later, without naming the flag).
 fn parse_header_value(s: &str) -> Result<String, String> {
-    match s.char_indices().find(|(_, c)| !(*c == ' ' || *c == '\t' || c.is_ascii_graphic())) {
+    match s
+        .char_indices()
+        .find(|(_, c)| !(*c == ' ' || *c == '\t' || c.is_ascii_graphic()))
+    {
         Some((at, c)) => Err(format!(
             "character {} ({c:?}) at byte {at} cannot go in an HTTP header",
             c.escape_unicode()

@@ -1,14 +1,14 @@
 #![doc = include_str!("pages/worker_pool.md")]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::RecvTimeoutError;
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::lab::{self, Lab, Report, Table, units};
+use crate::sync::JoinableQueue;
+use crate::sync::queue::Got;
 
 /// Flags of `threadlab worker-pool`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -44,7 +44,6 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "get_results() got",
         "alive after shutdown()",
         "stop latency",
-        "joined",
     ]);
     let tutorial = tutorial_pool(args, lab, &mut report, &mut table)?;
     if !lab.interrupted() {
@@ -58,9 +57,23 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// The tutorials' `WorkerPool`: daemon workers loop on `get(timeout)` until a flag says
-/// stop; `get_results()` drains what the result queue holds right now; `shutdown()` sets
-/// the flag and returns. Returns its stop latency.
+/// What the tutorials' pool showed, by the workers' and the caller's own clocks.
+struct TutorialSeen {
+    /// Results `get_results()` returned when called without `task_queue.join()` first.
+    without_join: usize,
+    /// Results it returned after `task_queue.join()`, as the tutorial writes it.
+    after_join: usize,
+    /// When each worker left its loop (its own clock).
+    exits: Vec<Instant>,
+    /// When `shutdown()` (flag, then a join of every worker) was called and returned.
+    shutdown: (Instant, Instant),
+}
+
+/// The tutorials' `WorkerPool`, as written: workers loop on `task_queue.get(timeout)` until a
+/// flag says stop; the caller runs `task_queue.join()`, then `get_results()` (drain while not
+/// empty), then `shutdown()`: the flag, then a join of every worker. Also `get_results()`
+/// called without the `join()`, as the other tutorial's manager allows. Returns its stop
+/// latency.
 fn tutorial_pool(
     args: &Args,
     lab: &Lab,
@@ -68,134 +81,150 @@ fn tutorial_pool(
     table: &mut Table,
 ) -> anyhow::Result<Duration> {
     let get_timeout = lab.scaled(Duration::from_secs_f64(args.get_timeout));
-    let work = lab.scaled(Duration::from_secs_f64(args.task));
     info!(
-        "the tutorials' WorkerPool: {} daemon workers looping on get(timeout={}) until a flag says stop",
+        "the tutorials' WorkerPool: {} workers looping on task_queue.get(timeout={}) until a flag says stop",
         args.workers,
         lab.simulated(args.get_timeout)
     );
-    let (task_tx, task_rx) = crossbeam_channel::unbounded::<usize>();
+    let seen = run_tutorial_pool(args, lab, get_timeout)?;
+    judge_tutorial_pool(args, &seen, get_timeout, report, table)
+}
+
+fn run_tutorial_pool(
+    args: &Args,
+    lab: &Lab,
+    get_timeout: Duration,
+) -> anyhow::Result<TutorialSeen> {
+    let work = lab.scaled(Duration::from_secs_f64(args.task));
+    let tasks = JoinableQueue::new(args.tasks, lab.probe("task_queue"));
     let (result_tx, result_rx) = crossbeam_channel::unbounded::<usize>();
-    let running = Arc::new(AtomicBool::new(true));
-    let produced = Arc::new(AtomicUsize::new(0));
-    // When each worker left its loop: noted by the worker, outside the pool.
+    let running = AtomicBool::new(true);
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Instant>();
-    let mut handles = Vec::new();
-    for w in 1..=args.workers {
-        let (task_rx, result_tx, running, produced, exit_tx) = (
-            task_rx.clone(),
-            result_tx.clone(),
-            Arc::clone(&running),
-            Arc::clone(&produced),
-            exit_tx.clone(),
-        );
-        // Daemon threads: detached, never joined by the pool.
-        handles.push(lab.spawn_detached(format!("Worker-{w}"), move || {
-            while running.load(SeqCst) && !lab::signals::interrupted() {
-                // `queue.get(timeout=1)`; the pictures show it as a wait for 'tasks'.
-                let got = {
-                    let _waiting = crate::lab::record::ThreadSpan::waiting_for("tasks");
-                    task_rx.recv_timeout(get_timeout)
-                };
-                match got {
-                    Ok(task) => {
-                        info!("task {task}: working {}", units::duration(work));
-                        lab::signals::sleep(work);
-                        let _ = result_tx.send(task);
-                        produced.fetch_add(1, SeqCst);
-                    }
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => break,
+    std::thread::scope(|s| -> anyhow::Result<_> {
+        let mut workers = Vec::new();
+        for w in 1..=args.workers {
+            let (tasks, result_tx, running, exit_tx) =
+                (&tasks, result_tx.clone(), &running, exit_tx.clone());
+            workers.push(lab.spawn(s, format!("Worker-{w}"), move || {
+                while running.load(SeqCst) && !lab.interrupted() {
+                    // `task = self.task_queue.get(timeout=1)`; `except queue.Empty: continue`
+                    let Got::Item(task) = tasks.get_timeout(get_timeout) else {
+                        continue;
+                    };
+                    info!("task {task}: working {}", units::duration(work));
+                    lab::signals::sleep(work);
+                    let _ = result_tx.send(task);
+                    let _ = tasks.task_done();
                 }
+                let _ = exit_tx.send(Instant::now());
+            })?);
+        }
+        drop((result_tx, exit_tx));
+        for t in 1..=args.tasks {
+            tasks.put(t)?;
+        }
+        info!("submitted {} tasks", args.tasks);
+        // Without `task_queue.join()` first: the queue of results looks empty while tasks are
+        // still in flight.
+        let drain = || {
+            let mut got = 0;
+            while let Ok(_r) = result_rx.try_recv() {
+                got += 1;
             }
-            let _ = exit_tx.send(Instant::now());
-        })?);
-    }
-    drop((result_tx, exit_tx));
-    for t in 1..=args.tasks {
-        let _ = task_tx.send(t);
-    }
-    info!("submitted {} tasks", args.tasks);
-    // The tutorial's mistake: collect as soon as every task has been handed out, reading
-    // `while not result_queue.empty()`. The tasks in flight are not there yet.
-    let deadline = Instant::now() + work * (args.tasks as u32 + 1) + Duration::from_secs(10);
-    while !task_rx.is_empty() && Instant::now() < deadline && !lab.interrupted() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let mut got = Vec::new();
-    while !result_rx.is_empty() {
-        if let Ok(r) = result_rx.try_recv() {
-            got.push(r);
+            got
+        };
+        while !tasks.is_empty() && !lab.interrupted() {
+            lab::signals::sleep(Duration::from_millis(1));
         }
-    }
-    info!(
-        "get_results(): {} of {} results (the queue looked empty before the rest arrived)",
-        got.len(),
-        args.tasks
-    );
-    // Let the rest finish (the observer waits; the tutorial code does not know to), then
-    // shut down as the tutorial does: set the flag and return.
-    while produced.load(SeqCst) < args.tasks && Instant::now() < deadline && !lab.interrupted() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    info!("shutdown(): running = False; returns at once");
-    let stopped_at = Instant::now();
-    running.store(false, SeqCst);
-    let alive = handles.iter().filter(|h| !h.is_finished()).count();
-    info!(
-        "after shutdown() returned: {alive} of {} workers still alive",
-        args.workers
-    );
-    // The observer waits (bounded) to see when each daemon worker actually stopped.
-    let mut exits = Vec::new();
-    for _ in 0..args.workers {
-        match lab::signals::recv_timeout(&exit_rx, get_timeout + Duration::from_secs(5)) {
-            Some(at) => exits.push(at),
-            None => break,
+        let without_join = drain();
+        info!(
+            "get_results() without task_queue.join(): {without_join} of {} results",
+            args.tasks
+        );
+        info!("task_queue.join(): waits until every task is marked done");
+        let bound = work * (args.tasks as u32 + 1) + Duration::from_secs(10);
+        tasks.join_timeout(bound);
+        let after_join = without_join + drain();
+        info!(
+            "get_results() after join(): {after_join} of {} results",
+            args.tasks
+        );
+        info!("shutdown(): running = False, then join every worker");
+        let called = Instant::now();
+        running.store(false, SeqCst);
+        for w in workers {
+            lab::join(w)?;
         }
-    }
-    let latency = exits
+        let returned = Instant::now();
+        info!(
+            "shutdown() returned after {}: each worker first waited out its get(timeout)",
+            units::duration(returned - called)
+        );
+        Ok(TutorialSeen {
+            without_join,
+            after_join,
+            exits: exit_rx.try_iter().collect(),
+            shutdown: (called, returned),
+        })
+    })
+}
+
+fn judge_tutorial_pool(
+    args: &Args,
+    seen: &TutorialSeen,
+    get_timeout: Duration,
+    report: &mut Report,
+    table: &mut Table,
+) -> anyhow::Result<Duration> {
+    let (called, returned) = seen.shutdown;
+    let latency = seen
+        .exits
         .iter()
-        .map(|at| at.saturating_duration_since(stopped_at))
+        .map(|at| at.saturating_duration_since(called))
         .max()
         .unwrap_or_default();
-    info!(
-        "the workers stopped up to {} after shutdown(): each finished its get(timeout) first",
-        units::duration(latency)
-    );
+    let ended_before = seen.exits.iter().filter(|at| **at <= returned).count();
     table.row([
-        "tutorial: flag + get(timeout)".to_string(),
-        format!("{} of {}", got.len(), args.tasks),
-        format!("{alive} of {}", args.workers),
+        "tutorial (flag + timeout)".to_string(),
+        format!("{}, or {} after join()", seen.without_join, seen.after_join),
+        format!("{} of {}", args.workers - ended_before, args.workers),
         units::duration(latency),
-        "never".to_string(),
     ]);
-    report.metric("tutorial.collected", got.len() as u64);
-    report.metric("tutorial.alive_after_shutdown", alive as u64);
+    report.metric("tutorial.collected_without_join", seen.without_join as u64);
+    report.metric("tutorial.collected", seen.after_join as u64);
     report.metric("tutorial.stop_latency_ms", units::ms(latency));
     if args.tasks > args.workers {
         report.check(
-            "tutorial: results get_results() returned when called as the last task was handed out",
-            format!("< {} (the tasks still in flight are missed)", args.tasks),
-            got.len(),
-            got.len() < args.tasks,
+            "tutorial: get_results() without task_queue.join() first, as the last task is handed out",
+            format!("< {} results (the tasks still in flight are missed)", args.tasks),
+            seen.without_join,
+            seen.without_join < args.tasks,
         );
     }
     report.check(
-        "tutorial: workers still alive when shutdown() returned",
-        format!("{} (daemon workers, never joined)", args.workers),
-        alive,
-        alive == args.workers,
+        "tutorial as written: get_results() after task_queue.join()",
+        format!("{} of {} results", args.tasks, args.tasks),
+        format!("{} of {}", seen.after_join, args.tasks),
+        seen.after_join == args.tasks,
     );
     report.check(
-        "tutorial: from shutdown() to the last worker's exit (timed by the workers)",
+        "tutorial: workers ended (by their own clocks) when shutdown() returned",
+        format!(
+            "{} of {} (shutdown() joins them)",
+            args.workers, args.workers
+        ),
+        format!("{ended_before} of {}", args.workers),
+        ended_before == args.workers,
+    );
+    report.check(
+        "tutorial: from shutdown() to the last worker's exit (timed by the workers): the late stop",
         format!(
             "up to the get timeout, {} (+{})",
             units::duration(get_timeout),
             units::duration(SLACK)
         ),
         units::duration(latency),
-        exits.len() == args.workers && latency <= get_timeout + SLACK,
+        seen.exits.len() == args.workers && latency <= get_timeout + SLACK,
     );
     Ok(latency)
 }
@@ -258,12 +287,15 @@ fn fixed_pool(
         for w in workers {
             exits.push(lab::join(w)?);
         }
+        let returned = Instant::now();
         let latency = exits
             .iter()
             .map(|at| at.saturating_duration_since(stopped_at))
             .max()
             .unwrap_or_default();
-        Ok((got, latency, exits.len()))
+        // Ended by their own clocks before shutdown returned (not: how many joins ran).
+        let ended = exits.iter().filter(|at| **at <= returned).count();
+        Ok((got, latency, ended))
     })?;
     let mut ids = got.clone();
     ids.sort_unstable();
@@ -275,11 +307,10 @@ fn fixed_pool(
         units::duration(latency)
     );
     table.row([
-        "fixed: close the queue, join".to_string(),
-        format!("{} of {}", got.len(), args.tasks),
-        "0".to_string(),
+        "fixed (close, join)".to_string(),
+        got.len().to_string(),
+        format!("{} of {}", args.workers - joined, args.workers),
         units::duration(latency),
-        format!("{joined} of {}", args.workers),
     ]);
     report.metric("fixed.collected", got.len() as u64);
     report.metric("fixed.stop_latency_ms", units::ms(latency));
@@ -295,14 +326,14 @@ fn fixed_pool(
         each_once,
     );
     report.check(
-        "fixed: from shutdown to the last worker's exit (timed by the workers), all joined",
+        "fixed: from shutdown to the last worker's exit, and workers ended when it returned (both by the workers' clocks)",
         format!(
-            "< {} and below the tutorial's {}; {} joined",
+            "< {} and below the tutorial's {}; {} ended",
             units::duration(SLACK / 2),
             units::duration(tutorial_latency),
             args.workers
         ),
-        format!("{}; {joined} joined", units::duration(latency)),
+        format!("{}; {joined} ended", units::duration(latency)),
         latency < SLACK / 2 && latency < tutorial_latency && joined == args.workers,
     );
     if got.len() < args.tasks {

@@ -36,8 +36,10 @@ impl PictureFiles {
     /// that cannot be created, or two flags naming the same file.
     pub fn open(paths: &[(&'static str, Option<&Path>)]) -> anyhow::Result<Self> {
         let mut files = Self::default();
-        let given: Vec<(&'static str, &Path)> =
-            paths.iter().filter_map(|(f, p)| p.map(|p| (*f, p))).collect();
+        let given: Vec<(&'static str, &Path)> = paths
+            .iter()
+            .filter_map(|(f, p)| p.map(|p| (*f, p)))
+            .collect();
         if let [(f1, p1), (f2, p2)] = given[..]
             && same_file(p1, p2)
         {
@@ -155,7 +157,11 @@ mod tests {
             .expect("refused");
         assert!(err.to_string().contains("--svg"), "{err}");
         assert_eq!(std::fs::read_to_string(&keep).unwrap(), "old picture");
-        assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1, "no scratch file left");
+        assert_eq!(
+            std::fs::read_dir(&d).unwrap().count(),
+            1,
+            "no scratch file left"
+        );
     }
 
     #[test]
@@ -184,11 +190,21 @@ mod tests {
         let t = d.join("t.json");
         std::fs::write(&t, "old").unwrap();
         let mut files = PictureFiles::open(&[("--trace", Some(&t))]).unwrap();
-        files.writer("--trace").unwrap().1.write_all(b"half").unwrap();
+        files
+            .writer("--trace")
+            .unwrap()
+            .1
+            .write_all(b"half")
+            .unwrap();
         drop(files);
         assert_eq!(std::fs::read_to_string(&t).unwrap(), "old");
         let mut files = PictureFiles::open(&[("--trace", Some(&t))]).unwrap();
-        files.writer("--trace").unwrap().1.write_all(b"new").unwrap();
+        files
+            .writer("--trace")
+            .unwrap()
+            .1
+            .write_all(b"new")
+            .unwrap();
         files.commit().unwrap();
         assert_eq!(std::fs::read_to_string(&t).unwrap(), "new");
         assert_eq!(std::fs::read_dir(&d).unwrap().count(), 1);
