@@ -102,22 +102,19 @@ impl Buffer {
         answered_by: &[&str],
         blocked: impl Fn(&State) -> bool,
     ) -> anyhow::Result<MutexGuard<'a, State>> {
-        // The probe waits in slices (for the detector); a slice that runs out while the
-        // state changed counts as the wake-up that change came with.
+        // A bare wait (Python's `cond.wait()`): any wake-up ends it. The probe waits in
+        // slices for the detector; a change found only when a slice ran out is a `Polled`
+        // wait (nobody notified), which the lab counts against its checks.
         let (st, outcome) = self.probe.wait_for_signal(
             st,
+            cv,
             Bound::Patience(self.patience),
             answered_by,
-            |st, slice| {
-                let (st, r) = cv
-                    .wait_timeout(st, slice)
-                    .unwrap_or_else(|e| e.into_inner());
-                let ran_out = r.timed_out() && blocked(&st);
-                (st, ran_out)
-            },
+            true,
+            blocked,
         );
         match outcome {
-            Signal::Woken => Ok(st),
+            Signal::Woken | Signal::Polled => Ok(st),
             Signal::TimedOut => anyhow::bail!("gave up after waiting {:?} {why}", self.patience),
             Signal::Stalled(stall) => {
                 anyhow::bail!(
@@ -407,6 +404,7 @@ mod tests {
 
     #[test]
     fn every_item_is_consumed_once_in_order_within_capacity() {
+        let _bound = crate::sync::bounded_test(20);
         for seed in 0..3 {
             let lab = Lab::quiet(0.01, seed);
             let report = run(&args(20, 3, 2), &lab).unwrap();
@@ -418,6 +416,7 @@ mod tests {
 
     #[test]
     fn the_if_bug_is_caught_and_counted_and_the_while_loop_never_takes_nothing() {
+        let _bound = crate::sync::bounded_test(20);
         for seed in 0..3 {
             let lab = Lab::quiet(0.01, seed);
             let mut a = args(6, 2, 3);
@@ -441,6 +440,7 @@ mod tests {
 
     #[test]
     fn a_full_buffer_makes_the_producer_wait() {
+        let _bound = crate::sync::bounded_test(20);
         // Consumers far slower than the producer: the buffer must fill.
         let lab = Lab::quiet(0.01, 5);
         let mut a = args(10, 1, 1);

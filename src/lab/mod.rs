@@ -262,6 +262,34 @@ impl Lab {
         spawn_recorded(&self.recorder, name.into(), f)
     }
 
+    /// Every signal wait of the run (queue, event, condition, barrier, timer) ended by the
+    /// signal it waited for, not found over by a poll: a missing notify only makes a wait
+    /// slower, so this is where it shows. Added to every report whose threads waited for a
+    /// signal; the wait protocol (`Probe::wait_for_signal`) tells the two apart by whether
+    /// the condvar returned by a notify or by running out its slice.
+    fn judge_wakes(&self, report: &mut Report) {
+        let wakes = self.wait_graph.wakes();
+        let total = wakes.by_signal + wakes.by_poll.len();
+        if total == 0 {
+            return;
+        }
+        report.metric("waits.woken_by_signal", wakes.by_signal as u64);
+        report.metric("waits.found_by_poll", wakes.by_poll.len() as u64);
+        let observed = match wakes.by_poll.first() {
+            None => format!("{total} of {total} by their signal"),
+            Some(first) => format!(
+                "{} of {total} found over only by a poll (first: {first})",
+                wakes.by_poll.len()
+            ),
+        };
+        report.check(
+            "waits for a signal that the signal ended (a wait no notify ended is a lost wake-up)",
+            format!("{total} of {total}: none found over by a poll"),
+            observed,
+            wakes.by_poll.is_empty(),
+        );
+    }
+
     /// Per primitive: waits and holds from the recorded spans, the most at once from the
     /// probes' gauges, and a starving thread if one waited far longer than the others.
     fn primitive_accounting(&self) -> Vec<report::PrimitiveReport> {
@@ -328,6 +356,7 @@ impl Lab {
     pub fn finish(&self, report: &mut Report) {
         report.wall_ms = units::ms(self.elapsed());
         report.deadlocks = self.wait_graph.cycles();
+        self.judge_wakes(report);
         if self.recorder.detail() {
             report.timeline = Some(Arc::new(timeline::Timeline::build(
                 &report.demo,
@@ -485,6 +514,41 @@ pub fn panics_expected() -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_wait_ended_by_a_notify_is_woken_and_one_found_over_by_a_poll_is_counted() {
+        let _bound = crate::sync::bounded_test(20);
+        let lab = Lab::quiet(1.0, 1);
+        let probe = lab.probe("flag");
+        let (flag, cv) = (std::sync::Mutex::new(false), std::sync::Condvar::new());
+        for notify in [true, false] {
+            *flag.lock().unwrap() = false;
+            let outcome = std::thread::scope(|s| {
+                s.spawn(|| {
+                    std::thread::sleep(Duration::from_millis(5));
+                    *flag.lock().unwrap() = true;
+                    if notify {
+                        cv.notify_all();
+                    }
+                });
+                let g = flag.lock().unwrap();
+                probe
+                    .wait_for_signal(g, &cv, Bound::Forever, &["set"], false, |f| !*f)
+                    .1
+            });
+            let expected = if notify {
+                Signal::Woken
+            } else {
+                Signal::Polled
+            };
+            assert_eq!(outcome, expected);
+        }
+        let wakes = lab.wait_graph().wakes();
+        assert_eq!((wakes.by_signal, wakes.by_poll.len()), (1, 1));
+        let mut report = Report::new("t");
+        lab.finish(&mut report);
+        assert!(!report.ok, "a lost wake-up fails the lab's check");
+    }
+
     use super::*;
     use rand::Rng;
 

@@ -11,7 +11,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::waitgraph::{Cycle, SIGNAL_SLICE, WaitGraph, Waiting, next_resource_id};
@@ -422,8 +422,11 @@ pub enum Bound {
 /// How a signal wait ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Signal {
-    /// Woken (the condition may be true now; a bare wait re-checks it).
+    /// Woken by a notify (the condition may be true now; a bare wait re-checks it).
     Woken,
+    /// The condition was found true only when a slice or the deadline ran out: nobody woke
+    /// the waiter (a lost wake-up). The wait succeeds; the lab counts it against its checks.
+    Polled,
     /// Its bound ran out.
     TimedOut,
     /// Refused: nobody is left to signal (the stall found).
@@ -507,23 +510,23 @@ impl Probe {
         }
     }
 
-    /// Waits for a signal (an item, an event: something no thread holds) on a condition
-    /// variable, recorded as one wait, in slices so that the deadlock detector can refuse
-    /// it when nobody is left to signal (see `lab::waitgraph`).
-    ///
-    /// `step(guard, slice)` waits once for at most `slice` and says whether it ran out (a
-    /// `Condvar::wait_timeout_while` keeps its predicate; a bare `wait_timeout` returns at
-    /// the first wake-up). It is called only while the caller is blocked.
-    ///
-    /// `answered_by` names the signals (as given to [`Probe::signal`]) that can end this
-    /// wait: `["put", "close"]` for a `get`. Recorded with the wait's end when pictures are
-    /// on, so an arrow is drawn from the right cause.
+    /// The one signal wait: blocks on `cv` (with `guard`'s mutex) while `blocked` holds,
+    /// within `bound`, answered by the signals named in `answered_by`. With `bare`, any
+    /// wake-up ends the wait (a bare `Condition.wait()`: the caller re-checks, or does not:
+    /// the `if` bug); otherwise it waits until `blocked` is false. It records the span, the
+    /// wait-for graph's view (a wait nobody is left to answer is refused: `Stalled`) and how
+    /// the wait ended: [`Signal::Woken`] when a notify ended it, [`Signal::Polled`] when the
+    /// condition was found true only after a slice or the deadline ran out (nobody woke this
+    /// thread: a missing notify). Polled waits are counted by the lab for its checks.
+    #[allow(clippy::too_many_arguments)]
     pub fn wait_for_signal<'a, T>(
         &self,
         mut guard: MutexGuard<'a, T>,
+        cv: &Condvar,
         bound: Bound,
         answered_by: &[&str],
-        mut step: impl FnMut(MutexGuard<'a, T>, Duration) -> (MutexGuard<'a, T>, bool),
+        bare: bool,
+        mut blocked: impl FnMut(&T) -> bool,
     ) -> (MutexGuard<'a, T>, Signal) {
         let mark = self.waiting();
         let began = Instant::now();
@@ -537,7 +540,15 @@ impl Probe {
             .as_ref()
             .map(|(g, id)| (g, g.start_signal_wait(*id, &self.name, timed)));
         let mut seen = None;
+        let mut ran_out = false;
         let outcome = loop {
+            if !blocked(&guard) {
+                break if ran_out {
+                    Signal::Polled
+                } else {
+                    Signal::Woken
+                };
+            }
             let left = limit.map(|l| l.saturating_sub(began.elapsed()));
             if left.is_some_and(|l| l.is_zero()) {
                 break Signal::TimedOut;
@@ -548,12 +559,17 @@ impl Probe {
                 (_, Some(l)) => l,
                 (None, None) => Duration::from_secs(3600),
             };
-            let (g, ran_out) = step(guard, slice);
+            let (g, r) = cv
+                .wait_timeout(guard, slice)
+                .unwrap_or_else(|e| e.into_inner());
             guard = g;
-            if !ran_out {
+            ran_out = r.timed_out();
+            if !ran_out && bare {
                 break Signal::Woken;
             }
-            if let Some((g, _)) = &watched
+            if ran_out
+                && blocked(&guard)
+                && let Some((g, _)) = &watched
                 && !timed
                 && let Some(stall) = g.check_stall(&mut seen)
             {
@@ -562,12 +578,16 @@ impl Probe {
         };
         if let Some((g, w)) = watched {
             g.stop_waiting(w);
+            if matches!(outcome, Signal::Woken | Signal::Polled) {
+                g.woke(&self.name, outcome == Signal::Polled);
+            }
         }
         match outcome {
             Signal::Woken => {
                 self.wait_moment(&mark, MomentKind::Answered, || answered_by.join(" "));
                 self.waited(mark);
             }
+            Signal::Polled => self.waited(mark),
             Signal::TimedOut | Signal::Stalled(_) => self.gave_up(mark),
         }
         (guard, outcome)

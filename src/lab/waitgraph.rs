@@ -253,6 +253,18 @@ pub struct WaitGraph {
     observing_since: Mutex<f64>,
     graph: Mutex<Graph>,
     found: Mutex<Vec<Cycle>>,
+    wakes: Mutex<Wakes>,
+}
+
+/// How the signal waits of a run ended: by the signal they waited for, or found over by a
+/// poll (a slice or the deadline ran out and the condition already held: nobody woke the
+/// waiter). A poll keeps the detector honest; it must never stand in for a wake-up.
+#[derive(Debug, Default, Clone)]
+pub struct Wakes {
+    /// Waits a signal ended.
+    pub by_signal: usize,
+    /// Waits that ended only by a poll: "thread waiting for 'primitive'", in order.
+    pub by_poll: Vec<String>,
 }
 
 /// A wait in progress; hand it back with [`WaitGraph::stop_waiting`].
@@ -269,7 +281,27 @@ impl WaitGraph {
             observing_since: Mutex::new(0.0),
             graph: Mutex::new(Graph::new(start)),
             found: Mutex::new(Vec::new()),
+            wakes: Mutex::new(Wakes::default()),
         }
+    }
+
+    /// A signal wait on `primitive` ended with its condition true: woken by a signal, or
+    /// found so only by a poll (`by_poll`).
+    pub fn woke(&self, primitive: &str, by_poll: bool) {
+        let mut w = crate::sync::lock(&self.wakes);
+        if by_poll {
+            w.by_poll.push(format!(
+                "{} waiting for '{primitive}'",
+                super::thread_name()
+            ));
+        } else {
+            w.by_signal += 1;
+        }
+    }
+
+    /// How this run's signal waits ended.
+    pub fn wakes(&self) -> Wakes {
+        crate::sync::lock(&self.wakes).clone()
     }
 
     /// Sets what happens when a cycle is found (from now on).
@@ -730,6 +762,7 @@ mod tests {
 
     #[test]
     fn a_cycle_of_two_is_found_when_it_closes_and_the_closer_is_the_victim() {
+        let _bound = crate::sync::bounded_test(20);
         let (g, answers) = ring(2, Policy::Break);
         assert!(answers[0].is_ok());
         let cycle = answers[1].as_ref().unwrap_err();
@@ -748,6 +781,7 @@ mod tests {
 
     #[test]
     fn a_cycle_of_three_names_every_thread_and_resource() {
+        let _bound = crate::sync::bounded_test(20);
         let (g, answers) = ring(3, Policy::Break);
         assert!(answers[0].is_ok() && answers[1].is_ok());
         let cycle = answers[2].as_ref().unwrap_err();
@@ -758,6 +792,7 @@ mod tests {
 
     #[test]
     fn observing_records_the_cycle_and_lets_the_wait_go_on() {
+        let _bound = crate::sync::bounded_test(20);
         let (g, answers) = ring(2, Policy::Observe);
         assert!(answers.iter().all(|a| a.is_ok()));
         let found = g.cycles();
@@ -767,6 +802,7 @@ mod tests {
 
     #[test]
     fn a_semaphore_with_a_holder_that_can_still_run_is_no_deadlock() {
+        let _bound = crate::sync::bounded_test(20);
         // T0 holds lock a and waits for semaphore s; s's permits are held by T1 (which waits
         // for a) and by this thread (which waits for nothing): this thread can release, so
         // nobody is stuck. Without it, the same waits are a deadlock.
@@ -799,6 +835,7 @@ mod tests {
 
     #[test]
     fn a_waiter_signalled_since_it_last_looked_is_not_counted_stuck() {
+        let _bound = crate::sync::bounded_test(20);
         // T waits on queue q and W on event e; both are the lab's only threads. If q was
         // signalled after T last looked, T may be awake (about to set e): no stall. Once T
         // looks again and finds nothing, both are stuck.
@@ -837,6 +874,7 @@ mod tests {
 
     #[test]
     fn a_long_wait_without_a_cycle_is_not_a_deadlock() {
+        let _bound = crate::sync::bounded_test(20);
         let g = WaitGraph::new(Instant::now());
         let r = next_resource_id();
         let (tx, rx) = crossbeam_channel::bounded::<()>(0);
@@ -903,6 +941,7 @@ mod tests {
 
     #[test]
     fn a_wait_nobody_is_left_to_signal_is_refused_and_named() {
+        let _bound = crate::sync::bounded_test(20);
         let (got, found) = orders(2, Duration::ZERO, None);
         assert_eq!(got[..2], ["item 0", "item 1"]);
         assert!(
@@ -922,6 +961,7 @@ mod tests {
 
     #[test]
     fn a_signal_wait_is_never_refused_while_another_thread_can_still_signal() {
+        let _bound = crate::sync::bounded_test(20);
         // The producer sleeps through ten slices before it puts: it is running, not stuck.
         let (got, found) = orders(1, SIGNAL_SLICE * 10, None);
         assert_eq!(got[0], "item 0");
@@ -935,6 +975,7 @@ mod tests {
 
     #[test]
     fn a_timed_wait_is_never_a_stall() {
+        let _bound = crate::sync::bounded_test(20);
         let (got, found) = orders(1, Duration::ZERO, Some(SIGNAL_SLICE * 5));
         assert_eq!(got, ["item 0", "timeout"]);
         assert!(found.is_empty(), "{found:?}");
@@ -942,6 +983,7 @@ mod tests {
 
     #[test]
     fn an_event_nobody_is_left_to_set_is_refused() {
+        let _bound = crate::sync::bounded_test(20);
         let lab = crate::lab::Lab::quiet(1.0, 1);
         let ev = Arc::new(crate::sync::Event::new().with_probe(lab.probe("go")));
         // A safety bound: a thread the lab does not know sets it after 5 s, so a broken

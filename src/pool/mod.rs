@@ -233,6 +233,7 @@ mod tests {
 
     #[test]
     fn every_future_resolves_with_its_value() {
+        let _bound = crate::sync::bounded_test(20);
         let pool = ThreadPool::new(4, "T").unwrap();
         let futures: Vec<_> = (0..1000u64).map(|i| pool.submit(move || i * 2)).collect();
         let sum: u64 = futures.into_iter().map(|f| f.result().unwrap()).sum();
@@ -241,6 +242,7 @@ mod tests {
 
     #[test]
     fn errors_and_panics_land_in_their_futures_and_the_pool_keeps_working() {
+        let _bound = crate::sync::bounded_test(20);
         let pool = ThreadPool::new(2, "T").unwrap();
         let failed = pool.try_submit(|| Err::<u32, _>("no such file"));
         let panicked = pool.submit(|| -> u32 { panic!("boom") });
@@ -260,6 +262,7 @@ mod tests {
 
     #[test]
     fn map_keeps_input_order() {
+        let _bound = crate::sync::bounded_test(20);
         let pool = ThreadPool::new(4, "T").unwrap();
         let out: Vec<u64> = pool
             .map((0..50u64).rev(), |i| {
@@ -273,6 +276,7 @@ mod tests {
 
     #[test]
     fn as_completed_yields_each_future_once_in_completion_order() {
+        let _bound = crate::sync::bounded_test(20);
         let pool = ThreadPool::new(3, "T").unwrap();
         let delays = [300u64, 1, 150]; // wide gaps: the order must survive a loaded machine
         let futures: Vec<_> = delays
@@ -293,6 +297,7 @@ mod tests {
 
     #[test]
     fn dropping_the_pool_finishes_queued_work_and_joins_every_worker() {
+        let _bound = crate::sync::bounded_test(20);
         let ran = Arc::new(AtomicUsize::new(0));
         let alive = Arc::new(AtomicUsize::new(0));
         {
@@ -324,6 +329,7 @@ mod tests {
 
     #[test]
     fn result_timeout_hands_back_a_pending_future() {
+        let _bound = crate::sync::bounded_test(20);
         let pool = ThreadPool::new(1, "T").unwrap();
         let f = pool.submit(|| std::thread::sleep(Duration::from_millis(50)));
         let f = f.result_timeout(Duration::from_millis(1)).unwrap_err();

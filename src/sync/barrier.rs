@@ -8,9 +8,9 @@
 //! later caller, until a reset) gets [`BrokenBarrier`] instead of hanging.
 
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::lab::Probe;
+use crate::lab::{Bound, Probe, Signal};
 
 use super::lock;
 
@@ -128,37 +128,29 @@ impl Barrier {
             crate::lab::record::mark(|| {
                 format!("'{name}': round {round}, all {} through", self.parties)
             });
+            self.probe.signal("release");
             self.changed.notify_all();
             return Ok(index);
         }
         let (round, resets) = (st.round, st.resets);
-        let deadline = Instant::now().checked_add(timeout);
-        let mark = self.probe.waiting();
-        let result = loop {
-            if st.round != round {
-                break Ok(index);
-            }
-            if st.broken || st.resets != resets {
-                break Err(broken);
-            }
-            let left = match deadline {
-                Some(d) => d.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(3600),
-            };
-            if left.is_zero() {
-                // Python: the thread whose wait times out breaks the barrier for everyone.
-                self.break_locked(&mut st);
-                break Err(broken);
-            }
-            st = self
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        };
-        drop(st);
-        self.probe.waited(mark);
-        result
+        // One wait through the lab's protocol: until the round moves on, the barrier
+        // breaks, or a reset; a change nobody notified is counted as a lost wake-up.
+        let (mut st, outcome) = self.probe.wait_for_signal(
+            st,
+            &self.changed,
+            Bound::Timeout(timeout),
+            &["release", "break", "reset"],
+            false,
+            |s| s.round == round && !s.broken && s.resets == resets,
+        );
+        if st.round != round {
+            return Ok(index);
+        }
+        if outcome == Signal::TimedOut {
+            // Python: the thread whose wait times out breaks the barrier for everyone.
+            self.break_locked(&mut st);
+        }
+        Err(broken)
     }
 
     /// Breaks the barrier: every waiting thread and every later `wait` gets `BrokenBarrier`.
@@ -174,6 +166,7 @@ impl Barrier {
         st.broken = false;
         st.arrived = 0;
         st.resets += 1;
+        self.probe.signal("reset");
         self.changed.notify_all();
     }
 
@@ -190,6 +183,7 @@ impl Barrier {
     fn break_locked(&self, st: &mut State) {
         st.broken = true;
         st.arrived = 0;
+        self.probe.signal("break");
         self.changed.notify_all();
     }
 }
@@ -198,6 +192,7 @@ impl Barrier {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
 
     const LONG: Duration = Duration::from_secs(10);
 
@@ -211,6 +206,7 @@ mod tests {
 
     #[test]
     fn nobody_leaves_before_the_last_arrives_and_the_action_runs_once_per_round() {
+        let _bound = crate::sync::bounded_test(20);
         let ran = std::sync::Arc::new(AtomicUsize::new(0));
         let counter = ran.clone();
         let b = Barrier::new("b", 4, LONG).with_action(move || {
@@ -236,6 +232,7 @@ mod tests {
 
     #[test]
     fn arrival_indexes_are_each_given_once() {
+        let _bound = crate::sync::bounded_test(20);
         let b = Barrier::new("b", 3, LONG);
         let mut got: Vec<usize> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..3).map(|_| s.spawn(|| b.wait().unwrap())).collect();
@@ -247,6 +244,7 @@ mod tests {
 
     #[test]
     fn a_missing_party_breaks_the_barrier_for_every_waiter_after_the_timeout() {
+        let _bound = crate::sync::bounded_test(20);
         let b = Barrier::new("b", 3, Duration::from_millis(50));
         let began = Instant::now();
         let results: Vec<_> = std::thread::scope(|s| {
@@ -261,6 +259,7 @@ mod tests {
 
     #[test]
     fn abort_breaks_waiters_at_once_and_reset_makes_it_usable_again() {
+        let _bound = crate::sync::bounded_test(20);
         let b = Barrier::new("b", 2, LONG);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
@@ -284,6 +283,7 @@ mod tests {
 
     #[test]
     fn reset_breaks_the_threads_waiting_now() {
+        let _bound = crate::sync::bounded_test(20);
         let b = Barrier::new("b", 2, LONG);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| b.wait());
@@ -296,6 +296,7 @@ mod tests {
 
     #[test]
     fn an_action_that_panics_breaks_the_barrier() {
+        let _bound = crate::sync::bounded_test(20);
         let b = Barrier::new("b", 1, LONG).with_action(|| panic!("action failed"));
         crate::lab::expecting_panics(|| assert!(b.wait().is_err()));
         assert!(b.is_broken());

@@ -71,15 +71,9 @@ impl Event {
         if *flag {
             return true;
         }
-        let (flag, _) = self
-            .probe
-            .wait_for_signal(flag, bound, &["set"], |flag, slice| {
-                let (flag, r) = self
-                    .changed
-                    .wait_timeout_while(flag, slice, |set| !*set)
-                    .unwrap_or_else(|e| e.into_inner());
-                (flag, r.timed_out())
-            });
+        let (flag, _) =
+            self.probe
+                .wait_for_signal(flag, &self.changed, bound, &["set"], false, |set| !*set);
         *flag
     }
 }
@@ -90,6 +84,7 @@ mod tests {
 
     #[test]
     fn an_event_wakes_every_waiter() {
+        let _bound = crate::sync::bounded_test(20);
         let ev = Event::new();
         std::thread::scope(|s| {
             let waiters: Vec<_> = (0..5)
@@ -112,12 +107,14 @@ mod tests {
 
     #[test]
     fn wait_timeout_returns_false_when_never_set() {
+        let _bound = crate::sync::bounded_test(20);
         let ev = Event::new();
         assert!(!ev.wait_timeout(Duration::from_millis(5)));
     }
 
     #[test]
     fn clear_resets_the_flag() {
+        let _bound = crate::sync::bounded_test(20);
         let ev = Event::new();
         ev.set();
         assert!(ev.is_set());
@@ -128,6 +125,7 @@ mod tests {
 
     #[test]
     fn a_timed_wait_returns_as_soon_as_the_event_is_set() {
+        let _bound = crate::sync::bounded_test(20);
         let ev = Event::new();
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {

@@ -31,3 +31,33 @@ use std::sync::MutexGuard;
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// For unit tests of the primitives: ends the whole test binary with a message naming the
+/// test if it is still running after `secs` seconds, so that a broken primitive (a lost
+/// wake-up) fails a test in seconds instead of hanging it. Dropping the guard disarms it.
+#[cfg(test)]
+pub(crate) fn bounded_test(secs: u64) -> impl Drop {
+    struct Disarm(Option<crossbeam_channel::Sender<()>>);
+    impl Drop for Disarm {
+        fn drop(&mut self) {
+            self.0.take();
+        }
+    }
+    let name = std::thread::current()
+        .name()
+        .unwrap_or("a unit test")
+        .to_string();
+    let (tx, rx) = crossbeam_channel::bounded::<()>(0);
+    std::thread::spawn(move || {
+        if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+            rx.recv_timeout(std::time::Duration::from_secs(secs))
+        {
+            eprintln!(
+                "test {name} still waiting after {secs} s: a wait nobody ended (a lost \
+                 wake-up?); ending the test binary"
+            );
+            std::process::exit(101);
+        }
+    });
+    Disarm(Some(tx))
+}

@@ -135,6 +135,7 @@ mod tests {
 
     #[test]
     fn a_recording_mutex_records_every_hold_and_the_waits() {
+        let _bound = crate::sync::bounded_test(20);
         let rec = Arc::new(crate::lab::Recorder::new(std::time::Instant::now()));
         let m = Mutex::new(0u64, Probe::on("counter", Arc::clone(&rec)));
         std::thread::scope(|s| {

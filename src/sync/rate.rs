@@ -70,6 +70,7 @@ mod tests {
 
     #[test]
     fn releases_are_at_least_an_interval_apart_however_many_call() {
+        let _bound = crate::sync::bounded_test(20);
         let limiter = RateLimiter::new(50, Duration::from_secs(1));
         let times = Mutex::new(Vec::new());
         std::thread::scope(|s| {

@@ -258,6 +258,7 @@ mod tests {
 
     #[test]
     fn an_rlock_lets_its_owner_reenter_and_counts_levels() {
+        let _bound = crate::sync::bounded_test(20);
         let l = RLock::new(Probe::off("r"));
         assert_eq!(l.acquire(), 1);
         assert_eq!(l.acquire(), 2);
@@ -269,6 +270,7 @@ mod tests {
 
     #[test]
     fn an_rlock_keeps_other_threads_out_until_the_count_is_zero() {
+        let _bound = crate::sync::bounded_test(20);
         let l = RLock::new(Probe::off("r"));
         l.acquire();
         l.acquire();
@@ -296,6 +298,7 @@ mod tests {
 
     #[test]
     fn a_plain_lock_reacquired_by_its_owner_times_out_as_a_self_deadlock() {
+        let _bound = crate::sync::bounded_test(20);
         let l = Lock::new(Probe::off("plain"));
         assert_eq!(l.acquire_timeout(Duration::from_millis(1)), Ok(1));
         let err = l.acquire_timeout(Duration::from_millis(10)).unwrap_err();
@@ -311,6 +314,7 @@ mod tests {
 
     #[test]
     fn only_the_owner_may_release() {
+        let _bound = crate::sync::bounded_test(20);
         let l = RLock::new(Probe::off("r"));
         assert!(matches!(l.release(), Err(LockError::NotOwner { .. })));
         l.acquire();
@@ -322,6 +326,7 @@ mod tests {
 
     #[test]
     fn an_rlock_is_mutually_exclusive_under_contention() {
+        let _bound = crate::sync::bounded_test(20);
         let l = RLock::new(Probe::off("r"));
         let value = std::sync::atomic::AtomicU64::new(0);
         std::thread::scope(|s| {
@@ -345,6 +350,7 @@ mod tests {
 
     #[test]
     fn a_guard_releases_even_when_its_holder_panics() {
+        let _bound = crate::sync::bounded_test(20);
         let l = Lock::new(Probe::off("g"));
         let unwound = std::thread::scope(|s| {
             s.spawn(|| {

@@ -189,6 +189,7 @@ mod tests {
 
     #[test]
     fn a_cycle_through_a_semaphore_and_a_lock_is_found_and_refused() {
+        let _bound = crate::sync::bounded_test(20);
         // A holds lock L and waits for the semaphore's only permit; B holds that permit and
         // asks for L: B's wait closes the cycle and is refused.
         let lab = crate::lab::Lab::quiet(1.0, 1);
@@ -228,6 +229,7 @@ mod tests {
 
     #[test]
     fn a_semaphore_never_admits_more_than_its_count() {
+        let _bound = crate::sync::bounded_test(20);
         for permits in 1..=4 {
             let sem = Semaphore::new(permits);
             let inside = AtomicUsize::new(0);
@@ -252,6 +254,7 @@ mod tests {
 
     #[test]
     fn a_bounded_semaphore_refuses_over_release() {
+        let _bound = crate::sync::bounded_test(20);
         let sem = Semaphore::bounded(2);
         sem.acquire();
         assert_eq!(sem.release(), Ok(2));
@@ -263,6 +266,7 @@ mod tests {
 
     #[test]
     fn a_plain_semaphore_lets_its_count_grow() {
+        let _bound = crate::sync::bounded_test(20);
         let sem = Semaphore::new(2);
         assert_eq!(sem.release(), Ok(3));
         assert_eq!(sem.available(), 3);
@@ -270,6 +274,7 @@ mod tests {
 
     #[test]
     fn acquire_timeout_gives_up_when_no_permit_frees() {
+        let _bound = crate::sync::bounded_test(20);
         let sem = Semaphore::new(1);
         assert_eq!(sem.acquire_timeout(Duration::from_millis(1)), Some(0));
         assert_eq!(sem.acquire_timeout(Duration::from_millis(20)), None);
@@ -277,6 +282,7 @@ mod tests {
 
     #[test]
     fn a_release_wakes_a_blocked_acquirer() {
+        let _bound = crate::sync::bounded_test(20);
         let sem = Semaphore::new(0);
         std::thread::scope(|s| {
             let h = s.spawn(|| sem.acquire());

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::lab::Lab;
+use crate::lab::{Bound, Lab, Probe, Signal};
 
 use super::lock;
 
@@ -35,29 +35,38 @@ pub enum Cancel {
 struct Shared {
     state: Mutex<State>,
     changed: Condvar,
+    /// The lab's wait protocol: a cancel nobody notified shows as a lost wake-up.
+    probe: Probe,
 }
 
 impl Shared {
+    fn new(lab: &Lab, name: &str) -> Self {
+        Self {
+            state: Mutex::new(State::Waiting),
+            changed: Condvar::new(),
+            probe: Probe::off(name).with_graph(Arc::clone(lab.wait_graph())),
+        }
+    }
+
     /// Waits until `deadline` unless cancelled first (spurious wake-ups re-checked).
     /// Returns whether the state is still `Waiting` at the deadline.
     fn wait_until(&self, deadline: Instant) -> bool {
         // The pictures show the timer's thread waiting here, not running.
         let _waiting = crate::lab::record::ThreadSpan::waiting_for("deadline");
-        let mut st = lock(&self.state);
-        loop {
-            if *st != State::Waiting {
-                return false;
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return true;
-            }
-            st = self
-                .changed
-                .wait_timeout(st, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        let st = lock(&self.state);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if *st != State::Waiting || left.is_zero() {
+            return *st == State::Waiting;
         }
+        let (st, outcome) = self.probe.wait_for_signal(
+            st,
+            &self.changed,
+            Bound::Timeout(left),
+            &["cancel"],
+            false,
+            |s| *s == State::Waiting,
+        );
+        outcome == Signal::TimedOut && *st == State::Waiting
     }
 
     /// At the deadline: fire unless cancelled, under the lock `cancel` takes.
@@ -80,6 +89,7 @@ impl Shared {
                 Cancel::InTime
             }
         };
+        self.probe.signal("cancel");
         self.changed.notify_all();
         answer
     }
@@ -102,10 +112,7 @@ impl Timer {
         delay: Duration,
         action: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<Self> {
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::Waiting),
-            changed: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(lab, name));
         let deadline = Instant::now() + delay;
         let theirs = Arc::clone(&shared);
         let thread = lab.spawn_detached(name, move || {
@@ -165,10 +172,7 @@ impl Repeating {
         tick: impl Fn(u64) + Send + Sync + 'static,
     ) -> anyhow::Result<Self> {
         let tick = Arc::new(tick);
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State::Waiting),
-            changed: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(lab, name));
         let theirs = Arc::clone(&shared);
         let interval = interval.max(Duration::from_micros(100));
         let recorder = Arc::clone(lab.recorder());
@@ -255,6 +259,7 @@ mod tests {
 
     #[test]
     fn a_timer_fires_no_earlier_than_its_delay() {
+        let _bound = crate::sync::bounded_test(20);
         let fired = Arc::new(Mutex::new(None));
         let at = Arc::clone(&fired);
         let began = Instant::now();
@@ -269,6 +274,7 @@ mod tests {
 
     #[test]
     fn a_timer_cancelled_in_time_never_fires() {
+        let _bound = crate::sync::bounded_test(20);
         let fired = Arc::new(AtomicBool::new(false));
         let f = Arc::clone(&fired);
         let t = Timer::start(&lab(), "t", Duration::from_millis(50), move || {
@@ -283,6 +289,7 @@ mod tests {
 
     #[test]
     fn cancelling_after_the_action_started_is_too_late() {
+        let _bound = crate::sync::bounded_test(20);
         let (tx, rx) = crossbeam_channel::bounded(1);
         let t = Timer::start(&lab(), "t", Duration::from_millis(1), move || {
             let _ = tx.send(());
@@ -294,6 +301,7 @@ mod tests {
 
     #[test]
     fn a_fixed_rate_timer_does_not_drift_by_its_work() {
+        let _bound = crate::sync::bounded_test(20);
         let starts = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&starts);
         let began = Instant::now();
@@ -323,6 +331,7 @@ mod tests {
 
     #[test]
     fn a_repeating_timer_stops_when_cancelled() {
+        let _bound = crate::sync::bounded_test(20);
         let ticks = Arc::new(AtomicU64::new(0));
         let n = Arc::clone(&ticks);
         let r = Repeating::start(
