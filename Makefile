@@ -10,6 +10,7 @@ demo:
 
 ## Lint, then every test: unit, integration and doc tests.
 test: lint
+	$(CARGO) run --locked --quiet --bin threadlab-mutants -- --check
 	$(CARGO) test --locked --all-targets
 	$(CARGO) test --locked --doc
 

@@ -32,6 +32,9 @@ pub struct Args {
     pub timeout: f64,
 }
 
+/// The barrier action's own work, a simulated duration (scaled by --pace).
+const ACTION_WORK: Duration = Duration::from_millis(50);
+
 /// How long after the break every waiter must have heard of it: a wake-up's usual tens of
 /// microseconds, with room for a busy machine.
 const WAKE_BOUND: Duration = Duration::from_millis(100);
@@ -68,17 +71,23 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         "Part 1: {} workers × {} phases; nobody starts a phase until all finished the one before",
         args.parties, args.phases
     );
-    let actions: Arc<Mutex<Vec<Instant>>> = Arc::default();
+    // When each action began and ended, by its own clock.
+    let actions: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
     let ran = Arc::clone(&actions);
     let most = lab.scaled(Duration::from_secs_f64(args.work));
+    // The action's own work (merging the phase's results): long enough that a thread let
+    // go before the action ends would be seen leaving during it.
+    let merge = lab.scaled(ACTION_WORK);
     // Bounded: a wait at the barrier outlasting the slowest phase by this much breaks it.
     let timeout = most * 2 + Duration::from_secs(5);
     let barrier = Barrier::new("phase-end", args.parties, timeout)
         .with_probe(lab.probe("phase-end"))
         .with_action(move || {
-            let mut ran = lock(&ran);
-            ran.push(Instant::now());
-            info!("action: all arrived, phase {} over", ran.len());
+            let began = Instant::now();
+            let phase = lock(&ran).len() + 1;
+            info!("action: all arrived, phase {phase} over; merging its results");
+            lab::signals::sleep(merge);
+            lock(&ran).push((began, Instant::now()));
         });
     let passages: Vec<Vec<Result<Passage, BrokenBarrier>>> =
         std::thread::scope(|s| -> anyhow::Result<_> {
@@ -163,7 +172,8 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             .max_by_key(|(_, d)| *d)
             .unwrap_or_default();
         let action = actions.get(phase).copied();
-        if !action.is_some_and(|a| a >= last_arrival && a <= first_left) {
+        // After the last arrival, and over before anyone starts the next phase.
+        if !action.is_some_and(|(began, ended)| began >= last_arrival && ended <= first_left) {
             misplaced_actions += 1;
         }
         table.row([
@@ -171,7 +181,7 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             at(first_arrival),
             at(last_arrival),
             at(first_left),
-            action.map(at).unwrap_or_else(|| "—".into()),
+            action.map(|a| at(a.0)).unwrap_or_else(|| "—".into()),
             format!("{} (Worker-{waiter})", units::duration(wait)),
         ]);
     }
@@ -192,7 +202,7 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     report.check(
         "barrier action runs, and where each fell",
         format!(
-            "{} (one per phase, after the last arrival, before the first departure)",
+            "{} (one per phase, begun after the last arrival, over before the first departure)",
             args.phases
         ),
         format!(
@@ -277,34 +287,37 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
     Ok(())
 }
 
-/// Part 3: `abort()` breaks a barrier at once; `reset()` makes it usable again.
-fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
-    info!("Part 3: abort() while two wait at 'gate', then reset() and a full round");
-    let barrier = Barrier::new("gate", 3, Duration::from_secs(10)).with_probe(lab.probe("gate"));
-    let (heard, aborted_at) = std::thread::scope(|s| -> anyhow::Result<_> {
+/// What two guests waiting at a barrier saw when another thread broke it: how many got the
+/// broken-barrier error, and the slowest to hear (their clocks against the breaker's).
+fn two_waiters_broken_by(
+    lab: &Lab,
+    barrier: &Barrier,
+    what: &str,
+    breaks: impl FnOnce(),
+) -> anyhow::Result<(usize, Duration)> {
+    let (heard, broke_at) = std::thread::scope(|s| -> anyhow::Result<_> {
         let waiters: Vec<_> = ["Guest-1", "Guest-2"]
             .into_iter()
             .map(|name| {
-                let barrier = &barrier;
                 lab.spawn(s, name, move || {
                     let result = barrier.wait();
                     let at = Instant::now();
                     match &result {
-                        Ok(_) => warn!("went on although the barrier was aborted"),
+                        Ok(_) => warn!("went on although the barrier was broken"),
                         Err(e) => info!("{e}: BrokenBarrierError"),
                     }
                     (result.is_err(), at)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        // Sequencing only (not evidence): abort once both are waiting, or after a bound.
+        // Sequencing only (not evidence): break it once both are waiting, or after a bound.
         let deadline = Instant::now() + Duration::from_secs(5);
         while barrier.n_waiting() < 2 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+            lab::signals::sleep(Duration::from_millis(1));
         }
-        info!("abort()");
+        info!("{what}");
         let at = Instant::now();
-        barrier.abort();
+        breaks();
         let heard: Vec<(bool, Instant)> = waiters
             .into_iter()
             .map(lab::join)
@@ -314,18 +327,39 @@ fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let broken = heard.iter().filter(|(b, _)| *b).count();
     let slowest = heard
         .iter()
-        .map(|(_, at)| at.saturating_duration_since(aborted_at))
+        .map(|(_, at)| at.saturating_duration_since(broke_at))
         .max()
         .unwrap_or_default();
+    Ok((broken, slowest))
+}
+
+/// Part 3: `abort()` breaks a barrier at once; `reset()` breaks the threads waiting at that
+/// moment too, and makes it usable again.
+fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    info!(
+        "Part 3: abort() while two wait at 'gate', then reset() while two wait, then a full round"
+    );
+    let barrier = Barrier::new("gate", 3, Duration::from_secs(10)).with_probe(lab.probe("gate"));
+    let (broken, slowest) = two_waiters_broken_by(lab, &barrier, "abort()", || barrier.abort())?;
     report.check(
         "abort(): waiters that got the broken-barrier error, and the slowest to hear",
         format!("2 of 2, within {}", units::duration(WAKE_BOUND)),
         format!("{broken} of 2, after {}", units::duration(slowest)),
         broken == 2 && slowest < WAKE_BOUND,
     );
-
     let refused = barrier.wait_timeout(Duration::ZERO).is_err();
     barrier.reset();
+    let (broken, slowest) =
+        two_waiters_broken_by(lab, &barrier, "reset() while two wait", || barrier.reset())?;
+    report.check(
+        "reset() while two wait: waiters that got the broken-barrier error, and the slowest to hear",
+        format!(
+            "2 of 2, within {} (as in Python: a reset breaks the round in progress)",
+            units::duration(WAKE_BOUND)
+        ),
+        format!("{broken} of 2, after {}", units::duration(slowest)),
+        broken == 2 && slowest < WAKE_BOUND,
+    );
     info!("reset(): a full round of three");
     let round: Vec<Option<usize>> = std::thread::scope(|s| -> anyhow::Result<_> {
         let guests: Vec<_> = ["Guest-1", "Guest-2"]

@@ -72,6 +72,10 @@ impl<T> Drop for CloseOnExit<'_, T> {
     }
 }
 
+/// How soon after the last `task_done()` the joiner must be running again: a wake-up's usual
+/// tens of microseconds, with room for a busy machine.
+const JOIN_BOUND: Duration = Duration::from_millis(100);
+
 /// Runs the demo.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("producer-consumer");
@@ -91,135 +95,149 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     )) + Duration::from_secs(60);
     let started = Instant::now();
 
-    let (produced, per_consumer, stuck) = std::thread::scope(|s| -> anyhow::Result<_> {
-        let queue = &queue;
-        // Whatever path leaves this scope (an error included), close the queue first so no
-        // consumer is left blocked in `get` while the scope waits for it.
-        let _close = CloseOnExit(queue);
-        let consumers: Vec<_> = (1..=args.consumers)
-            .map(|c| {
-                let results = results_tx.clone();
-                let name = format!("Worker-{c}");
-                lab.spawn(s, name.clone(), move || -> anyhow::Result<u64> {
-                    let mut rng = lab.rng(&name);
-                    let mut handled = 0;
-                    loop {
-                        let msg = match args.shutdown {
-                            Shutdown::Timeout => match queue.get_timeout(get_timeout) {
-                                Got::Item(m) => m,
-                                Got::Timeout => {
-                                    info!("Nothing for {}. Exiting.", units::duration(get_timeout));
+    // The latest moment a consumer marked a task done, by the consumers' clocks.
+    let last_done: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let (produced, per_consumer, stuck, joined_at) =
+        std::thread::scope(|s| -> anyhow::Result<_> {
+            let last_done = &last_done;
+            let queue = &queue;
+            // Whatever path leaves this scope (an error included), close the queue first so no
+            // consumer is left blocked in `get` while the scope waits for it.
+            let _close = CloseOnExit(queue);
+            let consumers: Vec<_> = (1..=args.consumers)
+                .map(|c| {
+                    let results = results_tx.clone();
+                    let name = format!("Worker-{c}");
+                    lab.spawn(s, name.clone(), move || -> anyhow::Result<u64> {
+                        let mut rng = lab.rng(&name);
+                        let mut handled = 0;
+                        loop {
+                            let msg = match args.shutdown {
+                                Shutdown::Timeout => match queue.get_timeout(get_timeout) {
+                                    Got::Item(m) => m,
+                                    Got::Timeout => {
+                                        info!(
+                                            "Nothing for {}. Exiting.",
+                                            units::duration(get_timeout)
+                                        );
+                                        break;
+                                    }
+                                    // A timed get is never refused: it ends by itself.
+                                    Got::Closed | Got::Stalled(_) => break,
+                                },
+                                _ => match queue.next() {
+                                    Got::Item(m) => m,
+                                    Got::Closed | Got::Timeout => {
+                                        info!("Queue closed. Exiting.");
+                                        break;
+                                    }
+                                    Got::Stalled(_) => {
+                                        info!("Nobody is left to put or close. Exiting.");
+                                        break;
+                                    }
+                                },
+                            };
+                            let id = match msg {
+                                Msg::Stop => {
+                                    info!("Received sentinel. Exiting.");
+                                    queue.task_done()?;
                                     break;
                                 }
-                                // A timed get is never refused: it ends by itself.
-                                Got::Closed | Got::Stalled(_) => break,
-                            },
-                            _ => match queue.next() {
-                                Got::Item(m) => m,
-                                Got::Closed | Got::Timeout => {
-                                    info!("Queue closed. Exiting.");
-                                    break;
-                                }
-                                Got::Stalled(_) => {
-                                    info!("Nobody is left to put or close. Exiting.");
-                                    break;
-                                }
-                            },
-                        };
-                        let id = match msg {
-                            Msg::Stop => {
-                                info!("Received sentinel. Exiting.");
-                                queue.task_done()?;
-                                break;
-                            }
-                            Msg::Task(id) => id,
-                        };
-                        info!("Processing 'Task Data {id}'");
-                        lab.sleep_secs(rng.random_range(args.work_time / 5.0..=args.work_time));
-                        let result = id * id;
-                        info!("Finished 'Task Data {id}'. Result: {result}");
-                        results.send((id, result, lab::thread_name()))?;
-                        handled += 1;
-                        queue.task_done()?;
-                    }
-                    Ok(handled)
+                                Msg::Task(id) => id,
+                            };
+                            info!("Processing 'Task Data {id}'");
+                            lab.sleep_secs(rng.random_range(args.work_time / 5.0..=args.work_time));
+                            let result = id * id;
+                            info!("Finished 'Task Data {id}'. Result: {result}");
+                            results.send((id, result, lab::thread_name()))?;
+                            handled += 1;
+                            // By the consumer's clock, just before it marks the task done: the
+                            // queue's join may return only after the last of these.
+                            let marking = Instant::now();
+                            let mut last = crate::sync::lock(last_done);
+                            *last = Some(last.map_or(marking, |t: Instant| t.max(marking)));
+                            drop(last);
+                            queue.task_done()?;
+                        }
+                        Ok(handled)
+                    })
                 })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        drop(results_tx);
-        let producers: Vec<_> = (0..args.producers)
-            .map(|p| {
-                let name = if args.producers == 1 {
-                    "Producer".to_string()
-                } else {
-                    format!("Producer-{}", p + 1)
-                };
-                lab.spawn(s, name.clone(), move || -> anyhow::Result<u64> {
-                    let mut rng = lab.rng(&name);
-                    let mut made = 0;
-                    // Producer p makes tasks p, p + P, p + 2P, …: distinct ids across producers.
-                    for id in (p as u64..args.items).step_by(args.producers) {
-                        lab.sleep_secs(rng.random_range(0.0..=args.produce_time));
-                        info!("Adding 'Task Data {id}' to queue.");
-                        queue.put_announced(Msg::Task(id), |n| {
-                            info!("Queue full ({n}). Waiting for room…");
-                        })?;
-                        made += 1;
-                    }
-                    Ok(made)
+                .collect::<anyhow::Result<_>>()?;
+            drop(results_tx);
+            let producers: Vec<_> = (0..args.producers)
+                .map(|p| {
+                    let name = if args.producers == 1 {
+                        "Producer".to_string()
+                    } else {
+                        format!("Producer-{}", p + 1)
+                    };
+                    lab.spawn(s, name.clone(), move || -> anyhow::Result<u64> {
+                        let mut rng = lab.rng(&name);
+                        let mut made = 0;
+                        // Producer p makes tasks p, p + P, p + 2P, …: distinct ids across producers.
+                        for id in (p as u64..args.items).step_by(args.producers) {
+                            lab.sleep_secs(rng.random_range(0.0..=args.produce_time));
+                            info!("Adding 'Task Data {id}' to queue.");
+                            queue.put_announced(Msg::Task(id), |n| {
+                                info!("Queue full ({n}). Waiting for room…");
+                            })?;
+                            made += 1;
+                        }
+                        Ok(made)
+                    })
                 })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        let mut produced = 0;
-        for p in producers {
-            produced += lab::join(p)??;
-        }
-        info!("All tasks produced; waiting for the queue to be processed (join)…");
-        anyhow::ensure!(
-            queue.join_timeout(patience),
-            "the queue was not processed within {patience:?}"
-        );
-        info!("Queue joined: every task processed.");
-        match args.shutdown {
-            Shutdown::Sentinel => {
-                info!("Sending {} sentinels.", args.consumers);
-                for _ in 0..args.consumers {
-                    queue.put(Msg::Stop)?;
-                }
+                .collect::<anyhow::Result<_>>()?;
+            let mut produced = 0;
+            for p in producers {
+                produced += lab::join(p)??;
             }
-            Shutdown::Close => {
-                info!("Closing the queue.");
+            info!("All tasks produced; waiting for the queue to be processed (join)…");
+            anyhow::ensure!(
+                queue.join_timeout(patience),
+                "the queue was not processed within {patience:?}"
+            );
+            let joined_at = Instant::now();
+            info!("Queue joined: every task processed.");
+            match args.shutdown {
+                Shutdown::Sentinel => {
+                    info!("Sending {} sentinels.", args.consumers);
+                    for _ in 0..args.consumers {
+                        queue.put(Msg::Stop)?;
+                    }
+                }
+                Shutdown::Close => {
+                    info!("Closing the queue.");
+                    queue.close();
+                }
+                Shutdown::Timeout => info!(
+                    "Consumers will leave after {} without tasks.",
+                    units::duration(get_timeout)
+                ),
+            }
+            // Every consumer should now leave on its own, promptly. One that does not (its stop
+            // signal lost) is counted, then released by closing the queue: the demo never hangs
+            // on a lost signal.
+            let grace = lab.scaled(Duration::from_secs_f64(args.work_time)) * 2
+                + get_timeout
+                + Duration::from_secs(2);
+            let deadline = Instant::now() + grace;
+            while consumers.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let stuck = consumers.iter().filter(|c| !c.is_finished()).count();
+            if stuck > 0 {
+                warn!(
+                    "{stuck} consumer(s) still waiting {} after the shutdown; closing the queue",
+                    units::duration(grace)
+                );
                 queue.close();
             }
-            Shutdown::Timeout => info!(
-                "Consumers will leave after {} without tasks.",
-                units::duration(get_timeout)
-            ),
-        }
-        // Every consumer should now leave on its own, promptly. One that does not (its stop
-        // signal lost) is counted, then released by closing the queue: the demo never hangs
-        // on a lost signal.
-        let grace = lab.scaled(Duration::from_secs_f64(args.work_time)) * 2
-            + get_timeout
-            + Duration::from_secs(2);
-        let deadline = Instant::now() + grace;
-        while consumers.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let stuck = consumers.iter().filter(|c| !c.is_finished()).count();
-        if stuck > 0 {
-            warn!(
-                "{stuck} consumer(s) still waiting {} after the shutdown; closing the queue",
-                units::duration(grace)
-            );
-            queue.close();
-        }
-        let mut per_consumer = Vec::new();
-        for (i, c) in consumers.into_iter().enumerate() {
-            per_consumer.push((format!("Worker-{}", i + 1), lab::join(c)??));
-        }
-        Ok((produced, per_consumer, stuck))
-    })?;
+            let mut per_consumer = Vec::new();
+            for (i, c) in consumers.into_iter().enumerate() {
+                per_consumer.push((format!("Worker-{}", i + 1), lab::join(c)??));
+            }
+            Ok((produced, per_consumer, stuck, joined_at))
+        })?;
     let wall = started.elapsed();
 
     // Drain the result queue: every task exactly once?
@@ -287,6 +305,26 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         format!("{want} (Σ id² over the {} tasks)", args.items),
         got,
         got == want,
+    );
+    // join() waits for every task_done, not for an empty queue: it returns after the last
+    // task was marked done (the consumers' clocks against the joiner's), and promptly.
+    let last_done = last_done.into_inner().unwrap_or_else(|e| e.into_inner());
+    let join_after = last_done.map(|t| joined_at.checked_duration_since(t));
+    if let Some(after) = join_after {
+        report.metric(
+            "join_after_last_task_done_ms",
+            after.map_or(-1.0, units::ms),
+        );
+    }
+    report.check(
+        "queue.join() returned after the last task_done(), within a wake-up (by the threads' clocks)",
+        format!("after it, within {}", units::duration(JOIN_BOUND)),
+        match join_after {
+            Some(Some(d)) => format!("{} after it", units::duration(d)),
+            Some(None) => "before it".to_string(),
+            None => "no task was marked done".to_string(),
+        },
+        matches!(join_after, Some(Some(d)) if d < JOIN_BOUND),
     );
     report.check(
         "queue high-water mark within maxsize",

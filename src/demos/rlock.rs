@@ -72,11 +72,22 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
             ctx.recurse(1, &mut errors);
             errors
         })?;
-        let contender = lab.spawn(s, "Contender", || -> anyhow::Result<(usize, Duration, Option<String>)> {
+        let contender = lab.spawn(s, "Contender", || -> anyhow::Result<(usize, Duration, Option<String>, Option<usize>)> {
             // Wait (bounded) until the recursor holds the lock, so the contention is real.
             holding_rx
                 .recv_timeout(patience)
                 .map_err(|_| anyhow::anyhow!("Recursor never took the lock"))?;
+            // A release by a thread that does not hold the lock (Python: RuntimeError).
+            let stranger = match lock.release() {
+                Err(e) => {
+                    info!("release() without holding it: refused: {e} (Python raises RuntimeError)");
+                    None
+                }
+                Ok(left) => {
+                    warn!("release() without holding it was let through ({left} left)");
+                    Some(left)
+                }
+            };
             let (owner, count) = lock.owner().unwrap_or(("nobody".into(), 0));
             info!("Wants 'shared-lock'; held {count}× by {owner}. Waiting…");
             let asked = Instant::now();
@@ -96,11 +107,19 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
                     warn!("{e}");
                     e.to_string()
                 });
-            Ok((still_held, waited, refused))
+            Ok((still_held, waited, refused, stranger))
         })?;
         Ok((lab::join(recursor)?, lab::join(contender)??))
     })?;
-    let (still_held, waited, refused) = contender;
+    let (still_held, waited, refused, stranger) = contender;
+    report.check(
+        "a release() by the Contender before it held the lock (it is not the owner)",
+        "refused (Python: RuntimeError: cannot release un-acquired lock)",
+        stranger.map_or("refused".to_string(), |left| {
+            format!("let through, {left} left")
+        }),
+        stranger.is_none(),
+    );
     release_errors.extend(refused);
     let deepest = deepest.load(SeqCst);
     report.metric("recursor.max_count", deepest as u64);

@@ -198,12 +198,14 @@ impl<T> JoinableQueue<T> {
         if st.unfinished == 0 {
             return true;
         }
-        // Done only if done: a join that finds the work finished only at its deadline (nobody
-        // woke it) is a `Polled` wait, which the lab counts against its checks.
+        // Python's join() has no timeout: `timeout` is a safety bound (the detector may refuse
+        // a join nobody is left to finish). Done only if done: a join that finds the work
+        // finished only when a slice ran out (nobody woke it) is a `Polled` wait, which the
+        // lab counts against its checks.
         let (st, _) = self.probe.wait_for_signal(
             st,
             &self.all_done,
-            Bound::Timeout(timeout),
+            Bound::Patience(timeout),
             &["task_done"],
             false,
             |s| s.unfinished > 0,
