@@ -235,6 +235,11 @@ impl Drop for CloseOnDrop<'_> {
 
 /// Runs the demo.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    anyhow::ensure!(
+        args.bug == Bug::None || args.consumers >= 2,
+        "--bug if needs --consumers 2 or more: the bug is a woken consumer finding the item \
+         taken by another, and with one consumer there is no other"
+    );
     let mut report = Report::new("condition");
     report.params_from(args);
     info!(

@@ -202,7 +202,12 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         table.row(cells);
     }
     report.tables.push(table);
-    checks(&rows, cores, &mut report, speed);
+    // What starting the threads costs by itself (the same threads, no work): a speedup is
+    // only a lesson where the work outweighs it.
+    let most = rows.last().map_or(1, |r| r.threads);
+    let start_cost = timed(lab, "Empty", most, tasks, &|| {})?;
+    report.metric("start_cost_ms", units::ms(start_cost));
+    checks(&rows, cores, start_cost, &mut report, speed);
     if let Some(py) = &python {
         python_check(py, &rows, &mut report);
     } else if args.python {
@@ -224,12 +229,38 @@ fn round2(x: f64) -> f64 {
 fn checks(
     rows: &[Row],
     cores: usize,
+    start_cost: Duration,
     report: &mut Report,
     speed: impl Fn(Duration, Duration) -> f64,
 ) {
     let base = rows[0];
     let most = *rows.last().unwrap_or(&base);
-    if most.threads > base.threads {
+    // The ideal N-thread run lasts base/N, the real one that plus the threads' start. Half
+    // the ideal I/O speedup needs start <= base/N; a 1.3x CPU speedup on 2 threads needs
+    // start <= 0.27 × base. Past those the flags, not the lesson, decide the outcome.
+    let too_short = |base: Duration, n: usize| {
+        let limit = if n == 2 {
+            base.mul_f64(0.27)
+        } else {
+            base / n as u32
+        };
+        start_cost > limit
+    };
+    let short = |what: &str, base: Duration, n: usize| {
+        format!(
+            "starting {} threads takes {} here, against {} of {what} work each in the ideal \
+             case; give more work (--cpu, --io) or fewer threads",
+            most.threads,
+            units::duration(start_cost),
+            units::duration(base / n as u32)
+        )
+    };
+    if most.threads > base.threads && too_short(base.io, most.threads) {
+        report.cannot_show(
+            format!("the I/O-bound speedup with {} threads", most.threads),
+            short("I/O-bound", base.io, most.threads),
+        );
+    } else if most.threads > base.threads {
         let io = speed(base.io, most.io);
         let ideal = most.threads as f64 / base.threads as f64;
         report.check(
@@ -258,6 +289,14 @@ fn checks(
         );
     }
     if cores >= 2
+        && let Some(two) = rows.iter().find(|r| r.threads == 2 * base.threads)
+        && too_short(base.cpu, two.threads)
+    {
+        report.cannot_show(
+            format!("the CPU-bound speedup with {} threads", two.threads),
+            short("CPU-bound", base.cpu, two.threads),
+        );
+    } else if cores >= 2
         && let Some(two) = rows.iter().find(|r| r.threads == 2 * base.threads)
     {
         let cpu = speed(base.cpu, two.cpu);

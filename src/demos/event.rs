@@ -223,6 +223,10 @@ struct Stopped {
     at: Option<Instant>,
 }
 
+/// The shortest paced tick at which the polling loop's lateness (up to a tick) stands clear
+/// of a wake-up's noise.
+const MIN_TELLING_TICK: Duration = Duration::from_millis(5);
+
 /// Part 3: two worker loops told to stop at the same instant: `while !stop.wait(tick)`
 /// wakes at once; `while !flag { sleep(tick) }` sleeps out its tick first.
 fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
@@ -312,6 +316,18 @@ fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result
         units::duration(event_latency),
         event_latency < bound,
     );
+    if tick < MIN_TELLING_TICK {
+        report.cannot_show(
+            "the polling loop ending later than the event loop",
+            format!(
+                "a tick of {} (--tick × --pace) is within a busy machine's wake-up; give a \
+                 tick of at least {}",
+                units::duration(tick),
+                units::duration(MIN_TELLING_TICK)
+            ),
+        );
+        return Ok(());
+    }
     report.check(
         "polling loop: time from the stop request to the loop's end",
         format!(

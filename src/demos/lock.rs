@@ -101,6 +101,9 @@ fn bank(
         args.balance,
         lab.simulated(args.gap)
     );
+    if !locked {
+        info!("{label}: every teller's first transaction reads before any teller writes (forced)");
+    }
     let account = Account {
         balance: AtomicI64::new(args.balance),
         lock: Lock::new(lab.probe("account")),
@@ -112,6 +115,11 @@ fn bank(
     )) * 2
         + Duration::from_secs(2);
     let start = crate::sync::Event::new();
+    // Without the lock, every teller's first transaction reads before any teller writes:
+    // the unlucky interleaving, made certain (as deadlock's tellers both hold before they
+    // ask), so the class sees a lost update whatever the machine's timing or --gap.
+    // Bounded: a teller that never comes breaks it, and the others go on.
+    let all_read = crate::sync::Barrier::new("all-read", args.tellers, patience);
     let ledgers: Vec<Ledger> = std::thread::scope(|s| -> anyhow::Result<_> {
         // Every teller starts together, so their transactions overlap as the lesson needs;
         // the gate is an Event with a bounded wait, so a failed spawn cannot strand anyone.
@@ -119,7 +127,7 @@ fn bank(
         let tellers: Vec<_> = (1..=args.tellers)
             .map(|t| {
                 let name = format!("Teller-{t}");
-                let account = &account;
+                let (account, all_read) = (&account, &all_read);
                 lab.spawn(s, name.clone(), move || -> anyhow::Result<Ledger> {
                     start.wait_timeout(Duration::from_secs(10));
                     let mut rng = lab.rng(&format!("{name}-{locked}"));
@@ -127,22 +135,39 @@ fn bank(
                         lowest: i64::MAX,
                         ..Ledger::default()
                     };
-                    for _ in 0..args.transactions {
+                    for k in 0..args.transactions {
                         let deposit = rng.random_bool(0.5);
                         let amount = rng.random_range(10..=100);
                         if locked {
                             // the fix: read, decide and write while no other teller can.
                             match account.lock.guard(patience) {
-                                Ok(_held) => {
-                                    transact(account, lab, args.gap, deposit, amount, &mut ledger)
-                                }
+                                Ok(_held) => transact(
+                                    account,
+                                    lab,
+                                    args.gap,
+                                    (deposit, amount),
+                                    &|| {},
+                                    &mut ledger,
+                                ),
                                 Err(e) => {
                                     warn!("{e}: transaction given up");
                                     ledger.locked_out += 1;
                                 }
                             }
                         } else {
-                            transact(account, lab, args.gap, deposit, amount, &mut ledger);
+                            let together = || {
+                                if k == 0 {
+                                    let _ = all_read.wait();
+                                }
+                            };
+                            transact(
+                                account,
+                                lab,
+                                args.gap,
+                                (deposit, amount),
+                                &together,
+                                &mut ledger,
+                            );
                         }
                     }
                     anyhow::Ok(ledger)
@@ -238,17 +263,18 @@ fn bank(
     Ok(())
 }
 
-/// One transaction: read the balance, wait the gap, then write the new balance, as the
-/// tutorial's `BankAccount` does. Decisions use the balance as read.
+/// One transaction: read the balance, (`after_read`), wait the gap, then write the new
+/// balance, as the tutorial's `BankAccount` does. Decisions use the balance as read.
 fn transact(
     account: &Account,
     lab: &Lab,
     gap: f64,
-    deposit: bool,
-    amount: i64,
+    (deposit, amount): (bool, i64),
+    after_read: &dyn Fn(),
     ledger: &mut Ledger,
 ) {
     let read = account.balance.load(SeqCst);
+    after_read();
     lab.sleep_secs(gap);
     let written = if deposit {
         read + amount

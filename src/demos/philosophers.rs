@@ -321,7 +321,12 @@ fn dine(
             found.is_empty(),
         ),
     }
-    if fix == Table3::Waiter {
+    if fix == Table3::Waiter && args.eat == 0.0 {
+        report.cannot_show(
+            "the waiter's N − 1 philosophers seated at once",
+            "with --eat 0 nobody stays at the table long enough for the others to sit down too",
+        );
+    } else if fix == Table3::Waiter {
         let most = most_seated.load(SeqCst);
         report.metric("waiter.most_seated", most as u64);
         report.check(

@@ -97,8 +97,8 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         report.metric("rate_limiter.busiest", fixed.busiest as u64);
         report.check(
             format!(
-                "RateLimiter({n}/s): calls started in the busiest second ({} slack)",
-                units::duration(slack(second))
+                "RateLimiter({n}/s): calls started in the busiest second (less {} of slack)",
+                units::duration(slack(second, n))
             ),
             format!("<= {n}"),
             fixed.busiest,
@@ -177,7 +177,8 @@ fn calls(
     let took = began.elapsed();
     let mut starts = starts.into_inner().unwrap_or_else(|e| e.into_inner());
     starts.sort();
-    let busiest = busiest_window(&starts, second.saturating_sub(slack(second)));
+    let per_second = args.per_second as usize;
+    let busiest = busiest_window(&starts, second.saturating_sub(slack(second, per_second)));
     let rate = starts.len() as f64 / took.as_secs_f64().max(1e-9) * second.as_secs_f64();
     let most = most.load(SeqCst);
     info!(
@@ -198,10 +199,13 @@ fn calls(
     })
 }
 
-/// Scheduling slack taken off the one-second window: 10 ms, or a tenth of a (paced) second
-/// if that is less, so a small pace does not shrink the window to nothing.
-fn slack(second: Duration) -> Duration {
-    Duration::from_millis(10).min(second / 10)
+/// Slack taken off the one-second window: half the limiter's interval. The callers note
+/// their own start a scheduling delay after their release; a correct limiter's N + 1 starts
+/// span at least N intervals (a whole second), so only a delay of half an interval could
+/// squeeze them into the window, while a limiter that lets calls through early squeezes
+/// them by whole intervals.
+fn slack(second: Duration, per_second: usize) -> Duration {
+    second / (2 * per_second.max(1)) as u32
 }
 
 /// The most start times (sorted) that fall within any window of length `window`.

@@ -58,7 +58,12 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         times.push(connections(args, lab, strategy, &mut report, &mut table)?);
     }
     report.tables.push(table);
-    if let [local, shared, _] = times[..]
+    if args.workers > 1 && args.query == 0.0 {
+        report.cannot_show(
+            "a shared connection making the queries wait their turn",
+            "with --query 0 a query takes no time at the database",
+        );
+    } else if let [local, shared, _] = times[..]
         && args.workers > 1
     {
         report.check(

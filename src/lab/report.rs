@@ -128,6 +128,10 @@ pub struct Report {
     pub interrupted: bool,
     /// Plain-language remarks for the summary: what was seen, what to try next.
     pub notes: Vec<String>,
+    /// Claims this run's flags made impossible to show (see [`Report::cannot_show`]): not
+    /// checked, and said so in `notes`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_shown: Vec<String>,
     /// The pictures' model, when `--timeline`, `--trace` or `--svg` asked for it.
     #[serde(skip)]
     pub timeline: Option<std::sync::Arc<super::timeline::Timeline>>,
@@ -165,6 +169,7 @@ impl Report {
             ok: true,
             interrupted: false,
             notes: Vec::new(),
+            not_shown: Vec::new(),
             deadlocks: Vec::new(),
             timeline: None,
             primitives: Vec::new(),
@@ -225,6 +230,17 @@ impl Report {
     /// Adds a note for the summary.
     pub fn note(&mut self, text: impl Into<String>) {
         self.notes.push(text.into());
+    }
+
+    /// The flags ruled the lesson out: instead of a ✘ that would blame the lesson, a note
+    /// that says what this setting cannot show and why (with the measured reason), listed in
+    /// `not_shown` for scripts. Only for a claim the flags made impossible, never for one
+    /// the run merely failed.
+    pub fn cannot_show(&mut self, what: impl Into<String>, why: impl Display) {
+        let what = what.into();
+        self.notes
+            .push(format!("This setting cannot show {what}: {why}."));
+        self.not_shown.push(what);
     }
 
     /// Records a worker-count sweep: `sweep.{workers}.ms` and `sweep.{workers}.speedup`
