@@ -195,7 +195,10 @@ fn dine(
                                 seated.fetch_sub(1, SeqCst);
                                 let _ = seats.release();
                             }
-                            lab::signals::sleep(eat.mul_f64(rng.random_range(0.2..1.0)));
+                            // At least a millisecond: with `--eat 0` a zero pause is no
+                            // back-off, and the same circle forms again at once.
+                            let pause = eat.max(Duration::from_millis(1));
+                            lab::signals::sleep(pause.mul_f64(rng.random_range(0.2..1.0)));
                         }
                         // Think before the next meal.
                         lab::signals::sleep(eat.mul_f64(rng.random_range(0.0..1.0)));
