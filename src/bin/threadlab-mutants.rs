@@ -281,6 +281,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::philosophers",
     },
     Mutant {
+        name: "philosophers: the ordering fix forgotten",
+        file: "src/demos/philosophers.rs",
+        find: "                        // the fix: the last one breaks the circle.\n                        (right, left)",
+        replace: "                        (left, right)",
+        runs: &[&["philosophers", "--fix", "ordering"]],
+        tests: "demos::philosophers",
+    },
+    Mutant {
         name: "exceptions: a worker does not catch its own panics",
         file: "src/demos/exceptions.rs",
         find: "std::panic::catch_unwind(|| process(text))",
@@ -467,15 +475,28 @@ fn run_tests(scratch: &Path, target: &Path, filter: &str) -> Vec<String> {
         Ok(out) if out.status.code() == Some(124) => {
             vec![format!("{filter}: a test hung (stopped after 300 s)")]
         }
-        Ok(out) => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.starts_with("test ") && l.ends_with("FAILED"))
-            .map(|l| {
-                l.trim_start_matches("test ")
-                    .trim_end_matches(" ... FAILED")
-                    .to_string()
-            })
-            .collect(),
+        Ok(out) => {
+            let failed: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("test ") && l.ends_with("FAILED"))
+                .map(|l| {
+                    l.trim_start_matches("test ")
+                        .trim_end_matches(" ... FAILED")
+                        .to_string()
+                })
+                .collect();
+            if !failed.is_empty() || out.status.success() {
+                return failed;
+            }
+            // A unit test's own bound (`sync::bounded_test`) ended the test binary: it names
+            // the test that was still waiting.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let line = stderr
+                .lines()
+                .find(|l| l.contains("still waiting"))
+                .unwrap_or("the test binary failed");
+            vec![line.to_string()]
+        }
         Err(e) => vec![format!("could not run: {e}")],
     }
 }

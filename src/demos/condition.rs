@@ -2,12 +2,13 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde::Serialize;
 use tracing::info;
 
+use crate::lab::evidence::Occupancy;
 use crate::lab::{self, Bound, Lab, Probe, Report, Signal, Table};
 
 /// Flags of `threadlab condition`.
@@ -53,9 +54,6 @@ pub enum Bug {
 struct State {
     items: VecDeque<u64>,
     closed: bool,
-    high_water: usize,
-    /// Every item in the order it was taken (recorded under the lock).
-    taken: Vec<u64>,
     /// Consumers waiting for an item right now (for the producer's pacing in the `if` run,
     /// not for any check).
     waiting_consumers: usize,
@@ -84,6 +82,8 @@ struct Tally {
     /// Times this consumer got nothing from a buffer that was not closed: counted by the
     /// consumer itself from what `take` handed it.
     took_nothing: u64,
+    /// The items this consumer took, in its own order.
+    took: Vec<u64>,
 }
 
 impl Buffer {
@@ -139,7 +139,6 @@ impl Buffer {
             info!("Room again.");
         }
         st.items.push_back(item);
-        st.high_water = st.high_water.max(st.items.len());
         self.probe.count("depth", st.items.len());
         self.probe.signal("put");
         info!("Added Item-{item}. Queue size: {}", st.items.len());
@@ -169,7 +168,6 @@ impl Buffer {
         let Some(item) = st.items.pop_front() else {
             return Ok(None); // empty: closed, or the `if` bug
         };
-        st.taken.push(item);
         self.probe.count("depth", st.items.len());
         self.probe.signal("take");
         info!("Consumed Item-{item}. Queue size: {}", st.items.len());
@@ -255,8 +253,10 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         probe: lab.probe("buffer"),
         patience: lab.scaled(Duration::from_secs_f64(worst)) + Duration::from_secs(30),
     };
+    // Each item's way through the buffer, timed by the producer and the consumer.
+    let occupancy = Occupancy::default();
     let tallies: Vec<Tally> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let buffer = &buffer;
+        let (buffer, occupancy) = (&buffer, &occupancy);
         let producer = lab.spawn(s, "Producer", move || -> anyhow::Result<Tally> {
             let _close = CloseOnDrop(buffer);
             let mut rng = lab.rng("Producer");
@@ -277,6 +277,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                     buffer.until_consumers_wait(args.consumers, lab);
                 }
                 buffer.put(item, &mut tally)?;
+                occupancy.put_done(item, Instant::now());
                 tally.items += 1;
             }
             info!("Done producing. Closing the buffer and waking every consumer.");
@@ -292,9 +293,12 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                         ..Tally::default()
                     };
                     loop {
+                        let called = Instant::now();
                         match buffer.take(&mut tally, args.bug)? {
-                            Some(_) => {
+                            Some(item) => {
+                                occupancy.get_called(item, called);
                                 tally.items += 1;
+                                tally.took.push(item);
                                 lab.sleep_secs(
                                     rng.random_range(args.consume_time / 2.0..=args.consume_time),
                                 );
@@ -322,7 +326,6 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         Ok(all)
     })?;
 
-    let st = buffer.lock();
     let mut table = Table::new(["thread", "items", "waits", "wake-ups", "woke to empty"]);
     for t in &tallies {
         table.row([
@@ -340,20 +343,23 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let consumed: u64 = tallies[1..].iter().map(|t| t.items).sum();
     let empty_wakeups: u64 = tallies.iter().map(|t| t.empty_wakeups).sum();
     let took_nothing: u64 = tallies.iter().map(|t| t.took_nothing).sum();
-    let mut distinct = st.taken.clone();
+    // Every count from the threads' own tallies, the occupancy from their own clocks: none
+    // from the buffer's state.
+    let mut distinct: Vec<u64> = tallies[1..].iter().flat_map(|t| t.took.clone()).collect();
     distinct.sort_unstable();
     distinct.dedup();
+    let high_water = occupancy.most_inside();
     report.metric("produced", tallies[0].items);
     report.metric("consumed", consumed);
     report.metric("empty_wakeups", empty_wakeups);
     report.metric("took_nothing", took_nothing);
-    report.metric("high_water", st.high_water as u64);
+    report.metric("high_water", high_water as u64);
     report.metric("capacity", args.capacity as u64);
     report.check(
-        "buffer occupancy, at its highest",
+        "items certainly in the buffer at once, at most (put returned, take not yet called)",
         format!("<= {} (the capacity)", args.capacity),
-        st.high_water,
-        st.high_water <= args.capacity,
+        high_water,
+        high_water <= args.capacity,
     );
     report.check(
         "items consumed (counted by the consumers), and distinct items among them",
@@ -375,7 +381,11 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             took_nothing >= 1,
         ),
     }
-    report.check_eq("items left in the buffer at the end", 0, st.items.len());
+    report.check_eq(
+        "items produced that no consumer took (the producer's count less the consumers')",
+        0,
+        tallies[0].items.saturating_sub(consumed),
+    );
     if args.bug == Bug::None && empty_wakeups > 0 {
         report.note(format!(
             "{empty_wakeups} wake-up(s) found the buffer empty again (another consumer took the \

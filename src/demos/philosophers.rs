@@ -106,12 +106,20 @@ fn dine(
         .map(|i| Lock::new(lab.probe(&format!("fork-{i}"))))
         .collect();
     let seats = Semaphore::new(n - 1).with_probe(lab.probe("seats"));
-    // Everyone is hungry at once: they start together behind a gate. At the naive table
-    // each also waits, holding its first fork, until all do (a barrier with a bounded
-    // wait), so the first meal's circle always forms; at the fixed tables some cannot get
-    // a first fork, which is the point, so there is no barrier there.
+    // Everyone is hungry at once: they start together behind a gate. At every table each
+    // also waits, holding its first fork, until all do (a barrier with a bounded wait), so
+    // the first meal's circle forms wherever it can: at the naive table all N hold a first
+    // fork and the circle closes; at a fixed table one cannot get a first fork (which is
+    // the fix at work), the barrier's wait runs out and the others go on. Only the fix
+    // prevents the circle, not the timing.
     let gate = crate::sync::Event::new();
-    let table_set = Barrier::new("first-forks", n, Duration::from_secs(5));
+    let set_wait = lab
+        .scaled(Duration::from_millis(500))
+        .max(Duration::from_millis(50));
+    let table_set = Barrier::new("first-forks", n, set_wait);
+    // Philosophers holding their first fork, and the most at once, counted by themselves.
+    let holding_first = AtomicUsize::new(0);
+    let most_first = AtomicUsize::new(0);
     let eat = lab.scaled(Duration::from_secs_f64(args.eat));
     let patience = Duration::from_secs(5) + eat * n as u32;
     // (philosopher, start, end) of every meal, as each philosopher timed it.
@@ -127,6 +135,7 @@ fn dine(
                 let (forks, seats, table_set, meals, gate) =
                     (&forks, &seats, &table_set, &meals, &gate);
                 let (seated, most_seated) = (&seated, &most_seated);
+                let (holding_first, most_first) = (&holding_first, &most_first);
                 let name = format!("Philosopher-{}", i + 1);
                 lab.spawn(s, name.clone(), move || -> anyhow::Result<Diary> {
                     let mut rng = lab.rng(&format!("{name}-{key}"));
@@ -157,7 +166,9 @@ fn dine(
                                 false
                             };
                             let f1 = forks[first].guard(patience)?;
-                            if fix == Table3::None && meal == 1 && attempts == 1 {
+                            let now = holding_first.fetch_add(1, SeqCst) + 1;
+                            most_first.fetch_max(now, SeqCst);
+                            if meal == 1 && attempts == 1 {
                                 let _ = table_set.wait();
                             }
                             match forks[second].guard(patience) {
@@ -173,6 +184,7 @@ fn dine(
                                     lock(meals).push((i, start, Instant::now()));
                                     diary.meals += 1;
                                     drop(f2);
+                                    holding_first.fetch_sub(1, SeqCst);
                                     drop(f1);
                                     if seat {
                                         seated.fetch_sub(1, SeqCst);
@@ -190,6 +202,7 @@ fn dine(
                                 }
                                 Err(e) => return Err(e.into()),
                             }
+                            holding_first.fetch_sub(1, SeqCst);
                             drop(f1);
                             if seat {
                                 seated.fetch_sub(1, SeqCst);
@@ -233,6 +246,24 @@ fn dine(
         .skip(cycles_before)
         .collect();
     let victims: u32 = diaries_ok.iter().map(|d| d.refused).sum();
+    let most_first = most_first.load(SeqCst);
+    report.metric(
+        format!("{key}.most_holding_a_first_fork"),
+        most_first as u64,
+    );
+    let circle = if fix == Table3::None {
+        format!("{n} (all: every first fork taken, the circle complete)")
+    } else {
+        format!("{} (N − 1: the fix leaves one without a first fork)", n - 1)
+    };
+    report.check(
+        format!(
+            "{key}: most philosophers holding their first fork at once, all asked to (counted by themselves)"
+        ),
+        circle,
+        most_first,
+        most_first == if fix == Table3::None { n } else { n - 1 },
+    );
     let eaten: Vec<u32> = diaries_ok.iter().map(|d| d.meals).collect();
     // Neighbours never eat at once: their meals, as each timed them, never overlap.
     let meals = meals.into_inner().unwrap_or_else(|e| e.into_inner());

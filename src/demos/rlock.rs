@@ -1,5 +1,6 @@
 #![doc = include_str!("pages/rlock.md")]
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -53,11 +54,13 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
     // The Recursor's own count of the levels it holds: not the lock's.
     let levels_held = AtomicUsize::new(0);
     let deepest = AtomicUsize::new(0);
+    let nested: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
+    let freed_at: Mutex<Option<Instant>> = Mutex::new(None);
     // Generous bound for the contender: the whole recursion plus slack. It never waits forever.
     let patience = lab.scaled(Duration::from_secs_f64(args.hold * args.depth as f64))
         + Duration::from_secs(30);
 
-    let (mut release_errors, contender) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (release_errors, contender) = std::thread::scope(|s| -> anyhow::Result<_> {
         let recursor = lab.spawn(s, "Recursor", || {
             let mut errors = Vec::new();
             let ctx = Recursion {
@@ -68,87 +71,153 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
                 holding: &holding_tx,
                 levels_held: &levels_held,
                 deepest: &deepest,
+                nested: &nested,
+                freed_at: &freed_at,
             };
             ctx.recurse(1, &mut errors);
             errors
         })?;
-        let contender = lab.spawn(s, "Contender", || -> anyhow::Result<(usize, Duration, Option<String>, Option<usize>)> {
-            // Wait (bounded) until the recursor holds the lock, so the contention is real.
-            holding_rx
-                .recv_timeout(patience)
-                .map_err(|_| anyhow::anyhow!("Recursor never took the lock"))?;
-            // A release by a thread that does not hold the lock (Python: RuntimeError).
-            let stranger = match lock.release() {
-                Err(e) => {
-                    info!("release() without holding it: refused: {e} (Python raises RuntimeError)");
-                    None
-                }
-                Ok(left) => {
-                    warn!("release() without holding it was let through ({left} left)");
-                    Some(left)
-                }
-            };
-            let (owner, count) = lock.owner().unwrap_or(("nobody".into(), 0));
-            info!("Wants 'shared-lock'; held {count}× by {owner}. Waiting…");
-            let asked = Instant::now();
-            let n = lock.acquire_timeout(patience)?;
-            // What the Recursor itself says it still holds, read the moment we got in.
-            let still_held = levels_held.load(SeqCst);
-            let waited = asked.elapsed();
-            info!(
-                "Acquired 'shared-lock' (held {n}×) after waiting {}; the Recursor counts {still_held} level(s) still held",
-                units::duration(waited)
-            );
-            // A refused release is evidence, not a reason to stop.
-            let refused = lock
-                .release_with(|_| info!("Released 'shared-lock': lock is free"))
-                .err()
-                .map(|e| {
-                    warn!("{e}");
-                    e.to_string()
-                });
-            Ok((still_held, waited, refused, stranger))
+        let contender = lab.spawn(s, "Contender", || {
+            contend(&lock, &holding_rx, &levels_held, patience)
         })?;
         Ok((lab::join(recursor)?, lab::join(contender)??))
     })?;
-    let (still_held, waited, refused, stranger) = contender;
+    let nested = nested.into_inner().unwrap_or_else(|e| e.into_inner());
+    let freed_at = freed_at.into_inner().unwrap_or_else(|e| e.into_inner());
+    judge_recursion(args, &contender, &nested, freed_at, &release_errors, report);
+    Ok(())
+}
+
+/// What the Contender saw, by its own clock and the Recursor's own count.
+struct ContenderSaw {
+    /// Levels the Recursor said it still held the moment the Contender got in.
+    still_held: usize,
+    /// How long the Contender waited for the lock.
+    waited: Duration,
+    /// When it got the lock.
+    got_at: Instant,
+    /// What a release() before holding the lock did: `None` refused, else the count left.
+    stranger: Option<usize>,
+    /// Its own release, refused (should not be).
+    refused: Option<String>,
+}
+
+/// The Contender: a release without holding the lock (refused, as Python raises), then a
+/// wait for the lock while the Recursor holds it.
+fn contend(
+    lock: &RLock,
+    holding_rx: &crossbeam_channel::Receiver<()>,
+    levels_held: &AtomicUsize,
+    patience: Duration,
+) -> anyhow::Result<ContenderSaw> {
+    // Wait (bounded) until the recursor holds the lock, so the contention is real.
+    holding_rx
+        .recv_timeout(patience)
+        .map_err(|_| anyhow::anyhow!("Recursor never took the lock"))?;
+    // A release by a thread that does not hold the lock (Python: RuntimeError).
+    let stranger = match lock.release() {
+        Err(e) => {
+            info!("release() without holding it: refused: {e} (Python raises RuntimeError)");
+            None
+        }
+        Ok(left) => {
+            warn!("release() without holding it was let through ({left} left)");
+            Some(left)
+        }
+    };
+    let (owner, count) = lock.owner().unwrap_or(("nobody".into(), 0));
+    info!("Wants 'shared-lock'; held {count}× by {owner}. Waiting…");
+    let asked = Instant::now();
+    let n = lock.acquire_timeout(patience)?;
+    let got_at = Instant::now();
+    // What the Recursor itself says it still holds, read the moment we got in.
+    let still_held = levels_held.load(SeqCst);
+    let waited = got_at - asked;
+    info!(
+        "Acquired 'shared-lock' (held {n}×) after waiting {}; the Recursor counts {still_held} level(s) still held",
+        units::duration(waited)
+    );
+    // A refused release is evidence, not a reason to stop.
+    let refused = lock
+        .release_with(|_| info!("Released 'shared-lock': lock is free"))
+        .err()
+        .map(|e| {
+            warn!("{e}");
+            e.to_string()
+        });
+    Ok(ContenderSaw {
+        still_held,
+        waited,
+        got_at,
+        stranger,
+        refused,
+    })
+}
+
+/// Part 1's checks, from the two threads' own clocks and counts.
+fn judge_recursion(
+    args: &Args,
+    saw: &ContenderSaw,
+    nested: &[Duration],
+    freed_at: Option<Instant>,
+    release_errors: &[String],
+    report: &mut Report,
+) {
     report.check(
         "a release() by the Contender before it held the lock (it is not the owner)",
         "refused (Python: RuntimeError: cannot release un-acquired lock)",
-        stranger.map_or("refused".to_string(), |left| {
+        saw.stranger.map_or("refused".to_string(), |left| {
             format!("let through, {left} left")
         }),
-        stranger.is_none(),
+        saw.stranger.is_none(),
     );
-    release_errors.extend(refused);
-    let deepest = deepest.load(SeqCst);
-    report.metric("recursor.max_count", deepest as u64);
-    report.metric("contender.still_held_levels", still_held as u64);
-    report.metric("contender.waited_ms", units::ms(waited));
+    report.metric("recursor.max_count", (nested.len() + 1) as u64);
+    report.metric("contender.still_held_levels", saw.still_held as u64);
+    report.metric("contender.waited_ms", units::ms(saw.waited));
+    let slowest = nested.iter().max().copied().unwrap_or_default();
     report.check(
-        "levels the Recursor reached, counted by itself",
-        format!("{} (--depth)", args.depth),
-        deepest,
-        deepest == args.depth,
+        "the Recursor's nested acquires, each timed by itself: went straight in",
+        format!(
+            "{} of {} within {} (the owner re-enters without waiting)",
+            args.depth - 1,
+            args.depth - 1,
+            units::duration(STRAIGHT_IN)
+        ),
+        format!(
+            "{} of {}, the slowest {}",
+            nested.iter().filter(|d| **d < STRAIGHT_IN).count(),
+            nested.len(),
+            units::duration(slowest)
+        ),
+        nested.len() == args.depth - 1 && slowest < STRAIGHT_IN,
     );
     report.check(
         "levels the Recursor still held (its own count) when the Contender got in",
         "0: only the owner's last release lets another thread in",
-        still_held,
-        still_held == 0,
+        saw.still_held,
+        saw.still_held == 0,
     );
+    let after = freed_at.and_then(|f| saw.got_at.checked_duration_since(f));
     report.check(
-        "releases the lock refused (each release by the owner must succeed)",
-        "none",
-        if release_errors.is_empty() {
-            "none".to_string()
-        } else {
-            release_errors.join("; ")
+        "from the Recursor's last release to the Contender's acquire (their two clocks)",
+        format!("after it, within {}", units::duration(STRAIGHT_IN)),
+        match after {
+            Some(d) => units::duration(d),
+            None if freed_at.is_some() => "before it".to_string(),
+            None => "the Recursor never released".to_string(),
         },
-        release_errors.is_empty(),
+        after.is_some_and(|d| d < STRAIGHT_IN),
     );
-    Ok(())
+    let mut errors = release_errors.to_vec();
+    errors.extend(saw.refused.clone());
+    if !errors.is_empty() {
+        report.note(format!("Releases refused: {}.", errors.join("; ")));
+    }
 }
+
+/// How soon a thread that may go on must be running: a wake-up's usual tens of
+/// microseconds, with room for a busy machine.
+const STRAIGHT_IN: Duration = Duration::from_millis(100);
 
 /// What every level of the recursion shares.
 struct Recursion<'a> {
@@ -159,6 +228,10 @@ struct Recursion<'a> {
     holding: &'a crossbeam_channel::Sender<()>,
     levels_held: &'a AtomicUsize,
     deepest: &'a AtomicUsize,
+    /// How long each nested acquire (depth 2 and deeper) took, by the Recursor's clock.
+    nested: &'a Mutex<Vec<Duration>>,
+    /// When the outermost release returned, by the Recursor's clock.
+    freed_at: &'a Mutex<Option<Instant>>,
 }
 
 impl Recursion<'_> {
@@ -169,7 +242,11 @@ impl Recursion<'_> {
             return;
         }
         info!("Acquiring 'shared-lock' (depth {level})…");
+        let asked = Instant::now();
         let count = self.lock.acquire();
+        if level > 1 {
+            crate::sync::lock(self.nested).push(asked.elapsed());
+        }
         let held = self.levels_held.fetch_add(1, SeqCst) + 1;
         self.deepest.fetch_max(held, SeqCst);
         info!("Acquired 'shared-lock' (depth {level}, held {count}×)");
@@ -186,7 +263,11 @@ impl Recursion<'_> {
         // written before the release takes effect, so it precedes the next owner's.
         self.levels_held.fetch_sub(1, SeqCst);
         let released = self.lock.release_with(|left| match left {
-            0 => info!("Released 'shared-lock' (depth {level}): lock is free"),
+            0 => {
+                // Before any waiter can wake: the moment the lock is free, by our clock.
+                *crate::sync::lock(self.freed_at) = Some(Instant::now());
+                info!("Released 'shared-lock' (depth {level}): lock is free");
+            }
             left => info!("Released 'shared-lock' (depth {level}): still held {left}× by Recursor"),
         });
         if let Err(e) = released {
@@ -261,13 +342,22 @@ struct Counter {
     lock: RLock,
     /// Read and written only while `lock` is held.
     value: AtomicU64,
+    /// The deepest nesting a thread saw itself at when `add` got the lock: 2 when it was
+    /// called from inside `add_many`, which still held it (counted by the threads).
     deepest: AtomicUsize,
+}
+
+thread_local! {
+    /// How many `Counter` methods this thread is inside, holding the lock: its own count.
+    static INSIDE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Counter {
     fn add(&self, n: u64, narrate: bool) {
         let depth = self.lock.acquire();
-        self.deepest.fetch_max(depth, Relaxed);
+        // This thread's own nesting, not the lock's count.
+        let nesting = INSIDE.with(|c| c.get()) + 1;
+        self.deepest.fetch_max(nesting, Relaxed);
         if narrate {
             info!("add({n}): holding 'counter-lock' (held {depth}×)");
         }
@@ -282,9 +372,11 @@ impl Counter {
         if narrate {
             info!("add_many({items:?}): holding 'counter-lock' (held {depth}×), calling add…");
         }
+        INSIDE.with(|c| c.set(c.get() + 1));
         for &n in items {
             self.add(n, narrate); // re-enters the lock we already hold
         }
+        INSIDE.with(|c| c.set(c.get() - 1));
         let _ = self.lock.release();
     }
 }
@@ -344,7 +436,7 @@ fn add_many_calls_add(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
         value,
     );
     report.check_eq(
-        "add re-entered the lock held by add_many",
+        "add got the lock while its own thread held it in add_many (nesting, counted by the thread)",
         2,
         counter.deepest.load(Relaxed),
     );

@@ -208,12 +208,9 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     };
     let (same_id, comm, running, (early, waited, listed_during), (done, value, listed_after)) =
         seen;
-    report.check(
-        "the ThreadId the spawner's handle holds against the one the thread reports",
-        "the same",
-        if same_id { "the same" } else { "different" },
-        same_id,
-    );
+    // std guarantees the handle's ThreadId is the thread's own, so this is shown, not
+    // checked: the evidence that the thread exists is the OS's own list (below).
+    report.metric("thread_id_matches_handle", u64::from(same_id));
     let listed = |l: Option<bool>| match l {
         Some(true) => "listed by the OS",
         Some(false) => "not listed by the OS",

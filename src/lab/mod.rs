@@ -4,6 +4,7 @@
 //! demo would otherwise copy, so a demo file holds only its lesson.
 
 pub mod child;
+pub mod evidence;
 pub mod export;
 pub mod output;
 pub mod picture_files;
