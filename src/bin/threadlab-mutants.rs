@@ -337,6 +337,14 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::threads",
     },
     Mutant {
+        name: "pool: one worker, whatever the size asked",
+        file: "src/pool/mod.rs",
+        find: "        for i in 0..workers.max(1) {",
+        replace: "        for i in 0..1 {",
+        runs: &[&["pool", "--scenario", "downloads"]],
+        tests: "pool",
+    },
+    Mutant {
         name: "pool: as_completed yields in input order",
         file: "src/pool/mod.rs",
         find: "        let op = select.select();\n        let k = op.index();\n        let result = op.recv(&pending[k].1.rx).unwrap_or(Err(TaskError::Lost));\n        let (index, _) = pending.swap_remove(k);",

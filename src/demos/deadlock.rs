@@ -181,6 +181,15 @@ fn transfer(
     )
 }
 
+/// "A, B", or "none".
+fn list_or_none(names: &[String]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}
+
 /// Runs the demo.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("deadlock");
@@ -344,6 +353,21 @@ fn two_tellers(
         !found.is_empty() && all_this_one,
     );
     let slowest = refusals.iter().map(|(_, _, t)| *t).max();
+    // The detector's victims, against the tellers that say they were refused.
+    let mut named: Vec<String> = found.iter().filter_map(|c| c.victim.clone()).collect();
+    let mut refused_tellers: Vec<String> = refusals.iter().map(|(w, _, _)| w.clone()).collect();
+    named.sort();
+    refused_tellers.sort();
+    report.check(
+        "the victims the detector named, against the tellers that were refused (their own word)",
+        "the same tellers",
+        format!(
+            "named {}; refused {}",
+            list_or_none(&named),
+            list_or_none(&refused_tellers)
+        ),
+        !named.is_empty() && named == refused_tellers,
+    );
     report.check(
         "the victim's wait: refused, and how long after it asked (by the victim's clock)",
         format!(

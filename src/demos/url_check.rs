@@ -247,8 +247,29 @@ fn check_sequentially(list: &UrlList, checker: &Checker, narrate: bool) -> Optio
     (!lab::signals::interrupted()).then(|| started.elapsed())
 }
 
-/// A demo line's designed outcome: its status, and its failure kind if it fails.
-type Designed = (Option<u16>, Option<Kind>);
+/// A demo line's designed outcome, as the checker must report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Designed {
+    status: Option<u16>,
+    kind: Option<Kind>,
+    ok: bool,
+    /// Attempts: 1, or 1 + --retries for an error that is retried (a refused connection).
+    attempts: u32,
+    /// Requests the demo server answers for the line (a redirect chain counts each hop).
+    requests: u64,
+}
+
+impl Designed {
+    fn ok(requests: u64) -> Self {
+        Designed {
+            status: Some(200),
+            kind: None,
+            ok: true,
+            attempts: 1,
+            requests,
+        }
+    }
+}
 
 /// Everything the report needs from the results, gathered as they stream past: counts,
 /// the rows of the table, and (with `--json`) the results written straight to stdout.
@@ -293,7 +314,8 @@ impl Tally {
 
     fn add(&mut self, r: CheckResult) -> anyhow::Result<()> {
         if let Some(want) = self.designed.as_ref().and_then(|d| d.get(self.total))
-            && (r.status, r.kind) != *want
+            && (r.status, r.kind, r.ok, r.attempts)
+                != (want.status, want.kind, want.ok, want.attempts)
         {
             self.not_as_designed.push(r.line);
         }
@@ -355,7 +377,7 @@ fn read_input(path: &std::path::Path) -> anyhow::Result<UrlList> {
 }
 
 /// The built-in demo list against a server started here, and each line's designed outcome.
-fn demo_list(server: &Server, lab: &Lab) -> anyhow::Result<(Vec<u8>, Vec<Designed>)> {
+fn demo_list(server: &Server, lab: &Lab, retries: u32) -> anyhow::Result<(Vec<u8>, Vec<Designed>)> {
     let base = server.base_url();
     // A port that was free a moment ago and is closed now: connection refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")?
@@ -368,16 +390,30 @@ fn demo_list(server: &Server, lab: &Lab) -> anyhow::Result<(Vec<u8>, Vec<Designe
         let paced = format!("{:.3}", secs * lab.pace());
         let paced = paced.trim_end_matches('0').trim_end_matches('.');
         lines.push_str(&format!("{base}/delay/{paced}\n"));
-        designed.push((Some(200), None));
+        designed.push(Designed::ok(1));
     }
     lines.push_str(&format!("{base}/status/404\n"));
-    designed.push((Some(404), Some(Kind::Status)));
+    // A 404 is final: never retried.
+    designed.push(Designed {
+        status: Some(404),
+        kind: Some(Kind::Status),
+        ok: false,
+        attempts: 1,
+        requests: 1,
+    });
     lines.push_str(&format!("{base}/redirect/2\n"));
-    designed.push((Some(200), None));
+    designed.push(Designed::ok(3));
     lines.push_str(&format!("{base}/get\n"));
-    designed.push((Some(200), None));
+    designed.push(Designed::ok(1));
     lines.push_str(&format!("http://127.0.0.1:{closed}/\n"));
-    designed.push((None, Some(Kind::ConnectionRefused)));
+    // A refused connection is retried: every retry asked for is made.
+    designed.push(Designed {
+        status: None,
+        kind: Some(Kind::ConnectionRefused),
+        ok: false,
+        attempts: 1 + retries,
+        requests: 0,
+    });
     Ok((lines.into_bytes(), designed))
 }
 
@@ -420,7 +456,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     };
     let (list, designed) = match (&server, &args.input) {
         (Some(server), _) => {
-            let (bytes, designed) = demo_list(server, lab)?;
+            let (bytes, designed) = demo_list(server, lab, args.retries)?;
             info!(
                 "demo: threadlab's server is on {}; checking {} URLs",
                 server.base_url(),
@@ -453,6 +489,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         args.accept
     );
 
+    let expected_requests: Option<u64> = designed
+        .as_ref()
+        .map(|d| d.iter().map(|x| x.requests).sum());
     let mut tally = Tally::new(lab, list.len(), designed)?;
     let progress = lab.progress(list.len() as u64, "checked");
     let concurrent = check_all(&list, &checker, args.workers, lab, |r| {
@@ -469,6 +508,19 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     if let Some(stream) = tally.stream.take() {
         stream.end()?;
         report.results_streamed = true;
+    }
+    if let (Some(server), Some(expected)) = (&server, expected_requests)
+        && !lab.interrupted()
+    {
+        // From the other side: what the server itself answered, one request per attempt.
+        let served = server.served();
+        report.metric("server.requests", served);
+        report.check(
+            "requests the demo server answered (counted by the server)",
+            format!("{expected} (one per attempt; a 404 is final; each redirect hop counts)"),
+            served,
+            served == expected,
+        );
     }
 
     let mut summary = serde_json::Map::new();
@@ -593,7 +645,7 @@ fn finish(
     if let Some(designed) = &tally.designed {
         let n = designed.len();
         report.check(
-            "demo URLs that behaved as designed (4 delays and a redirect: 200; a 404; a closed port: refused)",
+            "demo URLs that behaved as designed (4 delays and a redirect: 200, ok; a 404: failed; a closed port: refused, tried 1 + --retries times)",
             format!("{n} of {n}"),
             if tally.not_as_designed.is_empty() {
                 format!("{n} of {n}")
