@@ -146,7 +146,8 @@ fn main() -> anyhow::Result<()> {
         ("producer-consumer close", &["--shutdown", "close"]),
         ("thread-local", &[]),
         ("deadlock", &["--transfers", "40"]),
-        // The pictures under stress: every recording on, the files written.
+        // The pictures under stress: every recording on, the files written (each run its
+        // own files: `@SCRATCH` becomes the worker's scratch path).
         (
             "deadlock + pictures",
             &[
@@ -154,14 +155,20 @@ fn main() -> anyhow::Result<()> {
                 "40",
                 "--timeline",
                 "--trace",
-                "/dev/null",
+                "@SCRATCH.trace.json",
                 "--svg",
-                "/dev/null",
+                "@SCRATCH.svg",
             ],
         ),
         (
             "semaphore + pictures",
-            &["--timeline", "--trace", "/dev/null", "--svg", "/dev/null"],
+            &[
+                "--timeline",
+                "--trace",
+                "@SCRATCH.trace.json",
+                "--svg",
+                "@SCRATCH.svg",
+            ],
         ),
         ("philosophers", &[]),
         ("rate-limit", &[]),
@@ -173,6 +180,20 @@ fn main() -> anyhow::Result<()> {
         ("daemon both", &["--mode", "both"]),
         ("pool", &[]),
         ("url-check --demo", &["--demo"]),
+        // Edge values of the flags: each must end, and show its lesson or say why it cannot.
+        ("barrier --timeout 0", &["--timeout", "0"]),
+        ("deadlock --hold 0", &["--hold", "0"]),
+        ("lock --gap 0", &["--gap", "0"]),
+        (
+            "lock --tellers 2 --transactions 1",
+            &["--tellers", "2", "--transactions", "1"],
+        ),
+        ("philosophers --eat 0", &["--eat", "0"]),
+        ("thread-local --query 0", &["--query", "0"]),
+        ("worker-pool --task 0", &["--task", "0"]),
+        ("event --tick 0.01", &["--tick", "0.01"]),
+        ("condition --bug if", &["--bug", "if"]),
+        ("timer --work 0.25", &["--work", "0.25"]),
     ];
     let mut targets: Vec<(Target, u64)> = Vec::new();
     for (label, extra) in demos {
@@ -289,7 +310,14 @@ fn main() -> anyhow::Result<()> {
                         break;
                     };
                     let t = &targets[i].0;
-                    let mut args = t.args.clone();
+                    let mut args: Vec<String> = t
+                        .args
+                        .iter()
+                        .map(|a| match a.strip_prefix("@SCRATCH") {
+                            Some(rest) => format!("{}{rest}", scratch.display()),
+                            None => a.clone(),
+                        })
+                        .collect();
                     args.extend(strings(&["--seed", &(1000 + k).to_string()]));
                     let out = run_bounded(exe, &args, t.bound, &scratch);
                     let _ = tx.send((i, k, out));

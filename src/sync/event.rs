@@ -91,7 +91,7 @@ mod tests {
                 .map(|_| {
                     s.spawn(|| {
                         let began = std::time::Instant::now();
-                        (ev.wait_timeout(Duration::from_secs(20)), began.elapsed())
+                        (ev.wait_timeout(Duration::from_secs(8)), began.elapsed())
                     })
                 })
                 .collect();
@@ -100,7 +100,7 @@ mod tests {
             for w in waiters {
                 let (set, waited) = w.join().unwrap();
                 // Woken by the set, not by running out its wait (which also sees the flag).
-                assert!(set && waited < Duration::from_secs(10), "waited {waited:?}");
+                assert!(set && waited < Duration::from_secs(4), "waited {waited:?}");
             }
         });
     }
@@ -130,13 +130,13 @@ mod tests {
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
                 let began = std::time::Instant::now();
-                (ev.wait_timeout(Duration::from_secs(30)), began.elapsed())
+                (ev.wait_timeout(Duration::from_secs(8)), began.elapsed())
             });
             std::thread::sleep(Duration::from_millis(20));
             ev.set();
             let (set, waited) = waiter.join().unwrap();
             assert!(set);
-            assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+            assert!(waited < Duration::from_secs(4), "waited {waited:?}");
         });
     }
 }

@@ -353,4 +353,17 @@ mod tests {
         assert!(r.join_timeout(Duration::from_secs(10)).is_some());
         assert!(ticks.load(Ordering::SeqCst) <= seen + 1);
     }
+
+    #[test]
+    fn cancel_wakes_the_waiting_timer_thread_at_once() {
+        let _bound = crate::sync::bounded_test(20);
+        let t = Timer::start(&lab(), "t", Duration::from_secs(8), || {}).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(t.cancel(), Cancel::InTime);
+        // Not at its 8 s deadline: the cancel itself must wake it.
+        assert!(
+            t.join_timeout(Duration::from_secs(3)),
+            "the timer thread slept on"
+        );
+    }
 }
