@@ -328,7 +328,8 @@ fn race_python_runs_the_tutorials_counter_beside_threadlabs_when_python3_is_ther
 #[test]
 fn rate_limit_the_semaphore_caps_concurrency_not_rate_and_the_limiter_caps_the_rate() {
     for seed in SEEDS {
-        // Pace 0.1: a 100 ms "second", 50 ms calls; the window's 10 ms slack is a tenth of it.
+        // Pace 0.1: a 100 ms "second", 50 ms calls; the window's slack is half the limiter's
+        // interval (16.7 ms at 3 a second).
         let r = holds_at("rate-limit", "0.1", seed, &["--calls", "12"]);
         assert!(metric(&r, "semaphore.most_in_flight") <= 3);
         assert!(metric(&r, "semaphore.busiest") > 3);
@@ -338,7 +339,7 @@ fn rate_limit_the_semaphore_caps_concurrency_not_rate_and_the_limiter_caps_the_r
 }
 
 #[test]
-fn worker_pool_the_tutorials_pool_misses_results_and_stops_late_the_fix_collects_all() {
+fn worker_pool_the_tutorials_pool_as_written_stops_late_the_fix_collects_all_at_once() {
     for seed in SEEDS {
         // Pace 0.1: 20 ms tasks, a 100 ms get timeout.
         let r = holds_at(
@@ -347,8 +348,9 @@ fn worker_pool_the_tutorials_pool_misses_results_and_stops_late_the_fix_collects
             seed,
             &["--workers", "4", "--tasks", "12"],
         );
-        assert!(metric(&r, "tutorial.collected") < 12);
-        assert_eq!(metric(&r, "tutorial.alive_after_shutdown"), 4);
+        // As written: every result after task_queue.join(); fewer without the join.
+        assert_eq!(metric(&r, "tutorial.collected"), 12);
+        assert!(metric(&r, "tutorial.collected_without_join") < 12);
         assert_eq!(metric(&r, "fixed.collected"), 12);
         assert!(f(&r, "fixed.stop_latency_ms") < f(&r, "tutorial.stop_latency_ms"));
     }

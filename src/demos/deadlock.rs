@@ -356,8 +356,12 @@ fn two_tellers(
     // The detector's victims, against the tellers that say they were refused.
     let mut named: Vec<String> = found.iter().filter_map(|c| c.victim.clone()).collect();
     let mut refused_tellers: Vec<String> = refusals.iter().map(|(w, _, _)| w.clone()).collect();
+    // As sets: a retry that met the same cycle again names the same victim twice (the
+    // refusals are counted against the cycles in the next check).
     named.sort();
+    named.dedup();
     refused_tellers.sort();
+    refused_tellers.dedup();
     report.check(
         "the victims the detector named, against the tellers that were refused (their own word)",
         "the same tellers",
