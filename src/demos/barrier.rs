@@ -336,9 +336,7 @@ fn two_waiters_broken_by(
 /// Part 3: `abort()` breaks a barrier at once; `reset()` breaks the threads waiting at that
 /// moment too, and makes it usable again.
 fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
-    info!(
-        "Part 3: abort() while two wait at 'gate', then reset() while two wait, then a full round"
-    );
+    info!("Part 3: abort(), then reset(), while two wait at 'gate'; a round of 3");
     let barrier = Barrier::new("gate", 3, Duration::from_secs(10)).with_probe(lab.probe("gate"));
     let (broken, slowest) = two_waiters_broken_by(lab, &barrier, "abort()", || barrier.abort())?;
     report.check(

@@ -154,10 +154,7 @@ fn transfer(
                     bank.name(second),
                     bank.name(first)
                 );
-                warn!(
-                    "(Python would wait here forever: its acquire() has no detector; this lab \
-                     refused the wait so the lesson can end)"
-                );
+                warn!("(Python would wait here forever: the lab refused this wait)");
                 done.refused += 1;
                 done.refusal = Some((cycle, took));
             }

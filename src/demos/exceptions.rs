@@ -93,10 +93,8 @@ fn bare_panic(
         Ok(v) => warn!("Crasher returned {v}"),
         Err(msg) => {
             info!("join(Crasher) → Err(panic: {msg:?}); the process carries on");
-            info!(
-                "(Python's t.join() returns None here: the exception is printed by \
-                 threading.excepthook and lost to the caller unless the thread catches it)"
-            );
+            info!("(Python's t.join() returns None here: the exception is printed by");
+            info!("threading.excepthook, lost to the caller unless the thread catches it)");
         }
     }
     table.row([

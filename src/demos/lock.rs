@@ -102,7 +102,7 @@ fn bank(
         lab.simulated(args.gap)
     );
     if !locked {
-        info!("{label}: every teller's first transaction reads before any teller writes (forced)");
+        info!("{label}: all tellers read before any writes, at first (forced)");
     }
     let account = Account {
         balance: AtomicI64::new(args.balance),

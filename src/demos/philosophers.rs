@@ -119,6 +119,8 @@ fn dine(
     let table_set = Barrier::new("first-forks", n, set_wait);
     // Philosophers holding their first fork, and the most at once, counted by themselves.
     let holding_first = AtomicUsize::new(0);
+    // Python's behaviour is said once a table, at the first refusal.
+    let python_said = std::sync::atomic::AtomicBool::new(false);
     let most_first = AtomicUsize::new(0);
     let eat = lab.scaled(Duration::from_secs_f64(args.eat));
     let patience = Duration::from_secs(5) + eat * n as u32;
@@ -136,6 +138,7 @@ fn dine(
                     (&forks, &seats, &table_set, &meals, &gate);
                 let (seated, most_seated) = (&seated, &most_seated);
                 let (holding_first, most_first) = (&holding_first, &most_first);
+                let python_said = &python_said;
                 let name = format!("Philosopher-{}", i + 1);
                 lab.spawn(s, name.clone(), move || -> anyhow::Result<Diary> {
                     let mut rng = lab.rng(&format!("{name}-{key}"));
@@ -193,11 +196,13 @@ fn dine(
                                     break;
                                 }
                                 Err(LockError::Deadlock { .. }) => {
-                                    warn!(
-                                        "puts fork-{} down and thinks again (Python's acquire() \
-                                         would wait forever; the lab refused this wait)",
-                                        first + 1
-                                    );
+                                    warn!("puts fork-{} down and thinks again", first + 1);
+                                    if !python_said.swap(true, SeqCst) {
+                                        warn!(
+                                            "(Python's acquire() would wait forever: the lab \
+                                             refused this wait)"
+                                        );
+                                    }
                                     diary.refused += 1;
                                 }
                                 Err(e) => return Err(e.into()),

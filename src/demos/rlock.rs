@@ -117,7 +117,8 @@ fn contend(
     // A release by a thread that does not hold the lock (Python: RuntimeError).
     let stranger = match lock.release() {
         Err(e) => {
-            info!("release() without holding it: refused: {e} (Python raises RuntimeError)");
+            tracing::debug!("{e}");
+            info!("release() without holding it: refused (Python raises RuntimeError)");
             None
         }
         Ok(left) => {

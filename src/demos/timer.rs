@@ -182,14 +182,13 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     let interval = lab.scaled(Duration::from_secs_f64(args.interval));
     let work = lab.scaled(Duration::from_secs_f64(args.work));
     info!(
-        "Part 3: three repeating timers, every {} with {} of work per tick",
-        lab.simulated(args.interval),
-        lab.simulated(args.work)
+        "Part 3: three repeating timers: every {}, {} of work a tick",
+        units::duration(interval),
+        units::duration(work)
     );
-    info!(
-        "Tutorial = Python's RepeatingTimer as written (_run re-arms a new Timer, then works); \
-         AfterWork waits after the work; FixedRate aims at start + k × interval"
-    );
+    info!("Tutorial: Python's RepeatingTimer: _run re-arms a Timer, then works");
+    info!("AfterWork: waits an interval after the work");
+    info!("FixedRate: aims at start + k × interval");
     let start = Instant::now();
     let mut timers = Vec::new();
     for (name, schedule) in [
@@ -343,7 +342,7 @@ fn overlapping(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()
     let interval = lab.scaled(Duration::from_secs_f64(args.interval));
     let work = interval * 2;
     info!(
-        "Part 4: the tutorial's RepeatingTimer with {} of work every {}: 3 ticks",
+        "Part 4: RepeatingTimer, {} of work every {}: 3 ticks",
         units::duration(work),
         units::duration(interval)
     );

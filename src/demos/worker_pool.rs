@@ -82,8 +82,11 @@ fn tutorial_pool(
 ) -> anyhow::Result<Duration> {
     let get_timeout = lab.scaled(Duration::from_secs_f64(args.get_timeout));
     info!(
-        "the tutorials' WorkerPool: {} workers looping on task_queue.get(timeout={}) until a flag says stop",
-        args.workers,
+        "WorkerPool (the tutorials'): {} workers loop on task_queue.get(timeout)",
+        args.workers
+    );
+    info!(
+        "until a flag says stop; the get timeout: {}",
         lab.simulated(args.get_timeout)
     );
     let seen = run_tutorial_pool(args, lab, get_timeout)?;
@@ -157,7 +160,7 @@ fn run_tutorial_pool(
         }
         let returned = Instant::now();
         info!(
-            "shutdown() returned after {}: each worker first waited out its get(timeout)",
+            "shutdown() returned after {}: each worker waited out its get()",
             units::duration(returned - called)
         );
         Ok(TutorialSeen {

@@ -279,13 +279,13 @@ impl Lab {
         let observed = match wakes.by_poll.first() {
             None => format!("{total} of {total} by their signal"),
             Some(first) => format!(
-                "{} of {total} found over only by a poll (first: {first})",
+                "{} of {total} found only by a poll (first: {first})",
                 wakes.by_poll.len()
             ),
         };
         report.check(
-            "waits for a signal that the signal ended (a wait no notify ended is a lost wake-up)",
-            format!("{total} of {total}: none found over by a poll"),
+            "signal waits their signal ended (a lost wake-up is found only by a poll)",
+            format!("all {total}: none found by a poll"),
             observed,
             wakes.by_poll.is_empty(),
         );
