@@ -521,12 +521,17 @@ mod tests {
         let lab = Lab::quiet(1.0, 1);
         let probe = lab.probe("flag");
         let (flag, cv) = (std::sync::Mutex::new(false), std::sync::Condvar::new());
-        for notify in [true, false] {
+        // (notify, signal recorded): a notify wakes; without one the wait is found by a poll,
+        // whether or not the signaller recorded its signal (long before the slice ran out).
+        for (notify, signal) in [(true, true), (false, false), (false, true)] {
             *flag.lock().unwrap() = false;
             let outcome = std::thread::scope(|s| {
                 s.spawn(|| {
-                    std::thread::sleep(Duration::from_millis(5));
+                    std::thread::sleep(Duration::from_millis(2));
                     *flag.lock().unwrap() = true;
+                    if signal {
+                        probe.signal("set");
+                    }
                     if notify {
                         cv.notify_all();
                     }
@@ -544,7 +549,7 @@ mod tests {
             assert_eq!(outcome, expected);
         }
         let wakes = lab.wait_graph().wakes();
-        assert_eq!((wakes.by_signal, wakes.by_poll.len()), (1, 1));
+        assert_eq!((wakes.by_signal, wakes.by_poll.len()), (1, 2));
         let mut report = Report::new("t");
         lab.finish(&mut report);
         assert!(!report.ok, "a lost wake-up fails the lab's check");

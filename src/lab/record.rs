@@ -406,6 +406,11 @@ pub struct Probe {
     graph: Option<(Arc<WaitGraph>, u64)>,
 }
 
+/// How long before a slice ran out a signal may have come and still be the one that woke
+/// the waiter (its notify raced the timeout): longer than a signaller holds a primitive's
+/// lock between its signal and its notify, far shorter than the detector's slice.
+pub const RACE_GRACE: Duration = Duration::from_millis(8);
+
 /// How long a signal wait may last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bound {
@@ -540,13 +545,13 @@ impl Probe {
             .as_ref()
             .map(|(g, id)| (g, g.start_signal_wait(*id, &self.name, timed)));
         let mut seen = None;
-        let mut ran_out = false;
+        // When the last condvar wait ran out its slice (None: a notify ended it).
+        let mut ran_out_at: Option<Instant> = None;
         let outcome = loop {
             if !blocked(&guard) {
-                break if ran_out {
-                    Signal::Polled
-                } else {
-                    Signal::Woken
+                break match ran_out_at {
+                    None => Signal::Woken,
+                    Some(at) => self.judge_poll(at, answered_by),
                 };
             }
             let left = limit.map(|l| l.saturating_sub(began.elapsed()));
@@ -563,11 +568,11 @@ impl Probe {
                 .wait_timeout(guard, slice)
                 .unwrap_or_else(|e| e.into_inner());
             guard = g;
-            ran_out = r.timed_out();
-            if !ran_out && bare {
+            ran_out_at = r.timed_out().then(Instant::now);
+            if ran_out_at.is_none() && bare {
                 break Signal::Woken;
             }
-            if ran_out
+            if ran_out_at.is_some()
                 && blocked(&guard)
                 && let Some((g, _)) = &watched
                 && !timed
@@ -593,6 +598,22 @@ impl Probe {
         (guard, outcome)
     }
 
+    /// A wait whose slice ran out at `at` found its condition true. A signal that answers
+    /// it came just before (within [`RACE_GRACE`]) or after: its notify raced the timeout
+    /// (the signaller changed the state under the lock while the slice ran out), and the
+    /// wait counts as woken by it. No such signal: the condition came true and stayed so
+    /// with nobody waking the waiter, a lost wake-up.
+    fn judge_poll(&self, at: Instant, answered_by: &[&str]) -> Signal {
+        let last = self
+            .graph
+            .as_ref()
+            .and_then(|(g, id)| g.last_signal(*id, answered_by));
+        match last {
+            Some(t) if at.saturating_duration_since(t) <= RACE_GRACE => Signal::Woken,
+            _ => Signal::Polled,
+        }
+    }
+
     /// The current thread signalled this primitive (`put`, `set`, a notify): told to the
     /// deadlock detector (a waiter may be awake now), and a cause a waiter may wake from for
     /// the pictures' arrows (recorded only when they were asked for).
@@ -600,6 +621,7 @@ impl Probe {
         // The detector: a waiter on this primitive may be awake now (see `lab::waitgraph`).
         if let Some((g, id)) = &self.graph {
             g.signalled(*id);
+            g.signal_time(*id, what);
         }
         if let Some((rec, _)) = &self.sink
             && rec.detail()

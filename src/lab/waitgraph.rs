@@ -254,6 +254,8 @@ pub struct WaitGraph {
     graph: Mutex<Graph>,
     found: Mutex<Vec<Cycle>>,
     wakes: Mutex<Wakes>,
+    /// When each primitive last gave each kind of signal (`put`, `set`, …).
+    signal_times: Mutex<std::collections::HashMap<(u64, String), Instant>>,
 }
 
 /// How the signal waits of a run ended: by the signal they waited for, or found over by a
@@ -282,7 +284,22 @@ impl WaitGraph {
             graph: Mutex::new(Graph::new(start)),
             found: Mutex::new(Vec::new()),
             wakes: Mutex::new(Wakes::default()),
+            signal_times: Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// `resource` gave a signal of kind `what` now.
+    pub fn signal_time(&self, resource: u64, what: &str) {
+        crate::sync::lock(&self.signal_times).insert((resource, what.to_string()), Instant::now());
+    }
+
+    /// When `resource` last gave a signal of one of these kinds, if ever.
+    pub fn last_signal(&self, resource: u64, kinds: &[&str]) -> Option<Instant> {
+        let times = crate::sync::lock(&self.signal_times);
+        kinds
+            .iter()
+            .filter_map(|k| times.get(&(resource, (*k).to_string())).copied())
+            .max()
     }
 
     /// A signal wait on `primitive` ended with its condition true: woken by a signal, or
