@@ -318,7 +318,7 @@ const MUTANTS: &[Mutant] = &[
         name: "worker-pool: the fixed workers loop on a timeout instead of the closed queue",
         file: "src/demos/worker_pool.rs",
         find: "                        task_rx.recv().ok()",
-        replace: "                        loop {\n                            match task_rx.recv_timeout(Duration::from_millis(200)) {\n                                Ok(t) => break Some(t),\n                                Err(RecvTimeoutError::Timeout) => continue,\n                                Err(RecvTimeoutError::Disconnected) => {\n                                    std::thread::sleep(Duration::from_millis(200));\n                                    break None;\n                                }\n                            }\n                        }",
+        replace: "                        loop {\n                            match task_rx.recv_timeout(Duration::from_millis(200)) {\n                                Ok(t) => break Some(t),\n                                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,\n                                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {\n                                    std::thread::sleep(Duration::from_millis(200));\n                                    break None;\n                                }\n                            }\n                        }",
         runs: &[&["worker-pool"]],
         tests: "demos::worker_pool",
     },
@@ -593,7 +593,16 @@ fn main() -> anyhow::Result<()> {
             (demos, tests)
         });
         std::fs::write(&path, &original)?;
-        let (demos, tests) = result?;
+        // A break that does not build is the runner's own mistake: said, and the run goes on.
+        let (demos, tests) = match result {
+            Ok(found) => found,
+            Err(e) => {
+                let first = e.to_string().lines().nth(1).unwrap_or("").to_string();
+                let mut f = Findings::default();
+                f.errors.push(format!("the break does not build: {first}"));
+                (f, Vec::new())
+            }
+        };
         let by_demo = if demos.failed_checks.is_empty() {
             uncaught += 1;
             format!(
