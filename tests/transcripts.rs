@@ -186,7 +186,7 @@ fn every_transcript_shown_is_what_the_binary_prints() {
     let outputs = outputs.into_inner().unwrap();
     let mut problems = Vec::new();
     for (t, printed) in all.iter().zip(&outputs) {
-        let (shown, made) = (checks(&t.shown), checks(&printed));
+        let (shown, made) = (checks(&t.shown), checks(printed));
         for c in shown.difference(&made) {
             problems.push(format!(
                 "{}: shows a check the binary no longer makes: {c}",
@@ -196,7 +196,7 @@ fn every_transcript_shown_is_what_the_binary_prints() {
         for c in made.difference(&shown).filter(|_| !t.excerpt) {
             problems.push(format!("{}: the binary makes a check not shown: {c}", t.at));
         }
-        let said = main_lines(&printed);
+        let said = main_lines(printed);
         for l in main_lines(&t.shown).difference(&said) {
             problems.push(format!(
                 "{}: shows a line the binary no longer prints: {l}",
