@@ -194,7 +194,7 @@ impl Report {
 
     /// Records a check with its expectation and observation.
     ///
-    /// The rule every demo follows (README, "Conventions: how a check must measure"): the
+    /// The rule every demo follows (CONTRIBUTING.md, "How a check must measure"): the
     /// observation is measured from outside the thing under test (the threads count for
     /// themselves, an observer timestamps, the OS reports, a second data path recomputes),
     /// never read back from the primitive or compared with its own copy; the name says the
