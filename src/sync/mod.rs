@@ -52,7 +52,10 @@ pub(crate) fn bounded_test(secs: u64) -> impl Drop {
         if let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
             rx.recv_timeout(std::time::Duration::from_secs(secs))
         {
-            eprintln!(
+            // Straight to stderr: the harness captures eprintln!, and exit would lose it.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "test {name} still waiting after {secs} s: a wait nobody ended (a lost \
                  wake-up?); ending the test binary"
             );
