@@ -1,5 +1,5 @@
 //! Every transcript the repo shows (a fenced block that begins `$ threadlab …` in the README
-//! or an explain page) is checked against the binary: the command is run as written, and
+//! or an explain page, where the fence is ```` ```text ````) is checked against the binary: the command is run as written, and
 //! with times, counts and seeds redacted, the transcript must show exactly the checks the
 //! binary makes (no stale one, none missing) and only main-thread narrative lines the binary
 //! still prints. Worker threads' lines interleave differently on every run, so they are not
@@ -36,7 +36,8 @@ fn transcripts() -> Vec<Transcript> {
         let name = file.file_name().unwrap().to_string_lossy().to_string();
         let mut lines = text.lines().enumerate().peekable();
         while let Some((n, line)) = lines.next() {
-            if line != "```" {
+            // A bare fence (README) or a text one (an explain page is also rustdoc).
+            if line != "```" && line != "```text" {
                 continue;
             }
             let Some((_, first)) = lines.peek().copied() else {
