@@ -113,14 +113,18 @@ fn dine(
     // the fix at work), the barrier's wait runs out and the others go on. Only the fix
     // prevents the circle, not the timing.
     let gate = crate::sync::Event::new();
+    // Long enough that every philosopher who can take a first fork has (a busy machine may
+    // start one late); at a fixed table the wait always runs out: the fix at work.
     let set_wait = lab
-        .scaled(Duration::from_millis(500))
-        .max(Duration::from_millis(50));
+        .scaled(Duration::from_secs(1))
+        .max(Duration::from_millis(200));
     let table_set = Barrier::new("first-forks", n, set_wait);
     // Philosophers holding their first fork, and the most at once, counted by themselves.
     let holding_first = AtomicUsize::new(0);
     // Python's behaviour is said once a table, at the first refusal.
     let python_said = std::sync::atomic::AtomicBool::new(false);
+    // The broken table-set wait is said once a table.
+    let set_said = std::sync::atomic::AtomicBool::new(false);
     let most_first = AtomicUsize::new(0);
     let eat = lab.scaled(Duration::from_secs_f64(args.eat));
     let patience = Duration::from_secs(5) + eat * n as u32;
@@ -138,7 +142,7 @@ fn dine(
                     (&forks, &seats, &table_set, &meals, &gate);
                 let (seated, most_seated) = (&seated, &most_seated);
                 let (holding_first, most_first) = (&holding_first, &most_first);
-                let python_said = &python_said;
+                let (python_said, set_said) = (&python_said, &set_said);
                 let name = format!("Philosopher-{}", i + 1);
                 lab.spawn(s, name.clone(), move || -> anyhow::Result<Diary> {
                     let mut rng = lab.rng(&format!("{name}-{key}"));
@@ -171,8 +175,15 @@ fn dine(
                             let f1 = forks[first].guard(patience)?;
                             let now = holding_first.fetch_add(1, SeqCst) + 1;
                             most_first.fetch_max(now, SeqCst);
-                            if meal == 1 && attempts == 1 {
-                                let _ = table_set.wait();
+                            if meal == 1
+                                && attempts == 1
+                                && table_set.wait().is_err()
+                                && !set_said.swap(true, SeqCst)
+                            {
+                                info!(
+                                    "the table is set: {} hold a first fork; no circle can close",
+                                    holding_first.load(SeqCst)
+                                );
                             }
                             match forks[second].guard(patience) {
                                 Ok(f2) => {
