@@ -21,8 +21,13 @@
 //!   url-check runs, tests and benchmarks.
 //! - [`demos`]: one module per demo and the dispatcher.
 
+// `std::thread::sleep` is denied in the demos only (clippy.toml): there every duration is
+// the lab's, scaled by --pace, interruptible and recorded.
+#![allow(clippy::disallowed_methods)]
+
 pub mod check;
 pub mod cli;
+#[deny(clippy::disallowed_methods)]
 pub mod demos;
 pub mod lab;
 pub mod pool;

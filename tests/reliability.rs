@@ -2,6 +2,7 @@
 //! garbage (started here, on 127.0.0.1), closed pipes, signals, absurd flag values.
 //! Time bounds here are generous multiples of the documented ones: what they catch is a
 //! run that waits for the server instead of its own deadline.
+#![allow(clippy::disallowed_methods)] // std::thread::sleep is denied in src/demos only
 
 mod common;
 use common::*;

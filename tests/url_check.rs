@@ -1,6 +1,7 @@
 //! url-check through the binary against servers on 127.0.0.1 started by the tests themselves:
 //! threadlab's own server in this process, and a raw TCP server that drips its headers.
 //! No test touches any other address.
+#![allow(clippy::disallowed_methods)] // std::thread::sleep is denied in src/demos only
 
 mod common;
 use common::*;

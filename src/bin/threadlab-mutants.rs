@@ -9,6 +9,7 @@
 //!
 //! `threadlab-mutants [NAME…]` runs the named mutants only; `--check` only checks that
 //! every break finds its text exactly once. Not a test: it takes minutes.
+#![allow(clippy::disallowed_methods)] // std::thread::sleep is denied in src/demos only
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,6 +4,7 @@
 //! before a release and after touching the runtime.
 //!
 //! `threadlab-stress [SEEDS]` (default 50).
+#![allow(clippy::disallowed_methods)] // std::thread::sleep is denied in src/demos only
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -207,7 +207,7 @@ impl Buffer {
             && std::time::Instant::now() < deadline
             && !lab.interrupted()
         {
-            std::thread::sleep(Duration::from_micros(200));
+            crate::lab::pause(Duration::from_micros(200));
         }
     }
 

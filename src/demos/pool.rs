@@ -376,7 +376,7 @@ fn failure(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
                 arrived.fetch_add(1, SeqCst);
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while arrived.load(SeqCst) < w && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_micros(200));
+                    crate::lab::pause(Duration::from_micros(200));
                 }
                 crate::lab::thread_name()
             })

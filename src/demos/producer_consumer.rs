@@ -228,7 +228,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                 + Duration::from_secs(2);
             let deadline = Instant::now() + grace;
             while consumers.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+                crate::lab::pause(Duration::from_millis(5));
             }
             let stuck = consumers.iter().filter(|c| !c.is_finished()).count();
             if stuck > 0 {

@@ -231,7 +231,7 @@ fn crowd(sem: &Semaphore, label: &str, permits: usize, lab: &Lab) -> anyhow::Res
                     most.fetch_max(now, SeqCst);
                     let until = Instant::now() + linger;
                     while holding.load(SeqCst) < crowd && Instant::now() < until {
-                        std::thread::sleep(Duration::from_millis(1));
+                        crate::lab::pause(Duration::from_millis(1));
                     }
                     holding.fetch_sub(1, SeqCst);
                 })

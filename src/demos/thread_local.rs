@@ -462,7 +462,7 @@ impl Database {
                         break;
                     }
                     let Ok(stream) = stream else {
-                        std::thread::sleep(Duration::from_millis(10));
+                        crate::lab::pause(Duration::from_millis(10));
                         continue;
                     };
                     let id = c.accepted.fetch_add(1, SeqCst) as u64 + 1;
@@ -490,7 +490,7 @@ impl Database {
         let deadline = Instant::now() + grace;
         let c = &self.counters;
         while c.closed.load(SeqCst) < c.accepted.load(SeqCst) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
+            crate::lab::pause(Duration::from_millis(1));
         }
         self.stop.store(true, SeqCst);
         // Wake the accept loop so it sees the stop.

@@ -102,7 +102,7 @@ fn os_lists_settled(tid: i64, listed: bool) -> Option<bool> {
         if now == listed || Instant::now() >= deadline {
             return Some(now);
         }
-        std::thread::sleep(Duration::from_millis(1));
+        crate::lab::pause(Duration::from_millis(1));
     }
 }
 
@@ -114,7 +114,7 @@ fn os_count_settled(want: usize) -> Option<usize> {
         if n == want || Instant::now() >= deadline {
             return Some(n);
         }
-        std::thread::sleep(Duration::from_millis(1));
+        crate::lab::pause(Duration::from_millis(1));
     }
 }
 

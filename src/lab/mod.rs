@@ -414,6 +414,14 @@ impl Lab {
     }
 }
 
+/// A pause between two looks at a condition a demo sequences on (not simulated work: not
+/// scaled by --pace, not recorded); none once the run is interrupted.
+pub fn pause(d: Duration) {
+    if !signals::interrupted() {
+        std::thread::sleep(d);
+    }
+}
+
 /// Spawns a named, detached thread whose life `recorder` keeps (what
 /// [`Lab::spawn_detached`] does, for a thread that spawns others without the lab at hand).
 pub fn spawn_recorded<T, F>(

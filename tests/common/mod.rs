@@ -1,5 +1,5 @@
 //! One helper every integration test drives the binary through.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::disallowed_methods)]
 
 use assert_cmd::Command;
 use serde_json::Value;
