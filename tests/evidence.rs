@@ -7,6 +7,13 @@ use common::*;
 
 use std::time::{Duration, Instant};
 
+/// A short semaphore run with these picture flags (and whatever else is asked).
+fn semaphore_with(extra: &[&str]) -> Run {
+    let mut args = vec!["semaphore", "--pace", "0.02", "-q"];
+    args.extend_from_slice(extra);
+    threadlab(&args)
+}
+
 /// A scratch folder of this test's own.
 fn scratch(name: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("threadlab-evidence-{name}-{}", std::process::id()));
@@ -92,14 +99,7 @@ fn a_fifo_with_no_reader_is_refused_at_once() {
         return;
     }
     let began = Instant::now();
-    let run = threadlab(&[
-        "semaphore",
-        "--pace",
-        "0.02",
-        "-q",
-        "--trace",
-        fifo.to_str().unwrap(),
-    ]);
+    let run = semaphore_with(&["--trace", fifo.to_str().unwrap()]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("--trace"), "{}", run.stderr);
     assert!(began.elapsed() < Duration::from_secs(30));
@@ -111,11 +111,7 @@ fn a_refused_picture_flag_leaves_the_other_file_as_it_was() {
     let keep = d.join("keep.json");
     std::fs::write(&keep, "the old picture").unwrap();
     let missing = d.join("missing").join("x.svg");
-    let run = threadlab(&[
-        "semaphore",
-        "--pace",
-        "0.02",
-        "-q",
+    let run = semaphore_with(&[
         "--trace",
         keep.to_str().unwrap(),
         "--svg",
@@ -136,16 +132,7 @@ fn the_same_file_for_both_pictures_is_refused() {
     let d = scratch("same");
     let p = d.join("p.out");
     let p = p.to_str().unwrap();
-    let run = threadlab(&[
-        "semaphore",
-        "--pace",
-        "0.02",
-        "-q",
-        "--trace",
-        p,
-        "--svg",
-        p,
-    ]);
+    let run = semaphore_with(&["--trace", p, "--svg", p]);
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("--trace and --svg"), "{}", run.stderr);
 }
