@@ -286,8 +286,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "philosophers: the ordering fix forgotten",
         file: "src/demos/philosophers.rs",
-        find: "                        // the fix: the last one breaks the circle.\n                        (right, left)",
-        replace: "                        (left, right)",
+        find: "        // the fix: the last one breaks the circle.\n        (right, left)",
+        replace: "        (left, right)",
         runs: &[&["philosophers", "--fix", "ordering"]],
         tests: "demos::philosophers",
     },
