@@ -231,7 +231,7 @@ impl Drop for CloseOnDrop<'_> {
     }
 }
 
-/// Runs the demo.
+/// Runs the demo: observe the run, then judge what the threads saw.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     anyhow::ensure!(
         args.bug == Bug::None || args.consumers >= 2,
@@ -244,6 +244,14 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "1 producer making {} items, {} consumers, buffer capacity {}",
         args.items, args.consumers, args.capacity
     );
+    let (tallies, high_water) = observe(args, lab)?;
+    judge(args, &tallies, high_water, &mut report);
+    Ok(report)
+}
+
+/// The run: the producer's tally first, then each consumer's; and the most items certainly
+/// in the buffer at once (each item's put-returned and take-called instants).
+fn observe(args: &Args, lab: &Lab) -> anyhow::Result<(Vec<Tally>, usize)> {
     let worst = args.produce_time.max(args.consume_time) * (args.items as f64 + 1.0);
     let buffer = Buffer {
         state: Mutex::new(State::default()),
@@ -253,69 +261,15 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         probe: lab.probe("buffer"),
         patience: lab.scaled(Duration::from_secs_f64(worst)) + Duration::from_secs(30),
     };
-    // Each item's way through the buffer, timed by the producer and the consumer.
     let occupancy = Occupancy::default();
     let tallies: Vec<Tally> = std::thread::scope(|s| -> anyhow::Result<_> {
         let (buffer, occupancy) = (&buffer, &occupancy);
-        let producer = lab.spawn(s, "Producer", move || -> anyhow::Result<Tally> {
-            let _close = CloseOnDrop(buffer);
-            let mut rng = lab.rng("Producer");
-            let mut tally = Tally {
-                name: "Producer".into(),
-                ..Tally::default()
-            };
-            for item in 0..args.items {
-                // With the bug on, a steady pace: both consumers are waiting when an item
-                // comes, so the race the bug loses is sure to be run.
-                let make = match args.bug {
-                    Bug::None => rng.random_range(0.0..=args.produce_time),
-                    Bug::If => args.produce_time,
-                };
-                lab.sleep_secs(make);
-                if args.bug == Bug::If {
-                    // Put each item when every consumer waits for one: all of them wake.
-                    buffer.until_consumers_wait(args.consumers, lab);
-                }
-                buffer.put(item, &mut tally)?;
-                occupancy.put_done(item, Instant::now());
-                tally.items += 1;
-            }
-            info!("Done producing. Closing the buffer and waking every consumer.");
-            Ok(tally)
-        })?;
+        let producer = lab.spawn(s, "Producer", move || produce(args, lab, buffer, occupancy))?;
         let consumers: Vec<_> = (1..=args.consumers)
             .map(|i| {
                 let name = format!("Consumer-{i}");
-                lab.spawn(s, name.clone(), move || -> anyhow::Result<Tally> {
-                    let mut rng = lab.rng(&name);
-                    let mut tally = Tally {
-                        name,
-                        ..Tally::default()
-                    };
-                    loop {
-                        let called = Instant::now();
-                        match buffer.take(&mut tally, args.bug)? {
-                            Some(item) => {
-                                occupancy.get_called(item, called);
-                                tally.items += 1;
-                                tally.took.push(item);
-                                lab.sleep_secs(
-                                    rng.random_range(args.consume_time / 2.0..=args.consume_time),
-                                );
-                            }
-                            None if !buffer.is_closed() => {
-                                // What `if` costs: this thread went on with nothing to take.
-                                tally.took_nothing += 1;
-                                tracing::warn!(
-                                    "Took from an empty buffer (Python: IndexError: pop from an \
-                                     empty deque). Caught and counted; back to waiting."
-                                );
-                            }
-                            None => break,
-                        }
-                    }
-                    info!("No more items. Exiting.");
-                    Ok(tally)
+                lab.spawn(s, name.clone(), move || {
+                    consume(args, lab, buffer, occupancy, name)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -325,9 +279,83 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         }
         Ok(all)
     })?;
+    Ok((tallies, occupancy.most_inside()))
+}
 
+/// The producer: `--items` items, then the buffer closes (also on an error: the guard).
+fn produce(
+    args: &Args,
+    lab: &Lab,
+    buffer: &Buffer,
+    occupancy: &Occupancy<u64>,
+) -> anyhow::Result<Tally> {
+    let _close = CloseOnDrop(buffer);
+    let mut rng = lab.rng("Producer");
+    let mut tally = Tally {
+        name: "Producer".into(),
+        ..Tally::default()
+    };
+    for item in 0..args.items {
+        // With the bug on, a steady pace: both consumers are waiting when an item comes, so
+        // the race the bug loses is sure to be run.
+        let make = match args.bug {
+            Bug::None => rng.random_range(0.0..=args.produce_time),
+            Bug::If => args.produce_time,
+        };
+        lab.sleep_secs(make);
+        if args.bug == Bug::If {
+            // Put each item when every consumer waits for one: all of them wake.
+            buffer.until_consumers_wait(args.consumers, lab);
+        }
+        buffer.put(item, &mut tally)?;
+        occupancy.put_done(item, Instant::now());
+        tally.items += 1;
+    }
+    info!("Done producing. Closing the buffer and waking every consumer.");
+    Ok(tally)
+}
+
+/// A consumer: takes until the buffer is closed and drained, counting what it got itself.
+fn consume(
+    args: &Args,
+    lab: &Lab,
+    buffer: &Buffer,
+    occupancy: &Occupancy<u64>,
+    name: String,
+) -> anyhow::Result<Tally> {
+    let mut rng = lab.rng(&name);
+    let mut tally = Tally {
+        name,
+        ..Tally::default()
+    };
+    loop {
+        let called = Instant::now();
+        match buffer.take(&mut tally, args.bug)? {
+            Some(item) => {
+                occupancy.get_called(item, called);
+                tally.items += 1;
+                tally.took.push(item);
+                lab.sleep_secs(rng.random_range(args.consume_time / 2.0..=args.consume_time));
+            }
+            None if !buffer.is_closed() => {
+                // What `if` costs: this thread went on with nothing to take.
+                tally.took_nothing += 1;
+                tracing::warn!(
+                    "Took from an empty buffer (Python: IndexError: pop from an empty deque). \
+                     Caught and counted; back to waiting."
+                );
+            }
+            None => break,
+        }
+    }
+    info!("No more items. Exiting.");
+    Ok(tally)
+}
+
+/// The checks, from the threads' own tallies and clocks: none from the buffer's state.
+fn judge(args: &Args, tallies: &[Tally], high_water: usize, report: &mut Report) {
     let mut table = Table::new(["thread", "items", "waits", "wake-ups", "woke to empty"]);
-    for t in &tallies {
+    for t in tallies {
         table.row([
             t.name.clone(),
             t.items.to_string(),
@@ -348,7 +376,6 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut distinct: Vec<u64> = tallies[1..].iter().flat_map(|t| t.took.clone()).collect();
     distinct.sort_unstable();
     distinct.dedup();
-    let high_water = occupancy.most_inside();
     report.metric("produced", tallies[0].items);
     report.metric("consumed", consumed);
     report.metric("empty_wakeups", empty_wakeups);
@@ -399,7 +426,6 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
              the demo counts. The fix is one word: while.",
         );
     }
-    Ok(report)
 }
 
 #[cfg(test)]

@@ -92,7 +92,7 @@ const MAX_TABLE_ROWS: usize = 1000;
 /// Lists up to this long show every row; longer ones only the failures.
 const ALL_ROWS_UP_TO: usize = 200;
 
-/// The outcome for one input line (DESIGN.md §4 `results`).
+/// The outcome for one input line (`results` in the JSON report: README, "The JSON report").
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
     /// 1-based input line.

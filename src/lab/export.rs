@@ -11,7 +11,7 @@ pub trait Exporter {
     fn export(&self, report: &Report, out: &mut dyn Write) -> io::Result<()>;
 }
 
-/// The JSON document of DESIGN.md §4, pretty-printed, one per run. When a
+/// The JSON document (README, "The JSON report"), pretty-printed, one per run. When a
 /// [`ResultStream`] has already written the document's opening and its `results`, this
 /// writes the rest of the same document.
 pub struct Json;

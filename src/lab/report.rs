@@ -1,4 +1,4 @@
-//! The typed report every demo returns (the JSON contract of DESIGN.md §4).
+//! The typed report every demo returns (the JSON contract: README, "The JSON report").
 //!
 //! Demos fill in params, metrics, checks and tables; the lab fills in what it owns (wall
 //! time, pace, seed, per-thread timings and accounting); exporters render it.
