@@ -81,7 +81,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Part 1: the tellers' transactions, without and then with the lock.
+/// Part 1, once without the lock and once with it: observe the tellers, then judge.
 fn bank(
     args: &Args,
     lab: &Lab,
@@ -95,15 +95,41 @@ fn bank(
         "without a lock"
     };
     info!(
-        "{label}: {} tellers × {} transactions on an account of {}; {} between read and write",
-        args.tellers,
-        args.transactions,
-        args.balance,
+        "{label}: {} tellers × {} transactions on an account of {}",
+        args.tellers, args.transactions, args.balance
+    );
+    info!(
+        "each: read the balance, wait {}, write it",
         lab.simulated(args.gap)
     );
     if !locked {
-        info!("{label}: all tellers read before any writes, at first (forced)");
+        info!("first deposits: every teller reads before any writes (forced)");
     }
+    let seen = observe_bank(args, lab, locked)?;
+    judge_bank(args, locked, label, &seen, report, table);
+    Ok(())
+}
+
+/// What one run of the bank showed: the account's final balance, and each teller's ledger.
+struct BankSeen {
+    final_balance: i64,
+    ledgers: Vec<Ledger>,
+    /// How long a teller waited for the lock before giving a transaction up.
+    patience: Duration,
+}
+
+/// What the tellers share.
+struct Counter<'a> {
+    args: &'a Args,
+    lab: &'a Lab,
+    locked: bool,
+    account: &'a Account,
+    start: &'a crate::sync::Event,
+    all_read: &'a crate::sync::Barrier,
+    patience: Duration,
+}
+
+fn observe_bank(args: &Args, lab: &Lab, locked: bool) -> anyhow::Result<BankSeen> {
     let account = Account {
         balance: AtomicI64::new(args.balance),
         lock: Lock::new(lab.probe("account")),
@@ -114,74 +140,100 @@ fn bank(
         args.gap * (args.tellers * args.transactions) as f64,
     )) * 2
         + Duration::from_secs(2);
+    // Every teller starts together, so their transactions overlap as the lesson needs; the
+    // gate is an Event with a bounded wait, so a failed spawn cannot strand anyone.
     let start = crate::sync::Event::new();
     // Without the lock, every teller's first transaction reads before any teller writes:
     // the unlucky interleaving, made certain (as deadlock's tellers both hold before they
     // ask), so the class sees a lost update whatever the machine's timing or --gap.
     // Bounded: a teller that never comes breaks it, and the others go on.
     let all_read = crate::sync::Barrier::new("all-read", args.tellers, patience);
+    let c = Counter {
+        args,
+        lab,
+        locked,
+        account: &account,
+        start: &start,
+        all_read: &all_read,
+        patience,
+    };
     let ledgers: Vec<Ledger> = std::thread::scope(|s| -> anyhow::Result<_> {
-        // Every teller starts together, so their transactions overlap as the lesson needs;
-        // the gate is an Event with a bounded wait, so a failed spawn cannot strand anyone.
-        let start = &start;
+        let c = &c;
         let tellers: Vec<_> = (1..=args.tellers)
-            .map(|t| {
-                let name = format!("Teller-{t}");
-                let (account, all_read) = (&account, &all_read);
-                lab.spawn(s, name.clone(), move || -> anyhow::Result<Ledger> {
-                    start.wait_timeout(Duration::from_secs(10));
-                    let mut rng = lab.rng(&format!("{name}-{locked}"));
-                    let mut ledger = Ledger {
-                        lowest: i64::MAX,
-                        ..Ledger::default()
-                    };
-                    for k in 0..args.transactions {
-                        let deposit = rng.random_bool(0.5);
-                        let amount = rng.random_range(10..=100);
-                        if locked {
-                            // the fix: read, decide and write while no other teller can.
-                            match account.lock.guard(patience) {
-                                Ok(_held) => transact(
-                                    account,
-                                    lab,
-                                    args.gap,
-                                    (deposit, amount),
-                                    &|| {},
-                                    &mut ledger,
-                                ),
-                                Err(e) => {
-                                    warn!("{e}: transaction given up");
-                                    ledger.locked_out += 1;
-                                }
-                            }
-                        } else {
-                            let together = || {
-                                if k == 0 {
-                                    let _ = all_read.wait();
-                                }
-                            };
-                            transact(
-                                account,
-                                lab,
-                                args.gap,
-                                (deposit, amount),
-                                &together,
-                                &mut ledger,
-                            );
-                        }
-                    }
-                    anyhow::Ok(ledger)
-                })
-            })
+            .map(|t| lab.spawn(s, format!("Teller-{t}"), move || teller(c, t)))
             .collect::<anyhow::Result<_>>()?;
         start.set();
         tellers.into_iter().map(|t| lab::join(t)?).collect()
     })?;
-    let final_balance = account.balance.load(SeqCst);
+    Ok(BankSeen {
+        final_balance: account.balance.load(SeqCst),
+        ledgers,
+        patience,
+    })
+}
+
+/// Teller `t`: `--transactions` seeded deposits and withdrawals, each in its own ledger.
+fn teller(c: &Counter, t: usize) -> anyhow::Result<Ledger> {
+    c.start.wait_timeout(Duration::from_secs(10));
+    let mut rng = c.lab.rng(&format!("Teller-{t}-{}", c.locked));
+    let mut ledger = Ledger {
+        lowest: i64::MAX,
+        ..Ledger::default()
+    };
+    for k in 0..c.args.transactions {
+        // The forced first transactions are deposits: a declined withdrawal writes nothing,
+        // and the lost update must happen whatever --balance is.
+        let deposit = rng.random_bool(0.5) || (!c.locked && k == 0);
+        let amount = rng.random_range(10..=100);
+        if c.locked {
+            // the fix: read, decide and write while no other teller can.
+            match c.account.lock.guard(c.patience) {
+                Ok(_held) => transact(
+                    c.account,
+                    c.lab,
+                    c.args.gap,
+                    (deposit, amount),
+                    &|| {},
+                    &mut ledger,
+                ),
+                Err(e) => {
+                    warn!("{e}: transaction given up");
+                    ledger.locked_out += 1;
+                }
+            }
+        } else {
+            let together = || {
+                if k == 0 {
+                    let _ = c.all_read.wait();
+                }
+            };
+            transact(
+                c.account,
+                c.lab,
+                c.args.gap,
+                (deposit, amount),
+                &together,
+                &mut ledger,
+            );
+        }
+    }
+    Ok(ledger)
+}
+
+/// Part 1's table row, metrics and checks, from the account and the tellers' ledgers.
+fn judge_bank(
+    args: &Args,
+    locked: bool,
+    label: &str,
+    seen: &BankSeen,
+    report: &mut Report,
+    table: &mut Table,
+) {
+    let ledgers = &seen.ledgers;
+    let final_balance = seen.final_balance;
     let deposited: i64 = ledgers.iter().map(|l| l.deposited).sum();
     let withdrawn: i64 = ledgers.iter().map(|l| l.withdrawn).sum();
     let declined: u64 = ledgers.iter().map(|l| l.declined).sum();
-    let locked_out: u64 = ledgers.iter().map(|l| l.locked_out).sum();
     let overwritten: u64 = ledgers.iter().map(|l| l.overwritten).sum();
     let lowest = ledgers
         .iter()
@@ -205,9 +257,10 @@ fn bank(
     report.metric(format!("{key}.lowest"), lowest);
     report.metric(format!("{key}.declined"), declined);
     if locked {
+        let locked_out: u64 = ledgers.iter().map(|l| l.locked_out).sum();
         report.check(
             "with a lock: transactions given up because the lock never came free",
-            format!("0 (each waited at most {})", units::duration(patience)),
+            format!("0 (each waited at most {})", units::duration(seen.patience)),
             locked_out,
             locked_out == 0,
         );
@@ -233,34 +286,34 @@ fn bank(
             lowest >= 0,
         );
     } else {
-        if final_balance != books {
-            info!(
-                "without a lock: the account says {final_balance}, the tellers' ledgers say \
-                 {books}: {} went missing or appeared",
-                (final_balance - books).abs()
-            );
-        } else if overwritten > 0 {
-            report.note(format!(
-                "This time the unlocked account happened to balance: {overwritten} updates were \
-                 lost, but what they added and took away cancelled out."
-            ));
-        } else {
-            report.note(
-                "This time no teller overwrote another: the race is real but needs two tellers \
-                 in the gap at once. Try a longer --gap or more --tellers.",
-            );
-        }
-        // Lost updates are counted by the tellers as they write; the balance usually shows
-        // them too, though losses can cancel out (a lost deposit of 50 and a lost
-        // withdrawal of 50), so the count is the evidence.
-        report.check(
-            "without a lock: writes that replaced another teller's update (counted by the writers)",
-            "≥ 1: updates lost between a read and its write (the bug)",
-            format!("{overwritten}; the account says {final_balance}, the ledgers {books}"),
-            overwritten > 0,
-        );
+        judge_unlocked(final_balance, books, overwritten, report);
     }
-    Ok(())
+}
+
+/// Without the lock: the updates lost, as the writers counted them.
+fn judge_unlocked(final_balance: i64, books: i64, overwritten: u64, report: &mut Report) {
+    if final_balance != books {
+        let (n, way) = if final_balance < books {
+            (books - final_balance, "went missing")
+        } else {
+            (final_balance - books, "appeared from nowhere")
+        };
+        info!("the account says {final_balance}, the ledgers {books}: {n} {way}");
+    } else if overwritten > 0 {
+        report.note(format!(
+            "This time the unlocked account happened to balance: {overwritten} updates were \
+             lost, but what they added and took away cancelled out."
+        ));
+    }
+    // Lost updates are counted by the tellers as they write; the balance usually shows them
+    // too, though losses can cancel out (a lost deposit of 50 and a lost withdrawal of 50),
+    // so the count is the evidence.
+    report.check(
+        "without a lock: writes that replaced another teller's update (counted by the writers)",
+        "≥ 1: updates lost between a read and its write (the bug)",
+        format!("{overwritten}; the account says {final_balance}, the ledgers {books}"),
+        overwritten > 0,
+    );
 }
 
 /// One transaction: read the balance, (`after_read`), wait the gap, then write the new
