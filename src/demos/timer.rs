@@ -175,6 +175,21 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
 /// What one tick's work noted: its number and when it started.
 type Ticks = Arc<Mutex<Vec<(u64, Instant)>>>;
 
+/// What one repeating timer showed: its ticks' lateness (by the ticks' own clocks) and how
+/// it stopped (the canceller's clock).
+struct TimerSeen {
+    name: &'static str,
+    /// Its schedule's key in the metrics (`tutorial`, `after_work`, `fixed_rate`).
+    key: &'static str,
+    /// Lateness of ticks 1..=--ticks against start + k × interval.
+    late: Vec<Duration>,
+    /// It ran its ticks; its thread ended; how long after cancel(); ticks begun after it.
+    finished: bool,
+    ended: bool,
+    ended_after: Duration,
+    after_cancel: usize,
+}
+
 /// Part 3: the tutorials' `RepeatingTimer` as written (re-arm, then work), a loop that waits
 /// after the work, and a fixed-rate one, each running `ticks` ticks of `work` every
 /// `interval`, then cancelled.
@@ -189,6 +204,18 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     info!("Tutorial: Python's RepeatingTimer: _run re-arms a Timer, then works");
     info!("AfterWork: waits an interval after the work");
     info!("FixedRate: aims at start + k × interval");
+    let seen = run_repeating(args, lab, interval, work)?;
+    judge_repeating(args, &seen, work, report);
+    Ok(())
+}
+
+/// Starts the three timers together; cancels each once it has ticked `--ticks` times.
+fn run_repeating(
+    args: &Args,
+    lab: &Lab,
+    interval: Duration,
+    work: Duration,
+) -> anyhow::Result<Vec<TimerSeen>> {
     let start = Instant::now();
     let mut timers = Vec::new();
     for (name, schedule) in [
@@ -217,16 +244,9 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         timers.push((name, schedule, timer, ticks, done_rx));
     }
     let patience = (interval + work) * (args.ticks as u32 + 2) + Duration::from_secs(5);
-    let mut table = Table::new([
-        "tick",
-        "Tutorial: late by",
-        "AfterWork: late by",
-        "FixedRate: late by",
-    ]);
-    let mut lateness: Vec<Vec<Duration>> = vec![Vec::new(); timers.len()];
-    let mut stops = Vec::new();
+    let mut seen = Vec::new();
     // The after-work timer finishes its ticks last: cancel each as soon as it has.
-    for (i, (name, schedule, timer, ticks, done)) in timers.into_iter().enumerate().rev() {
+    for (name, schedule, timer, ticks, done) in timers.into_iter().rev() {
         let finished = signals::recv_timeout(&done, patience).is_some();
         let cancel_at = Instant::now();
         timer.cancel();
@@ -237,43 +257,59 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
             units::duration(ended_after)
         );
         let ticks = lock(&ticks).clone();
-        let after_cancel = ticks.iter().filter(|(_, at)| *at > cancel_at).count();
-        stops.push((name, finished, ended.is_some(), ended_after, after_cancel));
-        let late: Vec<Duration> = ticks
-            .iter()
-            .take(args.ticks as usize)
-            .map(|(k, at)| at.saturating_duration_since(start + interval * *k as u32))
-            .collect();
-        if let Some(last) = late.last() {
-            report.metric(
-                format!("{}.last_late_ms", schedule_key(schedule)),
-                units::ms(*last),
-            );
-        }
-        lateness[i] = late;
+        seen.push(TimerSeen {
+            name,
+            key: schedule_key(schedule),
+            late: ticks
+                .iter()
+                .take(args.ticks as usize)
+                .map(|(k, at)| at.saturating_duration_since(start + interval * *k as u32))
+                .collect(),
+            finished,
+            ended: ended.is_some(),
+            ended_after,
+            after_cancel: ticks.iter().filter(|(_, at)| *at > cancel_at).count(),
+        });
     }
-    stops.reverse();
+    seen.reverse();
+    Ok(seen)
+}
+
+/// Part 3's table and checks: the drift of each schedule, and each timer's stop.
+fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut Report) {
+    let mut table = Table::new([
+        "tick",
+        "Tutorial: late by",
+        "AfterWork: late by",
+        "FixedRate: late by",
+    ]);
     for k in 0..args.ticks as usize {
-        let cell = |v: &Vec<Duration>| {
-            v.get(k)
+        let cell = |t: &TimerSeen| {
+            t.late
+                .get(k)
                 .map(|d| units::duration(*d))
                 .unwrap_or_else(|| "—".into())
         };
         table.row([
             (k + 1).to_string(),
-            cell(&lateness[0]),
-            cell(&lateness[1]),
-            cell(&lateness[2]),
+            cell(&seen[0]),
+            cell(&seen[1]),
+            cell(&seen[2]),
         ]);
     }
     report.tables.push(table);
-
+    for t in seen {
+        if let Some(last) = t.late.last() {
+            report.metric(format!("{}.last_late_ms", t.key), units::ms(*last));
+        }
+    }
+    let lateness: Vec<&Vec<Duration>> = seen.iter().map(|t| &t.late).collect();
     let n = args.ticks;
     let drift = work * (n as u32 - 1);
     let last = |v: &Vec<Duration>| v.get(n as usize - 1).copied();
-    let tutorial = last(&lateness[0]);
-    let naive = last(&lateness[1]);
-    let fixed = last(&lateness[2]);
+    let tutorial = last(lateness[0]);
+    let naive = last(lateness[1]);
+    let fixed = last(lateness[2]);
     let shown = |d: Option<Duration>| {
         d.map(units::duration)
             .unwrap_or_else(|| "no such tick".into())
@@ -308,31 +344,34 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         shown(fixed),
         fixed.is_some_and(|d| d < bound),
     );
-    for (name, finished, ended, ended_after, after_cancel) in stops {
+    for t in seen {
         report.check(
-            format!("{name}: ticks started after cancel(), and when its thread ended"),
+            format!(
+                "{}: ticks started after cancel(), and when its thread ended",
+                t.name
+            ),
             format!(
                 "0; within {} (cancel() wakes the waiting timer at once)",
                 units::duration(LATE_BOUND)
             ),
             format!(
-                "{after_cancel}; {}",
-                if ended {
-                    units::duration(ended_after)
+                "{}; {}",
+                t.after_cancel,
+                if t.ended {
+                    units::duration(t.ended_after)
                 } else {
                     "still running".into()
                 }
             ),
-            finished && ended && after_cancel == 0 && ended_after <= LATE_BOUND,
+            t.finished && t.ended && t.after_cancel == 0 && t.ended_after <= LATE_BOUND,
         );
     }
     report.note(format!(
         "The after-work timer starts each tick {} later than the one before (the work); the \
          tutorial's RepeatingTimer drifts only by each re-arm's moment, and a fixed-rate \
          schedule aims at start + k × interval.",
-        lab.simulated(args.work)
+        units::duration(work)
     ));
-    Ok(())
 }
 
 /// Part 4: the tutorial's `RepeatingTimer` with work twice its interval. Its `_run` starts
