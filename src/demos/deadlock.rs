@@ -178,6 +178,38 @@ fn transfer(
     )
 }
 
+/// The cycle the detector found, checked against what the tellers themselves said they held
+/// and wanted.
+fn judge_cycle(found: &[crate::lab::waitgraph::Cycle], claims: &[Claim], report: &mut Report) {
+    let said_by: Vec<(String, String, String)> = claims
+        .iter()
+        .map(|c| (c.teller.clone(), c.holds.clone(), c.wants.clone()))
+        .collect();
+    let said: Vec<String> = claims
+        .iter()
+        .map(|c| format!("{} holds '{}' wants '{}'", c.teller, c.holds, c.wants))
+        .collect();
+    // Usually one cycle. On a busy machine the victim's retry can meet the same cycle again
+    // (it takes its first account back before the other teller has run to take it): each
+    // time it must be this cycle, found and broken again.
+    let all_this_one = found.iter().all(|c| c.matches(&said_by));
+    report.check(
+        "the cycle the detector found, against what the tellers said they held and wanted",
+        format!("this cycle (each time it formed): {}", said.join("; ")),
+        match found {
+            [] => "no cycle found".to_string(),
+            [c] => c.story().join("; "),
+            [c, ..] if all_this_one => format!(
+                "{} times (the victim's retry met it again): {}",
+                found.len(),
+                c.story().join("; ")
+            ),
+            many => format!("{} cycles, not all this one", many.len()),
+        },
+        !found.is_empty() && all_this_one,
+    );
+}
+
 /// "A, B", or "none".
 fn list_or_none(names: &[String]) -> String {
     if names.is_empty() {
@@ -235,9 +267,23 @@ fn two_tellers(
     report: &mut Report,
     table: &mut Table,
 ) -> anyhow::Result<()> {
-    info!(
-        "Part 1: Teller-1 moves 100 from account-A to account-B; Teller-2 moves 50 from account-B to account-A"
-    );
+    info!("Part 1: Teller-1 moves 100 from account-A to account-B;");
+    info!("        Teller-2 moves 50 from account-B to account-A");
+    let seen = observe_two_tellers(args, lab)?;
+    judge_two_tellers(&seen, lab, report, table);
+    Ok(())
+}
+
+/// What Part 1 showed: each teller's claim and outcome, the bank's total before and after,
+/// and how long it took.
+struct TwoTellersSeen {
+    results: Vec<(Claim, anyhow::Result<Done>)>,
+    before: i64,
+    after: i64,
+    took: Duration,
+}
+
+fn observe_two_tellers(args: &Args, lab: &Lab) -> anyhow::Result<TwoTellersSeen> {
     let bank = Bank::new(lab, 2);
     let before = bank.total();
     let both_hold = Barrier::new("both-hold", 2, Duration::from_secs(5));
@@ -291,19 +337,29 @@ fn two_tellers(
                 .collect::<anyhow::Result<_>>()?;
             tellers.into_iter().map(lab::join).collect()
         })?;
-    let took = began.elapsed();
-    let after = bank.total();
+    Ok(TwoTellersSeen {
+        results,
+        before,
+        after: bank.total(),
+        took: began.elapsed(),
+    })
+}
+
+/// Part 1's table row and checks: the cycle against what the tellers said, the victims
+/// against the tellers refused, how fast, and the money.
+fn judge_two_tellers(seen: &TwoTellersSeen, lab: &Lab, report: &mut Report, table: &mut Table) {
+    let (took, before, after) = (seen.took, seen.before, seen.after);
     let mut completed = 0;
     let mut refused = 0;
     let mut refusals = Vec::new();
-    let claims: Vec<Claim> = results.iter().map(|(c, _)| c.clone()).collect();
-    for (claim, done) in results {
+    let claims: Vec<Claim> = seen.results.iter().map(|(c, _)| c.clone()).collect();
+    for (claim, done) in &seen.results {
         match done {
             Ok(d) => {
                 completed += 1;
                 refused += d.refused;
-                if let Some((cycle, took)) = d.refusal {
-                    refusals.push((claim.teller, cycle, took));
+                if let Some((_, took)) = &d.refusal {
+                    refusals.push((claim.teller.clone(), *took));
                 }
             }
             Err(e) => warn!("{}: {e:#}", claim.teller),
@@ -321,38 +377,11 @@ fn two_tellers(
     ]);
     report.metric("none.cycles", found.len() as u64);
     report.metric("none.completed", completed as u64);
-    // The cycle, checked against what the tellers themselves said they held and wanted.
-    let said_by: Vec<(String, String, String)> = claims
-        .iter()
-        .map(|c| (c.teller.clone(), c.holds.clone(), c.wants.clone()))
-        .collect();
-    let said: Vec<String> = claims
-        .iter()
-        .map(|c| format!("{} holds '{}' wants '{}'", c.teller, c.holds, c.wants))
-        .collect();
-    // Usually one cycle. On a busy machine the victim's retry can meet the same cycle again
-    // (it takes its first account back before the other teller has run to take it): each
-    // time it must be this cycle, found and broken again.
-    let all_this_one = found.iter().all(|c| c.matches(&said_by));
-    report.check(
-        "the cycle the detector found, against what the tellers said they held and wanted",
-        format!("this cycle (each time it formed): {}", said.join("; ")),
-        match found.as_slice() {
-            [] => "no cycle found".to_string(),
-            [c] => c.story().join("; "),
-            [c, ..] if all_this_one => format!(
-                "{} times (the victim's retry met it again): {}",
-                found.len(),
-                c.story().join("; ")
-            ),
-            many => format!("{} cycles, not all this one", many.len()),
-        },
-        !found.is_empty() && all_this_one,
-    );
-    let slowest = refusals.iter().map(|(_, _, t)| *t).max();
+    judge_cycle(&found, &claims, report);
+    let slowest = refusals.iter().map(|(_, t)| *t).max();
     // The detector's victims, against the tellers that say they were refused.
     let mut named: Vec<String> = found.iter().filter_map(|c| c.victim.clone()).collect();
-    let mut refused_tellers: Vec<String> = refusals.iter().map(|(w, _, _)| w.clone()).collect();
+    let mut refused_tellers: Vec<String> = refusals.iter().map(|(w, _)| w.clone()).collect();
     // As sets: a retry that met the same cycle again names the same victim twice (the
     // refusals are counted against the cycles in the next check).
     named.sort();
@@ -377,7 +406,7 @@ fn two_tellers(
             units::duration(DETECT_BOUND)
         ),
         match (&refusals[..], slowest) {
-            ([(who, _, _)], Some(t)) if refused == 1 => {
+            ([(who, _)], Some(t)) if refused == 1 => {
                 format!("{who} refused after {}", units::duration(t))
             }
             (_, Some(t)) => format!(
@@ -394,7 +423,6 @@ fn two_tellers(
         format!("{completed} of 2; {after}"),
         completed == 2 && after == before,
     );
-    Ok(())
 }
 
 /// Parts 2 and 3: K transfers in random directions by T tellers among N accounts, with the
