@@ -68,9 +68,23 @@ struct Passage {
 /// departure" is measured too.
 fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     info!(
-        "Part 1: {} workers × {} phases; nobody starts a phase until all finished the one before",
+        "Part 1: {} workers × {} phases; nobody starts a phase",
         args.parties, args.phases
     );
+    info!("        until all finished the one before");
+    let (passages, actions) = observe_phases(args, lab)?;
+    judge_phases(args, lab, &passages, &actions, report);
+    Ok(())
+}
+
+/// Each worker's passages through every phase (its own clock), and when each action began
+/// and ended (the action's own clock).
+type Phases = (
+    Vec<Vec<Result<Passage, BrokenBarrier>>>,
+    Vec<(Instant, Instant)>,
+);
+
+fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
     // When each action began and ended, by its own clock.
     let actions: Arc<Mutex<Vec<(Instant, Instant)>>> = Arc::default();
     let ran = Arc::clone(&actions);
@@ -123,6 +137,26 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             workers.into_iter().map(lab::join).collect()
         })?;
     let actions = lock(&actions).clone();
+    Ok((passages, actions))
+}
+
+/// An instant as the narrative shows it: "+1.234s" since the demo began.
+fn elapsed_at(lab: &Lab, i: Instant) -> String {
+    format!(
+        "+{:.3}s",
+        i.saturating_duration_since(lab.start()).as_secs_f64()
+    )
+}
+
+/// Part 1's table and checks: no departure before the last arrival, each action between
+/// the last arrival and the first departure.
+fn judge_phases(
+    args: &Args,
+    lab: &Lab,
+    passages: &[Vec<Result<Passage, BrokenBarrier>>],
+    actions: &[(Instant, Instant)],
+    report: &mut Report,
+) {
     let mut table = Table::new([
         "phase",
         "first arrived",
@@ -131,12 +165,7 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         "action ran",
         "longest wait",
     ]);
-    let at = |i: Instant| {
-        format!(
-            "+{:.3}s",
-            i.saturating_duration_since(lab.start()).as_secs_f64()
-        )
-    };
+    let at = |i: Instant| elapsed_at(lab, i);
     let mut early = 0usize;
     let mut complete = 0usize;
     let mut misplaced_actions = 0usize;
@@ -216,7 +245,6 @@ fn phases(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         ),
         actions.len() == args.phases && misplaced_actions == 0,
     );
-    Ok(())
 }
 
 /// Part 2: a barrier for three where only two come. The timeout breaks it: each waiter gets
