@@ -143,42 +143,15 @@ pub(crate) fn install_panic_hook() {
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     let g = &cli.global;
-    if let Command::List = cli.command {
-        let mut out = std::io::stdout().lock();
-        let width = lab::export::screen_width();
-        for (name, aliases, about) in demos::lesson_order() {
-            let alias = if aliases.is_empty() {
-                String::new()
-            } else {
-                format!(" (alias {})", aliases.join(", "))
-            };
-            let text = format!("{about}{alias}");
-            for (i, line) in lab::export::wrap(&text, width.saturating_sub(19))
-                .iter()
-                .enumerate()
-            {
-                let label = if i == 0 { name.as_str() } else { "" };
-                writeln!(out, "{label:<18} {line}")?;
-            }
-        }
-        out.flush()?;
-        return Ok(0);
-    }
-    if let Command::Explain(e) = &cli.command {
-        let Some(page) = demos::page(&e.demo) else {
-            let names: Vec<String> = demos::lesson_order().into_iter().map(|d| d.0).collect();
-            anyhow::bail!("no demo '{}' (the demos: {})", e.demo, names.join(", "));
-        };
-        let mut out = std::io::stdout().lock();
-        // The page is Markdown; on a terminal, table pipes need no escaping.
-        out.write_all(page.replace("\\|", "|").as_bytes())?;
-        out.flush()?;
-        return Ok(0);
+    match &cli.command {
+        Command::List => return list(),
+        Command::Explain(e) => return explain(&e.demo),
+        _ => {}
     }
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
     // The picture files are judged and opened before the run: a path that cannot take a
     // picture is an error now, not after a long demo (see `lab::picture_files`).
-    let mut picture_files = lab::picture_files::PictureFiles::open(&[
+    let picture_files = lab::picture_files::PictureFiles::open(&[
         ("--trace", g.trace.as_deref()),
         ("--svg", g.svg.as_deref()),
     ])?;
@@ -224,64 +197,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         report.interrupt(signal);
     }
 
-    if g.timeline
-        && let Some(timeline) = report.timeline.clone()
-    {
-        let terminal = lab::timeline::Terminal {
-            color: output.color,
-            width: lab::export::screen_width(),
-        };
-        // JSON owns stdout: the picture goes with the narrative, to stderr.
-        if g.json {
-            let _ = terminal.export(&report, &mut std::io::stderr().lock());
-        } else {
-            let mut out = std::io::stdout().lock();
-            out.write_all(b"\n")?;
-            terminal.export(&report, &mut out)?;
-        }
-        report
-            .tables
-            .extend(lab::timeline::accounting(&report, &timeline));
+    if g.timeline {
+        print_timeline(g.json, &output, &mut report)?;
     }
-
-    let mut out = std::io::stdout().lock();
-    if g.json {
-        Json.export(&report, &mut out)?;
-    } else {
-        Summary {
-            color: output.color,
-            width: lab::export::screen_width(),
-        }
-        .export(&report, &mut out)?;
-        if let Some((next, about)) = demos::next_lesson(&report.demo) {
-            let text = format!("threadlab {next}: {about}");
-            let lines = lab::export::wrap(&text, lab::export::screen_width().saturating_sub(16));
-            for (i, line) in lines.iter().enumerate() {
-                let lead = if i == 0 {
-                    " ⇒ next lesson: "
-                } else {
-                    "                "
-                };
-                writeln!(out, "{lead}{line}")?;
-            }
-        }
-    }
-    out.flush()?;
-    drop(out);
+    print_report(g.json, &output, &report)?;
     // The picture files last: a file that cannot be written after all (a full disk) costs
     // the picture, never the report already printed.
-    for (flag, exporter) in [
-        ("--trace", &lab::trace::Trace as &dyn Exporter),
-        ("--svg", &lab::svg::Svg),
-    ] {
-        if let Some((path, f)) = picture_files.writer(flag) {
-            let path = path.display().to_string();
-            exporter
-                .export(&report, f)
-                .with_context(|| format!("{flag} {path}: cannot write the file"))?;
-        }
-    }
-    picture_files.commit()?;
+    write_pictures(picture_files, &report)?;
     if !report.ok && report.exit_code.is_none() && !report.interrupted {
         let failed: Vec<&str> = report
             .checks
@@ -296,6 +218,113 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         );
     }
     Ok(lab::signals::exit_code().unwrap_or_else(|| report.exit_code()))
+}
+
+/// `threadlab list`: the demos in lesson order, each with its summary and aliases.
+fn list() -> anyhow::Result<i32> {
+    let mut out = std::io::stdout().lock();
+    let width = lab::export::screen_width();
+    for (name, aliases, about) in demos::lesson_order() {
+        let alias = if aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (alias {})", aliases.join(", "))
+        };
+        let text = format!("{about}{alias}");
+        for (i, line) in lab::export::wrap(&text, width.saturating_sub(19))
+            .iter()
+            .enumerate()
+        {
+            let label = if i == 0 { name.as_str() } else { "" };
+            writeln!(out, "{label:<18} {line}")?;
+        }
+    }
+    out.flush()?;
+    Ok(0)
+}
+
+/// `threadlab explain DEMO`: the demo's page.
+fn explain(demo: &str) -> anyhow::Result<i32> {
+    let Some(page) = demos::page(demo) else {
+        let names: Vec<String> = demos::lesson_order().into_iter().map(|d| d.0).collect();
+        anyhow::bail!("no demo '{demo}' (the demos: {})", names.join(", "));
+    };
+    let mut out = std::io::stdout().lock();
+    // The page is Markdown; on a terminal, table pipes need no escaping.
+    out.write_all(page.replace("\\|", "|").as_bytes())?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// `--timeline`: the terminal picture (to stderr when JSON owns stdout), and its accounting
+/// tables into the report.
+fn print_timeline(json: bool, output: &Output, report: &mut lab::Report) -> anyhow::Result<()> {
+    let Some(timeline) = report.timeline.clone() else {
+        return Ok(());
+    };
+    let terminal = lab::timeline::Terminal {
+        color: output.color,
+        width: lab::export::screen_width(),
+    };
+    if json {
+        let _ = terminal.export(report, &mut std::io::stderr().lock());
+    } else {
+        let mut out = std::io::stdout().lock();
+        out.write_all(b"\n")?;
+        terminal.export(report, &mut out)?;
+    }
+    report
+        .tables
+        .extend(lab::timeline::accounting(report, &timeline));
+    Ok(())
+}
+
+/// The report on stdout: JSON, or the summary and the next lesson.
+fn print_report(json: bool, output: &Output, report: &lab::Report) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        Json.export(report, &mut out)?;
+    } else {
+        Summary {
+            color: output.color,
+            width: lab::export::screen_width(),
+        }
+        .export(report, &mut out)?;
+        if let Some((next, about)) = demos::next_lesson(&report.demo) {
+            let text = format!("threadlab {next}: {about}");
+            let lines = lab::export::wrap(&text, lab::export::screen_width().saturating_sub(16));
+            for (i, line) in lines.iter().enumerate() {
+                let lead = if i == 0 {
+                    " ⇒ next lesson: "
+                } else {
+                    "                "
+                };
+                writeln!(out, "{lead}{line}")?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Each picture asked for, through its exporter, into its file; then every file replaces its
+/// target whole.
+fn write_pictures(
+    mut files: lab::picture_files::PictureFiles,
+    report: &lab::Report,
+) -> anyhow::Result<()> {
+    for (flag, exporter) in [
+        ("--trace", &lab::trace::Trace as &dyn Exporter),
+        ("--svg", &lab::svg::Svg),
+    ] {
+        if let Some((path, f)) = files.writer(flag) {
+            let path = path.display().to_string();
+            exporter
+                .export(report, f)
+                .with_context(|| format!("{flag} {path}: cannot write the file"))?;
+        }
+    }
+    files.commit()
 }
 
 /// Ends the process with a clear error if the demo is still running after `limit`.
