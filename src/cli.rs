@@ -107,7 +107,7 @@ pub enum Command {
     /// Threads speed up waiting, not computing beyond the cores; --python shows the GIL beside Rust.
     #[command(name = "cpu-vs-io", visible_alias = "gil")]
     CpuVsIo(demos::cpu_vs_io::Args),
-    /// The tutorials' hand-built pool: missed results, late stop, unjoined daemons; then the fix.
+    /// The tutorials' hand-built pool as written: the late stop, get_results() without join(); the fix.
     #[command(name = "worker-pool")]
     WorkerPool(demos::worker_pool::Args),
     /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.

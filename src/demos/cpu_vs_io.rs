@@ -88,6 +88,61 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             .collect::<Vec<_>>()
             .join(", ")
     );
+    let (rows, cpu_times, others) = time_rounds(args, lab, &counts, tasks, per_task, io)?;
+    if let Some(note) = spread_note(&counts, &cpu_times) {
+        report.note(note);
+    }
+    if let Some(busy) = others.cores() {
+        report.metric("cpu.other_programs_cores", round2(busy));
+        if busy > 0.3 {
+            report.note(format!(
+                "While the CPU-bound runs were timed, other programs kept {busy:.2} of this \
+                 machine's {cores} cores busy (the kernel's own accounting: /proc/stat against \
+                 this process's getrusage). Cores another program takes are not there to \
+                 speed anything up: the CPU-bound figures fall short of an idle machine's."
+            ));
+        }
+    }
+    let python = if args.python && !lab.interrupted() {
+        run_python(args, lab, &counts, tasks)
+    } else {
+        None
+    };
+    if rows.is_empty() {
+        return Ok(report);
+    }
+    let speed = |base: Duration, d: Duration| base.as_secs_f64() / d.as_secs_f64().max(1e-9);
+    let table = speed_table(args, &rows, python.as_ref(), cores, &mut report);
+    report.tables.push(table);
+    // What starting the threads costs by itself (the same threads, no work): a speedup is
+    // only a lesson where the work outweighs it.
+    let most = rows.last().map_or(1, |r| r.threads);
+    let start_cost = timed(lab, "Empty", most, tasks, &|| {})?;
+    report.metric("start_cost_ms", units::ms(start_cost));
+    checks(&rows, cores, start_cost, &mut report, speed);
+    if let Some(py) = &python {
+        python_check(py, &rows, &mut report);
+    } else if args.python {
+        report.note("--python: python3 was not found on PATH (or failed), so Rust is shown alone.");
+    } else {
+        report.note(
+            "Add --python to time the tutorials' own snippets (demos/python/cpu_vs_io.py) beside \
+             these: CPU-bound Python does not speed up with threads while the GIL is on.",
+        );
+    }
+    Ok(report)
+}
+
+/// Every thread count timed: CPU-bound once a round (each count's best kept), I/O-bound in
+/// the first round; what other programs used of the cores while the CPU-bound runs ran.
+fn time_rounds(
+    args: &Args,
+    lab: &Lab,
+    counts: &[usize],
+    tasks: usize,
+    per_task: u64,
+    io: Duration,
+) -> anyhow::Result<(Vec<Row>, Vec<Vec<Duration>>, Others)> {
     // Round r starts at the r-th count, so no count is always timed first (or always right
     // after the calibration); I/O-bound waits take no core and are timed in the first round.
     let mut rows: Vec<Row> = Vec::new();
@@ -137,28 +192,19 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         row.cpu = cpu_times[at].iter().copied().min().unwrap_or(row.cpu);
     }
     rows.sort_by_key(|r| r.threads);
-    if let Some(note) = spread_note(&counts, &cpu_times) {
-        report.note(note);
-    }
-    if let Some(busy) = others.cores() {
-        report.metric("cpu.other_programs_cores", round2(busy));
-        if busy > 0.3 {
-            report.note(format!(
-                "While the CPU-bound runs were timed, other programs kept {busy:.2} of this \
-                 machine's {cores} cores busy (the kernel's own accounting: /proc/stat against \
-                 this process's getrusage). Cores another program takes are not there to \
-                 speed anything up: the CPU-bound figures fall short of an idle machine's."
-            ));
-        }
-    }
-    let python = if args.python && !lab.interrupted() {
-        run_python(args, lab, &counts, tasks)
-    } else {
-        None
-    };
-    let Some(base) = rows.first().copied() else {
-        return Ok(report);
-    };
+    Ok((rows, cpu_times, others))
+}
+
+/// The speedups, each against one thread, with the ideal beside each (and Python's, when
+/// it ran); each speedup also as a metric.
+fn speed_table(
+    args: &Args,
+    rows: &[Row],
+    python: Option<&Python>,
+    cores: usize,
+    report: &mut Report,
+) -> Table {
+    let base = rows[0];
     let speed = |base: Duration, d: Duration| base.as_secs_f64() / d.as_secs_f64().max(1e-9);
     let best = format!("CPU-bound, best of {}", args.rounds);
     let cpu_header = if args.rounds > 1 {
@@ -171,7 +217,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         headers.extend(["Python CPU", "Python I/O"]);
     }
     let mut table = Table::new(headers);
-    for r in &rows {
+    for r in rows {
         let (cs, is) = (speed(base.cpu, r.cpu), speed(base.io, r.io));
         report.metric(format!("cpu.{}.speedup", r.threads), round2(cs));
         report.metric(format!("io.{}.speedup", r.threads), round2(is));
@@ -184,7 +230,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             format!("{} ({})", units::speedup(is), units::duration(r.io)),
             units::speedup(ideal_io),
         ];
-        if let Some(py) = &python {
+        if let Some(py) = python {
             for kind in ["cpu", "io"] {
                 cells.push(
                     match (py.best(kind, base.threads), py.best(kind, r.threads)) {
@@ -201,24 +247,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         }
         table.row(cells);
     }
-    report.tables.push(table);
-    // What starting the threads costs by itself (the same threads, no work): a speedup is
-    // only a lesson where the work outweighs it.
-    let most = rows.last().map_or(1, |r| r.threads);
-    let start_cost = timed(lab, "Empty", most, tasks, &|| {})?;
-    report.metric("start_cost_ms", units::ms(start_cost));
-    checks(&rows, cores, start_cost, &mut report, speed);
-    if let Some(py) = &python {
-        python_check(py, &rows, &mut report);
-    } else if args.python {
-        report.note("--python: python3 was not found on PATH (or failed), so Rust is shown alone.");
-    } else {
-        report.note(
-            "Add --python to time the tutorials' own snippets (demos/python/cpu_vs_io.py) beside \
-             these: CPU-bound Python does not speed up with threads while the GIL is on.",
-        );
-    }
-    Ok(report)
+    table
 }
 
 fn round2(x: f64) -> f64 {

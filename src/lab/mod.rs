@@ -378,7 +378,7 @@ impl Lab {
             .enumerate()
             .map(|(slot, t)| {
                 // This life's spans, by its slot: two threads may share a name, even at once
-                // (worker-pool's unjoined daemons beside the fixed pool's workers).
+                // (two pools' workers of the same name, one run after another).
                 let mine: Vec<&record::Span> =
                     spans.iter().filter(|s| s.slot == Some(slot)).collect();
                 let total = |state: State| -> Duration {
