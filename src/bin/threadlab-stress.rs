@@ -119,85 +119,77 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-fn main() -> anyhow::Result<()> {
-    let seeds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(50);
-    let exe = std::env::current_exe()?.with_file_name("threadlab");
-    anyhow::ensure!(
-        exe.exists(),
-        "build the threadlab binary first (cargo build --release)"
-    );
-    let scratch: PathBuf = std::env::temp_dir().join("threadlab-stress");
+/// Every demo at the tests' pace, one run per seed (cpu-vs-io is left out: its checks
+/// measure CPU speedups, which two runs at a time on two cores would distort).
+const DEMOS: &[(&str, &[&str])] = &[
+    ("threads", &[]),
+    ("lock", &[]),
+    ("race", &["--iterations", "20000", "--trials", "3"]),
+    ("rlock", &[]),
+    ("semaphore", &[]),
+    ("semaphore --bounded", &["--bounded"]),
+    ("condition", &[]),
+    ("event --tick 5", &["--tick", "5"]),
+    ("timer --interval 5", &["--interval", "5", "--work", "1.5"]),
+    ("barrier", &[]),
+    ("producer-consumer", &[]),
+    ("producer-consumer close", &["--shutdown", "close"]),
+    ("thread-local", &[]),
+    ("deadlock", &["--transfers", "40"]),
+    // The pictures under stress: every recording on, the files written (each run its
+    // own files: `@SCRATCH` becomes the worker's scratch path).
+    (
+        "deadlock + pictures",
+        &[
+            "--transfers",
+            "40",
+            "--timeline",
+            "--trace",
+            "@SCRATCH.trace.json",
+            "--svg",
+            "@SCRATCH.svg",
+        ],
+    ),
+    (
+        "semaphore + pictures",
+        &[
+            "--timeline",
+            "--trace",
+            "@SCRATCH.trace.json",
+            "--svg",
+            "@SCRATCH.svg",
+        ],
+    ),
+    ("philosophers", &[]),
+    ("rate-limit", &[]),
+    ("exceptions", &[]),
+    ("worker-pool", &[]),
+    ("shared-data", &["--size", "20000", "--updates", "20000"]),
+    // cpu-vs-io is left out: its checks measure CPU speedups, which two runs at a time on
+    // two cores would distort (that is the stress, not a bug).
+    ("daemon both", &["--mode", "both"]),
+    ("pool", &[]),
+    ("url-check --demo", &["--demo"]),
+    // Edge values of the flags: each must end, and show its lesson or say why it cannot.
+    ("barrier --timeout 0", &["--timeout", "0"]),
+    ("deadlock --hold 0", &["--hold", "0"]),
+    ("lock --gap 0", &["--gap", "0"]),
+    (
+        "lock --tellers 2 --transactions 1",
+        &["--tellers", "2", "--transactions", "1"],
+    ),
+    ("philosophers --eat 0", &["--eat", "0"]),
+    ("thread-local --query 0", &["--query", "0"]),
+    ("worker-pool --task 0", &["--task", "0"]),
+    ("event --tick 0.01", &["--tick", "0.01"]),
+    ("condition --bug if", &["--bug", "if"]),
+    ("timer --work 0.25", &["--work", "0.25"]),
+];
 
-    // Every demo at the tests' pace, one run per seed.
-    let demos: &[(&str, &[&str])] = &[
-        ("threads", &[]),
-        ("lock", &[]),
-        ("race", &["--iterations", "20000", "--trials", "3"]),
-        ("rlock", &[]),
-        ("semaphore", &[]),
-        ("semaphore --bounded", &["--bounded"]),
-        ("condition", &[]),
-        ("event --tick 5", &["--tick", "5"]),
-        ("timer --interval 5", &["--interval", "5", "--work", "1.5"]),
-        ("barrier", &[]),
-        ("producer-consumer", &[]),
-        ("producer-consumer close", &["--shutdown", "close"]),
-        ("thread-local", &[]),
-        ("deadlock", &["--transfers", "40"]),
-        // The pictures under stress: every recording on, the files written (each run its
-        // own files: `@SCRATCH` becomes the worker's scratch path).
-        (
-            "deadlock + pictures",
-            &[
-                "--transfers",
-                "40",
-                "--timeline",
-                "--trace",
-                "@SCRATCH.trace.json",
-                "--svg",
-                "@SCRATCH.svg",
-            ],
-        ),
-        (
-            "semaphore + pictures",
-            &[
-                "--timeline",
-                "--trace",
-                "@SCRATCH.trace.json",
-                "--svg",
-                "@SCRATCH.svg",
-            ],
-        ),
-        ("philosophers", &[]),
-        ("rate-limit", &[]),
-        ("exceptions", &[]),
-        ("worker-pool", &[]),
-        ("shared-data", &["--size", "20000", "--updates", "20000"]),
-        // cpu-vs-io is left out: its checks measure CPU speedups, which two runs at a time on
-        // two cores would distort (that is the stress, not a bug).
-        ("daemon both", &["--mode", "both"]),
-        ("pool", &[]),
-        ("url-check --demo", &["--demo"]),
-        // Edge values of the flags: each must end, and show its lesson or say why it cannot.
-        ("barrier --timeout 0", &["--timeout", "0"]),
-        ("deadlock --hold 0", &["--hold", "0"]),
-        ("lock --gap 0", &["--gap", "0"]),
-        (
-            "lock --tellers 2 --transactions 1",
-            &["--tellers", "2", "--transactions", "1"],
-        ),
-        ("philosophers --eat 0", &["--eat", "0"]),
-        ("thread-local --query 0", &["--query", "0"]),
-        ("worker-pool --task 0", &["--task", "0"]),
-        ("event --tick 0.01", &["--tick", "0.01"]),
-        ("condition --bug if", &["--bug", "if"]),
-        ("timer --work 0.25", &["--work", "0.25"]),
-    ];
+/// One target per demo of [`DEMOS`], `seeds` runs each.
+fn demo_targets(seeds: u64) -> Vec<(Target, u64)> {
     let mut targets: Vec<(Target, u64)> = Vec::new();
-    for (label, extra) in demos {
+    for (label, extra) in DEMOS {
         let name = label.split_whitespace().next().unwrap_or(label);
         let mut args = strings(&[name, "--pace", "0.02", "--json", "-q"]);
         args.extend(strings(extra));
@@ -212,6 +204,15 @@ fn main() -> anyhow::Result<()> {
         ));
     }
 
+    targets
+}
+
+/// The hostile targets, and what must live until they ran: the servers, the chains file.
+type Hostiles = (Vec<(Target, u64)>, Vec<Hostile>, Server, PathBuf);
+
+/// url-check against servers that misbehave, and redirect chains on a good one.
+fn hostile_targets(scratch: &Path, runs_each: u64) -> anyhow::Result<Hostiles> {
+    let mut targets = Vec::new();
     // url-check against servers that misbehave; --timeout 2 --retries 1: bound 2 × 2 s,
     // the back-off, and start-up.
     let server = Server::start("127.0.0.1:0".parse()?, false)?;
@@ -243,7 +244,6 @@ fn main() -> anyhow::Result<()> {
         ),
     ];
     let mut guards = Vec::new();
-    let runs_each = seeds.div_ceil(5).max(2);
     for (label, behaviour, exits) in hostile {
         let h = Hostile::start(behaviour)?;
         let list = scratch.with_extension(format!("{}.txt", label.replace(' ', "-")));
@@ -289,9 +289,15 @@ fn main() -> anyhow::Result<()> {
         runs_each,
     ));
 
-    println!(
-        "threadlab stress — {seeds} seeds per demo at --pace 0.02, {runs_each} runs per hostile server; 2 runs at a time"
-    );
+    Ok((targets, guards, server, chains))
+}
+
+/// Runs every target's runs, two at a time; returns each target's tally.
+fn run_all(
+    exe: &Path,
+    scratch: &Path,
+    targets: &[(Target, u64)],
+) -> Vec<(String, Tally, Duration)> {
     let work = std::sync::Mutex::new(
         targets
             .iter()
@@ -299,7 +305,7 @@ fn main() -> anyhow::Result<()> {
             .flat_map(|(i, (_, n))| (0..*n).map(move |k| (i, k)))
             .collect::<Vec<_>>(),
     );
-    let rows: Vec<(String, Tally, Duration)> = std::thread::scope(|s| {
+    std::thread::scope(|s| {
         let (tx, rx) = std::sync::mpsc::channel();
         for w in 0..2 {
             let (tx, work, targets, exe, scratch) = (tx.clone(), &work, &targets, &exe, &scratch);
@@ -348,14 +354,17 @@ fn main() -> anyhow::Result<()> {
             .zip(tallies)
             .map(|((t, _), tally)| (t.label.clone(), tally, t.bound))
             .collect()
-    });
+    })
+}
 
+/// The table, then the first examples of each bad run; returns how many runs were bad.
+fn print_rows(rows: &[(String, Tally, Duration)]) -> usize {
     println!(
         "\n {:<34} {:>5} {:>6} {:>7} {:>10} {:>20} {:>9}",
         "target", "runs", "hangs", "panics", "wrong exit", "worst wall / bound", "peak RSS"
     );
     let mut bad = 0;
-    for (label, t, bound) in &rows {
+    for (label, t, bound) in rows {
         println!(
             " {:<34} {:>5} {:>6} {:>7} {:>10} {:>20} {:>6.1} MB",
             label,
@@ -372,14 +381,37 @@ fn main() -> anyhow::Result<()> {
         );
         bad += t.hangs + t.panics + t.wrong_exit;
     }
-    for (label, t, _) in &rows {
+    for (label, t, _) in rows {
         for e in &t.examples {
             println!("  {label}: {e}");
         }
     }
+    bad
+}
+
+fn main() -> anyhow::Result<()> {
+    let seeds: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(50);
+    let exe = std::env::current_exe()?.with_file_name("threadlab");
+    anyhow::ensure!(
+        exe.exists(),
+        "build the threadlab binary first (cargo build --release)"
+    );
+    let scratch: PathBuf = std::env::temp_dir().join("threadlab-stress");
+    let runs_each = seeds.div_ceil(5).max(2);
+    let mut targets = demo_targets(seeds);
+    let (hostile, guards, server, chains) = hostile_targets(&scratch, runs_each)?;
+    targets.extend(hostile);
+    println!(
+        "threadlab stress — {seeds} seeds per demo at --pace 0.02, {runs_each} runs per hostile server; 2 runs at a time"
+    );
+    let rows = run_all(&exe, &scratch, &targets);
+    let bad = print_rows(&rows);
     let total: usize = rows.iter().map(|r| r.1.runs).sum();
     println!("\n{total} runs: {bad} bad (hangs + panics + wrong exit codes)");
-    drop(guards);
+    drop((guards, server));
     let _ = std::fs::remove_file(chains);
     std::process::exit(i32::from(bad > 0));
 }
