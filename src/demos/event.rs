@@ -223,22 +223,13 @@ struct Stopped {
     at: Option<Instant>,
 }
 
-/// The shortest paced tick at which the polling loop's lateness (up to a tick) stands clear
-/// of a wake-up's noise.
-const MIN_TELLING_TICK: Duration = Duration::from_millis(5);
-
-/// Part 3: two worker loops told to stop at the same instant: `while !stop.wait(tick)`
-/// wakes at once; `while !flag { sleep(tick) }` sleeps out its tick first.
-fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
-    let tick = lab.scaled(Duration::from_secs_f64(args.tick));
-    // Stop partway into the fourth tick (seeded), so the polling loop has a tick to finish.
-    let fraction = lab.rng("stop").random_range(0.3..0.7);
-    let stop_after = tick.mul_f64(3.0 + fraction);
-    info!(
-        "Part 3: two loops ticking every {}; both told to stop after {}",
-        units::duration(tick),
-        units::duration(stop_after)
-    );
+/// The two loops, told to stop at the same instant: how each stopped (its own clock), and
+/// when the stop was requested.
+fn run_loops(
+    lab: &Lab,
+    tick: Duration,
+    stop_after: Duration,
+) -> anyhow::Result<(Stopped, Stopped, Instant)> {
     let stop = Event::new().with_probe(lab.probe("stop"));
     let flag = AtomicBool::new(false);
     let waiting = Mutex::new(Stopped::default());
@@ -282,11 +273,28 @@ fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result
         lab::join(b)?;
         Ok(at)
     })?;
-    let latency = |m: &Mutex<Stopped>| {
-        crate::sync::lock(m)
-            .at
-            .map(|at| at.saturating_duration_since(stop_at))
-    };
+    let into = |m: Mutex<Stopped>| m.into_inner().unwrap_or_else(|e| e.into_inner());
+    Ok((into(waiting), into(polling), stop_at))
+}
+
+/// The shortest paced tick at which the polling loop's lateness (up to a tick) stands clear
+/// of a wake-up's noise.
+const MIN_TELLING_TICK: Duration = Duration::from_millis(5);
+
+/// Part 3: two worker loops told to stop at the same instant: `while !stop.wait(tick)`
+/// wakes at once; `while !flag { sleep(tick) }` sleeps out its tick first.
+fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
+    let tick = lab.scaled(Duration::from_secs_f64(args.tick));
+    // Stop partway into the fourth tick (seeded), so the polling loop has a tick to finish.
+    let fraction = lab.rng("stop").random_range(0.3..0.7);
+    let stop_after = tick.mul_f64(3.0 + fraction);
+    info!(
+        "Part 3: two loops ticking every {}; both told to stop after {}",
+        units::duration(tick),
+        units::duration(stop_after)
+    );
+    let (waiting, polling, stop_at) = run_loops(lab, tick, stop_after)?;
+    let latency = |m: &Stopped| m.at.map(|at| at.saturating_duration_since(stop_at));
     let (Some(event_latency), Some(poll_latency)) = (latency(&waiting), latency(&polling)) else {
         anyhow::bail!("a shutdown loop did not report when it stopped");
     };
@@ -295,12 +303,12 @@ fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result
     let mut table = Table::new(["loop", "ticks", "stopped after the request"]);
     table.row([
         "while !stop.wait(tick)".to_string(),
-        crate::sync::lock(&waiting).ticks.to_string(),
+        waiting.ticks.to_string(),
         units::duration(event_latency),
     ]);
     table.row([
         "while !flag { sleep(tick) }".to_string(),
-        crate::sync::lock(&polling).ticks.to_string(),
+        polling.ticks.to_string(),
         units::duration(poll_latency),
     ]);
     report.tables.push(table);
