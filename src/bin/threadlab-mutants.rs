@@ -318,7 +318,7 @@ const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "worker-pool: the fixed workers loop on a timeout instead of the closed queue",
         file: "src/demos/worker_pool.rs",
-        find: "                        task_rx.recv().ok()",
+        find: "        task_rx.recv().ok()",
         replace: "                        loop {\n                            match task_rx.recv_timeout(Duration::from_millis(200)) {\n                                Ok(t) => break Some(t),\n                                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,\n                                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {\n                                    std::thread::sleep(Duration::from_millis(200));\n                                    break None;\n                                }\n                            }\n                        }",
         runs: &[&["worker-pool"]],
         tests: "demos::worker_pool",

@@ -239,6 +239,30 @@ fn judge_tutorial_pool(
 
 /// The fix: the task queue is closed when nothing more will come (no timeout, no flag);
 /// results are read until every worker is done; every worker is joined.
+/// A worker of the fixed pool: tasks until the queue is closed and drained; returns when it
+/// left its loop, by its own clock.
+fn fixed_worker(
+    lab: &Lab,
+    task_rx: &crossbeam_channel::Receiver<usize>,
+    result_tx: &crossbeam_channel::Sender<usize>,
+    work: Duration,
+) -> Instant {
+    // the fix: the loop ends when the queue is closed and empty. No timeout.
+    let next = || {
+        let _waiting = crate::lab::record::ThreadSpan::waiting_for("tasks");
+        task_rx.recv().ok()
+    };
+    while let Some(task) = next() {
+        if lab.interrupted() {
+            break;
+        }
+        info!("task {task}: working {}", units::duration(work));
+        lab::signals::sleep(work);
+        let _ = result_tx.send(task);
+    }
+    Instant::now()
+}
+
 fn fixed_pool(
     args: &Args,
     lab: &Lab,
@@ -258,20 +282,7 @@ fn fixed_pool(
             .map(|w| {
                 let (task_rx, result_tx) = (task_rx.clone(), result_tx.clone());
                 lab.spawn(s, format!("Worker-{w}"), move || {
-                    // the fix: the loop ends when the queue is closed and empty. No timeout.
-                    let next = || {
-                        let _waiting = crate::lab::record::ThreadSpan::waiting_for("tasks");
-                        task_rx.recv().ok()
-                    };
-                    while let Some(task) = next() {
-                        if lab.interrupted() {
-                            break;
-                        }
-                        info!("task {task}: working {}", units::duration(work));
-                        lab::signals::sleep(work);
-                        let _ = result_tx.send(task);
-                    }
-                    Instant::now()
+                    fixed_worker(lab, &task_rx, &result_tx, work)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
