@@ -454,19 +454,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     } else {
         None
     };
-    let (list, designed) = match (&server, &args.input) {
-        (Some(server), _) => {
-            let (bytes, designed) = demo_list(server, lab, args.retries)?;
-            info!(
-                "demo: threadlab's server is on {}; checking {} URLs",
-                server.base_url(),
-                designed.len()
-            );
-            (UrlList::parse(&bytes), Some(designed))
-        }
-        (None, Some(path)) => (read_input(path)?, None),
-        (None, None) => anyhow::bail!("give a file of URLs (or - for stdin), or --demo"),
-    };
+    let (list, designed) = the_list(args, lab, server.as_ref())?;
     let source = args
         .input
         .as_ref()
@@ -512,36 +500,19 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     if let (Some(server), Some(expected)) = (&server, expected_requests)
         && !lab.interrupted()
     {
-        // From the other side: what the server itself answered, one request per attempt.
-        let served = server.served();
-        report.metric("server.requests", served);
-        report.check(
-            "requests the demo server answered (counted by the server)",
-            format!("{expected} (one per attempt; a 404 is final; each redirect hop counts)"),
-            served,
-            served == expected,
-        );
+        judge_served(server.served(), expected, &mut report);
     }
-
     let mut summary = serde_json::Map::new();
     if compare && !lab.interrupted() {
         info!("Now the same list sequentially on the main thread…");
-        match check_sequentially(&list, &checker, narrate) {
-            Some(sequential) => {
-                let speedup = sequential.as_secs_f64() / concurrent.as_secs_f64().max(1e-9);
-                info!(
-                    "Sequential: {} / Concurrent: {} / Speedup: {}",
-                    units::duration(sequential),
-                    units::duration(concurrent),
-                    units::speedup(speedup)
-                );
-                summary.insert("sequential_ms".into(), units::ms(sequential).into());
-                summary.insert("speedup".into(), ((speedup * 100.0).round() / 100.0).into());
-                report.metric("sequential_ms", units::ms(sequential));
-                report.metric("speedup", (speedup * 100.0).round() / 100.0);
-            }
-            None => report.note("The sequential comparison was interrupted: no speedup measured."),
-        }
+        compare_sequentially(
+            &list,
+            &checker,
+            narrate,
+            concurrent,
+            &mut summary,
+            &mut report,
+        );
     }
     if let Some(counts) = &args.sweep {
         sweep(counts, &list, &checker, lab, &mut report)?;
@@ -557,6 +528,66 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         &mut report,
     )?;
     Ok(report)
+}
+
+/// The list to check: the demo's (against `server`, with each line's designed outcome), or
+/// the file given (or stdin).
+fn the_list(
+    args: &Args,
+    lab: &Lab,
+    server: Option<&Server>,
+) -> anyhow::Result<(UrlList, Option<Vec<Designed>>)> {
+    Ok(match (server, &args.input) {
+        (Some(server), _) => {
+            let (bytes, designed) = demo_list(server, lab, args.retries)?;
+            info!(
+                "demo: threadlab's server is on {}; checking {} URLs",
+                server.base_url(),
+                designed.len()
+            );
+            (UrlList::parse(&bytes), Some(designed))
+        }
+        (None, Some(path)) => (read_input(path)?, None),
+        (None, None) => anyhow::bail!("give a file of URLs (or - for stdin), or --demo"),
+    })
+}
+
+/// From the other side: what the demo server itself answered, one request per attempt.
+fn judge_served(served: u64, expected: u64, report: &mut Report) {
+    report.metric("server.requests", served);
+    report.check(
+        "requests the demo server answered (counted by the server)",
+        format!("{expected} (one per attempt; a 404 is final; each redirect hop counts)"),
+        served,
+        served == expected,
+    );
+}
+
+/// The same list one URL at a time on the main thread: the speedup of the concurrent run.
+fn compare_sequentially(
+    list: &UrlList,
+    checker: &Checker,
+    narrate: bool,
+    concurrent: Duration,
+    summary: &mut serde_json::Map<String, serde_json::Value>,
+    report: &mut Report,
+) {
+    match check_sequentially(list, checker, narrate) {
+        Some(sequential) => {
+            let speedup = sequential.as_secs_f64() / concurrent.as_secs_f64().max(1e-9);
+            info!(
+                "Sequential: {} / Concurrent: {} / Speedup: {}",
+                units::duration(sequential),
+                units::duration(concurrent),
+                units::speedup(speedup)
+            );
+            summary.insert("sequential_ms".into(), units::ms(sequential).into());
+            summary.insert("speedup".into(), ((speedup * 100.0).round() / 100.0).into());
+            report.metric("sequential_ms", units::ms(sequential));
+            report.metric("speedup", (speedup * 100.0).round() / 100.0);
+        }
+        None => report.note("The sequential comparison was interrupted: no speedup measured."),
+    }
 }
 
 /// The table, summary, notes, checks and exit code, from the tally.
