@@ -654,58 +654,9 @@ fn finish(
             "Every failure is a DNS failure: is this machine offline? `threadlab url-check --demo` runs offline.",
         );
     }
-    // Evidence from the input itself: its lines (counted from the newline bytes) less
-    // blanks and comments, against the results handed on, each for a later line.
-    let expected = list.lines - list.skipped;
-    report.check(
-        "every input line has exactly one result",
-        format!(
-            "{} lines − {} blank/comment = {expected}",
-            list.lines, list.skipped
-        ),
-        format!(
-            "{total} results{}",
-            if tally.ascending {
-                ", each for a later line"
-            } else {
-                ", some for the same line or out of order"
-            }
-        ),
-        total == expected && tally.ascending,
-    );
+    judge_lines(list, total, tally.ascending, report);
     if let Some(designed) = &tally.designed {
-        let n = designed.len();
-        report.check(
-            "demo URLs that behaved as designed (4 delays and a redirect: 200, ok; a 404: failed; a closed port: refused, tried 1 + --retries times)",
-            format!("{n} of {n}"),
-            if tally.not_as_designed.is_empty() {
-                format!("{n} of {n}")
-            } else {
-                format!(
-                    "{} of {n}; not as designed: line {}",
-                    n - tally.not_as_designed.len(),
-                    tally
-                        .not_as_designed
-                        .iter()
-                        .map(u32::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            },
-            tally.not_as_designed.is_empty(),
-        );
-        match report.metric_f64("speedup") {
-            Some(s) if args.workers > 1 => report.check(
-                "speedup of the concurrent run over the sequential one",
-                "> 1.00x",
-                format!("{s:.2}x"),
-                s > 1.0,
-            ),
-            Some(s) => report.note(format!(
-                "With one worker there is nothing to overlap: the concurrent run is the sequential one ({s:.2}x). Try --workers 5."
-            )),
-            None => {}
-        }
+        judge_demo(args, designed.len(), &tally.not_as_designed, report);
     }
     // Peak memory, read at the end of the run.
     if let Some(mb) = peak_rss_mb() {
@@ -725,6 +676,62 @@ fn finish(
         0
     });
     Ok(())
+}
+
+/// Evidence from the input itself: its lines (counted from the newline bytes) less blanks
+/// and comments, against the results handed on, each for a later line.
+fn judge_lines(list: &UrlList, total: usize, ascending: bool, report: &mut Report) {
+    let expected = list.lines - list.skipped;
+    report.check(
+        "every input line has exactly one result",
+        format!(
+            "{} lines − {} blank/comment = {expected}",
+            list.lines, list.skipped
+        ),
+        format!(
+            "{total} results{}",
+            if ascending {
+                ", each for a later line"
+            } else {
+                ", some for the same line or out of order"
+            }
+        ),
+        total == expected && ascending,
+    );
+}
+
+/// The demo list: every line as designed, and the concurrent run faster than one by one.
+fn judge_demo(args: &Args, n: usize, not_as_designed: &[u32], report: &mut Report) {
+    report.check(
+        "demo URLs that behaved as designed (4 delays and a redirect: 200, ok; a 404: failed; a closed port: refused, tried 1 + --retries times)",
+        format!("{n} of {n}"),
+        if not_as_designed.is_empty() {
+            format!("{n} of {n}")
+        } else {
+            format!(
+                "{} of {n}; not as designed: line {}",
+                n - not_as_designed.len(),
+                not_as_designed
+                    .iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
+        not_as_designed.is_empty(),
+    );
+    match report.metric_f64("speedup") {
+        Some(s) if args.workers > 1 => report.check(
+            "speedup of the concurrent run over the sequential one",
+            "> 1.00x",
+            format!("{s:.2}x"),
+            s > 1.0,
+        ),
+        Some(s) => report.note(format!(
+            "With one worker there is nothing to overlap: the concurrent run is the sequential one ({s:.2}x). Try --workers 5."
+        )),
+        None => {}
+    }
 }
 
 /// The list at each worker count: a table of times and speedups and a bar chart.
