@@ -583,11 +583,8 @@ enum LastGet {
 /// clerk's wait has no holder, so it closes no cycle; the detector finds it hopeless once
 /// no other thread is left that could end it.
 fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
-    info!(
-        "Part 4: no lock at all: Clerk takes orders from a queue that Supplier fills; \
-         Supplier fails after 3 orders"
-    );
-    let main = lab::thread_name();
+    info!("Part 4: no lock at all: Clerk takes orders from a queue that Supplier fills;");
+    info!("        Supplier fails after 3 orders");
     let mut table = Table::new([
         "run",
         "put",
@@ -597,82 +594,7 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     ]);
     let mut runs = Vec::new();
     for fixed in [false, true] {
-        info!(
-            "{}",
-            if fixed {
-                "the fix: Supplier holds a guard that closes the queue on every way out"
-            } else {
-                "the bug: Supplier closes the queue only when all goes well"
-            }
-        );
-        let queue: JoinableQueue<u32> = JoinableQueue::new(4, lab.probe("orders"));
-        let (put, left, taken, last) = std::thread::scope(|s| -> anyhow::Result<_> {
-            let queue = &queue;
-            let supplier = lab.spawn(s, "Supplier", move || -> anyhow::Result<_> {
-                // the fix: a guard that closes the queue however this function ends.
-                let _closes = fixed.then(|| CloseOnDrop(queue));
-                let mut put = 0;
-                // A slow supplier is not a stuck one: the first order takes longer than
-                // the detector looks (real time, whatever the pace), and no alarm is due.
-                let first = SIGNAL_SLICE * 5;
-                info!(
-                    "preparing order 1: {} (real time; slow is not stuck)",
-                    units::duration(first)
-                );
-                lab::signals::sleep(first);
-                for order in 1..=3 {
-                    if order > 1 {
-                        lab.sleep_secs(args.hold / 2.0);
-                    }
-                    queue.put(order)?;
-                    put += 1;
-                    info!("put order {order}");
-                }
-                info!(
-                    "order 4 failed: leaving {}",
-                    if fixed {
-                        "(the guard closes the queue)"
-                    } else {
-                        "without closing the queue"
-                    }
-                );
-                Ok((put, Instant::now()))
-            })?;
-            let clerk = lab.spawn(s, "Clerk", move || {
-                let mut taken = 0;
-                let last = loop {
-                    // Bounded: if nothing refused a hopeless wait, it ends with an error.
-                    match queue.next_within(Duration::from_secs(5)) {
-                        Got::Item(order) => {
-                            taken += 1;
-                            info!("took order {order}");
-                        }
-                        Got::Closed => {
-                            info!("the queue is closed and empty: done");
-                            break LastGet::Closed;
-                        }
-                        Got::Timeout => {
-                            warn!("nothing for 5 s and nobody told me: giving up");
-                            break LastGet::GaveUp;
-                        }
-                        Got::Stalled(stall) => {
-                            let at = Instant::now();
-                            info!("my wait for 'orders' was refused: nobody can end it");
-                            info!("(Python's q.get() would wait here forever; the lab refused it)");
-                            break LastGet::Refused(stall, at);
-                        }
-                    }
-                };
-                (taken, last)
-            })?;
-            let (put, left) = lab::join(supplier)??;
-            let (taken, last) = lab::join(clerk)?;
-            Ok((put, left, taken, last))
-        })?;
-        let after = match &last {
-            LastGet::Refused(_, at) => Some(at.saturating_duration_since(left)),
-            _ => None,
-        };
+        let run = observe_no_lock(args, lab, fixed)?;
         table.row([
             if fixed {
                 "fix: a guard closes it"
@@ -680,22 +602,137 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
                 "bug: left without closing"
             }
             .to_string(),
-            put.to_string(),
-            taken.to_string(),
-            match &last {
+            run.put.to_string(),
+            run.taken.to_string(),
+            match &run.last {
                 LastGet::Closed => "closed: done".to_string(),
                 LastGet::Refused(..) => "refused: a stall".to_string(),
                 LastGet::GaveUp => "gave up after 5 s".to_string(),
             },
-            after.map_or("-".to_string(), units::duration),
+            run.after.map_or("-".to_string(), units::duration),
         ]);
-        runs.push((fixed, put, taken, last, after));
+        runs.push(run);
     }
     report.tables.push(table);
+    judge_no_lock(&lab::thread_name(), &runs, report);
+    Ok(())
+}
+
+/// What one run of Part 4 showed, by the supplier's and the clerk's own counts and clocks.
+struct NoLockRun {
+    /// With the fix (a guard closes the queue on every way out).
+    fixed: bool,
+    put: u32,
+    taken: u32,
+    last: LastGet,
+    /// From the supplier's exit to the clerk's refused wait, by their two clocks.
+    after: Option<Duration>,
+}
+
+fn observe_no_lock(args: &Args, lab: &Lab, fixed: bool) -> anyhow::Result<NoLockRun> {
+    info!(
+        "{}",
+        if fixed {
+            "the fix: Supplier holds a guard that closes the queue on every way out"
+        } else {
+            "the bug: Supplier closes the queue only when all goes well"
+        }
+    );
+    let queue: JoinableQueue<u32> = JoinableQueue::new(4, lab.probe("orders"));
+    let (put, left, taken, last) = std::thread::scope(|s| -> anyhow::Result<_> {
+        let queue = &queue;
+        let supplier = lab.spawn(s, "Supplier", move || supply(args, lab, queue, fixed))?;
+        let clerk = lab.spawn(s, "Clerk", move || take_orders(queue))?;
+        let (put, left) = lab::join(supplier)??;
+        let (taken, last) = lab::join(clerk)?;
+        Ok((put, left, taken, last))
+    })?;
+    let after = match &last {
+        LastGet::Refused(_, at) => Some(at.saturating_duration_since(left)),
+        _ => None,
+    };
+    Ok(NoLockRun {
+        fixed,
+        put,
+        taken,
+        last,
+        after,
+    })
+}
+
+/// The supplier: three orders, then a failure; returns the orders put and when it left.
+fn supply(
+    args: &Args,
+    lab: &Lab,
+    queue: &JoinableQueue<u32>,
+    fixed: bool,
+) -> anyhow::Result<(u32, Instant)> {
+    // the fix: a guard that closes the queue however this function ends.
+    let _closes = fixed.then(|| CloseOnDrop(queue));
+    let mut put = 0;
+    // A slow supplier is not a stuck one: the first order takes longer than the detector
+    // looks (real time, whatever the pace), and no alarm is due.
+    let first = SIGNAL_SLICE * 5;
+    info!(
+        "preparing order 1: {} (real time; slow is not stuck)",
+        units::duration(first)
+    );
+    lab::signals::sleep(first);
+    for order in 1..=3 {
+        if order > 1 {
+            lab.sleep_secs(args.hold / 2.0);
+        }
+        queue.put(order)?;
+        put += 1;
+        info!("put order {order}");
+    }
+    info!(
+        "order 4 failed: leaving {}",
+        if fixed {
+            "(the guard closes the queue)"
+        } else {
+            "without closing the queue"
+        }
+    );
+    Ok((put, Instant::now()))
+}
+
+/// The clerk: takes orders until the queue is closed, or its wait is refused (a stall).
+fn take_orders(queue: &JoinableQueue<u32>) -> (u32, LastGet) {
+    let mut taken = 0;
+    let last = loop {
+        // Bounded: if nothing refused a hopeless wait, it ends with an error.
+        match queue.next_within(Duration::from_secs(5)) {
+            Got::Item(order) => {
+                taken += 1;
+                info!("took order {order}");
+            }
+            Got::Closed => {
+                info!("the queue is closed and empty: done");
+                break LastGet::Closed;
+            }
+            Got::Timeout => {
+                warn!("nothing for 5 s and nobody told me: giving up");
+                break LastGet::GaveUp;
+            }
+            Got::Stalled(stall) => {
+                let at = Instant::now();
+                info!("my wait for 'orders' was refused: nobody can end it");
+                info!("(Python's q.get() would wait forever: the lab refused it)");
+                break LastGet::Refused(stall, at);
+            }
+        }
+    };
+    (taken, last)
+}
+
+/// Part 4's checks: the stall against what the threads did, how soon it was refused, and
+/// the orders in both runs.
+fn judge_no_lock(main: &str, runs: &[NoLockRun], report: &mut Report) {
     // The stall, checked against what the threads themselves did: the clerk waited on
     // 'orders', the main thread joined the clerk, the supplier had returned.
-    let bug = runs.iter().find(|r| !r.0);
-    let stall = bug.and_then(|r| match &r.3 {
+    let bug = runs.iter().find(|r| !r.fixed);
+    let stall = bug.and_then(|r| match &r.last {
         LastGet::Refused(c, _) => Some(c.as_ref()),
         _ => None,
     });
@@ -707,11 +744,11 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         stall.is_some_and(|c| {
             c.kind == Kind::Stall
                 && c.waits_for("Clerk") == Some("orders")
-                && c.waits_for(&main) == Some(join_clerk.as_str())
+                && c.waits_for(main) == Some(join_clerk.as_str())
                 && c.finished.last().map(String::as_str) == Some("Supplier")
         }),
     );
-    let after = bug.and_then(|r| r.4);
+    let after = bug.and_then(|r| r.after);
     report.check(
         "no lock: the clerk's wait refused, after the supplier left (by their two clocks)",
         format!("within {}", units::duration(DETECT_BOUND)),
@@ -721,7 +758,7 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     if let Some(t) = after {
         report.metric("nolock.refused_after_ms", units::ms(t));
     }
-    let fix = runs.iter().find(|r| r.0);
+    let fix = runs.iter().find(|r| r.fixed);
     report.check(
         "no lock: orders put against taken; the fixed run's clerk hears the queue close",
         "3 put, 3 taken in both runs; fixed: closed, no stall",
@@ -729,10 +766,10 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             .map(|r| {
                 format!(
                     "{}: {} put, {} taken, {}",
-                    if r.0 { "fixed" } else { "bug" },
-                    r.1,
-                    r.2,
-                    match r.3 {
+                    if r.fixed { "fixed" } else { "bug" },
+                    r.put,
+                    r.taken,
+                    match r.last {
                         LastGet::Closed => "closed",
                         LastGet::Refused(..) => "refused",
                         LastGet::GaveUp => "gave up",
@@ -742,10 +779,9 @@ fn no_lock(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             .collect::<Vec<_>>()
             .join("; "),
         runs.len() == 2
-            && runs.iter().all(|r| r.1 == 3 && r.2 == 3)
-            && fix.is_some_and(|r| matches!(r.3, LastGet::Closed)),
+            && runs.iter().all(|r| r.put == 3 && r.taken == 3)
+            && fix.is_some_and(|r| matches!(r.last, LastGet::Closed)),
     );
-    Ok(())
 }
 
 /// Closes a queue when dropped: on return, on `?`, on a panic.
