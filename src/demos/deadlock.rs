@@ -425,6 +425,95 @@ fn judge_two_tellers(seen: &TwoTellersSeen, lab: &Lab, report: &mut Report, tabl
     );
 }
 
+/// What a run of random transfers showed: the tellers' own counts, the detector's cycles,
+/// the bank's total before and after.
+#[derive(Clone, Copy)]
+struct RandomSeen {
+    made: u64,
+    refused: u32,
+    timed_out: u32,
+    cycles: usize,
+    before: i64,
+    after: i64,
+}
+
+/// The random transfers' checks: no cycle with ordering; every cycle ended by a timed wait
+/// without the detector; every transfer made and the money kept.
+fn judge_random(args: &Args, how: How, key: &str, seen: &RandomSeen, report: &mut Report) {
+    let RandomSeen {
+        made,
+        refused,
+        timed_out,
+        cycles,
+        before,
+        after,
+    } = *seen;
+    report.metric(format!("{key}.cycles"), cycles as u64);
+    report.metric(format!("{key}.completed"), made);
+    report.metric(format!("{key}.retries"), u64::from(refused + timed_out));
+    if matches!(how, How::Ordered) {
+        report.check(
+            format!(
+                "ordering: cycles the detector found in {} random transfers",
+                args.transfers
+            ),
+            "0 (every teller locks the lower id first: no cycle can form)",
+            cycles,
+            cycles == 0,
+        );
+    } else {
+        report.check(
+            "timeout: waits the detector refused (it only counts cycles here)",
+            format!("0; {cycles} cycles formed, each ended by a timed wait running out ({timed_out} in all)"),
+            refused,
+            refused == 0 && (cycles == 0 || timed_out > 0),
+        );
+    }
+    report.check(
+        format!("{key}: transfers completed, and the money in the bank"),
+        format!(
+            "{} of {}; {before} before and after",
+            args.transfers, args.transfers
+        ),
+        format!("{made} of {}; {after}", args.transfers),
+        made == args.transfers && after == before,
+    );
+}
+
+/// What one teller of the random transfers did, by its own count.
+struct Tally {
+    made: u64,
+    refused: u32,
+    timed_out: u32,
+}
+
+/// A teller of the random transfers: seeded transfers until the shared count is reached.
+fn random_teller(
+    args: &Args,
+    lab: &Lab,
+    bank: &Bank,
+    next: &AtomicU64,
+    how: How,
+    hold: Duration,
+    mut rng: rand::rngs::StdRng,
+) -> anyhow::Result<Tally> {
+    let mut tally = Tally {
+        made: 0,
+        refused: 0,
+        timed_out: 0,
+    };
+    while next.fetch_add(1, SeqCst) < args.transfers {
+        let from = rng.random_range(0..args.accounts);
+        let to = (from + rng.random_range(1..args.accounts)) % args.accounts;
+        let amount = rng.random_range(1..=50);
+        let done = transfer(bank, lab, from, to, amount, how, hold, &|| {}, &mut rng)?;
+        tally.made += 1;
+        tally.refused += done.refused;
+        tally.timed_out += done.timed_out;
+    }
+    Ok(tally)
+}
+
 /// Parts 2 and 3: K transfers in random directions by T tellers among N accounts, with the
 /// locks taken in account order (no cycle can form) or with timed waits and back-off.
 fn random_transfers(
@@ -465,55 +554,29 @@ fn random_transfers(
     let before = bank.total();
     let next = AtomicU64::new(0);
     let began = Instant::now();
-    let outcomes: Vec<anyhow::Result<(u64, u32, u32)>> =
-        std::thread::scope(|s| -> anyhow::Result<_> {
-            let tellers: Vec<_> = (1..=args.tellers)
-                .map(|t| {
-                    let (bank, next) = (&bank, &next);
-                    let name = format!("Teller-{t}");
-                    lab.spawn(
-                        s,
-                        name.clone(),
-                        move || -> anyhow::Result<(u64, u32, u32)> {
-                            let mut rng = lab.rng(&format!("{name}-{key}"));
-                            let (mut made, mut refused, mut timed_out) = (0u64, 0u32, 0u32);
-                            while next.fetch_add(1, SeqCst) < args.transfers {
-                                let from = rng.random_range(0..args.accounts);
-                                let to =
-                                    (from + rng.random_range(1..args.accounts)) % args.accounts;
-                                let amount = rng.random_range(1..=50);
-                                let done = transfer(
-                                    bank,
-                                    lab,
-                                    from,
-                                    to,
-                                    amount,
-                                    how,
-                                    hold,
-                                    &|| {},
-                                    &mut rng,
-                                )?;
-                                made += 1;
-                                refused += done.refused;
-                                timed_out += done.timed_out;
-                            }
-                            Ok((made, refused, timed_out))
-                        },
-                    )
+    let outcomes: Vec<anyhow::Result<Tally>> = std::thread::scope(|s| -> anyhow::Result<_> {
+        let (bank, next) = (&bank, &next);
+        let tellers: Vec<_> = (1..=args.tellers)
+            .map(|t| {
+                let name = format!("Teller-{t}");
+                let rng = lab.rng(&format!("{name}-{key}"));
+                lab.spawn(s, name, move || {
+                    random_teller(args, lab, bank, next, how, hold, rng)
                 })
-                .collect::<anyhow::Result<_>>()?;
-            tellers.into_iter().map(lab::join).collect()
-        })?;
+            })
+            .collect::<anyhow::Result<_>>()?;
+        tellers.into_iter().map(lab::join).collect()
+    })?;
     graph.set_policy(Policy::Break);
     let took = began.elapsed();
     let after = bank.total();
     let (mut made, mut refused, mut timed_out) = (0u64, 0u32, 0u32);
     for o in outcomes {
         match o {
-            Ok((m, r, t)) => {
-                made += m;
-                refused += r;
-                timed_out += t;
+            Ok(t) => {
+                made += t.made;
+                refused += t.refused;
+                timed_out += t.timed_out;
             }
             Err(e) if lab.interrupted() => info!("{e:#}"),
             Err(e) => return Err(e),
@@ -533,36 +596,15 @@ fn random_transfers(
         format!("{before} → {after}"),
         units::duration(took),
     ]);
-    report.metric(format!("{key}.cycles"), cycles as u64);
-    report.metric(format!("{key}.completed"), made);
-    report.metric(format!("{key}.retries"), u64::from(refused + timed_out));
-    if matches!(how, How::Ordered) {
-        report.check(
-            format!(
-                "ordering: cycles the detector found in {} random transfers",
-                args.transfers
-            ),
-            "0 (every teller locks the lower id first: no cycle can form)",
-            cycles,
-            cycles == 0,
-        );
-    } else {
-        report.check(
-            "timeout: waits the detector refused (it only counts cycles here)",
-            format!("0; {cycles} cycles formed, each ended by a timed wait running out ({timed_out} in all)"),
-            refused,
-            refused == 0 && (cycles == 0 || timed_out > 0),
-        );
-    }
-    report.check(
-        format!("{key}: transfers completed, and the money in the bank"),
-        format!(
-            "{} of {}; {before} before and after",
-            args.transfers, args.transfers
-        ),
-        format!("{made} of {}; {after}", args.transfers),
-        made == args.transfers && after == before,
-    );
+    let seen = RandomSeen {
+        made,
+        refused,
+        timed_out,
+        cycles,
+        before,
+        after,
+    };
+    judge_random(args, how, key, &seen, report);
     Ok(())
 }
 
