@@ -132,6 +132,33 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         "Builder::new().name(\"Worker-1\"): configured, not started: no ThreadId and no OS thread \
          yet (Python: Thread(…).ident is None)"
     );
+    if let Some(seen) = observe_life(args, lab)? {
+        judge_life(&seen, report);
+    }
+    Ok(())
+}
+
+/// What Part 1 saw of Worker-1, from the handle and from the OS's own list of threads.
+struct LifeSeen {
+    /// The ThreadId the handle holds is the one the thread reported (std's guarantee).
+    same_id: bool,
+    /// The name the OS lists it under while it runs, if listed.
+    comm: Option<String>,
+    /// `is_finished()` was false after the spawn.
+    running: bool,
+    /// The timed join: its timeout, whether the thread was done in it, how long it took,
+    /// and whether the OS still listed the thread.
+    short: Duration,
+    early: bool,
+    waited: Duration,
+    listed_during: Option<bool>,
+    /// The real join: the thread said it was done, its value, and the OS's list after.
+    done: bool,
+    value: u64,
+    listed_after: Option<bool>,
+}
+
+fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
     let gate = Event::new().with_probe(lab.probe("go"));
     let (ids_tx, ids_rx) = crossbeam_channel::bounded::<(ThreadId, i64)>(1);
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
@@ -195,19 +222,35 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
                 None => "(no OS thread list here)",
             }
         );
-        Ok(Some((
-            reported_id == held_id,
+        Ok(Some(LifeSeen {
+            same_id: reported_id == held_id,
             comm,
             running,
-            (early, waited, listed_during),
-            (done, value, listed_after),
-        )))
+            short,
+            early,
+            waited,
+            listed_during,
+            done,
+            value,
+            listed_after,
+        }))
     })?;
-    let Some(seen) = seen else {
-        return Ok(());
-    };
-    let (same_id, comm, running, (early, waited, listed_during), (done, value, listed_after)) =
-        seen;
+    Ok(seen)
+}
+
+fn judge_life(seen: &LifeSeen, report: &mut Report) {
+    let LifeSeen {
+        same_id,
+        ref comm,
+        running,
+        short,
+        early,
+        waited,
+        listed_during,
+        done,
+        value,
+        listed_after,
+    } = *seen;
     // std guarantees the handle's ThreadId is the thread's own, so this is shown, not
     // checked: the evidence that the thread exists is the OS's own list (below).
     report.metric("thread_id_matches_handle", u64::from(same_id));
@@ -250,7 +293,6 @@ fn life(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         format!("{value}; {}", listed(listed_after)),
         done && value == 42 && listed_after != Some(true),
     );
-    Ok(())
 }
 
 /// Part 2: names as the OS sees them (15 bytes on Linux), and the live count at each step.
