@@ -509,6 +509,18 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
         .fold((0, 0u64), |(k, t), v| (k + 1, t.wrapping_add(v)));
     let parts_in_mutex = lock(&shared).len();
     let totals = [totals[0], totals[1], totals[2], by_channel];
+    judge_results(w, expected, totals, [w, w, parts_in_mutex, parts], report);
+    Ok(())
+}
+
+/// The four ways back: each must bring one part per thread, adding up to the formula's sum.
+fn judge_results(
+    w: usize,
+    expected: u64,
+    totals: [u64; 4],
+    counts: [usize; 4],
+    report: &mut Report,
+) {
     let mut table = Table::new(["way back", "parts", "total", ""]);
     let ways = [
         "join() returns the closure's value",
@@ -516,7 +528,6 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
         "a shared Mutex<Vec<u64>>",
         "a channel (a queue)",
     ];
-    let counts = [w, w, parts_in_mutex, parts];
     let mut wrong = Vec::new();
     for ((way, total), count) in ways.iter().zip(totals).zip(counts) {
         let ok = total == expected && count == w;
@@ -543,7 +554,6 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
         },
         wrong.is_empty(),
     );
-    Ok(())
 }
 
 /// How long the child's Writer works: long enough that a main thread returning at once
