@@ -187,6 +187,109 @@ impl Strategy {
     }
 }
 
+/// A worker's `--tasks` queries, each on a connection held the strategy's way.
+fn worker_queries(
+    args: &Args,
+    lab: &Lab,
+    strategy: Strategy,
+    shared: Option<&Mutex<Connection>>,
+    db: &Database,
+    closed_tx: &crossbeam_channel::Sender<Closed>,
+    query: Duration,
+) -> anyhow::Result<()> {
+    for task in 1..=args.tasks {
+        if lab.interrupted() {
+            break;
+        }
+        match strategy {
+            Strategy::ThreadLocal => CONNECTION.with(|slot| {
+                let mut slot = slot.borrow_mut();
+                if slot.is_none() {
+                    let c = Connection::open(db.addr, query, Some(closed_tx.clone()))?;
+                    info!("task {task}: opened connection #{} for this thread", c.id);
+                    *slot = Some(c);
+                }
+                let c = slot.as_mut().expect("opened above");
+                c.query(task)?;
+                info!(
+                    "task {task}: query on connection #{} (use {})",
+                    c.id, c.uses
+                );
+                anyhow::Ok(())
+            })?,
+            Strategy::Shared => {
+                let asked = Instant::now();
+                let mut c = lock(shared.expect("shared strategy"));
+                let waited = asked.elapsed();
+                c.query(task)?;
+                info!(
+                    "task {task}: query on shared connection #{} after waiting {} for it",
+                    c.id,
+                    units::duration(waited)
+                );
+            }
+            Strategy::PerTask => {
+                let mut c = Connection::open(db.addr, query, None)?;
+                c.query(task)?;
+                info!("task {task}: query on new connection #{}", c.id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Each strategy's check, from the database's own counts (and, for the thread-local one, the
+/// destructors that ran).
+fn judge_connections(
+    args: &Args,
+    strategy: Strategy,
+    stats: &Stats,
+    uses: &str,
+    destructors: usize,
+    report: &mut Report,
+) {
+    let per_conn = &stats.queries_per_connection;
+    let total = args.workers * args.tasks;
+    match strategy {
+        Strategy::ThreadLocal => {
+            let each_m =
+                per_conn.len() == args.workers && per_conn.iter().all(|&q| q == args.tasks as u64);
+            report.check(
+                "one per thread: connections the database saw opened, and queries on each",
+                format!("{} opened, {} queries each", args.workers, args.tasks),
+                format!("{} opened, {uses}", stats.accepted),
+                stats.accepted == args.workers && each_m,
+            );
+            report.check(
+                "one per thread: closed by a thread-local destructor at thread exit (destructors run; closes the database saw)",
+                format!("{0}; {0}", args.workers),
+                format!("{}; {}", destructors, stats.closed),
+                destructors == args.workers && stats.closed == args.workers,
+            );
+        }
+        Strategy::Shared => {
+            report.check(
+                "one shared behind a lock: connections opened, most queries at once",
+                format!("1 opened, {total} queries on it, 1 at a time"),
+                format!(
+                    "{} opened, {} queries on it, {} at a time",
+                    stats.accepted,
+                    per_conn.iter().sum::<u64>(),
+                    stats.most_in_flight
+                ),
+                stats.accepted == 1 && *per_conn == [total as u64] && stats.most_in_flight == 1,
+            );
+        }
+        Strategy::PerTask => {
+            report.check_eq(
+                "a new one per task: connections the database saw opened",
+                total.to_string(),
+                stats.accepted.to_string(),
+            );
+        }
+    }
+}
+
 /// Part 2: N workers × M queries through each strategy, against a database on 127.0.0.1
 /// that counts what it sees: connections opened and closed, queries per connection, most
 /// queries in flight at once.
@@ -217,44 +320,9 @@ fn connections(
         let workers: Vec<_> = (1..=args.workers)
             .map(|w| {
                 let (shared, closed_tx, db) = (&shared, closed_tx.clone(), &db);
-                lab.spawn(s, format!("Worker-{w}"), move || -> anyhow::Result<()> {
-                    for task in 1..=args.tasks {
-                        if lab.interrupted() {
-                            break;
-                        }
-                        match strategy {
-                            Strategy::ThreadLocal => CONNECTION.with(|slot| {
-                                let mut slot = slot.borrow_mut();
-                                if slot.is_none() {
-                                    let c = Connection::open(db.addr, query, Some(closed_tx.clone()))?;
-                                    info!("task {task}: opened connection #{} for this thread", c.id);
-                                    *slot = Some(c);
-                                }
-                                let c = slot.as_mut().expect("opened above");
-                                c.query(task)?;
-                                info!("task {task}: query on connection #{} (use {})", c.id, c.uses);
-                                anyhow::Ok(())
-                            })?,
-                            Strategy::Shared => {
-                                let asked = Instant::now();
-                                let mut c = lock(shared.as_ref().expect("shared strategy"));
-                                let waited = asked.elapsed();
-                                c.query(task)?;
-                                info!(
-                                    "task {task}: query on shared connection #{} after waiting {} for it",
-                                    c.id,
-                                    units::duration(waited)
-                                );
-                            }
-                            Strategy::PerTask => {
-                                let mut c = Connection::open(db.addr, query, None)?;
-                                c.query(task)?;
-                                info!("task {task}: query on new connection #{}", c.id);
-                            }
-                        }
-                    }
-                    Ok(())
+                lab.spawn(s, format!("Worker-{w}"), move || {
                     // Leaving the thread runs CONNECTION's destructor: Connection::drop.
+                    worker_queries(args, lab, strategy, shared.as_ref(), db, &closed_tx, query)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
@@ -275,7 +343,7 @@ fn connections(
             c.thread, c.id, c.uses
         );
     }
-    let per_conn = stats.queries_per_connection;
+    let per_conn = &stats.queries_per_connection;
     let uses = match (per_conn.iter().min(), per_conn.iter().max()) {
         (Some(lo), Some(hi)) if lo == hi => format!("{lo} each"),
         (Some(lo), Some(hi)) => format!("{lo} to {hi}"),
@@ -293,45 +361,7 @@ fn connections(
     report.metric(format!("{key}.closed"), stats.closed as u64);
     report.metric(format!("{key}.most_in_flight"), stats.most_in_flight as u64);
     report.metric(format!("{key}.ms"), units::ms(took));
-    let total = args.workers * args.tasks;
-    match strategy {
-        Strategy::ThreadLocal => {
-            let each_m =
-                per_conn.len() == args.workers && per_conn.iter().all(|&q| q == args.tasks as u64);
-            report.check(
-                "one per thread: connections the database saw opened, and queries on each",
-                format!("{} opened, {} queries each", args.workers, args.tasks),
-                format!("{} opened, {uses}", stats.accepted),
-                stats.accepted == args.workers && each_m,
-            );
-            report.check(
-                "one per thread: closed by a thread-local destructor at thread exit (destructors run; closes the database saw)",
-                format!("{0}; {0}", args.workers),
-                format!("{}; {}", destructors.len(), stats.closed),
-                destructors.len() == args.workers && stats.closed == args.workers,
-            );
-        }
-        Strategy::Shared => {
-            report.check(
-                "one shared behind a lock: connections opened, most queries at once",
-                format!("1 opened, {total} queries on it, 1 at a time"),
-                format!(
-                    "{} opened, {} queries on it, {} at a time",
-                    stats.accepted,
-                    per_conn.iter().sum::<u64>(),
-                    stats.most_in_flight
-                ),
-                stats.accepted == 1 && per_conn == [total as u64] && stats.most_in_flight == 1,
-            );
-        }
-        Strategy::PerTask => {
-            report.check_eq(
-                "a new one per task: connections the database saw opened",
-                total.to_string(),
-                stats.accepted.to_string(),
-            );
-        }
-    }
+    judge_connections(args, strategy, &stats, &uses, destructors.len(), report);
     Ok(took)
 }
 
