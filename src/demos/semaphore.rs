@@ -107,10 +107,35 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         workers.into_iter().map(lab::join).collect()
     })?;
 
-    let most = most.load(SeqCst);
+    judge_visits(
+        args,
+        lab,
+        &visits,
+        most.load(SeqCst),
+        &sem,
+        &probe,
+        &mut report,
+    );
+    if args.bounded {
+        over_release(args.permits, lab, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// The visits' table and the checks: holders never over the permits (counted by the
+/// workers), the count reached, every permit back (taken again until one is refused).
+fn judge_visits(
+    args: &Args,
+    lab: &Lab,
+    visits: &[Visit],
+    most: usize,
+    sem: &Semaphore,
+    probe: &crate::lab::Probe,
+    report: &mut Report,
+) {
     let expected_most = args.threads.min(args.permits);
     let mut table = Table::new(["worker", "waited", "held (simulated)"]);
-    for v in &visits {
+    for v in visits {
         table.row([
             v.name.clone(),
             units::duration(v.waited),
@@ -148,10 +173,6 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         takeable,
         takeable == args.permits,
     );
-    if args.bounded {
-        over_release(args.permits, lab, &mut report)?;
-    }
-    Ok(report)
 }
 
 /// The over-release lesson: the same mistake against each kind of semaphore, then
