@@ -13,7 +13,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
 
 /// One deliberate break.
 struct Mutant {
@@ -512,6 +511,100 @@ fn run_tests(scratch: &Path, target: &Path, filter: &str) -> Vec<String> {
     }
 }
 
+/// Breaks whose text is not in their file exactly once (the code moved under them).
+fn misplaced(repo: &Path) -> Vec<String> {
+    MUTANTS
+        .iter()
+        .filter(|m| {
+            std::fs::read_to_string(repo.join(m.file))
+                .map_or(true, |src| src.matches(m.find).count() != 1)
+        })
+        .map(|m| format!("{} ({})", m.name, m.file))
+        .collect()
+}
+
+/// Where the runs happen: a scratch copy of the source, its target folder, and a URL list
+/// with a line repeated (against a port nothing listens on: refused, fast, no network).
+struct Scratch {
+    copy: PathBuf,
+    target: PathBuf,
+    duplicates: PathBuf,
+}
+
+fn prepare(repo: &Path) -> anyhow::Result<Scratch> {
+    let base = std::env::temp_dir().join("threadlab-mutants");
+    let copy = base.join("src-copy");
+    let _ = std::fs::remove_dir_all(&copy);
+    std::fs::create_dir_all(&copy)?;
+    for f in ["Cargo.toml", "Cargo.lock", "clippy.toml"] {
+        if repo.join(f).exists() {
+            std::fs::copy(repo.join(f), copy.join(f))?;
+        }
+    }
+    copy_tree(&repo.join("src"), &copy.join("src"))?;
+    // The Python snippets compiled into the binary (`--python`).
+    copy_tree(&repo.join("demos"), &copy.join("demos"))?;
+    let duplicates = base.join("duplicates.txt");
+    std::fs::write(
+        &duplicates,
+        "http://127.0.0.1:9/a\nhttp://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\n",
+    )?;
+    Ok(Scratch {
+        copy,
+        target: base.join("target"),
+        duplicates,
+    })
+}
+
+/// One break: applied in the scratch copy, built, its demos and unit tests run, undone.
+/// Returns what a demo check and a unit test said, and whether a demo check caught it.
+fn try_mutant(m: &Mutant, repo: &Path, sc: &Scratch) -> anyhow::Result<(String, String, bool)> {
+    let path = sc.copy.join(m.file);
+    let original = std::fs::read_to_string(repo.join(m.file))?;
+    anyhow::ensure!(
+        original.matches(m.find).count() == 1,
+        "{}: the text to change is not in {} exactly once",
+        m.name,
+        m.file
+    );
+    std::fs::write(&path, original.replacen(m.find, m.replace, 1))?;
+    let result = build(&sc.copy, &sc.target).map(|exe| {
+        let demos = run_demos(&exe, m.runs, &sc.duplicates);
+        let tests = run_tests(&sc.copy, &sc.target, m.tests);
+        (demos, tests)
+    });
+    std::fs::write(&path, &original)?;
+    // A break that does not build is the runner's own mistake: said, and the run goes on.
+    let (demos, tests) = match result {
+        Ok(found) => found,
+        Err(e) => {
+            let first = e.to_string().lines().nth(1).unwrap_or("").to_string();
+            let mut f = Findings::default();
+            f.errors.push(format!("the break does not build: {first}"));
+            (f, Vec::new())
+        }
+    };
+    let caught = !demos.failed_checks.is_empty();
+    let by_demo = if caught {
+        format!("✘ {}", demos.failed_checks.join("; "))
+    } else {
+        format!(
+            "NOT CAUGHT{}",
+            demos
+                .errors
+                .first()
+                .map(|e| format!(" (only an error: {e})"))
+                .unwrap_or_default()
+        )
+    };
+    let by_test = if tests.is_empty() {
+        "—".to_string()
+    } else {
+        tests.join(", ")
+    };
+    Ok((by_demo, by_test, caught))
+}
+
 fn main() -> anyhow::Result<()> {
     let mut only: Vec<String> = std::env::args().skip(1).collect();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
@@ -519,14 +612,7 @@ fn main() -> anyhow::Result<()> {
     // (`--check`: only this).
     let check_only = only.iter().any(|a| a == "--check");
     only.retain(|a| a != "--check");
-    let misplaced: Vec<String> = MUTANTS
-        .iter()
-        .filter(|m| {
-            std::fs::read_to_string(repo.join(m.file))
-                .map_or(true, |src| src.matches(m.find).count() != 1)
-        })
-        .map(|m| format!("{} ({})", m.name, m.file))
-        .collect();
+    let misplaced = misplaced(&repo);
     anyhow::ensure!(
         misplaced.is_empty(),
         "the text to change is not in its file exactly once: {misplaced:?}"
@@ -535,33 +621,15 @@ fn main() -> anyhow::Result<()> {
         println!("every one of {} breaks finds its text once", MUTANTS.len());
         return Ok(());
     }
-    let base = std::env::temp_dir().join("threadlab-mutants");
-    let scratch = base.join("src-copy");
-    let target = base.join("target");
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)?;
-    for f in ["Cargo.toml", "Cargo.lock"] {
-        std::fs::copy(repo.join(f), scratch.join(f))?;
-    }
-    copy_tree(&repo.join("src"), &scratch.join("src"))?;
-    // The Python snippets compiled into the binary (`--python`).
-    copy_tree(&repo.join("demos"), &scratch.join("demos"))?;
-    // A list with a line repeated, against a port nothing listens on (connection refused:
-    // fast, and no network).
-    let duplicates = base.join("duplicates.txt");
-    std::fs::write(
-        &duplicates,
-        "http://127.0.0.1:9/a\nhttp://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\n",
-    )?;
-
+    let sc = prepare(&repo)?;
     println!(
         "threadlab mutants: each break in a scratch copy ({})",
-        scratch.display()
+        sc.copy.display()
     );
-    let exe = build(&scratch, &target)?;
+    let exe = build(&sc.copy, &sc.target)?;
     let mut baseline_bad = Vec::new();
     for m in MUTANTS {
-        let f = run_demos(&exe, m.runs, &duplicates);
+        let f = run_demos(&exe, m.runs, &sc.duplicates);
         // url-check exits 2 on failing URLs; that list fails on purpose, so only its
         // checks matter here.
         baseline_bad.extend(f.failed_checks);
@@ -572,68 +640,24 @@ fn main() -> anyhow::Result<()> {
         "the unmutated copy fails already: {baseline_bad:?}"
     );
     println!("baseline: every listed run passes every check\n");
-
     let mut rows = Vec::new();
-    let mut uncaught = 0;
     for m in MUTANTS
         .iter()
         .filter(|m| only.is_empty() || only.iter().any(|o| m.name.contains(o.as_str())))
     {
-        let path = scratch.join(m.file);
-        let original = std::fs::read_to_string(repo.join(m.file))?;
-        anyhow::ensure!(
-            original.matches(m.find).count() == 1,
-            "{}: the text to change is not in {} exactly once",
-            m.name,
-            m.file
-        );
-        std::fs::write(&path, original.replacen(m.find, m.replace, 1))?;
-        let result = build(&scratch, &target).map(|exe| {
-            let demos = run_demos(&exe, m.runs, &duplicates);
-            let tests = run_tests(&scratch, &target, m.tests);
-            (demos, tests)
-        });
-        std::fs::write(&path, &original)?;
-        // A break that does not build is the runner's own mistake: said, and the run goes on.
-        let (demos, tests) = match result {
-            Ok(found) => found,
-            Err(e) => {
-                let first = e.to_string().lines().nth(1).unwrap_or("").to_string();
-                let mut f = Findings::default();
-                f.errors.push(format!("the break does not build: {first}"));
-                (f, Vec::new())
-            }
-        };
-        let by_demo = if demos.failed_checks.is_empty() {
-            uncaught += 1;
-            format!(
-                "NOT CAUGHT{}",
-                demos
-                    .errors
-                    .first()
-                    .map(|e| format!(" (only an error: {e})"))
-                    .unwrap_or_default()
-            )
-        } else {
-            format!("✘ {}", demos.failed_checks.join("; "))
-        };
-        let by_test = if tests.is_empty() {
-            "—".to_string()
-        } else {
-            tests.join(", ")
-        };
+        let (by_demo, by_test, caught) = try_mutant(m, &repo, &sc)?;
         println!(
             "{}\n  demo check: {by_demo}\n  unit test:  {by_test}",
             m.name
         );
-        rows.push((m.name, by_demo, by_test));
-        std::thread::sleep(Duration::from_millis(10));
+        rows.push((m.name, by_demo, by_test, caught));
     }
     println!("\n| break | caught by a demo check | caught by a unit test |");
     println!("|---|---|---|");
-    for (name, demo, test) in &rows {
+    for (name, demo, test, _) in &rows {
         println!("| {name} | {demo} | {test} |");
     }
+    let uncaught = rows.iter().filter(|r| !r.3).count();
     println!(
         "\n{} mutants: {} caught by a demo check, {uncaught} not",
         rows.len(),
