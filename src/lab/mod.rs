@@ -414,12 +414,11 @@ impl Lab {
     }
 }
 
-/// A pause between two looks at a condition a demo sequences on (not simulated work: not
-/// scaled by --pace, not recorded); none once the run is interrupted.
+/// A short pause between two looks at a condition a demo sequences on (not simulated work:
+/// not scaled by --pace, not recorded). It always sleeps, even once the run is interrupted,
+/// so a polling loop never spins; keep `d` to a few milliseconds.
 pub fn pause(d: Duration) {
-    if !signals::interrupted() {
-        std::thread::sleep(d);
-    }
+    std::thread::sleep(d);
 }
 
 /// Spawns a named, detached thread whose life `recorder` keeps (what
