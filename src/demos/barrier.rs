@@ -341,7 +341,7 @@ fn two_waiters_broken_by(
         // Sequencing only (not evidence): break it once both are waiting, or after a bound.
         let deadline = Instant::now() + Duration::from_secs(5);
         while barrier.n_waiting() < 2 && Instant::now() < deadline {
-            lab::signals::sleep(Duration::from_millis(1));
+            lab::pause(Duration::from_millis(1));
         }
         info!("{what}");
         let at = Instant::now();

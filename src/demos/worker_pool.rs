@@ -137,7 +137,7 @@ fn run_tutorial_pool(
             got
         };
         while !tasks.is_empty() && !lab.interrupted() {
-            lab::signals::sleep(Duration::from_millis(1));
+            lab::pause(Duration::from_millis(1));
         }
         let without_join = drain();
         info!(
