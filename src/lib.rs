@@ -200,10 +200,13 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if g.timeline {
         print_timeline(g.json, &output, &mut report)?;
     }
-    print_report(g.json, &output, &report)?;
+    let printed = print_report(g.json, &output, &report);
     // The picture files last: a file that cannot be written after all (a full disk) costs
-    // the picture, never the report already printed.
-    write_pictures(picture_files, &report)?;
+    // the picture, never the report already printed; a report that could not be printed
+    // (`-q --trace t.json | head -1`) costs the report, never the picture.
+    let pictures = write_pictures(picture_files, &report);
+    printed?;
+    pictures?;
     if !report.ok && report.exit_code.is_none() && !report.interrupted {
         let failed: Vec<&str> = report
             .checks
@@ -337,6 +340,7 @@ fn start_watchdog(done: Arc<sync::Event>, limit: Duration, output: Output) {
                     "threadlab: error: the demo ran longer than --watchdog {} s and was stopped",
                     limit.as_secs()
                 ));
+                lab::picture_files::discard_scratch();
                 std::process::exit(1);
             }
         });

@@ -1,6 +1,7 @@
 //! Evidence, second round: defects found from outside the project's own tests, each with the
 //! test that failed before its fix; flags that rule a lesson out; pages that must agree with
 //! the demos' defaults.
+#![allow(clippy::disallowed_methods)] // std::thread::sleep is denied in src/demos only
 
 mod common;
 use common::*;
@@ -358,4 +359,62 @@ fn flag_default(help: &str, flag: &str) -> Option<String> {
     let entry = &after[..end];
     let d = entry.find("[default: ")?;
     Some(entry[d + 10..].chars().take_while(|c| *c != ']').collect())
+}
+
+/// Runs `threadlab ARGS` with its stdout a pipe whose reader is already gone.
+fn with_closed_stdout(args: &[&str]) -> std::process::ExitStatus {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("threadlab"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{args:?} did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_closed_pipe_costs_the_report_not_the_picture_and_leaves_no_scratch_file() {
+    // -q: the run completes; only the summary meets the closed pipe.
+    let d = scratch("pipe-q");
+    let t = d.join("t.json");
+    with_closed_stdout(&[
+        "semaphore",
+        "--pace",
+        "0.02",
+        "-q",
+        "--trace",
+        t.to_str().unwrap(),
+    ]);
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&t).expect("the picture was written"))
+            .expect("a whole trace");
+    assert!(trace.to_string().contains("Worker"));
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "no scratch file left"
+    );
+    // The narrative meets the closed pipe mid-run: no picture, and no scratch file either.
+    let d = scratch("pipe-narrative");
+    let t = d.join("t.json");
+    with_closed_stdout(&[
+        "semaphore",
+        "--pace",
+        "0.02",
+        "--trace",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        0,
+        "no scratch file left"
+    );
 }

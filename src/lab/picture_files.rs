@@ -15,6 +15,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+/// Every scratch file of this process not yet renamed or removed: an exit that skips the
+/// destructors (a closed pipe, a second Ctrl-C, the watchdog) still leaves no litter.
+static LIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Removes every scratch picture file still open: for the paths that end the process at
+/// once. The targets stay as they were.
+pub fn discard_scratch() {
+    for path in crate::sync::lock(&LIVE).drain(..) {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+fn forget(scratch: &Path) {
+    crate::sync::lock(&LIVE).retain(|p| p != scratch);
+}
+
 /// One picture file being written: where it goes, and the scratch file beside it.
 struct Pending {
     flag: &'static str,
@@ -77,6 +93,7 @@ impl PictureFiles {
                 f.get_ref().sync_all().with_context(what)?;
             }
             std::fs::rename(&p.scratch, &p.target).with_context(what)?;
+            forget(&p.scratch);
         }
         self.pending.clear();
         Ok(())
@@ -88,6 +105,7 @@ impl Drop for PictureFiles {
         for p in &mut self.pending {
             drop(p.file.take());
             let _ = std::fs::remove_file(&p.scratch);
+            forget(&p.scratch);
         }
     }
 }
@@ -127,6 +145,7 @@ fn open_one(flag: &'static str, target: &Path) -> anyhow::Result<Pending> {
     let file = File::create(&scratch)
         .map(BufWriter::new)
         .with_context(|| format!("{flag} {shown}: cannot write the file"))?;
+    crate::sync::lock(&LIVE).push(scratch.clone());
     Ok(Pending {
         flag,
         target: target.to_path_buf(),
