@@ -102,8 +102,9 @@ struct Done {
     refused: u32,
     /// Attempts whose timed wait ran out.
     timed_out: u32,
-    /// The cycle of the last refusal, and how long the refusal took by the teller's clock.
-    refusal: Option<(Box<Cycle>, Duration)>,
+    /// How long the last refusal took, by the teller's clock (the cycle is in the detector's
+    /// record, checked against the tellers' claims).
+    refusal: Option<Duration>,
 }
 
 /// Moves `amount` from `from` to `to`, retrying after a refusal or a timeout.
@@ -147,7 +148,7 @@ fn transfer(
                 drop(g1);
                 return Ok(done);
             }
-            Err(LockError::Deadlock { cycle, .. }) => {
+            Err(LockError::Deadlock { .. }) => {
                 let took = asked.elapsed();
                 warn!(
                     "refused '{}': I am the deadlock's victim; letting go of '{}' and backing off",
@@ -156,7 +157,7 @@ fn transfer(
                 );
                 warn!("(Python would wait here forever: the lab refused this wait)");
                 done.refused += 1;
-                done.refusal = Some((cycle, took));
+                done.refusal = Some(took);
             }
             Err(LockError::Timeout { .. }) if matches!(how, How::Timeout(_)) => {
                 done.timed_out += 1;
@@ -358,8 +359,8 @@ fn judge_two_tellers(seen: &TwoTellersSeen, lab: &Lab, report: &mut Report, tabl
             Ok(d) => {
                 completed += 1;
                 refused += d.refused;
-                if let Some((_, took)) = &d.refusal {
-                    refusals.push((claim.teller.clone(), *took));
+                if let Some(took) = d.refusal {
+                    refusals.push((claim.teller.clone(), took));
                 }
             }
             Err(e) => warn!("{}: {e:#}", claim.teller),
