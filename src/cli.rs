@@ -62,59 +62,12 @@ pub struct GlobalArgs {
     pub watchdog: u64,
 }
 
-/// One variant per demo, in lesson order.
+/// The demos (from the registry, in lesson order), then the tools.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// The life of a thread: start, names, ids, alive or not, join with a timeout, results back.
-    #[command(visible_alias = "basics")]
-    Threads(demos::threads::Args),
-    /// Mutual exclusion: a bank account loses money without a lock; try-lock, timeouts, guards.
-    Lock(demos::lock::Args),
-    /// Lost updates from an unsynchronized counter, counted, then fixed (mutex, atomic, local sum).
-    #[command(name = "race-condition", visible_alias = "race")]
-    RaceCondition(demos::race_condition::Args),
-    /// A re-entrant lock: the owner may enter again; a plain lock would deadlock on itself.
-    Rlock(demos::rlock::Args),
-    /// Bounded access: never more holders than permits; a bounded semaphore refuses over-release.
-    Semaphore(demos::semaphore::Args),
-    /// Two tellers lock two accounts in opposite orders: the cycle found at once, broken, then fixed.
-    Deadlock(demos::deadlock::Args),
-    /// The dining philosophers: a circular deadlock caught at once; ordering and a waiter prevent it.
-    Philosophers(demos::philosophers::Args),
-    /// A semaphore limits how many at once, not how many per second; a real rate limiter; a pool.
-    #[command(name = "rate-limit")]
-    RateLimit(demos::rate_limit::Args),
-    /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
-    Condition(demos::condition::Args),
-    /// One thread signals many: set wakes every waiter; timed waits; a shutdown loop that stops at once.
-    Event(demos::event::Args),
-    /// Run something later, or cancel it in time; a repeating timer that drifts, and one that does not.
-    Timer(demos::timer::Args),
-    /// Nobody goes on until everyone arrives: phases, an action per phase, timeouts, abort, reset.
-    Barrier(demos::barrier::Args),
-    /// A bounded queue between producers and consumers, with sentinel, timeout and close shutdowns.
-    ProducerConsumer(demos::producer_consumer::Args),
-    /// Each thread its own: a thread-local value, and a database connection per thread.
-    #[command(name = "thread-local", visible_alias = "local")]
-    ThreadLocal(demos::thread_local::Args),
-    /// What needs no lock: immutable data, a counter per thread, a sharded map; each cost measured.
-    #[command(name = "shared-data")]
-    SharedData(demos::shared_data::Args),
-    /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
-    Daemon(demos::daemon::Args),
-    /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.
-    Exceptions(demos::exceptions::Args),
-    /// Threads speed up waiting, not computing beyond the cores; --python shows the GIL beside Rust.
-    #[command(name = "cpu-vs-io", visible_alias = "gil")]
-    CpuVsIo(demos::cpu_vs_io::Args),
-    /// The tutorials' hand-built pool as written: the late stop, get_results() without join(); the fix.
-    #[command(name = "worker-pool")]
-    WorkerPool(demos::worker_pool::Args),
-    /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
-    Pool(demos::pool::Args),
-    /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).
-    #[command(name = "url-check", visible_alias = "url-checker")]
-    UrlCheck(demos::url_check::Args),
+    /// A demo.
+    #[command(flatten)]
+    Demo(demos::Demo),
     /// A small httpbin-like HTTP server on 127.0.0.1 for offline url-check runs.
     Serve(crate::serve::Args),
     /// List the demos in lesson order.

@@ -141,13 +141,27 @@ pub(crate) fn install_panic_hook() {
     }));
 }
 
+/// What a command runs under the lab: a demo, or the `serve` tool.
+type Job<'a> = Box<dyn FnOnce(&Lab) -> anyhow::Result<lab::Report> + 'a>;
+
 fn run(cli: Cli) -> anyhow::Result<i32> {
-    let g = &cli.global;
-    match &cli.command {
+    // url-check bounds itself with per-request timeouts and a list can legitimately take
+    // long; serve runs until Ctrl-C. The watchdog guards the other demos.
+    let (job, guarded): (Job, bool) = match &cli.command {
         Command::List => return list(),
         Command::Explain(e) => return explain(&e.demo),
-        _ => {}
-    }
+        Command::Demo(demo) => (
+            Box::new(move |lab| demo.run(lab)),
+            !matches!(demo, demos::Demo::UrlCheck(_)),
+        ),
+        Command::Serve(args) => (Box::new(move |lab| serve::run(args, lab)), false),
+    };
+    run_lab(&cli.global, job, guarded)
+}
+
+/// Runs `job` under a lab built from the global flags: pictures judged first, the watchdog,
+/// then the report, the timeline and the pictures, in that order.
+fn run_lab(g: &cli::GlobalArgs, job: Job, guarded: bool) -> anyhow::Result<i32> {
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
     // The picture files are judged and opened before the run: a path that cannot take a
     // picture is an error now, not after a long demo (see `lab::picture_files`).
@@ -155,39 +169,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         ("--trace", g.trace.as_deref()),
         ("--svg", g.svg.as_deref()),
     ])?;
-    let pictures = g.timeline || picture_files.any();
-    let lab = Lab::new(
-        Settings {
-            pace: g.pace,
-            seed: g.seed.map(u64::from),
-            record: true,
-            pictures,
-        },
-        output.clone(),
-    );
-    output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));
-    tracing::info!(
-        "seed {} (replays durations, not thread order) · pace {}",
-        lab.seed(),
-        lab.pace()
-    );
-
+    let lab = new_lab(g, &output, picture_files.any());
     // A test hook: proves that a panic nobody expected still ends in one clear line.
     if std::env::var_os("THREADLAB_TEST_PANIC").is_some() {
         panic!("THREADLAB_TEST_PANIC is set");
     }
     let done = Arc::new(sync::Event::new());
-    // url-check bounds itself with per-request timeouts and a list can legitimately take
-    // long; serve runs until Ctrl-C. The watchdog guards the demos.
-    let guarded = !matches!(cli.command, Command::UrlCheck(_) | Command::Serve(_));
     if guarded && g.watchdog > 0 {
-        start_watchdog(
-            Arc::clone(&done),
-            Duration::from_secs(g.watchdog),
-            output.clone(),
-        );
+        let limit = Duration::from_secs(g.watchdog);
+        start_watchdog(Arc::clone(&done), limit, output.clone());
     }
-    let result = demos::run(&cli.command, &lab);
+    let result = job(&lab);
     done.set();
     lab::signals::finished();
     // No run, no picture: dropping `picture_files` leaves every target as it was.
@@ -196,7 +188,6 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     if let Some(signal) = lab::signals::received() {
         report.interrupt(signal);
     }
-
     if g.timeline {
         print_timeline(g.json, &output, &mut report)?;
     }
@@ -207,38 +198,63 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let pictures = write_pictures(picture_files, &report);
     printed?;
     pictures?;
-    if !report.ok && report.exit_code.is_none() && !report.interrupted {
-        let failed: Vec<&str> = report
-            .checks
-            .iter()
-            .filter(|c| !c.ok)
-            .map(|c| c.name.as_str())
-            .collect();
-        eprintln!(
-            "threadlab: {}: check failed: {}",
-            report.demo,
-            failed.join("; ")
-        );
-    }
+    say_failed_checks(&report);
     Ok(lab::signals::exit_code().unwrap_or_else(|| report.exit_code()))
+}
+
+/// The lab for this run, its logger installed and the seed said.
+fn new_lab(g: &cli::GlobalArgs, output: &Output, picture_files: bool) -> Lab {
+    let pictures = g.timeline || picture_files;
+    let settings = Settings {
+        pace: g.pace,
+        seed: g.seed.map(u64::from),
+        record: true,
+        pictures,
+    };
+    let lab = Lab::new(settings, output.clone());
+    output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));
+    tracing::info!(
+        "seed {} (replays durations, not thread order) · pace {}",
+        lab.seed(),
+        lab.pace()
+    );
+    lab
+}
+
+/// A failed check is named on stderr too, in one line (stdout may be JSON or piped away).
+fn say_failed_checks(report: &lab::Report) {
+    if report.ok || report.exit_code.is_some() || report.interrupted {
+        return;
+    }
+    let failed: Vec<&str> = report
+        .checks
+        .iter()
+        .filter(|c| !c.ok)
+        .map(|c| c.name.as_str())
+        .collect();
+    eprintln!(
+        "threadlab: {}: check failed: {}",
+        report.demo,
+        failed.join("; ")
+    );
 }
 
 /// `threadlab list`: the demos in lesson order, each with its summary and aliases.
 fn list() -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
     let width = lab::export::screen_width();
-    for (name, aliases, about) in demos::lesson_order() {
-        let alias = if aliases.is_empty() {
+    for demo in demos::registry() {
+        let alias = if demo.aliases.is_empty() {
             String::new()
         } else {
-            format!(" (alias {})", aliases.join(", "))
+            format!(" (alias {})", demo.aliases.join(", "))
         };
-        let text = format!("{about}{alias}");
+        let text = format!("{}{alias}", demo.about);
         for (i, line) in lab::export::wrap(&text, width.saturating_sub(19))
             .iter()
             .enumerate()
         {
-            let label = if i == 0 { name.as_str() } else { "" };
+            let label = if i == 0 { demo.name.as_str() } else { "" };
             writeln!(out, "{label:<18} {line}")?;
         }
     }
@@ -248,8 +264,8 @@ fn list() -> anyhow::Result<i32> {
 
 /// `threadlab explain DEMO`: the demo's page.
 fn explain(demo: &str) -> anyhow::Result<i32> {
-    let Some(page) = demos::page(demo) else {
-        let names: Vec<String> = demos::lesson_order().into_iter().map(|d| d.0).collect();
+    let Some(page) = demos::find(demo).map(|d| d.page) else {
+        let names: Vec<String> = demos::registry().into_iter().map(|d| d.name).collect();
         anyhow::bail!("no demo '{demo}' (the demos: {})", names.join(", "));
     };
     let mut out = std::io::stdout().lock();
@@ -293,8 +309,8 @@ fn print_report(json: bool, output: &Output, report: &lab::Report) -> anyhow::Re
             width: lab::export::screen_width(),
         }
         .export(report, &mut out)?;
-        if let Some((next, about)) = demos::next_lesson(&report.demo) {
-            let text = format!("threadlab {next}: {about}");
+        if let Some(next) = demos::next_lesson(&report.demo) {
+            let text = format!("threadlab {}: {}", next.name, next.about);
             let lines = lab::export::wrap(&text, lab::export::screen_width().saturating_sub(16));
             for (i, line) in lines.iter().enumerate() {
                 let lead = if i == 0 {

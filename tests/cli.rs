@@ -29,7 +29,7 @@ fn list_prints_the_demos_in_lesson_order() {
         "{}",
         run.stdout
     );
-    assert_eq!(names, LESSONS);
+    assert_eq!(names, lesson_names());
     assert!(run.stdout.contains("alias basics") && run.stdout.contains("alias local"));
     assert!(run.stdout.contains("alias race"));
 }
@@ -134,4 +134,70 @@ fn bad_arguments_exit_1_with_a_message_naming_the_flag() {
     assert_usage_error(&["condition", "--capacity", "0"], "--capacity");
     assert_usage_error(&["rlock", "--hold", "-3"], "--hold");
     assert_usage_error(&["no-such-demo"], "no-such-demo");
+}
+
+/// The registry is the one list of demos: each entry is its module and its page (nothing
+/// else in `src/demos/`), its page opens with its name, and the README's lesson table
+/// names the same demos, aliases and files, in the same order.
+#[test]
+fn the_registry_the_files_the_pages_and_the_readme_agree() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let entries = lessons();
+    let mut expected: Vec<String> = vec!["mod.rs".into(), "pages".into()];
+    let mut pages: Vec<String> = Vec::new();
+    for e in &entries {
+        expected.push(format!("{}.rs", e.module));
+        pages.push(format!("{}.md", e.module));
+        assert_eq!(
+            e.module.replace('_', "-"),
+            e.name,
+            "module file = subcommand"
+        );
+        assert!(
+            e.page.starts_with(&format!("{}: ", e.name)),
+            "{}'s page opens with its name",
+            e.name
+        );
+        assert_eq!(
+            threadlab(&["explain", &e.name]).stdout,
+            e.page.replace("\\|", "|")
+        );
+    }
+    let listing = |dir: &str| {
+        let mut names: Vec<String> = std::fs::read_dir(root.join(dir))
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    expected.sort();
+    pages.sort();
+    assert_eq!(
+        listing("src/demos"),
+        expected,
+        "src/demos holds the registry's modules"
+    );
+    assert_eq!(listing("src/demos/pages"), pages, "one page per demo");
+
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let rows: Vec<String> = readme
+        .lines()
+        .skip_while(|l| !l.starts_with("| demo (alias)"))
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(rows.len(), entries.len(), "one README row per demo");
+    for (row, e) in rows.iter().zip(&entries) {
+        let mut head = format!("| `{}`", e.name);
+        for alias in &e.aliases {
+            head.push_str(&format!(" (`{alias}`)"));
+        }
+        assert!(row.starts_with(&format!("{head} |")), "{row} ≠ {head}");
+        assert!(
+            row.contains(&format!("`src/demos/{}.rs`", e.module)),
+            "{row}"
+        );
+    }
 }

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use common::{LESSONS, assert_cpu_vs_io_verdict, threadlab, threadlab_alone};
+use common::{assert_cpu_vs_io_verdict, lessons, threadlab, threadlab_alone};
 use serde_json::Value;
 
 /// A fresh path under the target directory for a picture file.
@@ -384,14 +384,9 @@ fn the_terminal_timeline_fits_100_columns_and_reads_without_colour() {
 
 #[test]
 fn every_demo_draws_valid_pictures() {
-    for demo in LESSONS {
-        let args: &[&str] = match demo {
-            "url-check" => &["--demo"],
-            "race-condition" => &["--iterations", "2000"],
-            "cpu-vs-io" => &["--threads", "1,2"],
-            _ => &[],
-        };
-        let (doc, svg, report) = pictures(demo, args);
+    for entry in lessons() {
+        let demo = entry.name.as_str();
+        let (doc, svg, report) = pictures(demo, entry.quick);
         assert_valid_trace(demo, &doc);
         assert_svg_lanes(demo, &svg, &["MainThread"]);
         // (cpu-vs-io was judged by the load it measured, in `pictures`.)

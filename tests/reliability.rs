@@ -286,34 +286,15 @@ fn a_closed_pipe_ends_the_run_quietly() {
 
 #[test]
 fn every_demo_stops_on_sigint_or_sigterm_with_a_partial_report() {
-    for (demo, signal, code) in [
-        (
-            vec!["race", "--trials", "100000", "--iterations", "20000"],
-            libc::SIGINT,
-            130,
-        ),
-        (vec!["semaphore"], libc::SIGTERM, 143),
-        (vec!["producer-consumer"], libc::SIGINT, 130),
-        (vec!["pool"], libc::SIGINT, 130),
-        (vec!["condition"], libc::SIGTERM, 143),
-        (vec!["daemon", "--work", "30"], libc::SIGINT, 130),
-        (vec!["threads", "--work", "30"], libc::SIGINT, 130),
-        (vec!["event", "--delay", "30"], libc::SIGTERM, 143),
-        (vec!["timer", "--delay", "30"], libc::SIGINT, 130),
-        (vec!["barrier", "--work", "30"], libc::SIGTERM, 143),
-        (vec!["thread-local", "--query", "30"], libc::SIGINT, 130),
-        (vec!["deadlock", "--hold", "30"], libc::SIGTERM, 143),
-        (vec!["philosophers", "--eat", "30"], libc::SIGINT, 130),
-        (vec!["rate-limit", "--call", "30"], libc::SIGTERM, 143),
-        (vec!["exceptions", "--step", "30"], libc::SIGINT, 130),
-        (vec!["cpu-vs-io", "--io", "30"], libc::SIGINT, 130),
-        (vec!["worker-pool", "--task", "30"], libc::SIGTERM, 143),
-        (
-            vec!["shared-data", "--size", "16000000", "--updates", "16000000"],
-            libc::SIGINT,
-            130,
-        ),
-    ] {
+    // Each demo at its registry's long run (url-check's own tests cover it), SIGINT and
+    // SIGTERM in turn.
+    let long = lessons()
+        .into_iter()
+        .filter_map(|e| Some((e.name, e.long?)));
+    for (i, (name, flags)) in long.enumerate() {
+        let (signal, code) = [(libc::SIGINT, 130), (libc::SIGTERM, 143)][i % 2];
+        let mut demo = vec![name.as_str()];
+        demo.extend_from_slice(flags);
         let mut args = demo.clone();
         args.push("--json");
         let mut run = Spawned::start(&args);

@@ -119,23 +119,18 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
 }
 
-/// Every demo at the tests' pace, one run per seed (cpu-vs-io is left out: its checks
-/// measure CPU speedups, which two runs at a time on two cores would distort).
-const DEMOS: &[(&str, &[&str])] = &[
-    ("threads", &[]),
-    ("lock", &[]),
-    ("race", &["--iterations", "20000", "--trials", "3"]),
-    ("rlock", &[]),
-    ("semaphore", &[]),
+/// Besides every demo of the registry at its quick flags: variants and edge values, at the
+/// tests' pace, one run per seed.
+const VARIANTS: &[(&str, &[&str])] = &[
+    (
+        "race-condition --trials 3",
+        &["--iterations", "20000", "--trials", "3"],
+    ),
     ("semaphore --bounded", &["--bounded"]),
-    ("condition", &[]),
     ("event --tick 5", &["--tick", "5"]),
     ("timer --interval 5", &["--interval", "5", "--work", "1.5"]),
-    ("barrier", &[]),
-    ("producer-consumer", &[]),
     ("producer-consumer close", &["--shutdown", "close"]),
-    ("thread-local", &[]),
-    ("deadlock", &["--transfers", "40"]),
+    ("deadlock --transfers 40", &["--transfers", "40"]),
     // The pictures under stress: every recording on, the files written (each run its
     // own files: `@SCRATCH` becomes the worker's scratch path).
     (
@@ -160,16 +155,7 @@ const DEMOS: &[(&str, &[&str])] = &[
             "@SCRATCH.svg",
         ],
     ),
-    ("philosophers", &[]),
-    ("rate-limit", &[]),
-    ("exceptions", &[]),
-    ("worker-pool", &[]),
-    ("shared-data", &["--size", "20000", "--updates", "20000"]),
-    // cpu-vs-io is left out: its checks measure CPU speedups, which two runs at a time on
-    // two cores would distort (that is the stress, not a bug).
     ("daemon both", &["--mode", "both"]),
-    ("pool", &[]),
-    ("url-check --demo", &["--demo"]),
     // Edge values of the flags: each must end, and show its lesson or say why it cannot.
     ("barrier --timeout 0", &["--timeout", "0"]),
     ("deadlock --hold 0", &["--hold", "0"]),
@@ -186,10 +172,17 @@ const DEMOS: &[(&str, &[&str])] = &[
     ("timer --work 0.25", &["--work", "0.25"]),
 ];
 
-/// One target per demo of [`DEMOS`], `seeds` runs each.
+/// One target per demo of the registry (cpu-vs-io left out: its checks measure CPU
+/// speedups, which two runs at a time on two cores would distort, and that is the stress,
+/// not a bug) and per [`VARIANTS`], `seeds` runs each.
 fn demo_targets(seeds: u64) -> Vec<(Target, u64)> {
     let mut targets: Vec<(Target, u64)> = Vec::new();
-    for (label, extra) in DEMOS {
+    let registry = threadlab::demos::registry();
+    let quick = registry
+        .iter()
+        .filter(|e| e.name != "cpu-vs-io")
+        .map(|e| (e.name.as_str(), e.quick));
+    for (label, extra) in quick.chain(VARIANTS.iter().copied()) {
         let name = label.split_whitespace().next().unwrap_or(label);
         let mut args = strings(&[name, "--pace", "0.02", "--json", "-q"]);
         args.extend(strings(extra));

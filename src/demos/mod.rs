@@ -1,115 +1,158 @@
-//! The demos, one module each (file name = subcommand with `_` for `-`), and the dispatcher.
+//! The demos: one module each, and the registry that lists each demo once.
+//!
+//! Adding a demo is its module (`src/demos/NAME.rs`, with `Args` and `run`), its page
+//! (`src/demos/pages/NAME.md`, which is also the module's documentation) and one entry in
+//! [`registry!`] below. The subcommand, `threadlab list`, `threadlab explain`, the
+//! next-lesson footer, the dispatcher and every test that walks the demos are derived from
+//! that entry.
 
-pub mod barrier;
-pub mod condition;
-pub mod cpu_vs_io;
-pub mod daemon;
-pub mod deadlock;
-pub mod event;
-pub mod exceptions;
-pub mod lock;
-pub mod philosophers;
-pub mod pool;
-pub mod producer_consumer;
-pub mod race_condition;
-pub mod rate_limit;
-pub mod rlock;
-pub mod semaphore;
-pub mod shared_data;
-pub mod thread_local;
-pub mod threads;
-pub mod timer;
-pub mod url_check;
-pub mod worker_pool;
+use clap::Subcommand;
 
-use clap::CommandFactory;
-
-use crate::cli::{Cli, Command};
 use crate::lab::{Lab, Report};
 
-/// Runs the demo `command` names.
-pub fn run(command: &Command, lab: &Lab) -> anyhow::Result<Report> {
-    match command {
-        Command::Threads(args) => threads::run(args, lab),
-        Command::Lock(args) => lock::run(args, lab),
-        Command::RaceCondition(args) => race_condition::run(args, lab),
-        Command::Rlock(args) => rlock::run(args, lab),
-        Command::Semaphore(args) => semaphore::run(args, lab),
-        Command::Deadlock(args) => deadlock::run(args, lab),
-        Command::Philosophers(args) => philosophers::run(args, lab),
-        Command::RateLimit(args) => rate_limit::run(args, lab),
-        Command::Condition(args) => condition::run(args, lab),
-        Command::Event(args) => event::run(args, lab),
-        Command::Timer(args) => timer::run(args, lab),
-        Command::Barrier(args) => barrier::run(args, lab),
-        Command::ProducerConsumer(args) => producer_consumer::run(args, lab),
-        Command::ThreadLocal(args) => thread_local::run(args, lab),
-        Command::SharedData(args) => shared_data::run(args, lab),
-        Command::Daemon(args) => daemon::run(args, lab),
-        Command::Exceptions(args) => exceptions::run(args, lab),
-        Command::CpuVsIo(args) => cpu_vs_io::run(args, lab),
-        Command::WorkerPool(args) => worker_pool::run(args, lab),
-        Command::Pool(args) => pool::run(args, lab),
-        Command::UrlCheck(args) => url_check::run(args, lab),
-        Command::Serve(args) => crate::serve::run(args, lab),
-        Command::List | Command::Explain(_) => anyhow::bail!("not a demo"),
-    }
+/// One demo as the tools and tests see it. Its name, aliases and summary are the
+/// subcommand's own (the entry's `#[command]` attributes and doc comment).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The subcommand, e.g. `race-condition`.
+    pub name: String,
+    /// Its visible aliases, e.g. `race`.
+    pub aliases: Vec<String>,
+    /// The one-line summary `list` prints.
+    pub about: String,
+    /// The module's file name under `src/demos/` (without `.rs`).
+    pub module: &'static str,
+    /// The explain page.
+    pub page: &'static str,
+    /// Flags for a quick, complete run (the tests add `--pace 0.02`).
+    pub quick: &'static [&'static str],
+    /// Flags for a run long enough to be interrupted (the signal tests), or `None` when the
+    /// demo's own tests cover interruption.
+    pub long: Option<&'static [&'static str]>,
 }
 
-/// Every demo's name (not the `serve` tool), aliases and one-line summary, in lesson order. Read from the CLI
-/// definition itself, so `list`, `--help` and the dispatcher cannot disagree.
-pub fn lesson_order() -> Vec<(String, Vec<String>, String)> {
-    Cli::command()
+struct Static {
+    module: &'static str,
+    page: &'static str,
+    quick: &'static [&'static str],
+    long: Option<&'static [&'static str]>,
+}
+
+/// Declares every demo once, in lesson order: its subcommand (doc comment = summary,
+/// `#[command]` attributes = name and aliases), its module, and the flags the tests use.
+macro_rules! registry {
+    ($( $(#[$meta:meta])* $variant:ident => $module:ident, quick: $quick:expr, long: $long:expr; )*) => {
+        $( pub mod $module; )*
+
+        /// One variant per demo, in lesson order.
+        #[derive(Debug, Subcommand)]
+        pub enum Demo {
+            $( $(#[$meta])* $variant($module::Args), )*
+        }
+
+        impl Demo {
+            /// Runs this demo.
+            pub fn run(&self, lab: &Lab) -> anyhow::Result<Report> {
+                match self {
+                    $( Demo::$variant(args) => $module::run(args, lab), )*
+                }
+            }
+        }
+
+        const STATICS: &[Static] = &[
+            $( Static {
+                module: stringify!($module),
+                page: include_str!(concat!("pages/", stringify!($module), ".md")),
+                quick: $quick,
+                long: $long,
+            }, )*
+        ];
+    };
+}
+
+registry! {
+    /// The life of a thread: start, names, ids, alive or not, join with a timeout, results back.
+    #[command(visible_alias = "basics")]
+    Threads => threads, quick: &[], long: Some(&["--work", "30"]);
+    /// Mutual exclusion: a bank account loses money without a lock; try-lock, timeouts, guards.
+    Lock => lock, quick: &[], long: Some(&["--gap", "30"]);
+    /// Lost updates from an unsynchronized counter, counted, then fixed (mutex, atomic, local sum).
+    #[command(name = "race-condition", visible_alias = "race")]
+    RaceCondition => race_condition, quick: &["--iterations", "2000"],
+        long: Some(&["--trials", "100000", "--iterations", "20000"]);
+    /// A re-entrant lock: the owner may enter again; a plain lock would deadlock on itself.
+    Rlock => rlock, quick: &[], long: Some(&["--hold", "30"]);
+    /// Bounded access: never more holders than permits; a bounded semaphore refuses over-release.
+    Semaphore => semaphore, quick: &[], long: Some(&[]);
+    /// Two tellers lock two accounts in opposite orders: the cycle found at once, broken, then fixed.
+    Deadlock => deadlock, quick: &[], long: Some(&["--hold", "30"]);
+    /// The dining philosophers: a circular deadlock caught at once; ordering and a waiter prevent it.
+    Philosophers => philosophers, quick: &[], long: Some(&["--eat", "30"]);
+    /// A semaphore limits how many at once, not how many per second; a real rate limiter; a pool.
+    #[command(name = "rate-limit")]
+    RateLimit => rate_limit, quick: &[], long: Some(&["--call", "30"]);
+    /// A bounded buffer guarded by a condition variable: wait in a loop, wake, shut down cleanly.
+    Condition => condition, quick: &[], long: Some(&[]);
+    /// One thread signals many: set wakes every waiter; timed waits; a shutdown loop that stops at once.
+    Event => event, quick: &[], long: Some(&["--delay", "30"]);
+    /// Run something later, or cancel it in time; a repeating timer that drifts, and one that does not.
+    Timer => timer, quick: &[], long: Some(&["--delay", "30"]);
+    /// Nobody goes on until everyone arrives: phases, an action per phase, timeouts, abort, reset.
+    Barrier => barrier, quick: &[], long: Some(&["--work", "30"]);
+    /// A bounded queue between producers and consumers, with sentinel, timeout and close shutdowns.
+    ProducerConsumer => producer_consumer, quick: &[], long: Some(&[]);
+    /// Each thread its own: a thread-local value, and a database connection per thread.
+    #[command(name = "thread-local", visible_alias = "local")]
+    ThreadLocal => thread_local, quick: &[], long: Some(&["--query", "30"]);
+    /// What needs no lock: immutable data, a counter per thread, a sharded map; each cost measured.
+    #[command(name = "shared-data")]
+    SharedData => shared_data, quick: &["--size", "20000", "--updates", "20000"],
+        long: Some(&["--size", "16000000", "--updates", "16000000"]);
+    /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
+    Daemon => daemon, quick: &[], long: Some(&["--work", "30"]);
+    /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.
+    Exceptions => exceptions, quick: &[], long: Some(&["--step", "30"]);
+    /// Threads speed up waiting, not computing beyond the cores; --python shows the GIL beside Rust.
+    #[command(name = "cpu-vs-io", visible_alias = "gil")]
+    CpuVsIo => cpu_vs_io, quick: &["--threads", "1,2"], long: Some(&["--io", "30"]);
+    /// The tutorials' hand-built pool as written: the late stop, get_results() without join(); the fix.
+    #[command(name = "worker-pool")]
+    WorkerPool => worker_pool, quick: &[], long: Some(&["--task", "30"]);
+    /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
+    Pool => pool, quick: &[], long: Some(&[]);
+    /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).
+    #[command(name = "url-check", visible_alias = "url-checker")]
+    UrlCheck => url_check, quick: &["--demo"], long: None;
+}
+
+/// Every demo, in lesson order.
+pub fn registry() -> Vec<Entry> {
+    let commands = Demo::augment_subcommands(clap::Command::new("threadlab"));
+    commands
         .get_subcommands()
-        .filter(|c| !matches!(c.get_name(), "list" | "help" | "serve" | "explain"))
-        .map(|c| {
-            (
-                c.get_name().to_string(),
-                c.get_visible_aliases().map(str::to_string).collect(),
-                c.get_about().map(|a| a.to_string()).unwrap_or_default(),
-            )
+        .zip(STATICS)
+        .map(|(c, s)| Entry {
+            name: c.get_name().to_string(),
+            aliases: c.get_visible_aliases().map(str::to_string).collect(),
+            about: c.get_about().map(|a| a.to_string()).unwrap_or_default(),
+            module: s.module,
+            page: s.page,
+            quick: s.quick,
+            long: s.long,
         })
         .collect()
 }
 
-/// A demo's concept page (the same text is its module documentation): what it teaches, what
-/// to watch for, why it works, the broken form, and the Python API beside Rust's.
-pub fn page(name: &str) -> Option<&'static str> {
-    let canonical = lesson_order()
+/// The demo named `name` (or one of its aliases).
+pub fn find(name: &str) -> Option<Entry> {
+    registry()
         .into_iter()
-        .find(|(n, aliases, _)| n == name || aliases.iter().any(|a| a == name))?
-        .0;
-    Some(match canonical.as_str() {
-        "threads" => include_str!("pages/threads.md"),
-        "lock" => include_str!("pages/lock.md"),
-        "race-condition" => include_str!("pages/race_condition.md"),
-        "rlock" => include_str!("pages/rlock.md"),
-        "semaphore" => include_str!("pages/semaphore.md"),
-        "deadlock" => include_str!("pages/deadlock.md"),
-        "philosophers" => include_str!("pages/philosophers.md"),
-        "rate-limit" => include_str!("pages/rate_limit.md"),
-        "condition" => include_str!("pages/condition.md"),
-        "event" => include_str!("pages/event.md"),
-        "timer" => include_str!("pages/timer.md"),
-        "barrier" => include_str!("pages/barrier.md"),
-        "producer-consumer" => include_str!("pages/producer_consumer.md"),
-        "thread-local" => include_str!("pages/thread_local.md"),
-        "shared-data" => include_str!("pages/shared_data.md"),
-        "daemon" => include_str!("pages/daemon.md"),
-        "exceptions" => include_str!("pages/exceptions.md"),
-        "cpu-vs-io" => include_str!("pages/cpu_vs_io.md"),
-        "worker-pool" => include_str!("pages/worker_pool.md"),
-        "pool" => include_str!("pages/pool.md"),
-        "url-check" => include_str!("pages/url_check.md"),
-        _ => return None,
-    })
+        .find(|e| e.name == name || e.aliases.iter().any(|a| a == name))
 }
 
-/// The lesson after `demo` in lesson order, with its one-line summary.
-pub fn next_lesson(demo: &str) -> Option<(String, String)> {
-    let order = lesson_order();
-    let at = order.iter().position(|(n, _, _)| n == demo)?;
-    order
-        .get(at + 1)
-        .map(|(n, _, about)| (n.clone(), about.clone()))
+/// The lesson after `demo` in lesson order.
+pub fn next_lesson(demo: &str) -> Option<Entry> {
+    let order = registry();
+    let at = order.iter().position(|e| e.name == demo)?;
+    order.get(at + 1).cloned()
 }

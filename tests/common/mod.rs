@@ -4,30 +4,15 @@
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// Every demo, in lesson order (what `threadlab list` must print).
-pub const LESSONS: [&str; 21] = [
-    "threads",
-    "lock",
-    "race-condition",
-    "rlock",
-    "semaphore",
-    "deadlock",
-    "philosophers",
-    "rate-limit",
-    "condition",
-    "event",
-    "timer",
-    "barrier",
-    "producer-consumer",
-    "thread-local",
-    "shared-data",
-    "daemon",
-    "exceptions",
-    "cpu-vs-io",
-    "worker-pool",
-    "pool",
-    "url-check",
-];
+/// Every demo, in lesson order, from the registry (what `threadlab list` must print).
+pub fn lessons() -> Vec<threadlab::demos::Entry> {
+    threadlab::demos::registry()
+}
+
+/// Every demo's name, in lesson order.
+pub fn lesson_names() -> Vec<String> {
+    lessons().into_iter().map(|e| e.name).collect()
+}
 
 /// What a run of the binary produced.
 pub struct Run {
