@@ -113,9 +113,8 @@ fn python_pool_overhead(tasks: usize) {
 /// cost itself) and on 2 (race's own shape, where lock hand-offs add noise). The variants
 /// take turns, each of the 24 orders once; medians of the 24 rounds.
 fn recording_cost() {
-    use std::sync::Arc;
     use std::time::Instant;
-    use threadlab::lab::{Probe, Recorder};
+    use threadlab::lab::Probe;
     use threadlab::sync::mutex::Lockable;
     const N: u64 = 1_000_000;
     /// race's increment: read, then write, under the lock.
@@ -177,13 +176,11 @@ fn recording_cost() {
                         }
                     }
                     _ => {
-                        let rec = Arc::new(Recorder::new(Instant::now()));
-                        let m = threadlab::sync::Mutex::new(
-                            0u64,
-                            Probe::on("counter", Arc::clone(&rec)),
-                        );
+                        // A recording lab's probe, as race with pictures has.
+                        let lab = threadlab::lab::Lab::quiet(1.0, 1);
+                        let m = threadlab::sync::Mutex::new(0u64, lab.probe("counter"));
                         let t = run(threads, &|| step(&m));
-                        spans = rec.spans().len();
+                        spans = lab.recorder().spans().len();
                         t
                     }
                 };

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::lab::evidence::Occupancy;
-use crate::lab::{self, Bound, Lab, Probe, Report, Signal, Table};
+use crate::lab::{self, Bound, For, Lab, Outcome, Probe, Report, Table, Wait};
 
 /// Flags of `threadlab condition`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -105,18 +105,11 @@ impl Buffer {
         // A bare wait (Python's `cond.wait()`): any wake-up ends it. The probe waits in
         // slices for the detector; a change found only when a slice ran out is a `Polled`
         // wait (nobody notified), which the lab counts against its checks.
-        let (st, outcome) = self.probe.wait_for_signal(
-            st,
-            cv,
-            Bound::Patience(self.patience),
-            answered_by,
-            true,
-            blocked,
-        );
+        let (st, outcome) = self.probe.wait(st, cv, Wait::new(For::Signal { by: answered_by, bare: true }, Bound::Patience(self.patience)), blocked);
         match outcome {
-            Signal::Woken | Signal::Polled => Ok(st),
-            Signal::TimedOut => anyhow::bail!("gave up after waiting {:?} {why}", self.patience),
-            Signal::Stalled(stall) => {
+            Outcome::Got | Outcome::Polled => Ok(st),
+            Outcome::TimedOut => anyhow::bail!("gave up after waiting {:?} {why}", self.patience),
+            Outcome::Refused(stall) => {
                 anyhow::bail!(
                     "waited {why}, and nobody is left to signal: {}",
                     stall.drawing()

@@ -147,9 +147,10 @@ fn judge_visits(
     report.tables.push(table);
     report.metric("max_holders", most as u64);
     report.metric("permits", args.permits as u64);
-    if let Some(g) = probe.gauges() {
-        report.metric("permits.most_waiting", g.most_waiting() as u64);
-        report.metric("permits.most_holding", g.most_holding() as u64);
+    if probe.recording() {
+        let (waiting, holding) = lab.recorder().most_at_once(probe.name());
+        report.metric("permits.most_waiting", waiting as u64);
+        report.metric("permits.most_holding", holding as u64);
     }
     report.check(
         "simultaneous holders never exceeded the permits",

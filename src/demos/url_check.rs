@@ -143,10 +143,7 @@ fn check_entry(list: &UrlList, checker: &Checker, entry: &Entry, narrate: bool) 
             // The pictures' counter track of requests in flight (a no-op without them).
             let now = IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             crate::lab::record::count("requests in flight", now as f64);
-            let outcome = {
-                let _io = crate::lab::record::ThreadSpan::waiting_for("network");
-                checker.check(&url, &shown)
-            };
+            let outcome = crate::lab::blocking("network", || checker.check(&url, &shown));
             let now = IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
             crate::lab::record::count("requests in flight", now as f64);
             CheckResult::new(list, entry, outcome, thread)
@@ -210,11 +207,7 @@ fn check_all(
     let mut waiting: BTreeMap<usize, CheckResult> = BTreeMap::new();
     let mut turn = 0;
     loop {
-        let got = {
-            // The pictures show the main thread waiting here, not running.
-            let _waiting = crate::lab::record::ThreadSpan::waiting_for("results");
-            rx.recv()
-        };
+        let got = crate::lab::blocking("results", || rx.recv());
         let Ok((i, result)) = got else { break };
         waiting.insert(i, result);
         while let Some(result) = waiting.remove(&turn) {

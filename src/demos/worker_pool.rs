@@ -248,10 +248,7 @@ fn fixed_worker(
     work: Duration,
 ) -> Instant {
     // the fix: the loop ends when the queue is closed and empty. No timeout.
-    let next = || {
-        let _waiting = crate::lab::record::ThreadSpan::waiting_for("tasks");
-        task_rx.recv().ok()
-    };
+    let next = || lab::blocking("tasks", || task_rx.recv().ok());
     while let Some(task) = next() {
         if lab.interrupted() {
             break;

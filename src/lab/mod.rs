@@ -8,6 +8,7 @@ pub mod evidence;
 pub mod export;
 pub mod output;
 pub mod picture_files;
+pub mod probe;
 pub mod python;
 pub mod record;
 pub mod report;
@@ -29,7 +30,8 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use output::{Output, thread_name};
-pub use record::{Bound, Probe, Recorder, Signal, State};
+pub use probe::{Bound, For, Hold, Outcome, Probe, Wait};
+pub use record::{Recorder, State};
 pub use report::{Check, Report, Table};
 
 /// The settings a lab is built from (the global flags, parsed).
@@ -204,21 +206,14 @@ impl Lab {
     /// A probe for a primitive a hot loop uses: recording only when pictures were asked
     /// for (`--timeline`, `--trace`, `--svg`), otherwise one branch per operation.
     pub fn hot_probe(&self, name: &str) -> Probe {
-        if self.record && self.recorder.detail() {
-            Probe::on(name, Arc::clone(&self.recorder))
-        } else {
-            Probe::off(name)
-        }
+        let recording = self.record && self.recorder.detail();
+        Probe::on(name, recording.then(|| Arc::clone(&self.recorder)), None)
     }
 
     /// A probe for a primitive named `name`, recording into this lab when recording is on.
     pub fn probe(&self, name: &str) -> Probe {
-        let probe = if self.record {
-            Probe::on(name, Arc::clone(&self.recorder))
-        } else {
-            Probe::off(name)
-        };
-        probe.with_graph(Arc::clone(&self.wait_graph))
+        let recorder = self.record.then(|| Arc::clone(&self.recorder));
+        Probe::on(name, recorder, Some(Arc::clone(&self.wait_graph)))
     }
 
     /// A progress bar, hidden when output is not a terminal or `--json`/`--quiet` is set.
@@ -266,7 +261,7 @@ impl Lab {
     /// Every signal wait of the run (queue, event, condition, barrier, timer) ended by the
     /// signal it waited for, not found over by a poll: a missing notify only makes a wait
     /// slower, so this is where it shows. Added to every report whose threads waited for a
-    /// signal; the wait protocol (`Probe::wait_for_signal`) tells the two apart by whether
+    /// signal; the wait protocol (`Probe::wait`) tells the two apart by whether
     /// the condvar returned by a notify or by running out its slice.
     fn judge_wakes(&self, report: &mut Report) {
         let wakes = self.wait_graph.wakes();
@@ -461,13 +456,21 @@ pub fn holding_over_seeds<A>(
         .collect()
 }
 
+/// Blocks on `op`, a wait on something outside the lab's primitives named `what` (the
+/// network, a channel, a future), through the wait protocol: the pictures show the thread
+/// waiting, not running.
+pub fn blocking<R>(what: &str, op: impl FnOnce() -> R) -> R {
+    Probe::off(what).block(Wait::new(For::Outside, Bound::Forever), op)
+}
+
 /// Joins a scoped thread, turning a panic into an error that names the thread.
 pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     let name = handle.thread().name().unwrap_or("thread").to_string();
     // Seen by the deadlock detector: waiting to join a stuck thread is stuck.
-    let _joining = waitgraph::joining(handle.thread().id());
-    let _span = record::ThreadSpan::join();
-    handle.join().map_err(|payload| {
+    let target = handle.thread().id();
+    let wait = Wait::new(For::Join(target), Bound::Forever);
+    let joined = Probe::off("join").block(wait, || handle.join());
+    joined.map_err(|payload| {
         anyhow::Error::new(Panicked {
             thread: name,
             message: panic_message(payload.as_ref()),
@@ -544,14 +547,18 @@ mod tests {
                     }
                 });
                 let g = flag.lock().unwrap();
+                let set = For::Signal {
+                    by: &["set"],
+                    bare: false,
+                };
                 probe
-                    .wait_for_signal(g, &cv, Bound::Forever, &["set"], false, |f| !*f)
+                    .wait(g, &cv, Wait::new(set, Bound::Forever), |f| !*f)
                     .1
             });
             let expected = if notify {
-                Signal::Woken
+                Outcome::Got
             } else {
-                Signal::Polled
+                Outcome::Polled
             };
             assert_eq!(outcome, expected);
         }

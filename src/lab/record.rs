@@ -10,11 +10,12 @@
 //! carry one without paying for it.
 
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::waitgraph::{Cycle, SIGNAL_SLICE, WaitGraph, Waiting, next_resource_id};
+use super::probe::Gauges;
+use super::waitgraph::WaitGraph;
 
 /// What a thread was doing with a primitive during a span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -107,7 +108,7 @@ pub const MOST_MOMENTS: usize = 200_000;
 /// Everything recorded during one demo run. Shared by the lab and every probe.
 #[derive(Debug)]
 pub struct Recorder {
-    start: Instant,
+    pub(super) start: Instant,
     threads: Mutex<Vec<ThreadLife>>,
     spans: Mutex<Vec<Span>>,
     moments: Mutex<Vec<Moment>>,
@@ -117,7 +118,7 @@ pub struct Recorder {
     /// Moments not kept, past [`MOST_MOMENTS`].
     moments_dropped: AtomicUsize,
     /// Every recording probe's live gauges, by primitive name.
-    gauges: Mutex<Vec<(Arc<str>, Arc<Gauges>)>>,
+    pub(super) gauges: Mutex<Vec<(Arc<str>, Arc<Gauges>)>>,
     /// The wait-for graph told which threads are the lab's and which have finished.
     graph: Option<Arc<WaitGraph>>,
 }
@@ -264,7 +265,7 @@ impl Recorder {
         lock(&self.spans).clone()
     }
 
-    fn push(&self, span: Span) {
+    pub(super) fn push(&self, span: Span) {
         lock(&self.spans).push(span);
     }
 }
@@ -283,7 +284,7 @@ thread_local! {
 ///
 /// One relaxed load when no lab in the process asked for pictures: the free functions
 /// below sit in hot paths (race's lost updates, a pool's job loop).
-fn detailed() -> Option<Arc<Recorder>> {
+pub(super) fn detailed() -> Option<Arc<Recorder>> {
     if !DETAIL_ANYWHERE.load(Ordering::Relaxed) {
         return None;
     }
@@ -309,40 +310,35 @@ pub fn count(track: &str, value: f64) {
 }
 
 /// The current thread's place in its recorder's list of threads, if it has one.
-fn current_slot() -> Option<usize> {
+pub(super) fn current_slot() -> Option<usize> {
     SLOT.with(std::cell::Cell::get)
 }
 
 /// The current thread's narrative name, shared (no allocation after the first call).
-fn current_name() -> Arc<str> {
+pub(super) fn current_name() -> Arc<str> {
     NAME.with(|n| Arc::clone(n.get_or_init(|| super::output::thread_name().into())))
 }
 
-/// A sleep or a join in progress on the current thread; recorded as a span when dropped,
-/// if the thread belongs to a lab.
-pub struct ThreadSpan(Option<(Arc<Recorder>, Instant, State, &'static str)>);
+/// A wait outside the instrumented primitives, or a simulated sleep, in progress on the
+/// current thread; recorded as a span when dropped, if the thread belongs to a lab. Made by
+/// the wait protocol only ([`Probe::block`](super::Probe::block)).
+pub(super) struct ThreadSpan(Option<(Arc<Recorder>, Instant, State, Arc<str>)>);
 
 impl ThreadSpan {
-    /// A simulated sleep (`Lab::sleep`) starts now.
-    pub fn sleep() -> Self {
+    /// A simulated sleep starts now: recorded whenever the thread belongs to a lab.
+    pub(super) fn sleep(what: &Arc<str>) -> Self {
         Self(
             CURRENT
                 .with(|c| c.borrow().clone())
-                .map(|r| (r, Instant::now(), State::Sleeping, "sleep")),
+                .map(|r| (r, Instant::now(), State::Sleeping, Arc::clone(what))),
         )
     }
 
-    /// A `join` starts now: a wait on the primitive `join`, recorded when pictures were
-    /// asked for (the main thread's lane then shows its waits for its threads).
-    pub fn join() -> Self {
-        Self::waiting_for("join")
-    }
-
-    /// A wait on something that is not an instrumented primitive (`network`, a pool's
-    /// `jobs`) starts now; recorded when pictures were asked for, so the lane shows the
-    /// thread blocked rather than running. One relaxed load when they were not.
-    pub fn waiting_for(what: &'static str) -> Self {
-        Self(detailed().map(|r| (r, Instant::now(), State::Waiting, what)))
+    /// A wait on something that is not an instrumented primitive (a thread's end, the
+    /// network, a future) starts now; recorded when pictures were asked for, so the lane
+    /// shows the thread blocked rather than running. One relaxed load when they were not.
+    pub(super) fn waiting_for(what: &Arc<str>) -> Self {
+        Self(detailed().map(|r| (r, Instant::now(), State::Waiting, Arc::clone(what))))
     }
 }
 
@@ -352,7 +348,7 @@ impl Drop for ThreadSpan {
             rec.push(Span {
                 thread: current_name(),
                 slot: current_slot(),
-                primitive: primitive.into(),
+                primitive,
                 state,
                 start: rec.offset(began),
                 end: rec.start.elapsed(),
@@ -377,407 +373,15 @@ impl Drop for ThreadGuard {
     }
 }
 
-/// Live counts one probe keeps: how many wait or hold right now, and the most ever at once.
-#[derive(Debug, Default)]
-pub struct Gauges {
-    waiting: AtomicUsize,
-    most_waiting: AtomicUsize,
-    holding: AtomicUsize,
-    most_holding: AtomicUsize,
-}
-
-impl Gauges {
-    /// The most threads ever waiting at once.
-    pub fn most_waiting(&self) -> usize {
-        self.most_waiting.load(Ordering::Relaxed)
-    }
-    /// The most threads ever holding at once.
-    pub fn most_holding(&self) -> usize {
-        self.most_holding.load(Ordering::Relaxed)
-    }
-}
-
-/// The instrumentation a primitive carries: its name and, when on, the recorder it reports to.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    name: Arc<str>,
-    sink: Option<(Arc<Recorder>, Arc<Gauges>)>,
-    /// The wait-for graph a lock reports holds and waits to, and this primitive's id in it.
-    graph: Option<(Arc<WaitGraph>, u64)>,
-}
-
-/// How long before a slice ran out a signal may have come and still be the one that woke
-/// the waiter (its notify raced the timeout): longer than a signaller holds a primitive's
-/// lock between its signal and its notify, far shorter than the detector's slice.
-pub const RACE_GRACE: Duration = Duration::from_millis(8);
-
-/// How long a signal wait may last.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Bound {
-    /// Until signalled (or refused by the deadlock detector).
-    Forever,
-    /// Until signalled, but never longer than this: a safety bound, not the design, so the
-    /// detector treats the wait as unbounded.
-    Patience(Duration),
-    /// At most this long, by design: the thread runs again whatever happens, so the wait
-    /// never counts as stuck.
-    Timeout(Duration),
-}
-
-/// How a signal wait ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Signal {
-    /// Woken by a notify (the condition may be true now; a bare wait re-checks it).
-    Woken,
-    /// The condition was found true only when a slice or the deadline ran out: nobody woke
-    /// the waiter (a lost wake-up). The wait succeeds; the lab counts it against its checks.
-    Polled,
-    /// Its bound ran out.
-    TimedOut,
-    /// Refused: nobody is left to signal (the stall found).
-    Stalled(Box<Cycle>),
-}
-
-/// A wait or hold in progress; hand it back to the probe to close the span.
-#[derive(Debug)]
-#[must_use = "a mark is closed with Probe::waited or Probe::released"]
-pub struct Mark(Option<Instant>);
-
-impl Probe {
-    /// A probe that records nothing: one branch per operation.
-    pub fn off(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            sink: None,
-            graph: None,
-        }
-    }
-
-    /// A probe recording into `recorder` under `name`.
-    pub fn on(name: &str, recorder: Arc<Recorder>) -> Self {
-        let name: Arc<str> = name.into();
-        let gauges = Arc::new(Gauges::default());
-        lock(&recorder.gauges).push((Arc::clone(&name), Arc::clone(&gauges)));
-        Self {
-            name,
-            sink: Some((recorder, gauges)),
-            graph: None,
-        }
-    }
-
-    /// Also reports holds and waits to `graph`, whose deadlock detector may refuse a wait
-    /// that would close a cycle.
-    pub fn with_graph(mut self, graph: Arc<WaitGraph>) -> Self {
-        self.graph = Some((graph, next_resource_id()));
-        self
-    }
-
-    /// The current thread now holds this primitive (for the wait-for graph).
-    pub fn graph_holding(&self) {
-        if let Some((g, id)) = &self.graph {
-            g.holding(*id, &self.name);
-        }
-    }
-
-    /// The current thread no longer holds this primitive.
-    pub fn graph_released(&self) {
-        if let Some((g, id)) = &self.graph {
-            g.released(*id);
-        }
-    }
-
-    /// The current thread, which asked at `asked`, is about to block on this primitive
-    /// (`timed`: for at most a timeout of the design's). `Err` with the cycle when this wait
-    /// would close one and the detector refuses it.
-    pub fn graph_waiting(
-        &self,
-        asked: Instant,
-        timed: bool,
-    ) -> Result<Option<Waiting>, Box<Cycle>> {
-        match &self.graph {
-            Some((g, id)) => g.start_waiting(*id, &self.name, asked, timed).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Like [`Probe::graph_waiting`] for a wait that cannot give up: a cycle it closes is
-    /// recorded and told, not refused.
-    pub fn graph_waiting_unrefusable(&self, asked: Instant) -> Option<Waiting> {
-        self.graph
-            .as_ref()
-            .map(|(g, id)| g.start_waiting_unrefusable(*id, &self.name, asked))
-    }
-
-    /// The wait registered by `graph_waiting` is over.
-    pub fn graph_waited(&self, waiting: Option<Waiting>) {
-        if let (Some((g, _)), Some(w)) = (&self.graph, waiting) {
-            g.stop_waiting(w);
-        }
-    }
-
-    /// The one signal wait: blocks on `cv` (with `guard`'s mutex) while `blocked` holds,
-    /// within `bound`, answered by the signals named in `answered_by`. With `bare`, any
-    /// wake-up ends the wait (a bare `Condition.wait()`: the caller re-checks, or does not:
-    /// the `if` bug); otherwise it waits until `blocked` is false. It records the span, the
-    /// wait-for graph's view (a wait nobody is left to answer is refused: `Stalled`) and how
-    /// the wait ended: [`Signal::Woken`] when a notify ended it, [`Signal::Polled`] when the
-    /// condition was found true only after a slice or the deadline ran out (nobody woke this
-    /// thread: a missing notify). Polled waits are counted by the lab for its checks.
-    #[allow(clippy::too_many_arguments)]
-    pub fn wait_for_signal<'a, T>(
-        &self,
-        mut guard: MutexGuard<'a, T>,
-        cv: &Condvar,
-        bound: Bound,
-        answered_by: &[&str],
-        bare: bool,
-        mut blocked: impl FnMut(&T) -> bool,
-    ) -> (MutexGuard<'a, T>, Signal) {
-        let mark = self.waiting();
-        let began = Instant::now();
-        let (limit, timed) = match bound {
-            Bound::Forever => (None, false),
-            Bound::Patience(d) => (Some(d), false),
-            Bound::Timeout(d) => (Some(d), true),
-        };
-        let watched = self
-            .graph
-            .as_ref()
-            .map(|(g, id)| (g, g.start_signal_wait(*id, &self.name, timed)));
-        let mut seen = None;
-        // When the last condvar wait ran out its slice (None: a notify ended it).
-        let mut ran_out_at: Option<Instant> = None;
-        let outcome = loop {
-            if !blocked(&guard) {
-                break match ran_out_at {
-                    None => Signal::Woken,
-                    Some(at) => self.judge_poll(at, answered_by),
-                };
-            }
-            let left = limit.map(|l| l.saturating_sub(began.elapsed()));
-            if left.is_some_and(|l| l.is_zero()) {
-                break Signal::TimedOut;
-            }
-            let slice = match (&watched, left) {
-                (Some(_), Some(l)) if !timed => l.min(SIGNAL_SLICE),
-                (Some(_), None) => SIGNAL_SLICE,
-                (_, Some(l)) => l,
-                (None, None) => Duration::from_secs(3600),
-            };
-            let (g, r) = cv
-                .wait_timeout(guard, slice)
-                .unwrap_or_else(|e| e.into_inner());
-            guard = g;
-            ran_out_at = r.timed_out().then(Instant::now);
-            if ran_out_at.is_none() && bare {
-                break Signal::Woken;
-            }
-            if ran_out_at.is_some()
-                && blocked(&guard)
-                && let Some((g, _)) = &watched
-                && !timed
-                && let Some(stall) = g.check_stall(&mut seen)
-            {
-                break Signal::Stalled(stall);
-            }
-        };
-        if let Some((g, w)) = watched {
-            g.stop_waiting(w);
-            if matches!(outcome, Signal::Woken | Signal::Polled) {
-                g.woke(&self.name, outcome == Signal::Polled);
-            }
-        }
-        match outcome {
-            Signal::Woken => {
-                self.wait_moment(&mark, MomentKind::Answered, || answered_by.join(" "));
-                self.waited(mark);
-            }
-            Signal::Polled => self.waited(mark),
-            Signal::TimedOut | Signal::Stalled(_) => self.gave_up(mark),
-        }
-        (guard, outcome)
-    }
-
-    /// A wait whose slice ran out at `at` found its condition true. A signal that answers
-    /// it came just before (within [`RACE_GRACE`]) or after: its notify raced the timeout
-    /// (the signaller changed the state under the lock while the slice ran out), and the
-    /// wait counts as woken by it. No such signal: the condition came true and stayed so
-    /// with nobody waking the waiter, a lost wake-up.
-    fn judge_poll(&self, at: Instant, answered_by: &[&str]) -> Signal {
-        let last = self
-            .graph
-            .as_ref()
-            .and_then(|(g, id)| g.last_signal(*id, answered_by));
-        match last {
-            Some(t) if at.saturating_duration_since(t) <= RACE_GRACE => Signal::Woken,
-            _ => Signal::Polled,
-        }
-    }
-
-    /// The current thread signalled this primitive (`put`, `set`, a notify): told to the
-    /// deadlock detector (a waiter may be awake now), and a cause a waiter may wake from for
-    /// the pictures' arrows (recorded only when they were asked for).
-    pub fn signal(&self, what: &str) {
-        // The detector: a waiter on this primitive may be awake now (see `lab::waitgraph`).
-        if let Some((g, id)) = &self.graph {
-            g.signalled(*id);
-            g.signal_time(*id, what);
-        }
-        if let Some((rec, _)) = &self.sink
-            && rec.detail()
-        {
-            rec.moment(
-                MomentKind::Signal,
-                Some(Arc::clone(&self.name)),
-                format!("{what} '{}'", self.name),
-            );
-        }
-    }
-
-    /// A quantity of this primitive changed (`available`, `depth`): a counter track named
-    /// `name: what` in the pictures.
-    pub fn count(&self, what: &str, value: usize) {
-        if let Some((rec, _)) = &self.sink
-            && rec.detail()
-        {
-            rec.sample(format!("{}: {what}", self.name).into(), value as f64);
-        }
-    }
-
-    /// The primitive's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// The live gauges, when recording.
-    pub fn gauges(&self) -> Option<&Gauges> {
-        self.sink.as_ref().map(|(_, g)| g.as_ref())
-    }
-
-    /// The current thread starts waiting. With `-v` the narrative shows it.
-    pub fn waiting(&self) -> Mark {
-        if self.sink.is_some() {
-            tracing::debug!("waiting for '{}'", self.name);
-        }
-        self.begin(|g| (&g.waiting, &g.most_waiting))
-    }
-
-    /// The current thread stopped waiting: it got the primitive (or was woken).
-    pub fn waited(&self, mark: Mark) {
-        self.narrate_end("woke: done waiting for", &mark);
-        self.end(mark, State::Waiting, |g| &g.waiting);
-    }
-
-    /// The current thread stopped waiting unanswered: its timeout ran out, or the deadlock
-    /// detector refused the wait. Recorded (when pictures are on) so that no arrow is drawn
-    /// from an unrelated signal to this wait's end.
-    pub fn gave_up(&self, mark: Mark) {
-        self.narrate_end("gave up waiting for", &mark);
-        self.wait_moment(&mark, MomentKind::GaveUp, || {
-            format!("gave up on '{}'", self.name)
-        });
-        self.end(mark, State::Waiting, |g| &g.waiting);
-    }
-
-    /// How a recorded wait ended, kept (when pictures are on) just before its span closes.
-    fn wait_moment(&self, mark: &Mark, kind: MomentKind, text: impl FnOnce() -> String) {
-        if let Some((rec, _)) = &self.sink
-            && rec.detail()
-            && mark.0.is_some()
-        {
-            rec.moment(kind, Some(Arc::clone(&self.name)), text());
-        }
-    }
-
-    /// The current thread starts holding.
-    pub fn holding(&self) -> Mark {
-        if self.sink.is_some() {
-            tracing::debug!("holding '{}'", self.name);
-        }
-        self.begin(|g| (&g.holding, &g.most_holding))
-    }
-
-    /// The current thread released what it held.
-    pub fn released(&self, mark: Mark) {
-        self.narrate_end("released", &mark);
-        self.end(mark, State::Holding, |g| &g.holding);
-    }
-
-    /// The `-v` line that closes a span, with its length when recorded.
-    fn narrate_end(&self, what: &str, mark: &Mark) {
-        if self.sink.is_some() && tracing::enabled!(tracing::Level::DEBUG) {
-            match mark.0 {
-                Some(start) => tracing::debug!(
-                    "{what} '{}' after {}",
-                    self.name,
-                    super::units::duration(start.elapsed())
-                ),
-                None => tracing::debug!("{what} '{}'", self.name),
-            }
-        }
-    }
-
-    fn begin(&self, gauge: impl Fn(&Gauges) -> (&AtomicUsize, &AtomicUsize)) -> Mark {
-        let Some((_, gauges)) = &self.sink else {
-            return Mark(None);
-        };
-        let (now, most) = gauge(gauges);
-        let n = now.fetch_add(1, Ordering::Relaxed) + 1;
-        most.fetch_max(n, Ordering::Relaxed);
-        Mark(Some(Instant::now()))
-    }
-
-    fn end(&self, mark: Mark, state: State, gauge: impl Fn(&Gauges) -> &AtomicUsize) {
-        let (Some((recorder, gauges)), Some(start)) = (&self.sink, mark.0) else {
-            return;
-        };
-        gauge(gauges).fetch_sub(1, Ordering::Relaxed);
-        recorder.push(Span {
-            thread: current_name(),
-            slot: current_slot(),
-            primitive: Arc::clone(&self.name),
-            state,
-            start: recorder.offset(start),
-            end: recorder.start.elapsed(),
-        });
-    }
-}
-
 /// Locks a recorder mutex, recovering the data if a panicking thread poisoned it: a record
 /// of what happened stays readable even when a demo thread failed.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_probe_that_is_off_records_nothing() {
-        let probe = Probe::off("x");
-        let m = probe.waiting();
-        probe.waited(m);
-        assert!(probe.gauges().is_none());
-    }
-
-    #[test]
-    fn spans_and_gauges_follow_waits_and_holds() {
-        let rec = Arc::new(Recorder::new(Instant::now()));
-        let probe = Probe::on("permits", Arc::clone(&rec));
-        let w = probe.waiting();
-        probe.waited(w);
-        let h1 = probe.holding();
-        let h2 = probe.holding();
-        probe.released(h1);
-        probe.released(h2);
-        let spans = rec.spans();
-        assert_eq!(spans.len(), 3);
-        assert_eq!(spans[0].state, State::Waiting);
-        assert_eq!(&*spans[1].primitive, "permits");
-        assert_eq!(probe.gauges().unwrap().most_holding(), 2);
-        assert_eq!(probe.gauges().unwrap().most_waiting(), 1);
-    }
 
     #[test]
     fn a_thread_is_marked_finished_even_when_it_panics() {

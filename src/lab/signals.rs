@@ -120,7 +120,12 @@ pub fn sleep(d: Duration) -> bool {
         return false;
     }
     // Recorded as simulated work on a lab's thread (the timelines' "sleeping").
-    let _span = super::record::ThreadSpan::sleep();
+    let wait = super::Wait::new(super::For::Time, super::Bound::Timeout(d));
+    super::Probe::off("sleep").block(wait, || sleep_unrecorded(d))
+}
+
+/// [`sleep`], not recorded.
+fn sleep_unrecorded(d: Duration) -> bool {
     let (lock, cvar) = wake();
     let deadline = Instant::now() + d;
     let mut woken = lock.lock().unwrap_or_else(|e| e.into_inner());

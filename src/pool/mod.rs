@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender};
 
-use crate::lab::{Recorder, panic_message};
+use crate::lab::{Bound, For, Probe, Recorder, Wait, panic_message};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -46,13 +46,13 @@ impl<T> Future<T> {
 
     /// Waits for the task and returns its value, or why there is none.
     pub fn result(self) -> Result<T, TaskError> {
-        let _waiting = crate::lab::record::ThreadSpan::waiting_for("future");
-        self.rx.recv().unwrap_or(Err(TaskError::Lost))
+        crate::lab::blocking("future", || self.rx.recv()).unwrap_or(Err(TaskError::Lost))
     }
 
     /// Waits at most `timeout`. On timeout the Future is handed back, still pending.
     pub fn result_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Future<T>> {
-        match self.rx.recv_timeout(timeout) {
+        let wait = Wait::new(For::Outside, Bound::Timeout(timeout));
+        match Probe::off("future").block(wait, || self.rx.recv_timeout(timeout)) {
             Ok(r) => Ok(r),
             Err(RecvTimeoutError::Timeout) => Err(self),
             Err(RecvTimeoutError::Disconnected) => Ok(Err(TaskError::Lost)),
@@ -114,10 +114,7 @@ impl ThreadPool {
                     // Runs until the pool closes the channel and the queue is drained. The
                     // pictures show the idle time as a wait for `jobs`.
                     loop {
-                        let job = {
-                            let _idle = crate::lab::record::ThreadSpan::waiting_for("jobs");
-                            rx.recv()
-                        };
+                        let job = crate::lab::blocking("jobs", || rx.recv());
                         let Ok(job) = job else { break };
                         job();
                     }

@@ -10,7 +10,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::lab::{Bound, Probe, Signal};
+use crate::lab::{Bound, For, Outcome, Probe, Wait};
 
 use super::lock;
 
@@ -135,18 +135,22 @@ impl Barrier {
         let (round, resets) = (st.round, st.resets);
         // One wait through the lab's protocol: until the round moves on, the barrier
         // breaks, or a reset; a change nobody notified is counted as a lost wake-up.
-        let (mut st, outcome) = self.probe.wait_for_signal(
+        let (mut st, outcome) = self.probe.wait(
             st,
             &self.changed,
-            Bound::Timeout(timeout),
-            &["release", "break", "reset"],
-            false,
+            Wait::new(
+                For::Signal {
+                    by: &["release", "break", "reset"],
+                    bare: false,
+                },
+                Bound::Timeout(timeout),
+            ),
             |s| s.round == round && !s.broken && s.resets == resets,
         );
         if st.round != round {
             return Ok(index);
         }
-        if outcome == Signal::TimedOut {
+        if outcome == Outcome::TimedOut {
             // Python: the thread whose wait times out breaks the barrier for everyone.
             self.break_locked(&mut st);
         }

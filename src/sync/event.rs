@@ -3,7 +3,7 @@
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use crate::lab::{Bound, Probe};
+use crate::lab::{Bound, For, Probe, Wait};
 
 use super::lock;
 
@@ -71,9 +71,12 @@ impl Event {
         if *flag {
             return true;
         }
-        let (flag, _) =
-            self.probe
-                .wait_for_signal(flag, &self.changed, bound, &["set"], false, |set| !*set);
+        let set = For::Signal {
+            by: &["set"],
+            bare: false,
+        };
+        let wait = Wait::new(set, bound);
+        let (flag, _) = self.probe.wait(flag, &self.changed, wait, |set| !*set);
         *flag
     }
 }

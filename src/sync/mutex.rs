@@ -7,7 +7,7 @@
 //! bench` measures all three against std's own mutex.
 
 use crate::lab::Probe;
-use crate::lab::record::Mark;
+use crate::lab::{Bound, For, Hold, Wait};
 
 /// A mutual-exclusion lock around a `T`, recording its waits and holds through a probe.
 #[derive(Debug)]
@@ -22,7 +22,7 @@ pub struct Mutex<T> {
 pub struct MutexGuard<'a, T> {
     // Declared first so the hold is recorded (in `drop`) before the lock opens. `None`
     // when the probe is off: then dropping costs one branch.
-    hold: Option<Box<(Mark, &'a Probe)>>,
+    hold: Option<Box<Hold>>,
     guard: std::sync::MutexGuard<'a, T>,
 }
 
@@ -31,7 +31,7 @@ impl<T> Mutex<T> {
     pub fn new(value: T, probe: Probe) -> Self {
         Self {
             inner: std::sync::Mutex::new(value),
-            recording: probe.gauges().is_some(),
+            recording: probe.recording(),
             probe,
         }
     }
@@ -58,14 +58,14 @@ impl<T> Mutex<T> {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => {
-                let mark = self.probe.waiting();
-                let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-                self.probe.waited(mark);
-                g
+                let wait = Wait::new(For::Held { refusable: false }, Bound::Forever);
+                self.probe.block(wait, || {
+                    self.inner.lock().unwrap_or_else(|e| e.into_inner())
+                })
             }
         };
         MutexGuard {
-            hold: Some(Box::new((self.probe.holding(), &self.probe))),
+            hold: Some(Box::new(self.probe.hold())),
             guard,
         }
     }
@@ -124,8 +124,8 @@ impl<T> Drop for MutexGuard<'_, T> {
 /// Closes a recorded hold (out of line, as [`Mutex::lock_recorded`]).
 #[cold]
 #[inline(never)]
-fn released((mark, probe): (Mark, &Probe)) {
-    probe.released(mark);
+fn released(hold: Hold) {
+    drop(hold);
 }
 
 #[cfg(test)]
@@ -137,7 +137,7 @@ mod tests {
     fn a_recording_mutex_records_every_hold_and_the_waits() {
         let _bound = crate::sync::bounded_test(20);
         let rec = Arc::new(crate::lab::Recorder::new(std::time::Instant::now()));
-        let m = Mutex::new(0u64, Probe::on("counter", Arc::clone(&rec)));
+        let m = Mutex::new(0u64, Probe::on("counter", Some(Arc::clone(&rec)), None));
         std::thread::scope(|s| {
             for _ in 0..2 {
                 s.spawn(|| {
@@ -154,6 +154,6 @@ mod tests {
             .filter(|s| s.state == crate::lab::State::Holding)
             .count();
         assert_eq!(holds, 2001, "2000 increments and the read above");
-        assert_eq!(m.probe.gauges().unwrap().most_holding(), 1);
+        assert_eq!(rec.most_at_once("counter").1, 1);
     }
 }

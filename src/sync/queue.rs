@@ -10,7 +10,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::lab::waitgraph::Cycle;
-use crate::lab::{Bound, Probe, Signal};
+use crate::lab::{Bound, For, Outcome, Probe, Wait};
 
 use super::lock;
 
@@ -97,16 +97,20 @@ impl<T> JoinableQueue<T> {
             on_full(st.items.len());
             let began = Instant::now();
             let outcome;
-            (st, outcome) = self.probe.wait_for_signal(
+            (st, outcome) = self.probe.wait(
                 st,
                 &self.not_full,
-                Bound::Forever,
-                &["get", "close"],
-                false,
+                Wait::new(
+                    For::Signal {
+                        by: &["get", "close"],
+                        bare: false,
+                    },
+                    Bound::Forever,
+                ),
                 |s| s.items.len() >= self.maxsize && !s.closed,
             );
             st.put_blocked += began.elapsed();
-            if let Signal::Stalled(stall) = outcome {
+            if let Outcome::Refused(stall) = outcome {
                 return Err(QueueError::Stalled(self.probe.name().to_string(), stall));
             }
         }
@@ -152,15 +156,19 @@ impl<T> JoinableQueue<T> {
         let mut st = self.state();
         if st.items.is_empty() && !st.closed {
             let outcome;
-            (st, outcome) = self.probe.wait_for_signal(
+            (st, outcome) = self.probe.wait(
                 st,
                 &self.not_empty,
-                bound,
-                &["put", "close"],
-                false,
+                Wait::new(
+                    For::Signal {
+                        by: &["put", "close"],
+                        bare: false,
+                    },
+                    bound,
+                ),
                 |s| s.items.is_empty() && !s.closed,
             );
-            if let Signal::Stalled(stall) = outcome {
+            if let Outcome::Refused(stall) = outcome {
                 return Got::Stalled(stall);
             }
         }
@@ -202,12 +210,16 @@ impl<T> JoinableQueue<T> {
         // a join nobody is left to finish). Done only if done: a join that finds the work
         // finished only when a slice ran out (nobody woke it) is a `Polled` wait, which the
         // lab counts against its checks.
-        let (st, _) = self.probe.wait_for_signal(
+        let (st, _) = self.probe.wait(
             st,
             &self.all_done,
-            Bound::Patience(timeout),
-            &["task_done"],
-            false,
+            Wait::new(
+                For::Signal {
+                    by: &["task_done"],
+                    bare: false,
+                },
+                Bound::Patience(timeout),
+            ),
             |s| s.unfinished > 0,
         );
         st.unfinished == 0

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::lab::Probe;
+use crate::lab::{Bound, For, Probe, Wait};
 
 use super::lock;
 
@@ -46,21 +46,21 @@ impl RateLimiter {
     /// Waits for this caller's turn; returns false if the run was interrupted first.
     /// Callers go one at a time through the lock, each at least an interval after the last.
     pub fn acquire(&self) -> bool {
-        let mark = self.probe.waiting();
-        let mut next = lock(&self.next);
-        let now = Instant::now();
-        if let Some(at) = *next
-            && at > now
-            && !crate::lab::signals::sleep(at - now)
-        {
-            self.probe.waited(mark);
-            return false;
-        }
-        // the rule: the next caller may go one interval after this release.
-        *next = Some(Instant::now() + self.interval);
-        drop(next);
-        self.probe.waited(mark);
-        true
+        // One wait on the limiter: for the callers ahead, then for this caller's moment.
+        let wait = Wait::new(For::Held { refusable: false }, Bound::Forever);
+        self.probe.block(wait, || {
+            let mut next = lock(&self.next);
+            let now = Instant::now();
+            if let Some(at) = *next
+                && at > now
+                && !crate::lab::signals::sleep(at - now)
+            {
+                return false;
+            }
+            // the rule: the next caller may go one interval after this release.
+            *next = Some(Instant::now() + self.interval);
+            true
+        })
     }
 }
 

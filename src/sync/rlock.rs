@@ -3,11 +3,10 @@
 
 use std::sync::{Condvar, Mutex};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::lab::record::Mark;
 use crate::lab::waitgraph::Cycle;
-use crate::lab::{Probe, thread_name};
+use crate::lab::{Bound, For, Hold, Outcome, Probe, Wait, thread_name};
 
 use super::lock;
 
@@ -48,7 +47,7 @@ pub enum LockError {
 struct State {
     owner: Option<(ThreadId, String)>,
     count: usize,
-    hold: Option<Mark>,
+    hold: Option<Hold>,
 }
 
 /// The shared core: owner, count, and whether the owner may enter again.
@@ -78,50 +77,30 @@ impl OwnedLock {
         }
     }
 
+    /// The textbook acquire: wait while another thread owns it, then own it (again).
     fn acquire(&self, timeout: Option<Duration>) -> Result<usize, LockError> {
         let me = std::thread::current().id();
-        let asked = Instant::now();
-        let mut st = lock(&self.state);
+        let bound = timeout.map_or(Bound::Forever, Bound::Timeout);
+        let wait = Wait::new(For::Held { refusable: true }, bound);
+        let st = lock(&self.state);
+        let (mut st, outcome) = self
+            .probe
+            .wait(st, &self.freed, wait, |s| self.blocked(s, me));
+        if let Outcome::Refused(cycle) = outcome {
+            let lock = self.probe.name().to_string();
+            return Err(LockError::Deadlock { lock, cycle });
+        }
         if self.blocked(&st, me) {
-            let mark = self.probe.waiting();
-            let waiting = match self.probe.graph_waiting(asked, timeout.is_some()) {
-                Ok(w) => w,
-                Err(cycle) => {
-                    self.probe.gave_up(mark);
-                    return Err(LockError::Deadlock {
-                        lock: self.probe.name().to_string(),
-                        cycle,
-                    });
-                }
-            };
-            st = match timeout {
-                None => self
-                    .freed
-                    .wait_while(st, |s| self.blocked(s, me))
-                    .unwrap_or_else(|e| e.into_inner()),
-                Some(t) => {
-                    self.freed
-                        .wait_timeout_while(st, t, |s| self.blocked(s, me))
-                        .unwrap_or_else(|e| e.into_inner())
-                        .0
-                }
-            };
-            self.probe.graph_waited(waiting);
-            if self.blocked(&st, me) {
-                self.probe.gave_up(mark);
-                let (id, owner) = st.owner.clone().unwrap_or((me, "nobody".into()));
-                return Err(LockError::Timeout {
-                    lock: self.probe.name().to_string(),
-                    owner,
-                    by_caller: id == me,
-                });
-            }
-            self.probe.waited(mark);
+            let (id, owner) = st.owner.clone().unwrap_or((me, "nobody".into()));
+            return Err(LockError::Timeout {
+                lock: self.probe.name().to_string(),
+                owner,
+                by_caller: id == me,
+            });
         }
         if st.count == 0 {
             st.owner = Some((me, thread_name()));
-            st.hold = Some(self.probe.holding());
-            self.probe.graph_holding();
+            st.hold = Some(self.probe.hold());
         }
         st.count += 1;
         Ok(st.count)
@@ -146,10 +125,7 @@ impl OwnedLock {
         announce(st.count);
         if st.count == 0 {
             st.owner = None;
-            self.probe.graph_released();
-            if let Some(mark) = st.hold.take() {
-                self.probe.released(mark);
-            }
+            drop(st.hold.take());
             self.freed.notify_all();
         }
         Ok(st.count)

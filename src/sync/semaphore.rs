@@ -1,11 +1,12 @@
 //! `Semaphore` and its bounded variant: a counter of permits guarded by a mutex, and a
 //! condition variable that blocked acquirers wait on.
 
+use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::thread::ThreadId;
+use std::time::Duration;
 
-use crate::lab::Probe;
-use crate::lab::record::Mark;
+use crate::lab::{Bound, For, Hold, Outcome, Probe, Wait};
 
 use super::lock;
 
@@ -26,17 +27,28 @@ pub struct ReleaseError {
 /// would lift the count above its initial value; a plain one lets the count grow.
 #[derive(Debug)]
 pub struct Semaphore {
-    count: Mutex<usize>,
+    state: Mutex<Permits>,
     freed: Condvar,
     bound: Option<usize>,
     probe: Probe,
+}
+
+/// The count, and the holds of the permits taken (a permit may come back from another
+/// thread than took it: then the oldest hold ends).
+#[derive(Debug, Default)]
+struct Permits {
+    count: usize,
+    holds: VecDeque<(ThreadId, Hold)>,
 }
 
 impl Semaphore {
     /// A plain semaphore with `permits` permits.
     pub fn new(permits: usize) -> Self {
         Self {
-            count: Mutex::new(permits),
+            state: Mutex::new(Permits {
+                count: permits,
+                holds: VecDeque::new(),
+            }),
             freed: Condvar::new(),
             bound: None,
             probe: Probe::off("semaphore"),
@@ -69,7 +81,7 @@ impl Semaphore {
 
     /// Permits available right now.
     pub fn available(&self) -> usize {
-        *lock(&self.count)
+        lock(&self.state).count
     }
 
     /// Takes a permit, waiting as long as it takes. Returns the permits left.
@@ -77,84 +89,65 @@ impl Semaphore {
     /// This wait takes part in the deadlock detector's graph; a cycle it closes is told, and,
     /// having no way to give up, it waits on (use `acquire_timeout` to be refused).
     pub fn acquire(&self) -> usize {
-        let asked = Instant::now();
-        let mut count = lock(&self.count);
-        // Only a real wait is recorded as one: a free permit is taken at once.
-        if *count == 0 {
-            let mark = self.probe.waiting();
-            let waiting = self.probe.graph_waiting_unrefusable(asked);
-            count = self
-                .freed
-                .wait_while(count, |c| *c == 0)
-                .unwrap_or_else(|e| e.into_inner());
-            self.probe.graph_waited(waiting);
-            self.probe.waited(mark);
-        }
-        *count -= 1;
-        self.probe.graph_holding();
-        self.probe.count("available", *count);
-        *count
+        let wait = Wait::new(For::Held { refusable: false }, Bound::Forever);
+        self.take(wait)
+            .expect("an unbounded wait returns only when it got a permit")
     }
 
     /// Takes a permit if one frees up within `timeout`. Returns the permits left, or `None`.
     /// `None` too when the runtime's deadlock detector refuses the wait (it would close a
     /// cycle: see `lab::waitgraph`).
     pub fn acquire_timeout(&self, timeout: Duration) -> Option<usize> {
-        let asked = Instant::now();
-        let mut count = lock(&self.count);
-        if *count == 0 {
-            let mark = self.probe.waiting();
-            let Ok(waiting) = self.probe.graph_waiting(asked, true) else {
-                self.probe.gave_up(mark);
-                return None;
-            };
-            count = self
-                .freed
-                .wait_timeout_while(count, timeout, |c| *c == 0)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-            self.probe.graph_waited(waiting);
-            if *count == 0 {
-                self.probe.gave_up(mark);
-                return None;
-            }
-            self.probe.waited(mark);
+        self.take(Wait::new(
+            For::Held { refusable: true },
+            Bound::Timeout(timeout),
+        ))
+    }
+
+    /// The textbook acquire: wait while the count is zero, then take one.
+    fn take(&self, wait: Wait<'_>) -> Option<usize> {
+        let st = lock(&self.state);
+        let (mut st, outcome) = self.probe.wait(st, &self.freed, wait, |p| p.count == 0);
+        if st.count == 0 {
+            debug_assert!(outcome != Outcome::Got);
+            return None;
         }
-        *count -= 1;
-        self.probe.graph_holding();
-        self.probe.count("available", *count);
-        Some(*count)
+        st.count -= 1;
+        let hold = self.probe.hold();
+        st.holds.push_back((std::thread::current().id(), hold));
+        self.probe.count("available", st.count);
+        Some(st.count)
     }
 
     /// Gives a permit back and wakes one waiter. Returns the new count, or the bounded
     /// semaphore's error when the release is one too many (the count is then unchanged).
     pub fn release(&self) -> Result<usize, ReleaseError> {
-        let mut count = lock(&self.count);
+        let mut st = lock(&self.state);
         if let Some(bound) = self.bound
-            && *count >= bound
+            && st.count >= bound
         {
             return Err(ReleaseError {
                 name: self.name().to_string(),
-                would_be: *count + 1,
+                would_be: st.count + 1,
                 bound,
             });
         }
-        *count += 1;
-        self.probe.graph_released();
-        self.probe.count("available", *count);
+        st.count += 1;
+        let me = std::thread::current().id();
+        let mine = st.holds.iter().position(|(t, _)| *t == me).unwrap_or(0);
+        drop(st.holds.remove(mine));
+        self.probe.count("available", st.count);
         self.probe.signal("release");
         self.freed.notify_one();
-        Ok(*count)
+        Ok(st.count)
     }
 
-    /// Takes a permit as a guard that gives it back when dropped (the `with sem:` of Python),
-    /// and records the hold.
+    /// Takes a permit as a guard that gives it back when dropped (the `with sem:` of Python).
     pub fn permit(&self) -> Permit<'_> {
         let left = self.acquire();
         Permit {
             semaphore: self,
             left,
-            hold: Some(self.probe.holding()),
         }
     }
 }
@@ -164,7 +157,6 @@ impl Semaphore {
 pub struct Permit<'a> {
     semaphore: &'a Semaphore,
     left: usize,
-    hold: Option<Mark>,
 }
 
 impl Permit<'_> {
@@ -176,9 +168,6 @@ impl Permit<'_> {
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
-        if let Some(mark) = self.hold.take() {
-            self.semaphore.probe.released(mark);
-        }
         // A permit taken from this semaphore always fits back in.
         let _ = self.semaphore.release();
     }

@@ -10,7 +10,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::lab::{Bound, Lab, Probe, Signal};
+use crate::lab::{Bound, For, Lab, Outcome, Probe, Wait};
 
 use super::lock;
 
@@ -44,29 +44,31 @@ impl Shared {
         Self {
             state: Mutex::new(State::Waiting),
             changed: Condvar::new(),
-            probe: Probe::off(name).with_graph(Arc::clone(lab.wait_graph())),
+            probe: Probe::on(name, None, Some(Arc::clone(lab.wait_graph()))),
         }
     }
 
     /// Waits until `deadline` unless cancelled first (spurious wake-ups re-checked).
     /// Returns whether the state is still `Waiting` at the deadline.
     fn wait_until(&self, deadline: Instant) -> bool {
-        // The pictures show the timer's thread waiting here, not running.
-        let _waiting = crate::lab::record::ThreadSpan::waiting_for("deadline");
         let st = lock(&self.state);
         let left = deadline.saturating_duration_since(Instant::now());
         if *st != State::Waiting || left.is_zero() {
             return *st == State::Waiting;
         }
-        let (st, outcome) = self.probe.wait_for_signal(
+        let (st, outcome) = self.probe.wait(
             st,
             &self.changed,
-            Bound::Timeout(left),
-            &["cancel"],
-            false,
+            Wait::new(
+                For::Signal {
+                    by: &["cancel"],
+                    bare: false,
+                },
+                Bound::Timeout(left),
+            ),
             |s| *s == State::Waiting,
         );
-        outcome == Signal::TimedOut && *st == State::Waiting
+        outcome == Outcome::TimedOut && *st == State::Waiting
     }
 
     /// At the deadline: fire unless cancelled, under the lock `cancel` takes.
