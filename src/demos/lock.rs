@@ -370,8 +370,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             lab::signals::sleep(hold);
             Ok(())
         })?;
-        held_rx
-            .recv_timeout(Duration::from_secs(30))
+        lab::blocking("held", || held_rx.recv_timeout(Duration::from_secs(30)))
             .map_err(|_| anyhow::anyhow!("the Holder never took the lock"))?;
         // acquire(blocking=False): answer at once.
         let t = Instant::now();
@@ -469,7 +468,7 @@ fn guard_and_panic(lab: &Lab, report: &mut Report) {
                 panic!("the teller fell over mid-transaction");
             })
         })
-        .is_ok_and(|h| h.join().is_err())
+        .is_ok_and(|h| lab::join(h).is_err())
     });
     // Another thread now: can it get both locks?
     let (ours, poisoned, value) = std::thread::scope(|s| {
@@ -485,7 +484,7 @@ fn guard_and_panic(lab: &Lab, report: &mut Report) {
             (ours, poisoned, value)
         });
         next.ok()
-            .and_then(|h| h.join().ok())
+            .and_then(|h| lab::join(h).ok())
             .unwrap_or((false, false, 0))
     });
     if ours {

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
-use std::sync::{Barrier, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -459,7 +459,8 @@ fn run_trials(
         atomic: AtomicU64::new(0),
         mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
     };
-    let gate = Barrier::new(args.threads + 1);
+    // The trials' start and end line (bounded by the watchdog, not by this timeout).
+    let gate = crate::sync::Barrier::new("trial", args.threads + 1, Duration::from_secs(3600));
     let narrate = AtomicBool::new(true);
     let story = Story::new(args);
     // Set by the main thread before a trial's start when a signal asked the run to stop.
@@ -471,7 +472,7 @@ fn run_trials(
             workers.push(lab.spawn(s, format!("Counter-{t}"), move || {
                 let mut spans = Vec::with_capacity(trials);
                 for _ in 0..trials {
-                    gate.wait();
+                    let _ = gate.wait();
                     if stop.load(SeqCst) {
                         break;
                     }
@@ -485,7 +486,7 @@ fn run_trials(
                     };
                     let (done, counted) = increment(strategy, shared, work, args.window, story);
                     spans.push((begin, Instant::now(), counted, done));
-                    gate.wait();
+                    let _ = gate.wait();
                 }
                 spans
             })?);
@@ -494,13 +495,13 @@ fn run_trials(
         for trial in 0..trials {
             if trial > 0 && lab.interrupted() {
                 stop.store(true, SeqCst);
-                gate.wait(); // the workers see the stop and leave
+                let _ = gate.wait(); // the workers see the stop and leave
                 break;
             }
             shared.atomic.store(0, Relaxed);
             *shared.mutex.lock() = 0;
-            gate.wait(); // go
-            gate.wait(); // all done
+            let _ = gate.wait(); // go
+            let _ = gate.wait(); // all done
             if trial == 0 {
                 narrate.store(false, Relaxed);
             }

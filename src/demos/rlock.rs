@@ -111,8 +111,7 @@ fn contend(
     patience: Duration,
 ) -> anyhow::Result<ContenderSaw> {
     // Wait (bounded) until the recursor holds the lock, so the contention is real.
-    holding_rx
-        .recv_timeout(patience)
+    lab::blocking("holding", || holding_rx.recv_timeout(patience))
         .map_err(|_| anyhow::anyhow!("Recursor never took the lock"))?;
     // A release by a thread that does not hold the lock (Python: RuntimeError).
     let stranger = match lock.release() {

@@ -1,6 +1,5 @@
 #![doc = include_str!("pages/semaphore.md")]
 
-use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
@@ -71,7 +70,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     .with_probe(probe.clone());
     let holding = AtomicUsize::new(0);
     let most = AtomicUsize::new(0);
-    let gate = Barrier::new(args.threads);
+    let gate = crate::sync::Barrier::new("start", args.threads, Duration::from_secs(3600));
 
     let visits: Vec<Visit> = std::thread::scope(|s| -> anyhow::Result<_> {
         let workers: Vec<_> = (1..=args.threads)
@@ -80,7 +79,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                 let hold = lab.rng(&name).random_range(args.min_hold..=args.max_hold);
                 let (sem, holding, most, gate) = (&sem, &holding, &most, &gate);
                 lab.spawn(s, name.clone(), move || {
-                    gate.wait(); // everyone asks at once
+                    let _ = gate.wait(); // everyone asks at once
                     info!("Trying to acquire a permit…");
                     let asked = Instant::now();
                     let permit = sem.permit();

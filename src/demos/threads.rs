@@ -198,7 +198,7 @@ fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
         // join(timeout): std has none. The idiom here: the thread says when it is done, on a
         // channel, and recv_timeout is the timed join; the real join follows once it has.
         let t = Instant::now();
-        let early = done_rx.recv_timeout(short).is_ok();
+        let early = lab::blocking("done", || done_rx.recv_timeout(short)).is_ok();
         let waited = t.elapsed();
         let listed_during = os_lists_settled(tid, true);
         info!(
@@ -327,7 +327,7 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             info!("start {name}");
             let handle = lab.spawn(s, *name, move || {
                 // Each waits for its own go, so the count can be read after each join.
-                let _ = rx.recv_timeout(Duration::from_secs(30));
+                let _ = lab::blocking("go", || rx.recv_timeout(Duration::from_secs(30)));
             })?;
             threads.push((tx, handle));
             moment(&mut table, &format!("{name} started"), i + 1);
@@ -584,7 +584,7 @@ fn child_scenario(ending: Ending, lab: &Lab) -> ! {
         Ending::Forget => info!("main returns without join()"),
         Ending::Join => {
             info!("main calls join()");
-            let _ = writer.join();
+            let _ = lab::blocking("join", || writer.join());
             info!("join() returned; main returns");
         }
     }
