@@ -100,7 +100,7 @@ fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
             let began = Instant::now();
             let phase = lock(&ran).len() + 1;
             info!("action: all arrived, phase {phase} over; merging its results");
-            lab::signals::sleep(merge);
+            lab::sleep(merge);
             lock(&ran).push((began, Instant::now()));
         });
     let passages: Vec<Vec<Result<Passage, BrokenBarrier>>> =
@@ -264,7 +264,7 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
             .map(|(name, after)| {
                 let (barrier, began_tx) = (&barrier, early_began_tx.clone());
                 lab.spawn(s, name, move || {
-                    lab::signals::sleep(after);
+                    lab::sleep(after);
                     info!("waiting at 'meeting'");
                     let t = Instant::now();
                     // Never blocks: with `--timeout 0` both begin at once, and the channel

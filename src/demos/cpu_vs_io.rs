@@ -164,7 +164,7 @@ fn time_rounds(
             let plural = if threads == 1 { "" } else { "s" };
             if round == 0 {
                 let io_took = timed(lab, "Io", threads, tasks, &|| {
-                    lab::signals::sleep(io);
+                    lab::sleep(io);
                 })?;
                 info!(
                     "{threads} thread{plural}: CPU-bound {}, I/O-bound {}",

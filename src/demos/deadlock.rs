@@ -133,7 +133,7 @@ fn transfer(
             anyhow::bail!("interrupted");
         }
         let g1: LockGuard<'_> = bank.accounts[first].0.guard(patience)?;
-        lab::signals::sleep(hold);
+        lab::sleep(hold);
         between();
         let asked = Instant::now();
         let wait = match how {
@@ -170,7 +170,7 @@ fn transfer(
         // back-off can lose the race again and again).
         // At least a millisecond: with `--hold 0` a zero back-off is no back-off at all.
         let backoff = f64::from(1u32 << attempt.min(4)) * rng.random_range(0.5..1.5);
-        lab::signals::sleep(hold.max(Duration::from_millis(1)).mul_f64(backoff));
+        lab::sleep(hold.max(Duration::from_millis(1)).mul_f64(backoff));
     }
     anyhow::bail!(
         "transfer {} → {} gave up after {MOST_ATTEMPTS} attempts",
@@ -555,19 +555,11 @@ fn random_transfers(
     let before = bank.total();
     let next = AtomicU64::new(0);
     let began = Instant::now();
-    let outcomes: Vec<anyhow::Result<Tally>> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let (bank, next) = (&bank, &next);
-        let tellers: Vec<_> = (1..=args.tellers)
-            .map(|t| {
-                let name = format!("Teller-{t}");
-                let rng = lab.rng(&format!("{name}-{key}"));
-                lab.spawn(s, name, move || {
-                    random_teller(args, lab, bank, next, how, hold, rng)
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        tellers.into_iter().map(lab::join).collect()
-    })?;
+    let teller = |t| {
+        let rng = lab.rng(&format!("Teller-{t}-{key}"));
+        random_teller(args, lab, &bank, &next, how, hold, rng)
+    };
+    let outcomes: Vec<anyhow::Result<Tally>> = lab.workers("Teller", args.tellers, teller, || {})?;
     graph.set_policy(Policy::Break);
     let took = began.elapsed();
     let after = bank.total();
@@ -720,7 +712,7 @@ fn supply(
         "preparing order 1: {} (real time; slow is not stuck)",
         units::duration(first)
     );
-    lab::signals::sleep(first);
+    lab::sleep(first);
     for order in 1..=3 {
         if order > 1 {
             lab.sleep_secs(args.hold / 2.0);

@@ -85,7 +85,7 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
             })
             .collect::<anyhow::Result<_>>()?;
         let starter = lab.spawn(s, "Starter", || {
-            lab::signals::sleep(delay);
+            lab::sleep(delay);
             info!("set 'go': every waiter may go");
             let at = Instant::now();
             go.set();
@@ -165,7 +165,7 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
     // A Setter sets after `timeout`: the long wait returns true, well before its end.
     let helped = std::thread::scope(|s| -> anyhow::Result<_> {
         let setter = lab.spawn(s, "Setter", || {
-            lab::signals::sleep(timeout);
+            lab::sleep(timeout);
             info!("set 'signal'");
             signal.set();
         })?;
@@ -254,7 +254,7 @@ fn run_loops(
             let mut ticks = 0;
             // the slow form: check a flag, then sleep a whole tick before checking again.
             while !flag.load(SeqCst) && ticks < most_ticks && !lab.interrupted() {
-                lab::signals::sleep(tick);
+                lab::sleep(tick);
                 ticks += 1;
             }
             let at = Instant::now();
@@ -264,7 +264,7 @@ fn run_loops(
                 at: Some(at),
             };
         })?;
-        lab::signals::sleep(stop_after);
+        lab::sleep(stop_after);
         info!("stop: set 'stop' and the flag");
         let at = Instant::now();
         flag.store(true, SeqCst);

@@ -63,7 +63,7 @@ fn bare_panic(
                 lab.spawn(s, format!("Steady-{k}"), move || {
                     let mut done = 0;
                     for n in 1..=4 {
-                        lab::signals::sleep(step);
+                        lab::sleep(step);
                         done += 1;
                         info!("step {n} of 4");
                     }
@@ -73,7 +73,7 @@ fn bare_panic(
             .collect::<anyhow::Result<_>>()?;
         let crasher = lab.spawn(s, "Crasher", move || -> u32 {
             lab::expecting_panics(|| {
-                lab::signals::sleep(step * 2);
+                lab::sleep(step * 2);
                 let divisor: u32 = std::hint::black_box(0);
                 info!("dividing 84 by {divisor}…");
                 84 / divisor
@@ -235,7 +235,7 @@ fn errors_through_a_queue(args: &Args, lab: &Lab, report: &mut Report) -> anyhow
                         if lab.interrupted() {
                             break;
                         }
-                        lab::signals::sleep(step);
+                        lab::sleep(step);
                         // Catch everything this item can throw, a panic included.
                         let outcome =
                             lab::expecting_panics(|| std::panic::catch_unwind(|| process(text)))

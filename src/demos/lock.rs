@@ -157,14 +157,8 @@ fn observe_bank(args: &Args, lab: &Lab, locked: bool) -> anyhow::Result<BankSeen
         all_read: &all_read,
         patience,
     };
-    let ledgers: Vec<Ledger> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let c = &c;
-        let tellers: Vec<_> = (1..=args.tellers)
-            .map(|t| lab.spawn(s, format!("Teller-{t}"), move || teller(c, t)))
-            .collect::<anyhow::Result<_>>()?;
-        start.set();
-        tellers.into_iter().map(|t| lab::join(t)?).collect()
-    })?;
+    let ledgers = lab.workers("Teller", args.tellers, |t| teller(&c, t), || start.set())?;
+    let ledgers = ledgers.into_iter().collect::<anyhow::Result<Vec<Ledger>>>()?;
     Ok(BankSeen {
         final_balance: account.balance.load(SeqCst),
         ledgers,
@@ -367,7 +361,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             let _g = lock.guard(Duration::from_secs(30))?;
             let _ = held_tx.send(());
             info!("holding 'vault' for {}", units::duration(hold));
-            lab::signals::sleep(hold);
+            lab::sleep(hold);
             Ok(())
         })?;
         lab::blocking("held", || held_rx.recv_timeout(Duration::from_secs(30)))

@@ -180,18 +180,8 @@ fn observe_table(args: &Args, lab: &Lab, fix: Table3, key: &str) -> anyhow::Resu
     };
     let cycles_before = lab.wait_graph().cycles().len();
     let began = Instant::now();
-    let outcomes: Vec<anyhow::Result<Diary>> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let t = &t;
-        let ps: Vec<_> = (0..n)
-            .map(|i| {
-                lab.spawn(s, format!("Philosopher-{}", i + 1), move || {
-                    philosopher(t, i)
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        t.gate.set();
-        ps.into_iter().map(lab::join).collect()
-    })?;
+    let outcomes = lab.workers("Philosopher", n, |i| philosopher(&t, i - 1), || t.gate.set());
+    let outcomes: Vec<anyhow::Result<Diary>> = outcomes?;
     let took = began.elapsed();
     let mut diaries = Vec::new();
     for (i, d) in outcomes.into_iter().enumerate() {
@@ -249,10 +239,10 @@ fn philosopher(t: &TableShared, i: usize) -> anyhow::Result<Diary> {
             // At least a millisecond: with `--eat 0` a zero pause is no back-off, and the
             // same circle forms again at once.
             let pause = t.eat.max(Duration::from_millis(1));
-            lab::signals::sleep(pause.mul_f64(rng.random_range(0.2..1.0)));
+            lab::sleep(pause.mul_f64(rng.random_range(0.2..1.0)));
         }
         // Think before the next meal.
-        lab::signals::sleep(t.eat.mul_f64(rng.random_range(0.0..1.0)));
+        lab::sleep(t.eat.mul_f64(rng.random_range(0.0..1.0)));
     }
     Ok(diary)
 }
@@ -296,7 +286,7 @@ fn try_to_eat(
                 first + 1,
                 second + 1
             );
-            lab::signals::sleep(t.eat);
+            lab::sleep(t.eat);
             lock(&t.meals).push((i, start, Instant::now()));
             diary.meals += 1;
             drop(f2);

@@ -144,7 +144,7 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
                 runs[i].fetch_add(1, SeqCst);
                 most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
                 info!("Downloading file-{i}…");
-                crate::lab::signals::sleep(task.mul_f64(pace));
+                crate::lab::sleep(task.mul_f64(pace));
                 info!("Finished file-{i}");
                 now.fetch_sub(1, SeqCst);
                 crate::lab::thread_name()
@@ -159,7 +159,7 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     let started = Instant::now();
     for i in 0..n {
         info!("Downloading file-{i} (sequential)…");
-        lab.sleep(task);
+        crate::lab::sleep(lab.scaled(task));
     }
     let sequential = started.elapsed();
     let speedup = sequential.as_secs_f64() / concurrent.as_secs_f64().max(1e-9);
@@ -244,7 +244,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let finished: Arc<Vec<std::sync::OnceLock<Instant>>> =
         Arc::new(lengths.iter().map(|_| std::sync::OnceLock::new()).collect());
     let task = move |i: usize, secs: f64, finished: &[std::sync::OnceLock<Instant>]| {
-        crate::lab::signals::sleep(real(secs));
+        crate::lab::sleep(real(secs));
         let _ = finished[i].set(Instant::now());
         secs
     };
@@ -431,7 +431,7 @@ fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()>
         let pool = ThreadPool::recorded(w, &format!("Sweep{w}"), lab.recorder().clone())?;
         let started = Instant::now();
         let done = pool
-            .map(0..TASKS, move |_| crate::lab::signals::sleep(task))
+            .map(0..TASKS, move |_| crate::lab::sleep(task))
             .filter(Result::is_ok)
             .count();
         let took = started.elapsed();

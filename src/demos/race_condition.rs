@@ -132,7 +132,7 @@ impl Window {
             Window::Yield => std::thread::yield_now(),
             Window::Spin(n) => (0..n).for_each(|_| std::hint::spin_loop()),
             Window::Sleep(us) => {
-                crate::lab::signals::sleep(Duration::from_micros(u64::from(us)));
+                crate::lab::sleep(Duration::from_micros(u64::from(us)));
             }
         }
     }

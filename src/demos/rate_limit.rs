@@ -162,7 +162,7 @@ fn calls(
                             lock(starts).push(Instant::now());
                             info!("call starts ({} in flight)", *now);
                         }
-                        lab::signals::sleep(call);
+                        lab::sleep(call);
                         *lock(in_flight) -= 1;
                         leave();
                     }
@@ -255,7 +255,7 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
                             most_out.fetch_max(*now, SeqCst);
                             info!("using connection #{conn} ({} checked out)", *now);
                         }
-                        lab::signals::sleep(use_for);
+                        lab::sleep(use_for);
                         *lock(out) -= 1;
                         lock(idle).push(conn);
                         let _ = slots.release();

@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::lab::{self, Lab, Report, Table, units};
+use crate::lab::{Lab, Report, Table, units};
 use crate::sync::Semaphore;
 
 /// Flags of `threadlab semaphore`.
@@ -72,13 +72,12 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let most = AtomicUsize::new(0);
     let gate = crate::sync::Barrier::new("start", args.threads, Duration::from_secs(3600));
 
-    let visits: Vec<Visit> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let workers: Vec<_> = (1..=args.threads)
-            .map(|i| {
+    let visits: Vec<Visit> = lab.workers(
+        "Worker",
+        args.threads,
+        |i| {
                 let name = format!("Worker-{i}");
                 let hold = lab.rng(&name).random_range(args.min_hold..=args.max_hold);
-                let (sem, holding, most, gate) = (&sem, &holding, &most, &gate);
-                lab.spawn(s, name.clone(), move || {
                     let _ = gate.wait(); // everyone asks at once
                     info!("Trying to acquire a permit…");
                     let asked = Instant::now();
@@ -100,11 +99,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                         waited,
                         held: hold,
                     }
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        workers.into_iter().map(lab::join).collect()
-    })?;
+        },
+        || {},
+    )?;
 
     judge_visits(
         args,
@@ -242,27 +239,17 @@ fn crowd(sem: &Semaphore, label: &str, permits: usize, lab: &Lab) -> anyhow::Res
     let linger = lab
         .scaled(Duration::from_millis(500))
         .max(Duration::from_millis(20));
-    std::thread::scope(|s| -> anyhow::Result<()> {
-        let workers: Vec<_> = (1..=crowd)
-            .map(|i| {
-                let (holding, most) = (&holding, &most);
-                lab.spawn(s, format!("{label}-{i}"), move || {
-                    let _permit = sem.permit();
-                    let now = holding.fetch_add(1, SeqCst) + 1;
-                    most.fetch_max(now, SeqCst);
-                    let until = Instant::now() + linger;
-                    while holding.load(SeqCst) < crowd && Instant::now() < until {
-                        crate::lab::pause(Duration::from_millis(1));
-                    }
-                    holding.fetch_sub(1, SeqCst);
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        for w in workers {
-            lab::join(w)?;
+    let visit = |_| {
+        let _permit = sem.permit();
+        let now = holding.fetch_add(1, SeqCst) + 1;
+        most.fetch_max(now, SeqCst);
+        let until = Instant::now() + linger;
+        while holding.load(SeqCst) < crowd && Instant::now() < until {
+            crate::lab::pause(Duration::from_millis(1));
         }
-        Ok(())
-    })?;
+        holding.fetch_sub(1, SeqCst);
+    };
+    lab.workers(label, crowd, visit, || {})?;
     let most = most.load(SeqCst);
     if most > permits {
         warn!("{most} workers held a permit at once, with {permits} permits");

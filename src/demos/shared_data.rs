@@ -101,12 +101,7 @@ fn on_threads<T: Send>(
     work: &(dyn Fn(usize) -> T + Sync),
 ) -> anyhow::Result<(Vec<T>, Duration)> {
     let began = Instant::now();
-    let out = std::thread::scope(|s| -> anyhow::Result<Vec<T>> {
-        let hs: Vec<_> = (0..threads)
-            .map(|i| lab.spawn(s, format!("{role}-{}", i + 1), move || work(i)))
-            .collect::<anyhow::Result<_>>()?;
-        hs.into_iter().map(lab::join).collect()
-    })?;
+    let out = lab.workers(role, threads, |i| work(i - 1), || {})?;
     Ok((out, began.elapsed()))
 }
 

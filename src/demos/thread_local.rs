@@ -102,33 +102,29 @@ fn each_its_own(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
     let all_written =
         crate::sync::Barrier::new("all written", args.workers, Duration::from_secs(10));
     // (saw a value before setting its own, local read-back was another's, shared was another's)
-    let seen: Vec<(bool, bool, bool)> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let workers: Vec<_> = (1..=args.workers)
-            .map(|w| {
-                let (shared, gate, all_written) = (&shared, &gate, &all_written);
-                let name = format!("Worker-{w}");
-                lab.spawn(s, name.clone(), move || {
+    let seen: Vec<(bool, bool, bool)> = lab.workers(
+        "Worker",
+        args.workers,
+        |w| {
+                    let name = format!("Worker-{w}");
                     gate.wait_timeout(Duration::from_secs(10));
                     let before = USER.with(|u| u.borrow().clone());
                     USER.with(|u| *u.borrow_mut() = Some(name.clone()));
-                    *lock(shared) = Some(name.clone());
+                    *lock(&shared) = Some(name.clone());
                     // Broken only if a worker never got here: the read-back still runs.
                     let _ = all_written.wait();
                     let secs = args.query * lab.rng(&name).random_range(0.5..=1.5);
                     lab.sleep_secs(secs);
                     let local = USER.with(|u| u.borrow().clone()).unwrap_or_default();
-                    let global = lock(shared).clone().unwrap_or_default();
+                    let global = lock(&shared).clone().unwrap_or_default();
                     info!(
                         "read back: thread-local user = {local}; shared user = {global}{}",
                         if global == name { "" } else { " (not mine)" }
                     );
                     (before.is_some(), local != name, global != name)
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        gate.set();
-        workers.into_iter().map(lab::join).collect()
-    })?;
+        },
+        || gate.set(),
+    )?;
     let before = seen.iter().filter(|s| s.0).count();
     let local_wrong = seen.iter().filter(|s| s.1).count();
     let shared_wrong = seen.iter().filter(|s| s.2).count();
@@ -316,18 +312,12 @@ fn connections(
         None
     };
     let began = Instant::now();
-    let outcomes: Vec<anyhow::Result<()>> = std::thread::scope(|s| -> anyhow::Result<_> {
-        let workers: Vec<_> = (1..=args.workers)
-            .map(|w| {
-                let (shared, closed_tx, db) = (&shared, closed_tx.clone(), &db);
-                lab.spawn(s, format!("Worker-{w}"), move || {
-                    // Leaving the thread runs CONNECTION's destructor: Connection::drop.
-                    worker_queries(args, lab, strategy, shared.as_ref(), db, &closed_tx, query)
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        workers.into_iter().map(lab::join).collect()
-    })?;
+    // Leaving a worker's thread runs CONNECTION's destructor: Connection::drop.
+    let work = |_| {
+        let closed_tx = closed_tx.clone();
+        worker_queries(args, lab, strategy, shared.as_ref(), &db, &closed_tx, query)
+    };
+    let outcomes: Vec<anyhow::Result<()>> = lab.workers("Worker", args.workers, work, || {})?;
     let took = began.elapsed();
     drop(closed_tx);
     for outcome in outcomes {
@@ -548,7 +538,7 @@ fn serve(stream: TcpStream, id: u64, query: Duration, c: &Counters, queries: &At
     while let Some(Ok(_)) = lines.next() {
         let now = c.in_flight.fetch_add(1, SeqCst) + 1;
         c.most_in_flight.fetch_max(now, SeqCst);
-        lab::signals::sleep(query);
+        lab::sleep(query);
         c.in_flight.fetch_sub(1, SeqCst);
         queries.fetch_add(1, SeqCst);
         if out.write_all(reply.as_bytes()).is_err() {

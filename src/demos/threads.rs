@@ -173,7 +173,7 @@ fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
             info!("started; waiting to be let go");
             gate.wait_timeout(Duration::from_secs(30));
             info!("working for {}", units::duration(work));
-            lab::signals::sleep(work);
+            lab::sleep(work);
             let _ = done_tx.send(());
             42u64
         })?;
@@ -570,7 +570,7 @@ fn child_scenario(ending: Ending, lab: &Lab) -> ! {
     lab::signals::die_with_parent();
     let work = writer_work(lab);
     let spawned = lab.spawn_detached("Writer", move || {
-        lab::signals::sleep(work);
+        lab::sleep(work);
         info!("result written");
     });
     let writer = match spawned {

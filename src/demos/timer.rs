@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::lab::{Lab, Report, Table, signals, units};
+use crate::lab::{self, Lab, Report, Table, signals, units};
 use crate::sync::{Cancel, Repeating, Schedule, Timer, lock};
 
 /// Flags of `threadlab timer`.
@@ -123,7 +123,7 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         flag.store(true, SeqCst);
         warn!("fired although it was cancelled");
     })?;
-    signals::sleep(delay / 2);
+    lab::sleep(delay / 2);
     let answer = timer.cancel();
     info!(
         "cancel() at {} of {}: {answer:?}",
@@ -131,7 +131,7 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         units::duration(delay)
     );
     // Wait past the deadline to prove it never fires.
-    signals::sleep(delay);
+    lab::sleep(delay);
     let fired = ran.load(SeqCst);
     let ended = timer.join_timeout(Duration::from_secs(5));
     info!(
@@ -236,7 +236,7 @@ fn run_repeating(
             let late = at.saturating_duration_since(start + interval * k as u32);
             info!("tick {k}: {} late", units::duration(late));
             lock(&log).push((k, at));
-            signals::sleep(work);
+            lab::sleep(work);
             if k == wanted {
                 let _ = done_tx.send(());
             }
@@ -402,7 +402,7 @@ fn overlapping(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()
             let at_once = now.fetch_add(1, SeqCst) + 1;
             peak.fetch_max(at_once, SeqCst);
             info!("tick {k}: working ({at_once} tick(s) running now)");
-            signals::sleep(work);
+            lab::sleep(work);
             now.fetch_sub(1, SeqCst);
             if k == 3 {
                 let _ = done_tx.send(());

@@ -131,20 +131,24 @@ impl CheckResult {
     }
 }
 
-/// Checks one entry on the calling thread.
-/// Requests being made right now, over every worker.
-static IN_FLIGHT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-fn check_entry(list: &UrlList, checker: &Checker, entry: &Entry, narrate: bool) -> CheckResult {
+/// Checks one entry on the calling thread; `in_flight` counts the requests being made right
+/// now, over every worker of this run.
+fn check_entry(
+    list: &UrlList,
+    checker: &Checker,
+    entry: &Entry,
+    narrate: bool,
+    in_flight: &AtomicUsize,
+) -> CheckResult {
     let thread = Some(this_thread());
     match list.target(entry) {
         Ok(url) => {
             let shown = list.shown(entry);
             // The pictures' counter track of requests in flight (a no-op without them).
-            let now = IN_FLIGHT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             crate::lab::record::count("requests in flight", now as f64);
             let outcome = crate::lab::blocking("network", || checker.check(&url, &shown));
-            let now = IN_FLIGHT.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) - 1;
+            let now = in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
             crate::lab::record::count("requests in flight", now as f64);
             CheckResult::new(list, entry, outcome, thread)
         }
@@ -180,13 +184,15 @@ fn check_all(
         Arc::clone(lab.recorder()),
     )?;
     let next = Arc::new(AtomicUsize::new(0));
+    let in_flight = Arc::new(AtomicUsize::new(0));
     let (tx, rx) = crossbeam_channel::unbounded::<(usize, CheckResult)>();
     let narrate = lab.output().narrative != lab::output::Narrative::Off;
     for _ in 0..pool.workers() {
-        let (list, checker, next, tx) = (
+        let (list, checker, next, in_flight, tx) = (
             Arc::clone(list),
             Arc::clone(checker),
             Arc::clone(&next),
+            Arc::clone(&in_flight),
             tx.clone(),
         );
         pool.submit(move || {
@@ -195,7 +201,7 @@ fn check_all(
                 let Some(entry) = list.entries().get(i) else {
                     break;
                 };
-                let result = check_entry(&list, &checker, entry, narrate);
+                let result = check_entry(&list, &checker, entry, narrate, &in_flight);
                 if tx.send((i, result)).is_err() {
                     break;
                 }
@@ -231,11 +237,12 @@ fn check_all(
 /// that took, or `None` if interrupted before the end (a partial time is no comparison).
 fn check_sequentially(list: &UrlList, checker: &Checker, narrate: bool) -> Option<Duration> {
     let started = Instant::now();
+    let in_flight = AtomicUsize::new(0);
     for entry in list.entries() {
         if lab::signals::interrupted() {
             return None;
         }
-        check_entry(list, checker, entry, narrate);
+        check_entry(list, checker, entry, narrate, &in_flight);
     }
     (!lab::signals::interrupted()).then(|| started.elapsed())
 }

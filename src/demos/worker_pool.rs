@@ -115,7 +115,7 @@ fn run_tutorial_pool(
                         continue;
                     };
                     info!("task {task}: working {}", units::duration(work));
-                    lab::signals::sleep(work);
+                    lab::sleep(work);
                     let _ = result_tx.send(task);
                     let _ = tasks.task_done();
                 }
@@ -254,7 +254,7 @@ fn fixed_worker(
             break;
         }
         info!("task {task}: working {}", units::duration(work));
-        lab::signals::sleep(work);
+        lab::sleep(work);
         let _ = result_tx.send(task);
     }
     Instant::now()

@@ -147,12 +147,6 @@ impl Lab {
         d.mul_f64(self.pace)
     }
 
-    /// Sleeps a simulated duration, scaled by the pace. Returns at once when the run is
-    /// interrupted (SIGINT/SIGTERM), so every demo stops promptly; returns false then.
-    pub fn sleep(&self, d: Duration) -> bool {
-        signals::sleep(self.scaled(d))
-    }
-
     /// Whether a SIGINT or SIGTERM asked the run to stop. Demos check it between steps.
     pub fn interrupted(&self) -> bool {
         signals::interrupted()
@@ -172,9 +166,9 @@ impl Lab {
         }
     }
 
-    /// Sleeps `secs` simulated seconds, scaled by the pace (see [`Lab::sleep`]).
+    /// Sleeps `secs` simulated seconds of the tutorials, scaled by the pace (see [`sleep`]).
     pub fn sleep_secs(&self, secs: f64) -> bool {
-        self.sleep(Duration::from_secs_f64(secs.max(0.0)))
+        sleep(self.scaled(Duration::from_secs_f64(secs.max(0.0))))
     }
 
     /// A random generator for one named stream (`"Consumer-2"`). Each stream is derived from
@@ -183,24 +177,6 @@ impl Lab {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         stream.hash(&mut h);
         StdRng::seed_from_u64(self.seed ^ h.finish())
-    }
-
-    /// Marks a moment worth pointing at in the pictures (a lost update, a barrier phase, a
-    /// timer firing), on the current thread, now. Costs nothing unless pictures were asked
-    /// for.
-    pub fn mark(&self, text: impl Into<String>) {
-        if self.recorder.detail() {
-            self.recorder
-                .moment(record::MomentKind::Mark, None, text.into());
-        }
-    }
-
-    /// Records a new value of a quantity that changes (`in flight`, `counter`): a counter
-    /// track in the pictures. Costs nothing unless pictures were asked for.
-    pub fn count(&self, track: &str, value: f64) {
-        if self.recorder.detail() {
-            self.recorder.sample(track.into(), value);
-        }
     }
 
     /// A probe for a primitive a hot loop uses: recording only when pictures were asked
@@ -242,6 +218,27 @@ impl Lab {
                 f()
             })
             .with_context(|| format!("could not spawn thread {name}"))
+    }
+
+    /// Runs `n` named threads, `{role}-1` … `{role}-n`, each `work(i)` with its number `i`
+    /// from 1, and returns their results in that order. `started` runs on the calling thread
+    /// once all are spawned (to open a start gate). A thread that panicked is an error that
+    /// names it.
+    pub fn workers<T: Send>(
+        &self,
+        role: &str,
+        n: usize,
+        work: impl Fn(usize) -> T + Sync,
+        started: impl FnOnce(),
+    ) -> anyhow::Result<Vec<T>> {
+        let work = &work;
+        thread::scope(|s| {
+            let handles: Vec<_> = (1..=n)
+                .map(|i| self.spawn(s, format!("{role}-{i}"), move || work(i)))
+                .collect::<anyhow::Result<_>>()?;
+            started();
+            handles.into_iter().map(join).collect()
+        })
     }
 
     /// Spawns a named thread that is not scoped: it may outlive the caller's frame (as a
@@ -454,6 +451,14 @@ pub fn holding_over_seeds<A>(
             report
         })
         .collect()
+}
+
+/// The one sleep: `d`, a simulated duration already scaled by the pace (`lab.scaled`), as a
+/// wait on time through the wait protocol (recorded as sleeping; later, a virtual clock's).
+/// Returns at once when the run is interrupted (SIGINT/SIGTERM), so every demo stops
+/// promptly; returns false then.
+pub fn sleep(d: Duration) -> bool {
+    signals::sleep(d)
 }
 
 /// Blocks on `op`, a wait on something outside the lab's primitives named `what` (the

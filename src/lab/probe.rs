@@ -340,7 +340,10 @@ impl Probe {
             (For::Signal { .. }, Some((g, id))) => {
                 Edge::Graph(Arc::clone(g), g.start_signal_wait(*id, &self.name, timed))
             }
-            (For::Join(target), _) => Edge::Join(waitgraph::joining(target)),
+            (For::Join(target), _) => match super::record::current_graph() {
+                Some(g) => Edge::Join(g.joining(target)),
+                None => Edge::None,
+            },
             _ => Edge::None,
         };
         Ok(Session { mark, span, edge })

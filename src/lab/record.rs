@@ -25,7 +25,7 @@ pub enum State {
     Waiting,
     /// Holding the primitive (a lock or a permit).
     Holding,
-    /// Sleeping: simulated work (`Lab::sleep`); the span's primitive is `sleep`.
+    /// Sleeping: simulated work (`lab::sleep`); the span's primitive is `sleep`.
     Sleeping,
 }
 
@@ -307,6 +307,11 @@ pub fn count(track: &str, value: f64) {
     if let Some(r) = detailed() {
         r.sample(track.into(), value);
     }
+}
+
+/// The wait-for graph of the lab the current thread belongs to, if any.
+pub(super) fn current_graph() -> Option<Arc<WaitGraph>> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(|r| r.graph.clone()))
 }
 
 /// The current thread's place in its recorder's list of threads, if it has one.

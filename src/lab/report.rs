@@ -34,7 +34,7 @@ pub struct ThreadReport {
     pub waiting_ms: f64,
     /// Time spent holding instrumented primitives, in ms.
     pub holding_ms: f64,
-    /// Time spent in simulated work (`Lab::sleep`), in ms.
+    /// Time spent in simulated work (`lab::sleep`), in ms.
     pub sleeping_ms: f64,
     /// Time alive and neither waiting nor sleeping, in ms (until the run's end for a thread
     /// that never finished).

@@ -115,7 +115,7 @@ pub fn received() -> Option<&'static str> {
 }
 
 /// Sleeps `d`, or less if a signal arrives. Returns false if interrupted.
-pub fn sleep(d: Duration) -> bool {
+pub(super) fn sleep(d: Duration) -> bool {
     if interrupted() {
         return false;
     }

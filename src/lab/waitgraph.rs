@@ -26,8 +26,8 @@
 //! their own are never stuck, and a thread the lab knows nothing of is never counted stuck.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -193,6 +193,8 @@ struct Graph {
     changed_at: Instant,
     /// Resource → the generation of its last signal (`put`, `set`, a release).
     signalled: HashMap<u64, u64>,
+    /// Thread → the thread it is joining (through `lab::join`).
+    joins: HashMap<ThreadId, ThreadId>,
 }
 
 impl Graph {
@@ -205,6 +207,7 @@ impl Graph {
             live: Vec::new(),
             finished: Vec::new(),
             signalled: HashMap::new(),
+            joins: HashMap::new(),
             generation: 0,
             changed_at: start,
         }
@@ -509,8 +512,7 @@ impl WaitGraph {
             w.since = now;
         }
         let g = g;
-        let joins = crate::sync::lock(&JOINS).clone();
-        let stuck = stalled(&g, &joins);
+        let stuck = stalled(&g);
         if !stuck.contains(&me) {
             *seen = None;
             return None;
@@ -530,14 +532,7 @@ impl WaitGraph {
                 .iter()
                 .map(|t| match g.waits_on(t) {
                     Some(r) => g.resources.get(&r).cloned().unwrap_or_default(),
-                    None => format!(
-                        "join({})",
-                        joins
-                            .as_ref()
-                            .and_then(|j| j.get(t))
-                            .map(&name)
-                            .unwrap_or_default()
-                    ),
+                    None => format!("join({})", g.joins.get(t).map(&name).unwrap_or_default()),
                 })
                 .collect(),
             threads: order.iter().map(name).collect(),
@@ -559,29 +554,23 @@ impl WaitGraph {
     }
 }
 
-/// Thread → the thread it is joining (through `lab::join`), for every lab in the process
-/// (thread ids are never reused, so one table serves them all).
-static JOINS: Mutex<Option<HashMap<ThreadId, ThreadId>>> = Mutex::new(None);
-
-/// The current thread is joining `target` until the returned guard is dropped: the detector
-/// counts it stuck while `target` is.
-pub fn joining(target: ThreadId) -> JoinGuard {
-    let me = std::thread::current().id();
-    crate::sync::lock(&JOINS)
-        .get_or_insert_with(HashMap::new)
-        .insert(me, target);
-    JoinGuard(me)
+impl WaitGraph {
+    /// The current thread is joining `target` until the returned guard is dropped: the
+    /// detector counts it stuck while `target` is.
+    pub fn joining(self: &Arc<Self>, target: ThreadId) -> JoinGuard {
+        let me = std::thread::current().id();
+        crate::sync::lock(&self.graph).joins.insert(me, target);
+        JoinGuard(Arc::clone(self), me)
+    }
 }
 
-/// Ends a join registered by [`joining`].
+/// Ends a join registered by [`WaitGraph::joining`].
 #[derive(Debug)]
-pub struct JoinGuard(ThreadId);
+pub struct JoinGuard(Arc<WaitGraph>, ThreadId);
 
 impl Drop for JoinGuard {
     fn drop(&mut self) {
-        if let Some(j) = crate::sync::lock(&JOINS).as_mut() {
-            j.remove(&self.0);
-        }
+        crate::sync::lock(&self.0.graph).joins.remove(&self.1);
     }
 }
 
@@ -595,8 +584,8 @@ pub const SIGNAL_SLICE: Duration = Duration::from_millis(20);
 /// a lock with a holder outside it (or none), a signal while any other thread the lab knows
 /// is outside it, a join of a thread outside it (or not the lab's). Threads that touched the
 /// graph without being the lab's are never stuck, and count as able to signal.
-fn stalled(g: &Graph, joins: &Option<HashMap<ThreadId, ThreadId>>) -> Vec<ThreadId> {
-    let joined = |t: &ThreadId| joins.as_ref().and_then(|j| j.get(t)).copied();
+fn stalled(g: &Graph) -> Vec<ThreadId> {
+    let joined = |t: &ThreadId| g.joins.get(t).copied();
     let finished = |t: &ThreadId| g.finished.iter().any(|(f, _)| f == t);
     let mut others: Vec<ThreadId> = g.live.clone();
     let strangers: Vec<ThreadId> = g
@@ -869,9 +858,9 @@ mod tests {
         g.waits.insert(t, wait(q, 1));
         g.waits.insert(w, wait(e, 3));
         g.signalled.insert(q, 2);
-        assert!(stalled(&g, &None).is_empty(), "T may be awake");
+        assert!(stalled(&g).is_empty(), "T may be awake");
         g.waits.insert(t, wait(q, 4));
-        let mut stuck = stalled(&g, &None);
+        let mut stuck = stalled(&g);
         stuck.sort_by_key(|id| format!("{id:?}"));
         let mut both = vec![t, w];
         both.sort_by_key(|id| format!("{id:?}"));

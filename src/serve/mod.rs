@@ -366,9 +366,8 @@ pub fn run(args: &Args, _lab: &crate::lab::Lab) -> anyhow::Result<crate::lab::Re
     let until = args
         .run_for
         .and_then(|s| Instant::now().checked_add(Duration::from_secs_f64(s)));
-    while until.is_none_or(|t| Instant::now() < t)
-        && crate::lab::signals::sleep(Duration::from_millis(50))
-    {}
+    while until.is_none_or(|t| Instant::now() < t) && crate::lab::sleep(Duration::from_millis(50)) {
+    }
     let interrupted = crate::lab::signals::interrupted();
     if interrupted {
         // What is left is bounded by STOP_GRACE: the signal backstop need not cut it short.

@@ -53,7 +53,7 @@ impl RateLimiter {
             let now = Instant::now();
             if let Some(at) = *next
                 && at > now
-                && !crate::lab::signals::sleep(at - now)
+                && !crate::lab::sleep(at - now)
             {
                 return false;
             }
