@@ -10,35 +10,35 @@ demo:
 
 ## Lint, then every test: unit, integration and doc tests.
 test: lint
-	$(CARGO) run --locked --quiet --bin threadlab-mutants -- --check
-	$(CARGO) test --locked --all-targets
-	$(CARGO) test --locked --doc
+	$(CARGO) run --locked --quiet -p threadlab-tools --bin threadlab-mutants -- --check
+	$(CARGO) test --locked --workspace --all-targets
+	$(CARGO) test --locked --workspace --doc
 
 ## Formatting check and clippy with warnings as errors.
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
-## Install the binary into ~/.cargo/bin.
+## Install the binary into ~/.cargo/bin (one binary: the dev tools are the `tools/` member).
 install:
 	$(CARGO) install --locked --path .
 
 ## Benchmarks: figures quoted in the README (not tests).
 bench:
-	$(CARGO) build --release --locked --quiet --bins
-	$(CARGO) run --release --locked --quiet --bin threadlab-bench
+	$(CARGO) build --release --locked --quiet --workspace --bins
+	$(CARGO) run --release --locked --quiet -p threadlab-tools --bin threadlab-bench
 
 ## Stress: every demo over 50 seeds and url-check against misbehaving servers (minutes).
 stress:
-	$(CARGO) build --release --locked --quiet --bins
-	$(CARGO) run --release --locked --quiet --bin threadlab-stress
+	$(CARGO) build --release --locked --quiet --workspace --bins
+	$(CARGO) run --release --locked --quiet -p threadlab-tools --bin threadlab-stress
 
 ## Mutants: break each primitive on purpose and show which demo check catches it (minutes).
 mutants:
-	$(CARGO) run --release --locked --quiet --bin threadlab-mutants
+	$(CARGO) run --release --locked --quiet -p threadlab-tools --bin threadlab-mutants
 
 clean:
 	$(CARGO) clean

@@ -2,14 +2,18 @@
 //!
 //! Each demo runs real OS threads, narrates every step with the thread's name and the time
 //! since the demo began, measures what happened, and ends with evidence: expected versus
-//! observed, in a typed [`lab::Report`] printed as a summary or as JSON.
+//! observed, in a typed [`report::Report`] printed as a summary or as JSON.
 //!
 //! # Layout
-//! - [`cli`]: global flags and one subcommand per demo.
+//! - [`cli`]: global flags; the demos' subcommands come from the registry in [`demos`].
 //! - [`lab`]: the runtime every demo shares: clock, pace, seed, signals and closed pipes
-//!   (`lab::signals`), named threads, child-process scenarios (`lab::child`), the recorder
-//!   of thread lives and primitive waits/holds, output (logger, progress bars), the report and
-//!   its exporters, units.
+//!   (`lab::signals`), named threads, child-process scenarios (`lab::child`), the one wait
+//!   protocol and hold guard (`lab::probe`), the recorder of thread lives and primitive
+//!   waits/holds, the wait-for graph and its deadlock detector (`lab::waitgraph`), output
+//!   (logger, progress bars), units.
+//! - [`report`]: the typed report every demo returns, and its exporters (summary, JSON).
+//! - [`pictures`]: the timeline model and its terminal drawing and accounting, the Chrome
+//!   trace, the SVG, and the picture files manager.
 //! - [`sync`]: primitives Python's `threading` has and std lacks, in plain view: `Semaphore`
 //!   (plain and bounded), `RLock`, `Lock`, `Event`, `Timer` (one-shot and repeating),
 //!   `Barrier` (timeout, abort, reset), `JoinableQueue`.
@@ -19,7 +23,7 @@
 //!   capped list reader) under the `url-check` demo.
 //! - [`serve`]: a small httpbin-like HTTP server on 127.0.0.1 (hyper + tokio) for offline
 //!   url-check runs, tests and benchmarks.
-//! - [`demos`]: one module per demo and the dispatcher.
+//! - [`demos`]: one module per demo, and the registry that lists each demo once.
 
 // `std::thread::sleep` is denied in the demos only (clippy.toml): there every duration is
 // the lab's, scaled by --pace, interruptible and recorded.
@@ -30,7 +34,9 @@ pub mod cli;
 #[deny(clippy::disallowed_methods)]
 pub mod demos;
 pub mod lab;
+pub mod pictures;
 pub mod pool;
+pub mod report;
 pub mod serve;
 pub mod sync;
 
@@ -43,8 +49,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 
 use cli::{Cli, Command};
-use lab::export::{Exporter, Json, Summary};
 use lab::{Lab, Output, Settings};
+use report::export::{Exporter, Json, Summary};
 
 /// Runs the command line `args` and returns the process exit code: 0 the demo showed what
 /// it set out to show, 1 a usage or runtime error (one line on stderr), 2 url-check found
@@ -142,7 +148,7 @@ pub(crate) fn install_panic_hook() {
 }
 
 /// What a command runs under the lab: a demo, or the `serve` tool.
-type Job<'a> = Box<dyn FnOnce(&Lab) -> anyhow::Result<lab::Report> + 'a>;
+type Job<'a> = Box<dyn FnOnce(&Lab) -> anyhow::Result<report::Report> + 'a>;
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     // url-check bounds itself with per-request timeouts and a list can legitimately take
@@ -164,8 +170,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
 fn run_lab(g: &cli::GlobalArgs, job: Job, guarded: bool) -> anyhow::Result<i32> {
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
     // The picture files are judged and opened before the run: a path that cannot take a
-    // picture is an error now, not after a long demo (see `lab::picture_files`).
-    let picture_files = lab::picture_files::PictureFiles::open(&[
+    // picture is an error now, not after a long demo (see `pictures::files`).
+    let picture_files = pictures::files::PictureFiles::open(&[
         ("--trace", g.trace.as_deref()),
         ("--svg", g.svg.as_deref()),
     ])?;
@@ -222,7 +228,7 @@ fn new_lab(g: &cli::GlobalArgs, output: &Output, picture_files: bool) -> Lab {
 }
 
 /// A failed check is named on stderr too, in one line (stdout may be JSON or piped away).
-fn say_failed_checks(report: &lab::Report) {
+fn say_failed_checks(report: &report::Report) {
     if report.ok || report.exit_code.is_some() || report.interrupted {
         return;
     }
@@ -242,7 +248,7 @@ fn say_failed_checks(report: &lab::Report) {
 /// `threadlab list`: the demos in lesson order, each with its summary and aliases.
 fn list() -> anyhow::Result<i32> {
     let mut out = std::io::stdout().lock();
-    let width = lab::export::screen_width();
+    let width = report::export::screen_width();
     for demo in demos::registry() {
         let alias = if demo.aliases.is_empty() {
             String::new()
@@ -250,7 +256,7 @@ fn list() -> anyhow::Result<i32> {
             format!(" (alias {})", demo.aliases.join(", "))
         };
         let text = format!("{}{alias}", demo.about);
-        for (i, line) in lab::export::wrap(&text, width.saturating_sub(19))
+        for (i, line) in report::export::wrap(&text, width.saturating_sub(19))
             .iter()
             .enumerate()
         {
@@ -277,13 +283,13 @@ fn explain(demo: &str) -> anyhow::Result<i32> {
 
 /// `--timeline`: the terminal picture (to stderr when JSON owns stdout), and its accounting
 /// tables into the report.
-fn print_timeline(json: bool, output: &Output, report: &mut lab::Report) -> anyhow::Result<()> {
+fn print_timeline(json: bool, output: &Output, report: &mut report::Report) -> anyhow::Result<()> {
     let Some(timeline) = report.timeline.clone() else {
         return Ok(());
     };
-    let terminal = lab::timeline::Terminal {
+    let terminal = pictures::timeline::Terminal {
         color: output.color,
-        width: lab::export::screen_width(),
+        width: report::export::screen_width(),
     };
     if json {
         let _ = terminal.export(report, &mut std::io::stderr().lock());
@@ -294,24 +300,25 @@ fn print_timeline(json: bool, output: &Output, report: &mut lab::Report) -> anyh
     }
     report
         .tables
-        .extend(lab::timeline::accounting(report, &timeline));
+        .extend(pictures::timeline::accounting(report, &timeline));
     Ok(())
 }
 
 /// The report on stdout: JSON, or the summary and the next lesson.
-fn print_report(json: bool, output: &Output, report: &lab::Report) -> anyhow::Result<()> {
+fn print_report(json: bool, output: &Output, report: &report::Report) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if json {
         Json.export(report, &mut out)?;
     } else {
         Summary {
             color: output.color,
-            width: lab::export::screen_width(),
+            width: report::export::screen_width(),
         }
         .export(report, &mut out)?;
         if let Some(next) = demos::next_lesson(&report.demo) {
             let text = format!("threadlab {}: {}", next.name, next.about);
-            let lines = lab::export::wrap(&text, lab::export::screen_width().saturating_sub(16));
+            let lines =
+                report::export::wrap(&text, report::export::screen_width().saturating_sub(16));
             for (i, line) in lines.iter().enumerate() {
                 let lead = if i == 0 {
                     " ⇒ next lesson: "
@@ -329,12 +336,12 @@ fn print_report(json: bool, output: &Output, report: &lab::Report) -> anyhow::Re
 /// Each picture asked for, through its exporter, into its file; then every file replaces its
 /// target whole.
 fn write_pictures(
-    mut files: lab::picture_files::PictureFiles,
-    report: &lab::Report,
+    mut files: pictures::files::PictureFiles,
+    report: &report::Report,
 ) -> anyhow::Result<()> {
     for (flag, exporter) in [
-        ("--trace", &lab::trace::Trace as &dyn Exporter),
-        ("--svg", &lab::svg::Svg),
+        ("--trace", &pictures::trace::Trace as &dyn Exporter),
+        ("--svg", &pictures::svg::Svg),
     ] {
         if let Some((path, f)) = files.writer(flag) {
             let path = path.display().to_string();
@@ -356,7 +363,7 @@ fn start_watchdog(done: Arc<sync::Event>, limit: Duration, output: Output) {
                     "threadlab: error: the demo ran longer than --watchdog {} s and was stopped",
                     limit.as_secs()
                 ));
-                lab::picture_files::discard_scratch();
+                pictures::files::discard_scratch();
                 std::process::exit(1);
             }
         });

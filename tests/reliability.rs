@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use threadlab::serve::Server;
-use threadlab::serve::hostile::{Behaviour, Hostile};
+use threadlab_tools::hostile::{Behaviour, Hostile};
 
 fn list_file(name: &str, lines: &[u8]) -> PathBuf {
     let path =

@@ -182,70 +182,8 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         if lab.interrupted() {
             break;
         }
-        // The fixed strategies cannot lose: a few trials show it; the many trials are for the
-        // unsynchronized counter's distribution.
-        let trials = if strategy == Strategy::Unsynchronized {
-            args.trials
-        } else {
-            args.trials.min(FIXED_TRIALS)
-        };
-        info!("{strategy}: starting {trials} trial(s)");
-        let progress = lab.progress(trials as u64, strategy.name());
-        let results = run_trials(strategy, args, trials, lab, &progress)?;
-        progress.finish_and_clear();
-        let lost: Vec<u64> = results
-            .iter()
-            .map(|t| t.expected.saturating_sub(t.final_value))
-            .collect();
-        let median = median_trial(&results);
-        let expected = median.expected;
-        let ns = median.elapsed.as_nanos() as f64 / expected.max(1) as f64;
-        info!(
-            "{strategy}: final {} of {} ({} lost)",
-            units::count(median.final_value),
-            units::count(expected),
-            units::count(expected - median.final_value),
-        );
-        table.row([
-            strategy.name().to_string(),
-            units::count(median.final_value),
-            units::count(expected),
-            units::count(expected - median.final_value),
-            results.len().to_string(),
-        ]);
-        let key = strategy.name();
-        report.metric(format!("{key}.final"), median.final_value);
-        report.metric(format!("{key}.expected"), expected);
-        report.metric(format!("{key}.lost"), expected - median.final_value);
-        report.metric(format!("{key}.trials"), results.len() as u64);
-        report.metric(format!("{key}.ms"), units::ms(median.elapsed));
-        report.metric(format!("{key}.ns_per_incr"), (ns * 10.0).round() / 10.0);
-        let overlapped = results.iter().filter(|t| t.overlap > 0.0).count();
-        report.metric(format!("{key}.overlapped_trials"), overlapped as u64);
-
-        if strategy == Strategy::Unsynchronized {
-            judge_unsynchronized(&mut report, args, &results, &lost);
-        } else {
-            let exact = results
-                .iter()
-                .filter(|t| t.final_value == t.expected)
-                .count();
-            if results.len() == 1 {
-                report.check(
-                    format!("{key} counter: final value"),
-                    format!("= {expected} (the increments the threads made)"),
-                    median.final_value,
-                    median.final_value == expected,
-                );
-            } else {
-                report.check(
-                    format!("{key} counter: trials that ended exactly at the increments made"),
-                    format!("{0} of {0}", results.len()),
-                    format!("{exact} of {}", results.len()),
-                    exact == results.len(),
-                );
-            }
-        }
+        let results = observe_strategy(strategy, args, lab)?;
+        judge_strategy(strategy, args, &results, &mut table, &mut report);
     }
     report.tables.insert(0, table);
     if args.python && !lab.interrupted() {
@@ -270,6 +208,83 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
 
 /// Trials the fixed strategies run at most.
 const FIXED_TRIALS: usize = 10;
+
+/// Runs one strategy's trials (the fixed strategies cannot lose: a few trials show it; the
+/// many trials are for the unsynchronized counter's distribution).
+fn observe_strategy(strategy: Strategy, args: &Args, lab: &Lab) -> anyhow::Result<Vec<Trial>> {
+    let trials = if strategy == Strategy::Unsynchronized {
+        args.trials
+    } else {
+        args.trials.min(FIXED_TRIALS)
+    };
+    info!("{strategy}: starting {trials} trial(s)");
+    let progress = lab.progress(trials as u64, strategy.name());
+    let results = run_trials(strategy, args, trials, lab, &progress)?;
+    progress.finish_and_clear();
+    Ok(results)
+}
+
+/// One strategy's row, metrics and checks, from its trials (the median trial is shown).
+fn judge_strategy(
+    strategy: Strategy,
+    args: &Args,
+    results: &[Trial],
+    table: &mut Table,
+    report: &mut Report,
+) {
+    let lost: Vec<u64> = results
+        .iter()
+        .map(|t| t.expected.saturating_sub(t.final_value))
+        .collect();
+    let median = median_trial(results);
+    let expected = median.expected;
+    let ns = median.elapsed.as_nanos() as f64 / expected.max(1) as f64;
+    info!(
+        "{strategy}: final {} of {} ({} lost)",
+        units::count(median.final_value),
+        units::count(expected),
+        units::count(expected - median.final_value),
+    );
+    table.row([
+        strategy.name().to_string(),
+        units::count(median.final_value),
+        units::count(expected),
+        units::count(expected - median.final_value),
+        results.len().to_string(),
+    ]);
+    let key = strategy.name();
+    report.metric(format!("{key}.final"), median.final_value);
+    report.metric(format!("{key}.expected"), expected);
+    report.metric(format!("{key}.lost"), expected - median.final_value);
+    report.metric(format!("{key}.trials"), results.len() as u64);
+    report.metric(format!("{key}.ms"), units::ms(median.elapsed));
+    report.metric(format!("{key}.ns_per_incr"), (ns * 10.0).round() / 10.0);
+    let overlapped = results.iter().filter(|t| t.overlap > 0.0).count();
+    report.metric(format!("{key}.overlapped_trials"), overlapped as u64);
+    if strategy == Strategy::Unsynchronized {
+        judge_unsynchronized(report, args, results, &lost);
+        return;
+    }
+    let exact = results
+        .iter()
+        .filter(|t| t.final_value == t.expected)
+        .count();
+    if results.len() == 1 {
+        report.check(
+            format!("{key} counter: final value"),
+            format!("= {expected} (the increments the threads made)"),
+            median.final_value,
+            median.final_value == expected,
+        );
+    } else {
+        report.check(
+            format!("{key} counter: trials that ended exactly at the increments made"),
+            format!("{0} of {0}", results.len()),
+            format!("{exact} of {}", results.len()),
+            exact == results.len(),
+        );
+    }
+}
 
 /// Checks and explains the broken strategy's outcome, honestly when it lost nothing.
 fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost: &[u64]) {

@@ -284,13 +284,13 @@ struct Tally {
     all_rows: bool,
     designed: Option<Vec<Designed>>,
     not_as_designed: Vec<u32>,
-    stream: Option<lab::export::ResultStream<std::io::BufWriter<std::io::Stdout>>>,
+    stream: Option<crate::report::export::ResultStream<std::io::BufWriter<std::io::Stdout>>>,
 }
 
 impl Tally {
     fn new(lab: &Lab, entries: usize, designed: Option<Vec<Designed>>) -> anyhow::Result<Self> {
         let stream = if lab.output().json {
-            Some(lab::export::ResultStream::begin(
+            Some(crate::report::export::ResultStream::begin(
                 std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
                 "results",
             )?)

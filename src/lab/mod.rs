@@ -1,21 +1,16 @@
-//! The runtime every demo shares: clock, pace, seed, named threads, recording, output, report.
+//! The runtime every demo shares: clock, pace, seed, named threads, the wait protocol,
+//! recording, the wait-for graph, signals, output.
 //!
 //! One [`Lab`] is built from the global flags and handed to every demo. It owns what every
 //! demo would otherwise copy, so a demo file holds only its lesson.
 
 pub mod child;
 pub mod evidence;
-pub mod export;
 pub mod output;
-pub mod picture_files;
 pub mod probe;
 pub mod python;
 pub mod record;
-pub mod report;
 pub mod signals;
-pub mod svg;
-pub mod timeline;
-pub mod trace;
 pub mod units;
 pub mod waitgraph;
 
@@ -29,10 +24,11 @@ use indicatif::ProgressBar;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+/// The report a demo returns (defined in [`crate::report`]).
+pub use crate::report::{Check, Report, Table};
 pub use output::{Output, thread_name};
 pub use probe::{Bound, For, Hold, Outcome, Probe, Wait};
 pub use record::{Recorder, State};
-pub use report::{Check, Report, Table};
 
 /// The settings a lab is built from (the global flags, parsed).
 #[derive(Debug, Clone)]
@@ -285,7 +281,7 @@ impl Lab {
 
     /// Per primitive: waits and holds from the recorded spans, the most at once from the
     /// probes' gauges, and a starving thread if one waited far longer than the others.
-    fn primitive_accounting(&self) -> Vec<report::PrimitiveReport> {
+    fn primitive_accounting(&self) -> Vec<crate::report::PrimitiveReport> {
         let spans = self.recorder.spans();
         let mut names: Vec<Arc<str>> = Vec::new();
         // Primitives only: not the simulated sleeps, nor the joins (`--timeline` records those
@@ -328,7 +324,7 @@ impl Lab {
                     })
                     .flatten();
                 let (most_waiting, most_holding) = self.recorder.most_at_once(&name);
-                report::PrimitiveReport {
+                crate::report::PrimitiveReport {
                     name: name.to_string(),
                     waits: waits.len(),
                     total_wait_ms: units::ms(waits.iter().map(|(_, d)| *d).sum()),
@@ -351,7 +347,7 @@ impl Lab {
         report.deadlocks = self.wait_graph.cycles();
         self.judge_wakes(report);
         if self.recorder.detail() {
-            report.timeline = Some(Arc::new(timeline::Timeline::build(
+            report.timeline = Some(Arc::new(crate::pictures::timeline::Timeline::build(
                 &report.demo,
                 &self.recorder,
                 &report.deadlocks,
@@ -390,7 +386,7 @@ impl Lab {
                 };
                 let (waiting, sleeping) = (total(State::Waiting), total(State::Sleeping));
                 let alive = t.finished.unwrap_or(wall).saturating_sub(t.started);
-                report::ThreadReport {
+                crate::report::ThreadReport {
                     waiting_ms: units::ms(waiting),
                     holding_ms: units::ms(total(State::Holding)),
                     sleeping_ms: units::ms(sleeping),

@@ -298,7 +298,7 @@ fn hang(line: &str, width: usize) -> String {
     };
     let (prefix, message) = text.split_at(at);
     let indent = console::measure_text_width(prefix);
-    let lines = super::export::wrap(message, width.saturating_sub(indent).max(20));
+    let lines = crate::report::export::wrap(message, width.saturating_sub(indent).max(20));
     let mut out = String::with_capacity(line.len() + lines.len() * indent);
     out.push_str(prefix);
     for (i, l) in lines.iter().enumerate() {

@@ -44,7 +44,7 @@ pub fn install() {
                     .is_err()
                 {
                     // The second signal: no more waiting.
-                    super::picture_files::discard_scratch();
+                    crate::pictures::files::discard_scratch();
                     std::process::exit(128 + sig);
                 }
                 let (lock, cvar) = wake();
@@ -74,7 +74,7 @@ fn backstop(sig: i32) {
             signal_name(sig),
             GRACE.as_secs_f64()
         );
-        super::picture_files::discard_scratch();
+        crate::pictures::files::discard_scratch();
         std::process::exit(128 + sig);
     }
 }
@@ -165,7 +165,7 @@ pub fn recv_timeout<T>(rx: &crossbeam_channel::Receiver<T>, d: Duration) -> Opti
 
 /// `yes` (killed by SIGPIPE, status 141 in the shell).
 pub fn pipe_closed() -> ! {
-    super::picture_files::discard_scratch();
+    crate::pictures::files::discard_scratch();
     // SAFETY: restoring a signal's default action and raising it are async-signal-safe
     // libc calls with no memory effects on this process's Rust state.
     unsafe {

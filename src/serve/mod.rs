@@ -17,10 +17,9 @@
 //! keep-alive, is closed; when `accept` fails (out of file descriptors, say) the loop backs
 //! off instead of spinning; on stop, in-flight requests get [`STOP_GRACE`] to finish.
 //!
-//! [`hostile`] holds the opposite: small servers that misbehave on purpose, for the tests,
-//! `make stress` and `make bench`.
-
-pub mod hostile;
+//! The opposite, small servers that misbehave on purpose for the tests, `make stress` and
+//! `make bench`, are in the developer tools (`tools/src/hostile.rs`), not in what
+//! `cargo install` ships.
 
 use std::collections::HashMap;
 use std::convert::Infallible;

@@ -19,14 +19,18 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::record::State;
 use super::timeline::{FlowKind, Timeline};
+use crate::lab::record::State;
 
 /// The trace exporter: the run's timeline as a Trace Event JSON document.
 pub struct Trace;
 
-impl super::export::Exporter for Trace {
-    fn export(&self, report: &super::Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+impl crate::report::export::Exporter for Trace {
+    fn export(
+        &self,
+        report: &crate::report::Report,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         match &report.timeline {
             Some(t) => serde_json::to_writer(out, &document(t)).map_err(std::io::Error::from),
             None => Ok(()),
@@ -71,7 +75,7 @@ pub fn document(t: &Timeline) -> Value {
             );
         }
         // Waits, sleeps and the holds that nest, kept properly nested: a stack of ends.
-        let mut items: Vec<&super::record::Span> = lane.spans.iter().collect();
+        let mut items: Vec<&crate::lab::record::Span> = lane.spans.iter().collect();
         items.sort_by(|x, y| x.start.cmp(&y.start).then(y.end.cmp(&x.end)));
         let mut stack: Vec<Duration> = Vec::new();
         for s in items {
@@ -208,7 +212,7 @@ pub fn document(t: &Timeline) -> Value {
     json!({
         "traceEvents": meta,
         "displayTimeUnit": "ms",
-        "otherData": {"demo": t.demo, "wall_ms": super::units::ms(t.wall)},
+        "otherData": {"demo": t.demo, "wall_ms": crate::lab::units::ms(t.wall)},
     })
 }
 

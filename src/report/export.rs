@@ -2,8 +2,8 @@
 
 use std::io::{self, Write};
 
-use super::report::{Report, Table};
-use super::units::printable;
+use super::{Report, Table};
+use crate::lab::units::printable;
 
 /// Renders a finished report.
 pub trait Exporter {
@@ -164,7 +164,7 @@ impl Exporter for Summary {
             out,
             " {}: wall {} · seed {}",
             report.demo,
-            super::units::duration(std::time::Duration::from_secs_f64(report.wall_ms / 1e3)),
+            crate::lab::units::duration(std::time::Duration::from_secs_f64(report.wall_ms / 1e3)),
             seed
         )?;
         for check in &report.checks {

@@ -542,6 +542,8 @@ fn prepare(repo: &Path) -> anyhow::Result<Scratch> {
         }
     }
     copy_tree(&repo.join("src"), &copy.join("src"))?;
+    // The workspace's other member (the tests' servers depend on the library under test).
+    copy_tree(&repo.join("tools"), &copy.join("tools"))?;
     // The Python snippets compiled into the binary (`--python`).
     copy_tree(&repo.join("demos"), &copy.join("demos"))?;
     let duplicates = base.join("duplicates.txt");
@@ -607,7 +609,8 @@ fn try_mutant(m: &Mutant, repo: &Path, sc: &Scratch) -> anyhow::Result<(String, 
 
 fn main() -> anyhow::Result<()> {
     let mut only: Vec<String> = std::env::args().skip(1).collect();
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // The repository: this crate is its `tools/` member.
+    let repo = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."));
     // Every break must find its text exactly once, checked before minutes of building
     // (`--check`: only this).
     let check_only = only.iter().any(|a| a == "--check");

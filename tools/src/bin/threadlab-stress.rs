@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use threadlab::serve::Server;
-use threadlab::serve::hostile::{Behaviour, Hostile};
+use threadlab_tools::hostile::{Behaviour, Hostile};
 
 /// One kind of run and what it must do.
 struct Target {

@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::record::State;
 use super::timeline::{Timeline, tick_label, tick_step};
+use crate::lab::record::State;
 
 const WIDTH: f64 = 1400.0;
 const LABEL: f64 = 190.0;
@@ -23,8 +23,12 @@ const HOLDING: &str = "#1a9850";
 /// The SVG exporter: the run's timeline as a standalone SVG document.
 pub struct Svg;
 
-impl super::export::Exporter for Svg {
-    fn export(&self, report: &super::Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+impl crate::report::export::Exporter for Svg {
+    fn export(
+        &self,
+        report: &crate::report::Report,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         match &report.timeline {
             Some(t) => out.write_all(document(t).as_bytes()),
             None => Ok(()),
@@ -60,7 +64,7 @@ pub fn document(t: &Timeline) -> String {
         s,
         r#"<text x="20" y="30" font-size="22" font-weight="bold">threadlab {}: {}</text>"#,
         esc(&t.demo),
-        esc(&super::units::duration(t.wall))
+        esc(&crate::lab::units::duration(t.wall))
     );
     let _ = writeln!(
         s,
@@ -83,7 +87,7 @@ pub fn document(t: &Timeline) -> String {
         // so a hot loop's thousands of holds draw as the band they are.
         for state in [State::Sleeping, State::Holding, State::Waiting] {
             let mut run: Option<(f64, f64, &str)> = None;
-            let mut spans: Vec<&super::record::Span> =
+            let mut spans: Vec<&crate::lab::record::Span> =
                 lane.spans.iter().filter(|sp| sp.state == state).collect();
             spans.sort_by_key(|sp| sp.start);
             for sp in spans {
@@ -151,7 +155,7 @@ pub fn document(t: &Timeline) -> String {
             i + 1,
             super::timeline::at_label(m.at, t.wall),
             esc(&m.thread),
-            esc(&super::units::clip(&m.text, 150))
+            esc(&crate::lab::units::clip(&m.text, 150))
         );
     }
     // The legend: the states, then each primitive's letter.
@@ -181,7 +185,7 @@ pub fn document(t: &Timeline) -> String {
             s,
             r#"<text x="{lx}" y="{y:.1}" font-size="14"><tspan font-weight="bold">{}</tspan> '{}'</text>"#,
             t.letter(p),
-            esc(&super::units::clip(p, 36))
+            esc(&crate::lab::units::clip(p, 36))
         );
     }
     let _ = writeln!(s, "</svg>");

@@ -3,6 +3,8 @@
 //! Demos fill in params, metrics, checks and tables; the lab fills in what it owns (wall
 //! time, pace, seed, per-thread timings and accounting); exporters render it.
 
+pub mod export;
+
 use std::fmt::Display;
 
 use serde::Serialize;
@@ -134,13 +136,13 @@ pub struct Report {
     pub not_shown: Vec<String>,
     /// The pictures' model, when `--timeline`, `--trace` or `--svg` asked for it.
     #[serde(skip)]
-    pub timeline: Option<std::sync::Arc<super::timeline::Timeline>>,
+    pub timeline: Option<std::sync::Arc<crate::pictures::timeline::Timeline>>,
     /// Every instrumented primitive's accounting (see [`PrimitiveReport`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub primitives: Vec<PrimitiveReport>,
     /// Every deadlock cycle the runtime's detector found (see `lab::waitgraph`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub deadlocks: Vec<super::waitgraph::Cycle>,
+    pub deadlocks: Vec<crate::lab::waitgraph::Cycle>,
     /// Demo-specific structured fields (url-check's `summary`, race's `distribution`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -252,7 +254,7 @@ impl Report {
         rows: &[(usize, std::time::Duration, f64)],
         ideal: Option<&dyn Fn(usize) -> f64>,
     ) {
-        use super::units;
+        use crate::lab::units;
         let best = rows.iter().map(|r| r.2).fold(0.0, f64::max);
         let mut headers = vec!["workers", "time", "speedup"];
         if ideal.is_some() {

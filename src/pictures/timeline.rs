@@ -14,9 +14,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::record::{Moment, MomentKind, Recorder, Sample, Span, State};
-use super::units;
-use super::waitgraph::{Cycle, Kind};
+use crate::lab::record::{Moment, MomentKind, Recorder, Sample, Span, State};
+use crate::lab::units;
+use crate::lab::waitgraph::{Cycle, Kind};
 
 /// One thread's lane.
 #[derive(Debug, Clone)]
@@ -89,75 +89,129 @@ pub struct Timeline {
 /// How close (in time) a wait's end and a hold's start must be to be one acquire.
 const SAME_MOMENT: Duration = Duration::from_millis(2);
 
+/// MainThread's lane, then a lane per thread in spawn order; a later thread of the same
+/// name shares the lane when their lives do not overlap (the tellers of each part of
+/// deadlock), and gets a lane of its own when they do (worker-pool's daemon workers, still
+/// alive when the fixed pool's workers of the same names start). Returns the lanes and each
+/// recorder slot's lane.
+fn thread_lanes(rec: &Recorder, wall: Duration) -> (Vec<Lane>, Vec<usize>) {
+    let mut lanes = vec![Lane {
+        name: "MainThread".into(),
+        lives: vec![(Duration::ZERO, wall)],
+        spans: Vec::new(),
+    }];
+    let mut lane_of_slot: Vec<usize> = Vec::new();
+    for t in rec.threads() {
+        let life = (t.started, t.finished.unwrap_or(wall).max(t.started));
+        let free = lanes.iter().position(|l| {
+            *l.name == *t.name
+                && &*l.name != "MainThread"
+                && l.lives.iter().all(|(a, b)| life.1 < *a || life.0 > *b)
+        });
+        match free {
+            Some(i) => lanes[i].lives.push(life),
+            None => lanes.push(Lane {
+                name: t.name.as_str().into(),
+                lives: vec![life],
+                spans: Vec::new(),
+            }),
+        }
+        lane_of_slot.push(free.unwrap_or(lanes.len() - 1));
+    }
+    (lanes, lane_of_slot)
+}
+
+/// Puts each span (sorted by time) on its thread's lane, adding a lane for a thread the lab
+/// did not spawn (alive while it acted). Returns the primitives for the legend: in name
+/// order, numbers by value (fork-2 before fork-10); the joins, not a primitive of the
+/// lesson, last.
+fn place_spans(lanes: &mut Vec<Lane>, lane_of_slot: &[usize], spans: &[Span]) -> Vec<Arc<str>> {
+    let mut primitives: Vec<Arc<str>> = Vec::new();
+    for s in spans {
+        if s.state != State::Sleeping && !primitives.contains(&s.primitive) {
+            primitives.push(Arc::clone(&s.primitive));
+        }
+        let known = match s.slot {
+            Some(slot) => lane_of_slot.get(slot).copied(),
+            None => lanes.iter().position(|l| l.name == s.thread),
+        };
+        let i = known.unwrap_or_else(|| {
+            lanes.push(Lane {
+                name: Arc::clone(&s.thread),
+                lives: vec![(s.start, s.end)],
+                spans: Vec::new(),
+            });
+            lanes.len() - 1
+        });
+        let lane = &mut lanes[i];
+        if s.slot.is_none() && &*lane.name != "MainThread" {
+            let life = &mut lane.lives[0];
+            *life = (life.0.min(s.start), life.1.max(s.end));
+        }
+        lane.spans.push(s.clone());
+    }
+    primitives.sort_by_key(|p| (&**p == "join", natural_key(p)));
+    primitives
+}
+
+/// The mark of a deadlock found: who, over what, when it formed.
+fn deadlock_mark(c: &Cycle) -> MarkAt {
+    let quoted: Vec<String> = c.locks.iter().map(|l| format!("'{l}'")).collect();
+    let text = match c.kind {
+        Kind::Cycle if c.threads.len() == 2 => format!(
+            "deadlock: {} ⇄ {} over {}",
+            c.threads[0],
+            c.threads[1],
+            quoted.join(", ")
+        ),
+        Kind::Cycle => format!(
+            "deadlock: a ring {} → … over {}",
+            c.threads.join(" → "),
+            quoted.join(", ")
+        ),
+        Kind::Stall => format!(
+            "stall: {} waits for {}, nobody left to signal",
+            c.threads.first().map_or("", String::as_str),
+            quoted.first().map_or("", String::as_str)
+        ),
+    };
+    MarkAt {
+        at: Duration::from_secs_f64(c.at_ms / 1000.0),
+        thread: c
+            .threads
+            .first()
+            .map_or_else(|| "?".into(), |t| t.as_str().into()),
+        text,
+    }
+}
+
+/// Each primitive's first hand-over: a release, and the acquire it enabled.
+fn first_handovers(flows: &[Flow]) -> Vec<MarkAt> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut marks = Vec::new();
+    for f in flows.iter().filter(|f| f.kind == FlowKind::Handover) {
+        if !seen.contains(&&*f.primitive) {
+            seen.push(&f.primitive);
+            marks.push(MarkAt {
+                at: f.to.1,
+                thread: Arc::clone(&f.to.0),
+                text: format!(
+                    "'{}': {} released, {} acquired",
+                    f.primitive, f.from.0, f.to.0
+                ),
+            });
+        }
+    }
+    marks
+}
+
 impl Timeline {
     /// The picture of a run recorded by `rec`, which lasted `wall`.
     pub fn build(demo: &str, rec: &Recorder, deadlocks: &[Cycle], wall: Duration) -> Self {
-        let main: Arc<str> = "MainThread".into();
-        let mut lanes = vec![Lane {
-            name: Arc::clone(&main),
-            lives: vec![(Duration::ZERO, wall)],
-            spans: Vec::new(),
-        }];
-        // A lane per thread in spawn order; a later thread of the same name shares the lane
-        // when their lives do not overlap (the tellers of each part of deadlock), and gets a
-        // lane of its own when they do (worker-pool's daemon workers, still alive when the
-        // fixed pool's workers of the same names start).
-        let mut lane_of_slot: Vec<usize> = Vec::new();
-        for t in rec.threads() {
-            let life = (t.started, t.finished.unwrap_or(wall).max(t.started));
-            let free = lanes.iter().position(|l| {
-                *l.name == *t.name
-                    && &*l.name != "MainThread"
-                    && l.lives.iter().all(|(a, b)| life.1 < *a || life.0 > *b)
-            });
-            match free {
-                Some(i) => {
-                    lanes[i].lives.push(life);
-                    lane_of_slot.push(i);
-                }
-                None => {
-                    lanes.push(Lane {
-                        name: t.name.as_str().into(),
-                        lives: vec![life],
-                        spans: Vec::new(),
-                    });
-                    lane_of_slot.push(lanes.len() - 1);
-                }
-            }
-        }
+        let (mut lanes, lane_of_slot) = thread_lanes(rec, wall);
         let mut spans = rec.spans();
         spans.sort_by_key(|s| (s.start, s.end));
-        let mut primitives: Vec<Arc<str>> = Vec::new();
-        for s in &spans {
-            if s.state != State::Sleeping && !primitives.contains(&s.primitive) {
-                primitives.push(Arc::clone(&s.primitive));
-            }
-            let known = match s.slot {
-                Some(slot) => lane_of_slot.get(slot).copied(),
-                None => lanes.iter().position(|l| l.name == s.thread),
-            };
-            let i = match known {
-                Some(i) => i,
-                None => {
-                    // A thread the lab did not spawn: alive while it acted.
-                    lanes.push(Lane {
-                        name: Arc::clone(&s.thread),
-                        lives: vec![(s.start, s.end)],
-                        spans: Vec::new(),
-                    });
-                    lanes.len() - 1
-                }
-            };
-            let lane = &mut lanes[i];
-            if s.slot.is_none() && &*lane.name != "MainThread" {
-                let life = &mut lane.lives[0];
-                *life = (life.0.min(s.start), life.1.max(s.end));
-            }
-            lane.spans.push(s.clone());
-        }
-        // The legend in name order, numbers by value (fork-2 before fork-10); the joins,
-        // not a primitive of the lesson, last.
-        primitives.sort_by_key(|p| (&**p == "join", natural_key(p)));
+        let primitives = place_spans(&mut lanes, &lane_of_slot, &spans);
         let moments = rec.moments();
         let flows = flows(&spans, &moments);
         let mut marks: Vec<MarkAt> = moments
@@ -169,50 +223,8 @@ impl Timeline {
                 text: m.text.clone(),
             })
             .collect();
-        for c in deadlocks {
-            let quoted: Vec<String> = c.locks.iter().map(|l| format!("'{l}'")).collect();
-            let text = match c.kind {
-                Kind::Cycle if c.threads.len() == 2 => format!(
-                    "deadlock: {} ⇄ {} over {}",
-                    c.threads[0],
-                    c.threads[1],
-                    quoted.join(", ")
-                ),
-                Kind::Cycle => format!(
-                    "deadlock: a ring {} → … over {}",
-                    c.threads.join(" → "),
-                    quoted.join(", ")
-                ),
-                Kind::Stall => format!(
-                    "stall: {} waits for {}, nobody left to signal",
-                    c.threads.first().map_or("", String::as_str),
-                    quoted.first().map_or("", String::as_str)
-                ),
-            };
-            marks.push(MarkAt {
-                at: Duration::from_secs_f64(c.at_ms / 1000.0),
-                thread: c
-                    .threads
-                    .first()
-                    .map_or_else(|| "?".into(), |t| t.as_str().into()),
-                text,
-            });
-        }
-        // Each primitive's first hand-over: a release, and the acquire it enabled.
-        let mut seen: Vec<&str> = Vec::new();
-        for f in flows.iter().filter(|f| f.kind == FlowKind::Handover) {
-            if !seen.contains(&&*f.primitive) {
-                seen.push(&f.primitive);
-                marks.push(MarkAt {
-                    at: f.to.1,
-                    thread: Arc::clone(&f.to.0),
-                    text: format!(
-                        "'{}': {} released, {} acquired",
-                        f.primitive, f.from.0, f.to.0
-                    ),
-                });
-            }
-        }
+        marks.extend(deadlocks.iter().map(deadlock_mark));
+        marks.extend(first_handovers(&flows));
         marks.sort_by_key(|m| m.at);
         let mut samples = rec.samples();
         samples.sort_by_key(|s| s.at);
@@ -472,8 +484,12 @@ pub struct Terminal {
     pub width: usize,
 }
 
-impl super::export::Exporter for Terminal {
-    fn export(&self, report: &super::Report, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+impl crate::report::export::Exporter for Terminal {
+    fn export(
+        &self,
+        report: &crate::report::Report,
+        out: &mut dyn std::io::Write,
+    ) -> std::io::Result<()> {
         match &report.timeline {
             Some(t) => out.write_all(self.render(t).as_bytes()),
             None => Ok(()),
@@ -609,7 +625,7 @@ impl Terminal {
                 out,
                 "   ({} more moments past the recorder's bound of {} were not kept)",
                 t.moments_dropped,
-                super::record::MOST_MOMENTS
+                crate::lab::record::MOST_MOMENTS
             );
         }
         // The legend.
@@ -692,8 +708,8 @@ fn letter(i: usize) -> char {
 /// sleeping, waiting and holding (each wait and hold by primitive, by its legend letter);
 /// per primitive, the waits, the longest and by whom, the most waiting and holding at once,
 /// and a starving thread if there is one.
-pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
-    let ms = |v: f64| super::units::duration(std::time::Duration::from_secs_f64(v / 1000.0));
+pub fn accounting(report: &crate::report::Report, t: &Timeline) -> Vec<crate::report::Table> {
+    let ms = |v: f64| crate::lab::units::duration(std::time::Duration::from_secs_f64(v / 1000.0));
     let by_letter = |m: &serde_json::Map<String, serde_json::Value>| -> String {
         let mut parts: Vec<(f64, String)> = m
             .iter()
@@ -713,7 +729,7 @@ pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
             (false, n) => format!("{} +{n}", shown.join(", ")),
         }
     };
-    let mut threads = super::Table::new([
+    let mut threads = crate::report::Table::new([
         "thread",
         "alive",
         "running",
@@ -733,7 +749,7 @@ pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
             by_letter(&th.holding_on),
         ]);
     }
-    let mut prims = super::Table::new([
+    let mut prims = crate::report::Table::new([
         "",
         "primitive",
         "waits",
@@ -744,12 +760,12 @@ pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
     ])
     .titled("per primitive");
     // In the legend's order.
-    let mut by_letter: Vec<&super::report::PrimitiveReport> = report.primitives.iter().collect();
+    let mut by_letter: Vec<&crate::report::PrimitiveReport> = report.primitives.iter().collect();
     by_letter.sort_by_key(|p| t.letter(&p.name));
     for p in by_letter {
         prims.row([
             t.letter(&p.name).to_string(),
-            super::units::clip(&p.name, 24),
+            crate::lab::units::clip(&p.name, 24),
             p.waits.to_string(),
             ms(p.total_wait_ms),
             match &p.longest_waiter {
@@ -774,7 +790,7 @@ pub fn accounting(report: &super::Report, t: &Timeline) -> Vec<super::Table> {
         })
         .collect();
     if !starving.is_empty() {
-        let mut s = super::Table::new(["starving: longest wait ≥ 5× the median waiter's"]);
+        let mut s = crate::report::Table::new(["starving: longest wait ≥ 5× the median waiter's"]);
         for line in starving {
             s.row([line]);
         }

@@ -280,42 +280,40 @@ s.serve_forever()
             return Ok((format!("http://127.0.0.1:{port}"), Box::new(Kill(child))));
         }
     }
-    use threadlab::serve::hostile::{Behaviour, Hostile};
+    use threadlab_tools::hostile::{Behaviour, Hostile};
     let h = Hostile::start(Behaviour::TwoWrites)?;
     Ok((h.url(""), Box::new(h)))
 }
 
-/// url-check against servers on 127.0.0.1, beside the floor, the tutorials' Python version
-/// (requests + ThreadPoolExecutor) and lychee when they are installed. Interleaved runs;
-/// median and minimum.
-fn url_check_figures() -> anyhow::Result<()> {
-    use std::path::Path;
-    use threadlab::serve::Server;
-    const RUNS: usize = 5;
-    let server = Server::start("127.0.0.1:0".parse()?, false)?;
-    let base = server.base_url();
-    let exe = std::env::current_exe()?.with_file_name("threadlab");
-    anyhow::ensure!(
-        exe.exists(),
-        "build the threadlab binary first (cargo build --release)"
-    );
-    let dir = std::env::temp_dir();
-    let write = |name: &str, urls: &[String]| -> anyhow::Result<std::path::PathBuf> {
-        let path = dir.join(format!("threadlab-bench-{name}.txt"));
+/// Interleaved runs per url-check figure (median and minimum are shown).
+const RUNS: usize = 5;
+
+/// What the url-check figures share: the server, the binary, the scratch lists.
+struct UrlBench {
+    base: String,
+    exe: std::path::PathBuf,
+    dir: std::path::PathBuf,
+}
+
+impl UrlBench {
+    /// A list file of `urls` named after `name`.
+    fn write(&self, name: &str, urls: &[String]) -> anyhow::Result<std::path::PathBuf> {
+        let path = self.dir.join(format!("threadlab-bench-{name}.txt"));
         std::fs::write(&path, urls.join("\n") + "\n")?;
         Ok(path)
-    };
-    let threadlab_run = |list: &Path, workers: usize| -> anyhow::Result<serde_json::Value> {
-        let mut cmd = std::process::Command::new(&exe);
-        cmd.args([
-            "url-check",
-            list.to_str().unwrap_or_default(),
-            "--json",
-            "-q",
-            "--workers",
-            &workers.to_string(),
-        ]);
-        let out = cmd.output()?;
+    }
+
+    /// `threadlab url-check LIST --json` on `workers`: its summary (every URL must pass).
+    fn run(&self, list: &std::path::Path, workers: usize) -> anyhow::Result<serde_json::Value> {
+        let out = std::process::Command::new(&self.exe)
+            .args([
+                "url-check",
+                list.to_str().unwrap_or_default(),
+                "--json",
+                "-q",
+            ])
+            .args(["--workers", &workers.to_string()])
+            .output()?;
         let report: serde_json::Value = serde_json::from_slice(&out.stdout)?;
         anyhow::ensure!(
             report["summary"]["failed"] == 0,
@@ -323,28 +321,45 @@ fn url_check_figures() -> anyhow::Result<()> {
             report["summary"]
         );
         Ok(report["summary"].clone())
-    };
+    }
+}
 
-    // Makespan: 100 × /delay/0.1 on 10 workers; ideal 1.0 s. On threadlab's own server
-    // (one write, TCP_NODELAY) and on an http.server-style one (two writes, Nagle on).
+/// url-check against servers on 127.0.0.1, beside the floor, the tutorials' Python version
+/// (requests + ThreadPoolExecutor) and lychee when they are installed. Interleaved runs;
+/// median and minimum.
+fn url_check_figures() -> anyhow::Result<()> {
+    let server = threadlab::serve::Server::start("127.0.0.1:0".parse()?, false)?;
+    let bench = UrlBench {
+        base: server.base_url(),
+        exe: std::env::current_exe()?.with_file_name("threadlab"),
+        dir: std::env::temp_dir(),
+    };
+    anyhow::ensure!(
+        bench.exe.exists(),
+        "build the threadlab binary first (cargo build --release)"
+    );
+    makespan(&bench)?;
+    throughput(&bench)?;
+    memory(&bench)
+}
+
+/// Makespan: 100 × /delay/0.1 on 10 workers; ideal 1.0 s. On threadlab's own server (one
+/// write, TCP_NODELAY) and on an http.server-style one (two writes, Nagle on).
+fn makespan(bench: &UrlBench) -> anyhow::Result<()> {
     let (py_base, _py_server) = python_style_server()?;
     println!(
         "\nurl-check makespan: 100 URLs of /delay/0.1 on 10 workers (ideal 1.000 s; {RUNS} interleaved runs: median, min)"
     );
     for (label, at) in [
-        ("threadlab serve", base.as_str()),
+        ("threadlab serve", bench.base.as_str()),
         ("http.server style", py_base.as_str()),
     ] {
         let urls: Vec<String> = (0..100).map(|i| format!("{at}/delay/0.1?n={i}")).collect();
-        let list = write("delay", &urls)?;
+        let list = bench.write("delay", &urls)?;
         let (mut ours, mut floor) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
-            ours.push(
-                threadlab_run(&list, 10)?["wall_ms"]
-                    .as_f64()
-                    .unwrap_or(f64::NAN)
-                    / 1e3,
-            );
+            let wall = bench.run(&list, 10)?["wall_ms"].as_f64();
+            ours.push(wall.unwrap_or(f64::NAN) / 1e3);
             floor.push(floor_check(&urls, 10)?);
         }
         let ((om, on), (fm, fmin)) = (median_min(ours), median_min(floor));
@@ -359,17 +374,22 @@ fn url_check_figures() -> anyhow::Result<()> {
         }
         let _ = std::fs::remove_file(list);
     }
+    Ok(())
+}
 
-    // Throughput: 2 000 fast, distinct URLs on 8 workers.
-    let urls: Vec<String> = (0..2000).map(|i| format!("{base}/get?n={i}")).collect();
-    let fast = write("fast", &urls)?;
+/// Throughput: 2 000 fast, distinct URLs on 8 workers, beside the floor, Python and lychee.
+fn throughput(bench: &UrlBench) -> anyhow::Result<()> {
+    let urls: Vec<String> = (0..2000)
+        .map(|i| format!("{}/get?n={i}", bench.base))
+        .collect();
+    let fast = bench.write("fast", &urls)?;
     println!(
         "\nurl-check throughput: 2 000 fast URLs on 8 workers ({RUNS} interleaved runs: median, min of the time; threadlab and lychee timed as whole processes)"
     );
     let (mut ours, mut floor, mut lychee) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         let started = std::time::Instant::now();
-        threadlab_run(&fast, 8)?;
+        bench.run(&fast, 8)?;
         ours.push(started.elapsed().as_secs_f64());
         floor.push(floor_check(&urls, 8)?);
         if let Some(secs) = lychee_check(&fast, 8) {
@@ -405,22 +425,27 @@ fn url_check_figures() -> anyhow::Result<()> {
             lm / om
         );
     }
+    let _ = std::fs::remove_file(fast);
+    Ok(())
+}
 
-    // Memory: 100 000 fast URLs with --json, peak RSS as the OS counts it.
-    let many_urls: Vec<String> = (0..100_000).map(|i| format!("{base}/get?n={i}")).collect();
-    let many = write("many", &many_urls)?;
-    let summary = threadlab_run(&many, 8)?;
+/// Memory: 100 000 fast URLs with --json, peak RSS as the OS counts it.
+fn memory(bench: &UrlBench) -> anyhow::Result<()> {
+    let many_urls: Vec<String> = (0..100_000)
+        .map(|i| format!("{}/get?n={i}", bench.base))
+        .collect();
+    let many = bench.write("many", &many_urls)?;
+    let summary = bench.run(&many, 8)?;
     let time_v = std::process::Command::new("/usr/bin/time")
         .arg("-v")
-        .arg(&exe)
+        .arg(&bench.exe)
         .args([
             "url-check",
             many.to_str().unwrap_or_default(),
             "--json",
             "-q",
-            "--workers",
-            "8",
         ])
+        .args(["--workers", "8"])
         .stdout(std::process::Stdio::null())
         .output()
         .ok()
@@ -440,9 +465,7 @@ fn url_check_figures() -> anyhow::Result<()> {
         summary["wall_ms"].as_f64().unwrap_or(0.0) / 1e3,
         100_000.0 / (summary["wall_ms"].as_f64().unwrap_or(1.0) / 1e3)
     );
-    for p in [fast, many] {
-        let _ = std::fs::remove_file(p);
-    }
+    let _ = std::fs::remove_file(many);
     Ok(())
 }
 
