@@ -34,13 +34,8 @@ fn f(report: &Value, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("metric {name} missing in {}", report["metrics"]))
 }
 
-fn check<'a>(report: &'a Value, starts: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"].as_str().unwrap().starts_with(starts))
-        .unwrap_or_else(|| panic!("no check starting {starts:?} in {}", report["checks"]))
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    check_by_id(report, id)
 }
 
 #[test]
@@ -50,9 +45,15 @@ fn threads_the_os_sees_each_thread_by_name_and_the_count_follows_starts_and_join
         // Worked out here too: the sum of squares of 1..=12345.
         let n: u64 = 12345;
         assert_eq!(metric(&r, "sum_of_squares"), n * (n + 1) * (2 * n + 1) / 6);
-        assert_eq!(check(&r, "names given")["observed"], "3 of 3");
-        assert_eq!(check(&r, "moments where")["observed"], "7 of 7");
-        assert_eq!(check(&r, "results written")["observed"], "0, then 1");
+        assert_eq!(check(&r, "names-given-found-os-list")["observed"], "3 of 3");
+        assert_eq!(
+            check(&r, "moments-where-os-thread-count")["observed"],
+            "7 of 7"
+        );
+        assert_eq!(
+            check(&r, "results-written-before-process-ended")["observed"],
+            "0, then 1"
+        );
     }
     // The threads the demo named, by their real OS names, in the narrative.
     let run = threadlab(&["basics", "--pace", "0.02", "--seed", "1"]);
@@ -104,7 +105,10 @@ fn barrier_no_worker_leaves_a_phase_early_and_a_broken_barrier_frees_every_waite
         let r = holds("barrier", seed, &["--parties", "5", "--phases", "3"]);
         assert_eq!(metric(&r, "phases_completed"), 3);
         assert_eq!(metric(&r, "actions"), 3);
-        assert_eq!(check(&r, "waiters at a barrier")["observed"], "2 of 2");
+        assert_eq!(
+            check(&r, "waiters-barrier-party-never-reaches")["observed"],
+            "2 of 2"
+        );
     }
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
-use common::{assert_cpu_vs_io_verdict, lessons, threadlab, threadlab_alone};
+use common::{assert_check_ids, assert_cpu_vs_io_verdict, lessons, threadlab, threadlab_alone};
 use serde_json::Value;
 
 /// A fresh path under the target directory for a picture file.
@@ -389,6 +389,7 @@ fn every_demo_draws_valid_pictures() {
     for entry in lessons() {
         let demo = entry.name.as_str();
         let (doc, svg, report) = pictures(demo, entry.quick);
+        assert_check_ids(&report);
         assert_valid_trace(demo, &doc);
         assert_svg_lanes(demo, &svg, &["MainThread"]);
         // (cpu-vs-io was judged by the load it measured, in `pictures`.)

@@ -218,17 +218,20 @@ fn judge_phases(
     report.metric("phases_completed", complete as u64);
     report.metric("actions", actions.len() as u64);
     report.check_eq(
+        "phases-worker-got-through",
         "phases every worker got through",
         args.phases.to_string(),
         complete.to_string(),
     );
     report.check(
+        "departures-before-phase-last-arrival",
         "departures before the phase's last arrival (by the workers' own clocks)",
         "0 (min left >= max arrived, every phase)",
         early,
         early == 0 && complete == args.phases,
     );
     report.check(
+        "barrier-action-runs-where-fell",
         "barrier action runs, and where each fell",
         format!(
             "{} (one per phase, begun after the last arrival, over before the first departure)",
@@ -296,12 +299,14 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
     let first = heard.iter().min().copied().unwrap_or_default();
     let last = heard.iter().max().copied().unwrap_or_default();
     report.check(
+        "waiters-barrier-party-never-reaches",
         "waiters at a barrier one party never reaches that got the broken-barrier error",
         "2 of 2",
         format!("{broken} of 2"),
         broken == 2,
     );
     report.check(
+        "heard-after-early-began-waiting",
         "when each heard, after Early began waiting (Late came halfway)",
         format!(
             "from {} to {} + {} (Early's timeout breaks it for both)",
@@ -368,6 +373,7 @@ fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let barrier = Barrier::new("gate", 3, Duration::from_secs(10)).with_probe(lab.probe("gate"));
     let (broken, slowest) = two_waiters_broken_by(lab, &barrier, "abort()", || barrier.abort())?;
     report.check(
+        "abort-waiters-got-broken-barrier",
         "abort(): waiters that got the broken-barrier error, and the slowest to hear",
         format!("2 of 2, within {}", units::duration(WAKE_BOUND)),
         format!("{broken} of 2, after {}", units::duration(slowest)),
@@ -378,6 +384,7 @@ fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let (broken, slowest) =
         two_waiters_broken_by(lab, &barrier, "reset() while two wait", || barrier.reset())?;
     report.check(
+        "reset-two-wait-waiters-got",
         "reset() while two wait: waiters that got the broken-barrier error, and the slowest to hear",
         format!(
             "2 of 2, within {} (as in Python: a reset breaks the round in progress)",
@@ -407,6 +414,7 @@ fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     indexes.sort_unstable();
     info!("after reset(): arrival indexes {indexes:?}");
     report.check(
+        "wait-aborted-barrier-then-round",
         "a wait on the aborted barrier, then a round of three after reset()",
         "refused; then all three through with indexes [0, 1, 2]",
         format!(

@@ -376,12 +376,14 @@ fn judge(args: &Args, tallies: &[Tally], high_water: usize, report: &mut Report)
     report.metric("high_water", high_water as u64);
     report.metric("capacity", args.capacity as u64);
     report.check(
+        "items-certainly-buffer-once-most",
         "items certainly in the buffer at once, at most (put returned, take not yet called)",
         format!("<= {} (the capacity)", args.capacity),
         high_water,
         high_water <= args.capacity,
     );
     report.check(
+        "items-consumed-distinct-items-among",
         "items consumed (counted by the consumers), and distinct items among them",
         format!("{0} consumed, {0} distinct", args.items),
         format!("{consumed} consumed, {} distinct", distinct.len()),
@@ -389,12 +391,14 @@ fn judge(args: &Args, tallies: &[Tally], high_water: usize, report: &mut Report)
     );
     match args.bug {
         Bug::None => report.check(
+            "times-consumer-got-nothing-open",
             "times a consumer got nothing from an open buffer (counted by the consumer)",
             "0: every wake-up re-checks in a while loop",
             took_nothing,
             took_nothing == 0,
         ),
         Bug::If => report.check(
+            "times-consumer-got-nothing-if-bug",
             "times a consumer got nothing from an open buffer: the `if` bug, caught",
             ">= 1 (the bug shows when two consumers wake for one item)",
             took_nothing,
@@ -402,6 +406,7 @@ fn judge(args: &Args, tallies: &[Tally], high_water: usize, report: &mut Report)
         ),
     }
     report.check_eq(
+        "items-produced-no-consumer-took",
         "items produced that no consumer took (the producer's count less the consumers')",
         0,
         tallies[0].items.saturating_sub(consumed),

@@ -293,6 +293,7 @@ fn checks(
         let io = speed(base.io, most.io);
         let ideal = most.threads as f64 / base.threads as f64;
         report.check(
+            "io-bound-speedup-threads",
             format!("I/O-bound: speedup with {} threads", most.threads),
             format!(
                 ">= {} (half the ideal {}: waits overlap, whatever the cores)",
@@ -305,6 +306,7 @@ fn checks(
         let cpu = speed(base.cpu, most.cpu);
         let cap = (most.threads.min(cores) as f64 / base.threads.min(cores) as f64) * 1.25;
         report.check(
+            "cpu-bound-speedup-threads-cores",
             format!(
                 "CPU-bound: speedup with {} threads on {cores} cores",
                 most.threads
@@ -330,6 +332,7 @@ fn checks(
     {
         let cpu = speed(base.cpu, two.cpu);
         report.check(
+            "cpu-bound-speedup-threads",
             format!(
                 "CPU-bound: speedup with {} threads (Rust has no GIL)",
                 two.threads
@@ -467,6 +470,7 @@ fn python_check(py: &Python, rows: &[Row], report: &mut Report) {
     );
     if py.gil {
         report.check(
+            "python-cpu-bound-speedup-threads",
             format!(
                 "Python {} (GIL on): CPU-bound speedup with {} threads",
                 py.version, two.threads

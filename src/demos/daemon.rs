@@ -75,6 +75,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         let o = daemon_in_child(args, lab)?;
         record(&mut report, &mut table, "daemon", &o);
         report.check(
+            "daemon-cleanup-done-lines-relayed",
             "daemon: 'cleanup done' lines relayed from the child before the OS reported its exit",
             format!(
                 "0: the exit cut the monitor off (it planned {} ticks, then its cleanup)",
@@ -88,6 +89,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         let o = graceful(args, lab)?;
         record(&mut report, &mut table, "graceful", &o);
         report.check(
+            "graceful-cleanup-done-messages-main",
             "graceful: 'cleanup done' messages the main thread received before the join returned",
             "1",
             o.cleanups,
@@ -96,6 +98,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         let tick = lab.scaled(Duration::from_secs_f64(args.tick));
         let last = o.last_wait.unwrap_or(Duration::MAX);
         report.check(
+            "graceful-monitor-last-wait-stop",
             "graceful: the monitor's last wait, the stop set a quarter into it (timed by the monitor)",
             format!(
                 "< one tick ({}): the Event woke it early",
@@ -127,6 +130,7 @@ fn record(report: &mut Report, table: &mut Table, mode: &str, o: &Outcome) {
     report.metric(format!("{mode}.cleanup_ran"), o.cleanups > 0);
     report.metric(format!("{mode}.end_delay_ms"), units::ms(o.end_delay));
     report.check(
+        format!("{mode}.monitor-ticked-main-worked"),
         format!("{mode}: the monitor ticked while main worked"),
         ">= 1 tick",
         o.ticks,

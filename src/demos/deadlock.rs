@@ -7,7 +7,7 @@ use rand::Rng;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::lab::waitgraph::{Cycle, DETECT_BOUND, Kind, Policy, SIGNAL_SLICE};
+use crate::lab::waitgraph::{Cycle, DETECT_BOUND, Kind, Policy, SIGNAL_SLICE, Waited};
 use crate::lab::{self, Lab, Report, Table, units};
 use crate::sync::queue::Got;
 use crate::sync::rlock::LockError;
@@ -195,6 +195,7 @@ fn judge_cycle(found: &[crate::lab::waitgraph::Cycle], claims: &[Claim], report:
     // time it must be this cycle, found and broken again.
     let all_this_one = found.iter().all(|c| c.matches(&said_by));
     report.check(
+        "cycle-detector-found-against-tellers",
         "the cycle the detector found, against what the tellers said they held and wanted",
         format!("this cycle (each time it formed): {}", said.join("; ")),
         match found {
@@ -390,6 +391,7 @@ fn judge_two_tellers(seen: &TwoTellersSeen, lab: &Lab, report: &mut Report, tabl
     refused_tellers.sort();
     refused_tellers.dedup();
     report.check(
+        "victims-detector-named-against-tellers",
         "the victims the detector named, against the tellers that were refused (their own word)",
         "the same tellers",
         format!(
@@ -400,6 +402,7 @@ fn judge_two_tellers(seen: &TwoTellersSeen, lab: &Lab, report: &mut Report, tabl
         !named.is_empty() && named == refused_tellers,
     );
     report.check(
+        "victim-wait-refused-how-long",
         "the victim's wait: refused, and how long after it asked (by the victim's clock)",
         format!(
             "one refusal per cycle ({}), within {}",
@@ -419,6 +422,7 @@ fn judge_two_tellers(seen: &TwoTellersSeen, lab: &Lab, report: &mut Report, tabl
         refused as usize == found.len() && slowest.is_some_and(|t| t < DETECT_BOUND),
     );
     report.check(
+        "transfers-completed-money-bank",
         "transfers completed, and the money in the bank",
         format!("2 of 2; {before} before and after"),
         format!("{completed} of 2; {after}"),
@@ -454,6 +458,7 @@ fn judge_random(args: &Args, how: How, key: &str, seen: &RandomSeen, report: &mu
     report.metric(format!("{key}.retries"), u64::from(refused + timed_out));
     if matches!(how, How::Ordered) {
         report.check(
+            "ordering-cycles-detector-found-random",
             format!(
                 "ordering: cycles the detector found in {} random transfers",
                 args.transfers
@@ -464,6 +469,7 @@ fn judge_random(args: &Args, how: How, key: &str, seen: &RandomSeen, report: &mu
         );
     } else {
         report.check(
+            "timeout-waits-detector-refused",
             "timeout: waits the detector refused (it only counts cycles here)",
             format!("0; {cycles} cycles formed, each ended by a timed wait running out ({timed_out} in all)"),
             refused,
@@ -471,6 +477,7 @@ fn judge_random(args: &Args, how: How, key: &str, seen: &RandomSeen, report: &mu
         );
     }
     report.check(
+        format!("{key}.transfers-completed-money-bank"),
         format!("{key}: transfers completed, and the money in the bank"),
         format!(
             "{} of {}; {before} before and after",
@@ -771,20 +778,22 @@ fn judge_no_lock(main: &str, runs: &[NoLockRun], report: &mut Report) {
         LastGet::Refused(c, _) => Some(c.as_ref()),
         _ => None,
     });
-    let join_clerk = "join(Clerk)".to_string();
+    let (orders, join_clerk) = (Waited::Signal("orders".into()), Waited::Join("Clerk".into()));
     report.check(
+        "no-lock-stall-detector-found",
         "no lock: the stall the detector found, against what the threads did",
         format!("Clerk waits for 'orders'; {main} waits to join Clerk; Supplier finished"),
         stall.map_or("no stall found".to_string(), |c| c.story().join("; ")),
         stall.is_some_and(|c| {
             c.kind == Kind::Stall
-                && c.waits_for("Clerk") == Some("orders")
-                && c.waits_for(main) == Some(join_clerk.as_str())
+                && c.waits_for("Clerk") == Some(&orders)
+                && c.waits_for(main) == Some(&join_clerk)
                 && c.finished.last().map(String::as_str) == Some("Supplier")
         }),
     );
     let after = bug.and_then(|r| r.after);
     report.check(
+        "no-lock-clerk-wait-refused",
         "no lock: the clerk's wait refused, after the supplier left (by their two clocks)",
         format!("within {}", units::duration(DETECT_BOUND)),
         after.map_or("never refused".to_string(), units::duration),
@@ -795,6 +804,7 @@ fn judge_no_lock(main: &str, runs: &[NoLockRun], report: &mut Report) {
     }
     let fix = runs.iter().find(|r| r.fixed);
     report.check(
+        "no-lock-orders-put-against",
         "no lock: orders put against taken; the fixed run's clerk hears the queue close",
         "3 put, 3 taken in both runs; fixed: closed, no stall",
         runs.iter()

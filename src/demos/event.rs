@@ -107,18 +107,21 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
     report.metric("woken", woken as u64);
     report.metric("latest_wake_ms", units::ms(latest));
     report.check(
+        "waiters-woken-set",
         "waiters woken by one set()",
         format!("{} of {}", args.waiters, args.waiters),
         format!("{woken} of {}", args.waiters),
         woken == args.waiters,
     );
     report.check(
+        "waiters-went-before-set",
         "waiters that went on before the set (by their own clocks)",
         "0",
         early,
         early == 0,
     );
     report.check(
+        "last-waiter-wake-after-set",
         "the last waiter to wake, after the set",
         format!("< {}", units::duration(WAKE_BOUND)),
         units::duration(latest),
@@ -188,12 +191,14 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
     report.tables.push(table);
 
     report.check(
+        "wait-timeout-nobody-setting",
         "wait(timeout) with nobody setting",
         format!("false, after >= {}", units::duration(timeout)),
         format!("{}, after {}", alone.0, units::duration(alone.1)),
         !alone.0 && alone.1 >= timeout,
     );
     report.check(
+        "wait-timeout-with-set",
         format!(
             "wait(timeout={}) with a set at {}",
             units::duration(long),
@@ -208,6 +213,7 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
         helped.0 && helped.1 >= timeout && helped.1 < long,
     );
     report.check(
+        "wait-timeout-after-clear",
         "wait(timeout) after clear()",
         format!("false, after >= {} (re-armed)", units::duration(timeout)),
         format!("{}, after {}", cleared.0, units::duration(cleared.1)),
@@ -316,6 +322,7 @@ fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result
     // woken thread. (At small paces, raise --tick to see the difference.)
     let bound = (tick / 4).max(Duration::from_millis(20));
     report.check(
+        "event-loop-time-stop-request",
         "event loop: time from the stop request to the loop's end",
         format!(
             "< {} (a quarter tick, at least 20 ms: it wakes at once)",
@@ -337,6 +344,7 @@ fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result
         return Ok(());
     }
     report.check(
+        "polling-loop-time-stop-request",
         "polling loop: time from the stop request to the loop's end",
         format!(
             "later than the event loop, and <= one tick + {}",

@@ -118,6 +118,7 @@ fn bare_panic(
         ]);
     }
     report.check(
+        "join-thread-panicked",
         "join() on the thread that panicked",
         "Err, carrying the panic's message (attempt to divide by zero)",
         match &crashed {
@@ -129,6 +130,7 @@ fn bare_panic(
             .is_err_and(|m| m.contains("divide by zero")),
     );
     report.check(
+        "other-threads-steps-counted",
         "the other threads' steps, counted by each",
         "4 and 4 (one thread's panic does not stop the others)",
         format!("{} and {}", steps[0], steps[1]),
@@ -186,6 +188,7 @@ fn hook_names_the_thread(lab: &Lab, report: &mut Report, table: &mut Table) -> a
             .unwrap_or_else(|| "—".into()),
     ]);
     report.check(
+        "panics-hook-reported-faulty-name",
         "panics the hook reported for Faulty, with its name and message",
         "1: Faulty, the config file was missing",
         match mine.as_slice() {
@@ -272,6 +275,7 @@ fn errors_through_a_queue(args: &Args, lab: &Lab, report: &mut Report) -> anyhow
     report.metric("items.reported", results.len() as u64);
     report.metric("items.failed", reported_bad.len() as u64);
     report.check(
+        "outcomes-result-queue-per-item",
         "outcomes on the result queue, one per item",
         format!("{} (every item once, success or failure)", args.items),
         format!(
@@ -282,6 +286,7 @@ fn errors_through_a_queue(args: &Args, lab: &Lab, report: &mut Report) -> anyhow
         once,
     );
     report.check(
+        "failures-reported-against-bad-items",
         "failures reported, against the bad items chosen before the workers ran",
         format!("{} (items {bad:?})", bad.len()),
         format!("{} (items {reported_bad:?})", reported_bad.len()),

@@ -253,18 +253,21 @@ fn judge_bank(
     if locked {
         let locked_out: u64 = ledgers.iter().map(|l| l.locked_out).sum();
         report.check(
+            "lock-transactions-given-up-because",
             "with a lock: transactions given up because the lock never came free",
             format!("0 (each waited at most {})", units::duration(seen.patience)),
             locked_out,
             locked_out == 0,
         );
         report.check(
+            "lock-writes-replaced-another-teller",
             "with a lock: writes that replaced another teller's update (counted by the writers)",
             "0",
             overwritten,
             overwritten == 0,
         );
         report.check(
+            "lock-final-balance-against-tellers",
             "with a lock: final balance against the tellers' own ledgers",
             format!(
                 "{books} (opening {} + deposits − withdrawals)",
@@ -274,6 +277,7 @@ fn judge_bank(
             final_balance == books,
         );
         report.check(
+            "lock-lowest-balance-any-teller",
             "with a lock: the lowest balance any teller wrote",
             ">= 0 (a withdrawal is declined rather than overdraw)",
             lowest,
@@ -303,6 +307,7 @@ fn judge_unlocked(final_balance: i64, books: i64, overwritten: u64, report: &mut
     // too, though losses can cancel out (a lost deposit of 50 and a lost withdrawal of 50),
     // so the count is the evidence.
     report.check(
+        "without-lock-writes-replaced-another",
         "without a lock: writes that replaced another teller's update (counted by the writers)",
         "≥ 1: updates lost between a read and its write (the bug)",
         format!("{overwritten}; the account says {final_balance}, the ledgers {books}"),
@@ -412,6 +417,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     })?;
     let (tried_ok, tried_took, timed_out, short_took, got, long_took, long) = outcome;
     report.check(
+        "try-lock-held-answer-how",
         "try-lock while held: the answer, and how long it took",
         "refused at once (< 50 ms)",
         format!(
@@ -422,6 +428,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         !tried_ok && tried_took < Duration::from_millis(50),
     );
     report.check(
+        "acquire-timeout-while-held",
         format!("acquire(timeout={}) while held", units::duration(short)),
         format!("timed out after >= {}", units::duration(short)),
         format!(
@@ -432,6 +439,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         timed_out && short_took >= short,
     );
     report.check(
+        "acquire-timeout-holder-releases-first",
         format!(
             "acquire(timeout={}): the Holder releases first",
             units::duration(long)
@@ -497,12 +505,14 @@ fn guard_and_panic(lab: &Lab, report: &mut Report) {
         }
     );
     report.check(
+        "holder-panicked-guard-another-thread",
         "a holder that panicked with a guard: another thread acquires the lock afterwards",
         "acquired within 500 ms (the guard's Drop released it)",
         if ours { "acquired" } else { "still held" },
         panicked && ours,
     );
     report.check(
+        "std-sync-mutex-whose-holder",
         "std::sync::Mutex whose holder panicked",
         "poisoned (lock() → Err(PoisonError); the data is still there)",
         if poisoned {

@@ -351,6 +351,7 @@ fn judge_table(
     } else if fix == Table3::Waiter {
         report.metric("waiter.most_seated", seen.most_seated as u64);
         report.check(
+            "waiter-most-philosophers-seated-once",
             "waiter: most philosophers seated at once (counted by themselves)",
             format!("{} (N − 1: one chair stays empty)", n - 1),
             seen.most_seated,
@@ -395,6 +396,7 @@ fn judge_first_forks(n: usize, fix: Table3, key: &str, most_first: usize, report
         format!("{} (N − 1: the fix leaves one without a first fork)", n - 1)
     };
     report.check(
+        format!("{key}.most-philosophers-holding-first-fork"),
         format!(
             "{key}: most philosophers holding their first fork at once, all asked to (counted by themselves)"
         ),
@@ -425,6 +427,7 @@ fn judge_meals(
     report.metric(format!("{key}.overlaps"), overlaps as u64);
     let all = u64::from(args.meals) * n as u64;
     report.check(
+        format!("{key}.meals-eaten-counted-philosophers"),
         format!("{key}: meals eaten, counted by the philosophers"),
         format!("{all} ({} each)", args.meals),
         format!(
@@ -436,6 +439,7 @@ fn judge_meals(
         eaten.len() == n && eaten.iter().all(|&m| m == args.meals),
     );
     report.check(
+        format!("{key}.meals-two-neighbours-overlapped"),
         format!("{key}: meals of two neighbours that overlapped (by their own clocks)"),
         "0 (a fork is in one hand at a time)",
         overlaps,
@@ -454,6 +458,7 @@ fn judge_cycles(
 ) {
     if fix != Table3::None {
         report.check(
+            format!("{key}.cycles-detector-found"),
             format!("{key}: cycles the detector found"),
             "0 (no circle of waiting can form)",
             found.len(),
@@ -473,6 +478,7 @@ fn judge_cycles(
         .collect();
     let whole = found.iter().any(|c| c.matches(&claims));
     report.check(
+        "naive-cycle-through-philosopher-fork",
         "naive: a cycle through every philosopher and fork, as each said it held its left and wanted its right",
         format!("found (all {n}); every later one broken too"),
         format!(

@@ -100,12 +100,14 @@ fn check_pool_evidence(
 ) {
     let once = runs.iter().filter(|r| r.load(SeqCst) == 1).count();
     report.check(
+        format!("{scenario}.tasks-ran-exactly-once"),
         format!("{scenario}: tasks that ran exactly once (counted inside each task)"),
         format!("{0} of {0}", runs.len()),
         format!("{once} of {}", runs.len()),
         once == runs.len(),
     );
     report.check(
+        format!("{scenario}.futures-resolved"),
         format!("{scenario}: Futures resolved"),
         runs.len(),
         resolved,
@@ -116,6 +118,7 @@ fn check_pool_evidence(
         .filter(|n| !n.starts_with(&format!("{prefix}_")))
         .collect();
     report.check(
+        format!("{scenario}.tasks-ran-on-named-workers"),
         format!("{scenario}: tasks ran on workers named {prefix}_N"),
         format!("{prefix}_0 … {prefix}_N"),
         names.iter().cloned().collect::<Vec<_>>().join(", "),
@@ -201,12 +204,14 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     let most = most.load(SeqCst);
     report.metric("downloads.most_at_once", most as u64);
     report.check_eq(
+        "downloads-most-running-once",
         "downloads: most running at once (counted by the downloads)",
         w.min(n),
         most,
     );
     if w.min(n) > 1 {
         report.check(
+            "downloads-speedup-over",
             "downloads: speedup over one by one",
             format!(
                 ">= {} (half the bound by rounds, {})",
@@ -264,6 +269,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     }
     let by_finish = finish_order(&finished);
     report.check(
+        "order-as-completed-yielded-tasks-order",
         "order: as_completed yielded tasks in the order they finished (timed inside each task)",
         format!("{by_finish:?}"),
         format!("{completed:?}"),
@@ -296,6 +302,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         .filter(|f| f.get().is_some_and(|t| *t <= first_yield))
         .count();
     report.check(
+        "order-map-held-back-shorter",
         "order: map held back the shorter tasks' results until task 0 (the longest) was done",
         format!(
             "{} of them finished before map yielded anything",
@@ -394,13 +401,15 @@ fn failure(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     report.metric("failure.failed", failed as u64);
     report.metric("failure.panicked", panicked as u64);
     report.check(
+        "failure-error-panic-caught-futures",
         "failure: the error and the panic were caught in their Futures",
         "1 error, 1 panic",
         format!("{failed} error, {panicked} panic"),
         (failed, panicked) == (1, 1),
     );
-    report.check_eq("failure: every other task's result arrived", 4, ok);
+    report.check_eq("failure-other-task-result-arrived", "failure: every other task's result arrived", 4, ok);
     report.check_eq(
+        "failure-pool-kept-all-workers",
         "failure: the pool kept all its workers (all ran at once afterwards)",
         args.workers,
         live.len(),
@@ -443,6 +452,7 @@ fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()>
             units::speedup(speedup)
         );
         report.check_eq(
+            format!("sweep.{w}-workers.all-tasks-done"),
             format!("sweep: all {TASKS} tasks done with {w} workers"),
             TASKS,
             done,

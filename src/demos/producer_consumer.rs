@@ -377,24 +377,28 @@ fn judge(args: &Args, seen: &Seen, report: &mut Report) {
     report.metric("producer_blocked_ms", units::ms(seen.put_blocked));
     report.metric("throughput_per_s", (throughput * 10.0).round() / 10.0);
     report.check(
+        "consumers-left-shutdown-signal",
         "consumers that left on the shutdown signal",
         format!("{0} of {0}", args.consumers),
         format!("{} of {}", args.consumers - seen.stuck, args.consumers),
         seen.stuck == 0,
     );
     report.check(
+        "tasks-processed-counted-consumers",
         "tasks processed, counted by the consumers",
         format!("{} (--items)", args.items),
         consumed,
         consumed == args.items,
     );
     report.check(
+        "item-consumed-exactly-once",
         "every item consumed exactly once",
         "0 missing, 0 duplicated",
         format!("{missing} missing, {duplicates} duplicated"),
         missing == 0 && duplicates == 0,
     );
     report.check(
+        "sum-results-result-queue",
         "sum of the results from the result queue",
         format!("{want} (Σ id² over the {} tasks)", args.items),
         got,
@@ -402,6 +406,7 @@ fn judge(args: &Args, seen: &Seen, report: &mut Report) {
     );
     judge_join(seen, report);
     report.check(
+        "tasks-certainly-queue-once-most",
         "tasks certainly in the queue at once, at most (put returned, get not yet called)",
         format!("<= {} (maxsize)", args.maxsize),
         seen.high_water,
@@ -427,6 +432,7 @@ fn judge_join(seen: &Seen, report: &mut Report) {
         );
     }
     report.check(
+        "queue-join-returned-after-last",
         "queue.join() returned after the last task_done(), within a wake-up (by the threads' clocks)",
         format!("after it, within {}", units::duration(JOIN_BOUND)),
         match join_after {

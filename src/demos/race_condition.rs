@@ -271,6 +271,7 @@ fn judge_strategy(
         .count();
     if results.len() == 1 {
         report.check(
+            format!("{key}.counter-final-value"),
             format!("{key} counter: final value"),
             format!("= {expected} (the increments the threads made)"),
             median.final_value,
@@ -278,6 +279,7 @@ fn judge_strategy(
         );
     } else {
         report.check(
+            format!("{key}.counter-trials-ended-exactly-increments"),
             format!("{key} counter: trials that ended exactly at the increments made"),
             format!("{0} of {0}", results.len()),
             format!("{exact} of {}", results.len()),
@@ -309,6 +311,7 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
     report.metric("unsynchronized.counted_lost", median.counted_lost);
     if trials.len() == 1 {
         report.check(
+            "unsynchronized-increments-writers-saw-themselves",
             "unsynchronized: increments the writers saw themselves overwrite",
             format!("{} (expected − final)", units::count(lost[0])),
             units::count(trials[0].counted_lost.max(0) as u64),
@@ -316,6 +319,7 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
         );
     } else {
         report.check(
+            "unsynchronized-trials-where-writers-count",
             "unsynchronized: trials where the writers' own count of overwrites = expected − final",
             format!("{0} of {0}", trials.len()),
             format!("{agree} of {}", trials.len()),
@@ -324,6 +328,7 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
     }
     if args.trials == 1 {
         report.check(
+            "unsynchronized-counter-updates-lost",
             "unsynchronized counter: updates lost (expected − final)",
             "> 0",
             format!(
@@ -335,6 +340,7 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
         );
     } else {
         report.check(
+            "unsynchronized-counter-trials-lost-updates",
             "unsynchronized counter: trials that lost updates",
             "at least 1",
             format!("{losing} of {}", trials.len()),

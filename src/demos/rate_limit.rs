@@ -65,6 +65,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     report.metric("semaphore.most_in_flight", sem.most_in_flight as u64);
     report.metric("semaphore.busiest", sem.busiest as u64);
     report.check(
+        "semaphore-most-calls-flight-once",
         format!("Semaphore({n}): most calls in flight at once (counted by the callers)"),
         format!("<= {n} (what a semaphore limits)"),
         sem.most_in_flight,
@@ -75,6 +76,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let semaphore_rate = n as f64 / args.call.max(1e-9);
     if args.calls > n && args.call <= 0.9 {
         report.check(
+            "semaphore-calls-started-busiest-second",
             format!("Semaphore({n}): calls started in the busiest second"),
             format!(
                 "> {n} (it limits concurrency, not rate: {n} at a time, {} each: {semaphore_rate:.0} a second)",
@@ -96,6 +98,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         )?;
         report.metric("rate_limiter.busiest", fixed.busiest as u64);
         report.check(
+            "ratelimiter-calls-started-busiest-second",
             format!(
                 "RateLimiter({n}/s): calls started in the busiest second (less {} of slack)",
                 units::duration(slack(second, n))
@@ -288,12 +291,14 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
     back.sort_unstable();
     report.metric("pool.most_checked_out", most as u64);
     report.check(
+        "connections-checked-out-once",
         "connections checked out at once (counted by the clients)",
         format!("<= {size} (the pool's size)"),
         most,
         most <= size,
     );
     report.check(
+        "connections-back-pool-end-double",
         "connections back in the pool at the end, and a double return",
         format!("all {size} (#1 to #{size}), each once; the double return refused"),
         format!(

@@ -164,6 +164,7 @@ fn judge_recursion(
     report: &mut Report,
 ) {
     report.check(
+        "release-contender-before-held-lock",
         "a release() by the Contender before it held the lock (it is not the owner)",
         "refused (Python: RuntimeError: cannot release un-acquired lock)",
         saw.stranger.map_or("refused".to_string(), |left| {
@@ -176,6 +177,7 @@ fn judge_recursion(
     report.metric("contender.waited_ms", units::ms(saw.waited));
     let slowest = nested.iter().max().copied().unwrap_or_default();
     report.check(
+        "recursor-nested-acquires-timed-itself",
         "the Recursor's nested acquires, each timed by itself: went straight in",
         format!(
             "{} of {} within {} (the owner re-enters without waiting)",
@@ -192,6 +194,7 @@ fn judge_recursion(
         nested.len() == args.depth - 1 && slowest < STRAIGHT_IN,
     );
     report.check(
+        "levels-recursor-still-held-contender",
         "levels the Recursor still held (its own count) when the Contender got in",
         "0: only the owner's last release lets another thread in",
         saw.still_held,
@@ -199,6 +202,7 @@ fn judge_recursion(
     );
     let after = freed_at.and_then(|f| saw.got_at.checked_duration_since(f));
     report.check(
+        "recursor-last-release-contender-acquire",
         "from the Recursor's last release to the Contender's acquire (their two clocks)",
         format!("after it, within {}", units::duration(STRAIGHT_IN)),
         match after {
@@ -327,6 +331,7 @@ fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
     }
     info!("Released 'plain-lock'");
     report.check(
+        "plain-lock-owner-second-acquire",
         format!(
             "plain lock: its owner's second acquire, bounded at {}",
             units::duration(bound)
@@ -431,11 +436,13 @@ fn add_many_calls_add(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
     ]);
     report.tables.push(table);
     report.check_eq(
+        "add-many-calling-add-under-rlock",
         "add_many calling add under one RLock is exact",
         expected,
         value,
     );
     report.check_eq(
+        "add-got-lock-thread-held",
         "add got the lock while its own thread held it in add_many (nesting, counted by the thread)",
         2,
         counter.deepest.load(Relaxed),

@@ -149,12 +149,14 @@ fn judge_visits(
         report.metric("permits.most_holding", holding as u64);
     }
     report.check(
+        "simultaneous-holders-never-exceeded-permits",
         "simultaneous holders never exceeded the permits",
         format!("<= {}", args.permits),
         most,
         most <= args.permits,
     );
     report.check_eq(
+        "simultaneous-holders-reached-permit-count",
         "simultaneous holders reached the permit count",
         expected_most,
         most,
@@ -165,6 +167,7 @@ fn judge_visits(
         takeable += 1;
     }
     report.check(
+        "permits-could-taken-again-after",
         "permits that could be taken again after the run",
         format!("{} (every permit came back)", args.permits),
         takeable,
@@ -200,12 +203,14 @@ fn over_release(permits: usize, lab: &Lab, report: &mut Report) -> anyhow::Resul
     report.metric("over_release.bounded_most_holders", bounded_most as u64);
     report.metric("over_release.plain_most_holders", plain_most as u64);
     report.check(
+        "boundedsemaphore-extra-release",
         "BoundedSemaphore: the extra release",
         "refused (ValueError in Python)",
         if refused { "refused" } else { "accepted" },
         refused,
     );
     report.check(
+        "boundedsemaphore-after-most-workers-holding",
         format!(
             "BoundedSemaphore after it: most of {} workers holding at once",
             permits + 1
@@ -215,6 +220,7 @@ fn over_release(permits: usize, lab: &Lab, report: &mut Report) -> anyhow::Resul
         bounded_most <= permits,
     );
     report.check(
+        "semaphore-after-extra-release-most",
         format!(
             "Semaphore after the extra release: most of {} workers holding at once",
             permits + 1

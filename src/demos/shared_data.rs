@@ -126,6 +126,7 @@ fn row(
     ]);
     report.metric(format!("{key}.ms"), units::ms(took));
     report.check(
+        format!("{label}.result-against-thread"),
         format!("{label}: the result against one thread's"),
         units::count(reference),
         format!(

@@ -67,6 +67,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         && args.workers > 1
     {
         report.check(
+            "shared-connection-behind-lock-against",
             "one shared connection behind a lock against one per thread: time taken",
             "slower (every query waits its turn)",
             format!(
@@ -130,12 +131,14 @@ fn each_its_own(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
     let shared_wrong = seen.iter().filter(|s| s.2).count();
     report.metric("shared.not_mine", shared_wrong as u64);
     report.check(
+        "threads-found-user-already-set",
         "threads that found a user already set before setting their own (thread-local)",
         "0 (another thread's value is invisible)",
         before,
         before == 0,
     );
     report.check(
+        "threads-whose-thread-local-user",
         "threads whose thread-local user read back as another's",
         "0",
         local_wrong,
@@ -143,6 +146,7 @@ fn each_its_own(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
     );
     if args.workers > 1 {
         report.check(
+            "threads-whose-shared-user-read",
             "threads whose shared user read back as another's (the bug)",
             format!(
                 "{} (all but the last to write: everyone wrote before anyone read)",
@@ -251,12 +255,14 @@ fn judge_connections(
             let each_m =
                 per_conn.len() == args.workers && per_conn.iter().all(|&q| q == args.tasks as u64);
             report.check(
+                "per-thread-connections-database-saw",
                 "one per thread: connections the database saw opened, and queries on each",
                 format!("{} opened, {} queries each", args.workers, args.tasks),
                 format!("{} opened, {uses}", stats.accepted),
                 stats.accepted == args.workers && each_m,
             );
             report.check(
+                "per-thread-closed-thread-local",
                 "one per thread: closed by a thread-local destructor at thread exit (destructors run; closes the database saw)",
                 format!("{0}; {0}", args.workers),
                 format!("{}; {}", destructors, stats.closed),
@@ -265,6 +271,7 @@ fn judge_connections(
         }
         Strategy::Shared => {
             report.check(
+                "shared-behind-lock-connections-opened",
                 "one shared behind a lock: connections opened, most queries at once",
                 format!("1 opened, {total} queries on it, 1 at a time"),
                 format!(
@@ -278,6 +285,7 @@ fn judge_connections(
         }
         Strategy::PerTask => {
             report.check_eq(
+                "new-per-task-connections-database",
                 "a new one per task: connections the database saw opened",
                 total.to_string(),
                 stats.accepted.to_string(),

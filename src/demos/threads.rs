@@ -260,6 +260,7 @@ fn judge_life(seen: &LifeSeen, report: &mut Report) {
         None => "no OS thread list here",
     };
     report.check(
+        "runs-is-finished-os-thread-list",
         "while it runs: is_finished(), and the OS's thread list",
         "false; listed as 'Worker-1'",
         format!(
@@ -271,6 +272,7 @@ fn judge_life(seen: &LifeSeen, report: &mut Report) {
         running && (comm.as_deref() == Some("Worker-1") || os_threads().is_none()),
     );
     report.check(
+        "join-timeout-works",
         format!(
             "a join with a {} timeout while it works",
             units::duration(short)
@@ -288,6 +290,7 @@ fn judge_life(seen: &LifeSeen, report: &mut Report) {
         !early && waited >= short && listed_during != Some(false),
     );
     report.check(
+        "join-value-thread-returned-os",
         "join(): the value the thread returned, and the OS's thread list",
         "42; not listed by the OS",
         format!("{value}; {}", listed(listed_after)),
@@ -368,6 +371,7 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     })?;
     report.tables.push(table);
     report.check(
+        "names-given-found-os-list",
         "names given, found in the OS's own list (first 15 bytes on Linux)",
         "3 of 3",
         format!(
@@ -382,6 +386,7 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         missing.is_empty(),
     );
     report.check(
+        "moments-where-os-thread-count",
         "moments where the OS's thread count matched started − joined",
         "7 of 7",
         format!("{} of 7", 7 - mismatches),
@@ -545,6 +550,7 @@ fn judge_results(
     report.tables.push(table);
     report.metric("sum_of_squares", expected);
     report.check(
+        "ways-back-whose-parts-add",
         "ways back whose parts add up to n(n+1)(2n+1)/6, with one part per thread",
         format!("4 of 4 ({})", units::count(expected)),
         if wrong.is_empty() {
@@ -640,6 +646,7 @@ fn what_join_is_for(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     report.tables.push(table);
     let written = |e: Ending| outcomes.iter().find(|o| o.0 == e).map_or(0, |o| o.1);
     report.check(
+        "results-written-before-process-ended",
         "results written before the process ended: main without join(), then with it",
         "0, then 1 (without join the process ends first)",
         format!(

@@ -98,6 +98,7 @@ fn one_shot(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         None => "never fired".to_string(),
     };
     report.check(
+        "shot-timer-action-after-start",
         "the one-shot timer's action, after start()",
         format!(
             ">= {} and less than {} late",
@@ -140,6 +141,7 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         if fired { "it fired" } else { "it never fired" }
     );
     report.check(
+        "timer-cancelled-halfway-cancel-answer",
         "a timer cancelled halfway: cancel()'s answer, and whether it fired by the deadline + 50 %",
         "in time; never fired",
         format!(
@@ -164,6 +166,7 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     timer.join_timeout(Duration::from_secs(5));
     let runs = runs.load(SeqCst);
     report.check(
+        "timer-cancelled-after-fired-cancel",
         "a timer cancelled after it fired: cancel()'s answer, and the action's runs",
         "too late; ran once",
         format!("{answer:?}; ran {runs}×"),
@@ -315,6 +318,7 @@ fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut
             .unwrap_or_else(|| "no such tick".into())
     };
     report.check(
+        "after-work-schedule-tick-lateness",
         format!("after-work schedule: tick {n}'s lateness"),
         format!(
             ">= {} ({} ticks × the work: it drifts)",
@@ -327,6 +331,7 @@ fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut
     // Half the after-work drift, and never under 20 ms of a busy machine's scheduling.
     let bound = (drift / 2).max(Duration::from_millis(20));
     report.check(
+        "tutorial-repeatingtimer-tick-lateness",
         format!("the tutorial's RepeatingTimer: tick {n}'s lateness"),
         format!(
             "< {} (it re-arms before the work: no drift by the work)",
@@ -336,6 +341,7 @@ fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut
         tutorial.is_some_and(|d| d < bound),
     );
     report.check(
+        "fixed-rate-schedule-tick-lateness",
         format!("fixed-rate schedule: tick {n}'s lateness"),
         format!(
             "< {} (half the after-work drift, at least 20 ms: it does not drift)",
@@ -346,6 +352,7 @@ fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut
     );
     for t in seen {
         report.check(
+            format!("{}.ticks-started-after-cancel", t.name),
             format!(
                 "{}: ticks started after cancel(), and when its thread ended",
                 t.name
@@ -415,6 +422,7 @@ fn overlapping(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()
     let most = most.load(SeqCst);
     report.metric("tutorial.most_ticks_at_once", most);
     report.check(
+        "tutorial-repeatingtimer-work-longer-interval",
         "the tutorial's RepeatingTimer, work longer than the interval: most ticks running at once",
         ">= 2 (the next Timer starts before the work: ticks overlap)",
         most.to_string(),

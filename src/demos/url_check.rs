@@ -556,6 +556,7 @@ fn the_list(
 fn judge_served(served: u64, expected: u64, report: &mut Report) {
     report.metric("server.requests", served);
     report.check(
+        "requests-demo-server-answered",
         "requests the demo server answered (counted by the server)",
         format!("{expected} (one per attempt; a 404 is final; each redirect hop counts)"),
         served,
@@ -683,6 +684,7 @@ fn finish(
 fn judge_lines(list: &UrlList, total: usize, ascending: bool, report: &mut Report) {
     let expected = list.lines - list.skipped;
     report.check(
+        "input-line-has-exactly-result",
         "every input line has exactly one result",
         format!(
             "{} lines − {} blank/comment = {expected}",
@@ -703,6 +705,7 @@ fn judge_lines(list: &UrlList, total: usize, ascending: bool, report: &mut Repor
 /// The demo list: every line as designed, and the concurrent run faster than one by one.
 fn judge_demo(args: &Args, n: usize, not_as_designed: &[u32], report: &mut Report) {
     report.check(
+        "demo-urls-behaved-designed",
         "demo URLs that behaved as designed (4 delays and a redirect: 200, ok; a 404: failed; a closed port: refused, tried 1 + --retries times)",
         format!("{n} of {n}"),
         if not_as_designed.is_empty() {
@@ -722,6 +725,7 @@ fn judge_demo(args: &Args, n: usize, not_as_designed: &[u32], report: &mut Repor
     );
     match report.metric_f64("speedup") {
         Some(s) if args.workers > 1 => report.check(
+            "speedup-concurrent-run-over-sequential",
             "speedup of the concurrent run over the sequential one",
             "> 1.00x",
             format!("{s:.2}x"),

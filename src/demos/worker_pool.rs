@@ -203,6 +203,7 @@ fn judge_tutorial_pool(
         );
     } else if args.tasks > args.workers {
         report.check(
+            "tutorial-get-results-without-task-queue-join",
             "tutorial: get_results() without task_queue.join() first, as the last task is handed out",
             format!("< {} results (the tasks still in flight are missed)", args.tasks),
             seen.without_join,
@@ -210,12 +211,14 @@ fn judge_tutorial_pool(
         );
     }
     report.check(
+        "tutorial-written-get-results-after-task-queue",
         "tutorial as written: get_results() after task_queue.join()",
         format!("{} of {} results", args.tasks, args.tasks),
         format!("{} of {}", seen.after_join, args.tasks),
         seen.after_join == args.tasks,
     );
     report.check(
+        "tutorial-workers-ended-shutdown-returned",
         "tutorial: workers ended (by their own clocks) when shutdown() returned",
         format!(
             "{} of {} (shutdown() joins them)",
@@ -225,6 +228,7 @@ fn judge_tutorial_pool(
         ended_before == args.workers,
     );
     report.check(
+        "tutorial-shutdown-last-worker-exit",
         "tutorial: from shutdown() to the last worker's exit (timed by the workers): the late stop",
         format!(
             "up to the get timeout, {} (+{})",
@@ -331,6 +335,7 @@ fn fixed_pool(
     report.metric("fixed.collected", got.len() as u64);
     report.metric("fixed.stop_latency_ms", units::ms(latency));
     report.check(
+        "fixed-results-collected-task-once",
         "fixed: results collected, each task once",
         format!("{} of {}", args.tasks, args.tasks),
         format!(
@@ -342,6 +347,7 @@ fn fixed_pool(
         each_once,
     );
     report.check(
+        "fixed-shutdown-last-worker-exit",
         "fixed: from shutdown to the last worker's exit, and workers ended when it returned (both by the workers' clocks)",
         format!(
             "< {} and below the tutorial's {}; {} ended",

@@ -272,6 +272,7 @@ impl Lab {
             ),
         };
         report.check(
+            "signal-waits-signal-ended",
             "signal waits their signal ended (a lost wake-up is found only by a poll)",
             format!("all {total}: none found by a poll"),
             observed,

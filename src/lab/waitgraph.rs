@@ -52,6 +52,49 @@ pub enum Kind {
     Stall,
 }
 
+/// What one thread of a deadlock waits for: typed, shown (and serialized) as the primitive's
+/// name, or `join(T)` for a join of thread T.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Waited {
+    /// A lock or a permit (a primitive with holders).
+    Lock(String),
+    /// A signal of a primitive (an item, an event, a notify).
+    Signal(String),
+    /// The end of the named thread.
+    Join(String),
+}
+
+impl Waited {
+    /// The primitive's name, or `None` for a join.
+    pub fn primitive(&self) -> Option<&str> {
+        match self {
+            Waited::Lock(n) | Waited::Signal(n) => Some(n),
+            Waited::Join(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Waited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waited::Lock(n) | Waited::Signal(n) => f.write_str(n),
+            Waited::Join(t) => write!(f, "join({t})"),
+        }
+    }
+}
+
+impl Serialize for Waited {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl PartialEq<String> for Waited {
+    fn eq(&self, other: &String) -> bool {
+        self.primitive() == Some(other.as_str())
+    }
+}
+
 /// A deadlock found. For a cycle, `threads[i]` waits for `locks[i]`, which `threads[i + 1]`
 /// holds (the last lock is held by the first thread). For a stall, `threads[i]` waits for
 /// `locks[i]` (a signal, a lock, or `join(T)`), and nobody outside them can end any of it.
@@ -62,7 +105,7 @@ pub struct Cycle {
     /// The threads in the cycle, the one whose wait closed it first.
     pub threads: Vec<String>,
     /// `locks[i]` is what `threads[i]` waits for.
-    pub locks: Vec<String>,
+    pub locks: Vec<Waited>,
     /// The thread whose wait was refused (`None` when only observed).
     pub victim: Option<String>,
     /// When the cycle closed, ms from the demo's start.
@@ -85,13 +128,9 @@ impl Cycle {
         let n = self.threads.len();
         if self.kind == Kind::Stall {
             let mut lines: Vec<String> = (0..n)
-                .map(|i| match self.locks[i].strip_prefix("join(") {
-                    Some(who) => format!(
-                        "{} waits to join {}",
-                        self.threads[i],
-                        who.trim_end_matches(')')
-                    ),
-                    None => format!("{} waits for '{}'", self.threads[i], self.locks[i]),
+                .map(|i| match &self.locks[i] {
+                    Waited::Join(who) => format!("{} waits to join {who}", self.threads[i]),
+                    what => format!("{} waits for '{what}'", self.threads[i]),
                 })
                 .collect();
             lines.push(match self.finished.last() {
@@ -123,12 +162,12 @@ impl Cycle {
                 let held = &self.locks[(i + n - 1) % n];
                 claims
                     .iter()
-                    .any(|(t, h, w)| *t == self.threads[i] && h == held && *w == self.locks[i])
+                    .any(|(t, h, w)| *t == self.threads[i] && *held == *h && self.locks[i] == *w)
             })
     }
 
     /// What `thread` waits for in this deadlock, if it is in it.
-    pub fn waits_for(&self, thread: &str) -> Option<&str> {
+    pub fn waits_for(&self, thread: &str) -> Option<&Waited> {
         let i = self.threads.iter().position(|t| t == thread)?;
         Some(&self.locks[i])
     }
@@ -413,7 +452,7 @@ impl WaitGraph {
                     .collect(),
                 locks: path
                     .iter()
-                    .map(|(_, r)| g.resources.get(r).cloned().unwrap_or_default())
+                    .map(|(_, r)| Waited::Lock(g.resources.get(r).cloned().unwrap_or_default()))
                     .collect(),
                 victim: (policy == Policy::Break).then(super::thread_name),
                 at_ms: super::units::ms(now.saturating_duration_since(self.start)),
@@ -530,9 +569,16 @@ impl WaitGraph {
             kind: Kind::Stall,
             locks: order
                 .iter()
-                .map(|t| match g.waits_on(t) {
-                    Some(r) => g.resources.get(&r).cloned().unwrap_or_default(),
-                    None => format!("join({})", g.joins.get(t).map(&name).unwrap_or_default()),
+                .map(|t| match g.waits.get(t) {
+                    Some(w) => {
+                        let what = g.resources.get(&w.resource).cloned().unwrap_or_default();
+                        if w.signal {
+                            Waited::Signal(what)
+                        } else {
+                            Waited::Lock(what)
+                        }
+                    }
+                    None => Waited::Join(g.joins.get(t).map(&name).unwrap_or_default()),
                 })
                 .collect(),
             threads: order.iter().map(name).collect(),
@@ -773,7 +819,10 @@ mod tests {
         assert!(answers[0].is_ok());
         let cycle = answers[1].as_ref().unwrap_err();
         assert_eq!(cycle.threads, ["T1", "T0"]);
-        assert_eq!(cycle.locks, ["r0", "r1"]);
+        assert_eq!(
+            cycle.locks,
+            [Waited::Lock("r0".into()), Waited::Lock("r1".into())]
+        );
         assert_eq!(cycle.victim.as_deref(), Some("T1"));
         assert_eq!(
             cycle.story(),
@@ -792,7 +841,8 @@ mod tests {
         assert!(answers[0].is_ok() && answers[1].is_ok());
         let cycle = answers[2].as_ref().unwrap_err();
         assert_eq!(cycle.threads, ["T2", "T0", "T1"]);
-        assert_eq!(cycle.locks, ["r0", "r1", "r2"]);
+        let lock = |n: &str| Waited::Lock(n.into());
+        assert_eq!(cycle.locks, [lock("r0"), lock("r1"), lock("r2")]);
         assert_eq!(g.cycles().len(), 1);
     }
 
@@ -958,7 +1008,10 @@ mod tests {
         let stall = &found[0];
         assert_eq!(stall.kind, Kind::Stall);
         assert_eq!(stall.victim.as_deref(), Some("Consumer"));
-        assert_eq!(stall.waits_for("Consumer"), Some("orders"));
+        assert_eq!(
+            stall.waits_for("Consumer"),
+            Some(&Waited::Signal("orders".into()))
+        );
         assert_eq!(stall.finished, ["Producer"]);
         // Found within two slices of the producer's exit (and some scheduling).
         assert!(stall.detect_us < 1e6, "{stall:?}");
@@ -1006,7 +1059,10 @@ mod tests {
         assert!(!set);
         let found = lab.wait_graph().cycles();
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].waits_for("Waiter"), Some("go"));
+        assert_eq!(
+            found[0].waits_for("Waiter"),
+            Some(&Waited::Signal("go".into()))
+        );
         assert!(
             found[0].threads.len() == 2,
             "the waiter and the joiner: {found:?}"

@@ -253,12 +253,13 @@ mod tests {
     fn long_checks_and_notes_fit_the_width() {
         let mut r = Report::new("x");
         r.check(
+            "claim",
             "a claim ".repeat(12),
             "e ".repeat(40),
             "o ".repeat(40),
             true,
         );
-        r.check_eq("short", 1, 1);
+        r.check_eq("short", "short", 1, 1);
         r.note("note ".repeat(40));
         let mut out = Vec::new();
         Summary {
@@ -302,7 +303,12 @@ mod tests {
     fn json_keeps_the_contract_field_names() {
         let mut r = Report::new("race-condition");
         r.metric("mutex.final", 200_000u64);
-        r.check_eq("mutex counter is exact", 200_000u64, 200_000u64);
+        r.check_eq(
+            "mutex-counter-exact",
+            "mutex counter is exact",
+            200_000u64,
+            200_000u64,
+        );
         let mut out = Vec::new();
         Json.export(&r, &mut out).unwrap();
         let v: serde_json::Value = serde_json::from_slice(&out).unwrap();

@@ -13,6 +13,9 @@ use serde_json::{Map, Value};
 /// One expected-versus-observed check: the evidence a demo offers for its point.
 #[derive(Debug, Clone, Serialize)]
 pub struct Check {
+    /// A stable id, `DEMO.CHECK` in kebab-case (`race-condition.mutex.counter-final-value`):
+    /// what tests and scripts match on; the sentence may be reworded, the id stays.
+    pub id: String,
     /// What is claimed, as a sentence: "mutex counter is exact".
     pub name: String,
     /// What the lesson predicts.
@@ -204,13 +207,20 @@ impl Report {
     /// turn into ✘ when its primitive is broken does not belong here.
     pub fn check(
         &mut self,
+        id: impl AsRef<str>,
         name: impl Into<String>,
         expected: impl Display,
         observed: impl Display,
         ok: bool,
     ) {
         self.ok &= ok;
+        let id = format!("{}.{}", self.demo, kebab(id.as_ref()));
+        debug_assert!(
+            self.checks.iter().all(|c| c.id != id),
+            "two checks share the id {id}"
+        );
         self.checks.push(Check {
+            id,
             name: name.into(),
             expected: expected.to_string(),
             observed: observed.to_string(),
@@ -221,12 +231,13 @@ impl Report {
     /// Records a check that `observed == expected`.
     pub fn check_eq<T: PartialEq + Display>(
         &mut self,
+        id: impl AsRef<str>,
         name: impl Into<String>,
         expected: T,
         observed: T,
     ) {
         let ok = expected == observed;
-        self.check(name, expected, observed, ok);
+        self.check(id, name, expected, observed, ok);
     }
 
     /// Adds a note for the summary.
@@ -310,8 +321,39 @@ impl Report {
         self.metrics.get(name).and_then(Value::as_f64)
     }
 
-    /// The check with this name.
-    pub fn check_named(&self, name: &str) -> Option<&Check> {
-        self.checks.iter().find(|c| c.name == name)
+    /// The check with this id (without the demo's prefix: `mutex.counter-final-value`).
+    pub fn check_id(&self, id: &str) -> Option<&Check> {
+        let full = format!("{}.{id}", self.demo);
+        self.checks.iter().find(|c| c.id == full)
+    }
+}
+
+/// A check id in kebab-case: lower-case letters, digits, `.` between parts and `-` within
+/// them (a part made at run time, such as a strategy's name, is folded the same way).
+fn kebab(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_alphanumeric() || c == '.' {
+            c
+        } else {
+            '-'
+        };
+        if !(c == '-' && (out.is_empty() || out.ends_with(['-', '.']))) {
+            out.push(c);
+        }
+    }
+    out.trim_end_matches('-').replace("-.", ".")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ids_are_folded_to_kebab_case() {
+        assert_eq!(
+            super::kebab("local-sum.Counter final value"),
+            "local-sum.counter-final-value"
+        );
+        assert_eq!(super::kebab("Arc'd data.result"), "arc-d-data.result");
+        assert_eq!(super::kebab("--tail--"), "tail");
     }
 }

@@ -106,14 +106,54 @@ pub fn assert_cpu_vs_io_verdict(run: &Run) -> Value {
             r["notes"]
         );
         for c in r["checks"].as_array().unwrap() {
-            let name = c["name"].as_str().unwrap();
+            let id = c["id"].as_str().unwrap();
             assert!(
-                c["ok"] == true || name.contains("CPU-bound"),
+                c["ok"] == true || id.contains("cpu-bound"),
                 "busy machine ({busy:.2} cores taken), yet {c}"
             );
         }
     }
     r
+}
+
+/// The check of `report` whose id is `id` (without the demo's prefix): tests match checks by
+/// id, never by their sentence.
+pub fn check_by_id<'a>(report: &'a Value, id: &str) -> &'a Value {
+    let full = format!("{}.{id}", report["demo"].as_str().unwrap_or_default());
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == full.as_str())
+        .unwrap_or_else(|| panic!("no check {full} in {}", report["checks"]))
+}
+
+/// Every check of `report` has an id: `DEMO.CHECK`, kebab-case, unique in the report.
+pub fn assert_check_ids(report: &Value) {
+    let demo = report["demo"].as_str().unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for c in report["checks"].as_array().unwrap() {
+        let id = c["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{demo}: a check with no id: {c}"));
+        let local = id
+            .strip_prefix(&format!("{demo}."))
+            .unwrap_or_else(|| panic!("{id}"));
+        assert!(
+            !local.is_empty()
+                && local.split('.').all(|part| !part.is_empty()
+                    && !part.starts_with('-')
+                    && !part.ends_with('-')
+                    && part
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-')),
+            "{id} is not kebab-case"
+        );
+        assert!(
+            seen.insert(id.to_string()),
+            "{demo}: two checks share the id {id}"
+        );
+    }
 }
 
 /// A metric as u64.

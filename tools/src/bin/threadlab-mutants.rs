@@ -441,9 +441,10 @@ fn run_demos(exe: &Path, runs: &[&[&str]], duplicates: &Path) -> Findings {
                 Ok(report) => {
                     for c in report["checks"].as_array().into_iter().flatten() {
                         if c["ok"] == false {
-                            let name = c["name"].as_str().unwrap_or("?").to_string();
-                            if !found.failed_checks.contains(&name) {
-                                found.failed_checks.push(name);
+                            // Matched and shown by id: the sentence may be reworded.
+                            let id = c["id"].as_str().unwrap_or("?").to_string();
+                            if !found.failed_checks.contains(&id) {
+                                found.failed_checks.push(id);
                             }
                         }
                     }
