@@ -226,3 +226,81 @@ fn checks_and_notes_fit_100_columns() {
         }
     }
 }
+
+#[test]
+fn the_screen_says_what_python_does_where_the_lab_differs() {
+    for (args, said) in [
+        (
+            &["deadlock", "--fix", "none"][..],
+            "Python would wait here forever",
+        ),
+        (&["philosophers", "--fix", "none"][..], "Python's acquire()"),
+        (&["exceptions"][..], "t.join() returns None"),
+        (&["rlock"][..], "Python raises RuntimeError"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--pace", "0.02"]);
+        let run = threadlab(&all);
+        let screen = format!("{}{}", run.stdout, run.stderr);
+        assert!(screen.contains(said), "{all:?}:\n{screen}");
+    }
+}
+
+/// An explain page quotes a default as a number followed, within a few words, by the flag
+/// in backticks and parentheses: "9 calls (`--calls`)". Every such number must be the
+/// flag's default, as `--help` states it.
+#[test]
+fn numbers_the_explain_pages_quote_are_the_demos_defaults() {
+    let pages = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/demos/pages");
+    let mut quoted = 0;
+    for entry in std::fs::read_dir(pages).unwrap() {
+        let path = entry.unwrap().path();
+        let demo = path
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .replace('_', "-");
+        let text = std::fs::read_to_string(&path).unwrap().replace('\n', " ");
+        let help = threadlab(&[&demo, "--help"]).stdout;
+        for (number, flag) in quoted_defaults(&text) {
+            quoted += 1;
+            let default = flag_default(&help, &flag)
+                .unwrap_or_else(|| panic!("{demo}: the page quotes {flag}, which has no default"));
+            let (a, b): (f64, f64) = (number.parse().unwrap(), default.parse().unwrap());
+            assert_eq!(
+                a, b,
+                "{demo}: the page says {number} for {flag}; its default is {default}"
+            );
+        }
+    }
+    assert!(quoted >= 8, "only {quoted} quoted defaults found");
+}
+
+/// (number, flag) for every "N word word (`--flag`)" in `text`.
+fn quoted_defaults(text: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("(`--") {
+        let flag: String = rest[at + 2..].chars().take_while(|c| *c != '`').collect();
+        let before: Vec<&str> = rest[..at].split_whitespace().rev().take(4).collect();
+        if let Some(n) = before.iter().find_map(|w| {
+            let w = w.trim_end_matches(|c: char| c.is_alphabetic() || c == ',');
+            (!w.is_empty() && w.parse::<f64>().is_ok()).then(|| w.to_string())
+        }) {
+            found.push((n, flag));
+        }
+        rest = &rest[at + 3..];
+    }
+    found
+}
+
+/// The `[default: X]` that `--help` gives for `flag`.
+fn flag_default(help: &str, flag: &str) -> Option<String> {
+    let at = help.find(&format!("{flag} "))?;
+    let after = &help[at..];
+    let end = after[2..].find("\n  -").map_or(after.len(), |e| e + 2);
+    let entry = &after[..end];
+    let d = entry.find("[default: ")?;
+    Some(entry[d + 10..].chars().take_while(|c| *c != ']').collect())
+}

@@ -201,3 +201,104 @@ fn the_registry_the_files_the_pages_and_the_readme_agree() {
         );
     }
 }
+
+#[test]
+fn bad_arguments_for_these_demos_exit_1_naming_the_flag() {
+    assert_usage_error(&["producer-consumer", "--consumers", "0"], "--consumers");
+    assert_usage_error(&["producer-consumer", "--maxsize", "0"], "--maxsize");
+    assert_usage_error(&["producer-consumer", "--shutdown", "never"], "--shutdown");
+    assert_usage_error(&["pool", "--sweep", "0,x"], "--sweep");
+    assert_usage_error(&["pool", "--workers", "0"], "--workers");
+    assert_usage_error(&["daemon", "--mode", "zombie"], "--mode");
+}
+
+#[test]
+fn the_new_demos_refuse_what_they_cannot_honour_in_one_line() {
+    assert_usage_error(&["timer", "--work", "1", "--interval", "0.5"], "--work");
+    assert_usage_error(&["timer", "--interval", "0"], "--interval");
+    assert_usage_error(&["timer", "--ticks", "1"], "--ticks");
+    assert_usage_error(&["event", "--tick", "0"], "--tick");
+    assert_usage_error(&["event", "--waiters", "65"], "--waiters");
+    assert_usage_error(&["barrier", "--parties", "1"], "--parties");
+    assert_usage_error(&["barrier", "--timeout", "-1"], "--timeout");
+    assert_usage_error(&["thread-local", "--workers", "0"], "--workers");
+    assert_usage_error(&["thread-local", "--tasks", "1e9"], "--tasks");
+    assert_usage_error(&["threads", "--numbers", "0"], "--numbers");
+    assert_usage_error(&["threads", "--child", "sometimes"], "--child");
+    assert_usage_error(&["deadlock", "--fix", "prayer"], "--fix");
+    assert_usage_error(&["deadlock", "--accounts", "1"], "--accounts");
+    assert_usage_error(&["philosophers", "--philosophers", "1"], "--philosophers");
+    assert_usage_error(&["philosophers", "--meals", "0"], "--meals");
+    assert_usage_error(&["exceptions", "--items", "0"], "--items");
+    assert_usage_error(&["cpu-vs-io", "--threads", "0,2"], "--threads");
+    assert_usage_error(&["cpu-vs-io", "--rounds", "0"], "--rounds");
+    assert_usage_error(&["cpu-vs-io", "--rounds", "99999999999"], "--rounds");
+    assert_usage_error(&["cpu-vs-io", "--cpu", "30", "--rounds", "3"], "--rounds");
+    assert_usage_error(&["gil", "--threads", "65"], "--threads");
+    assert_usage_error(&["rate-limit", "--per-second", "0"], "--per-second");
+    assert_usage_error(&["rate-limit", "--pool", "0"], "--pool");
+    assert_usage_error(&["worker-pool", "--get-timeout", "0"], "--get-timeout");
+    assert_usage_error(&["shared-data", "--shards", "0"], "--shards");
+    assert_usage_error(
+        &["shared-data", "--size", "100000000", "--threads", "64"],
+        "--size",
+    );
+}
+
+#[test]
+fn non_finite_values_and_control_characters_name_their_flag() {
+    for (demo, flag) in [
+        ("timer", "--delay"),
+        ("barrier", "--timeout"),
+        ("lock", "--gap"),
+    ] {
+        assert_usage_error(&[demo, flag, "-inf"], flag);
+        assert_usage_error(&[demo, flag, "-NaN"], flag);
+    }
+    assert_usage_error(
+        &["url-check", "--demo", "--user-agent", "bad\u{7f}agent"],
+        "--user-agent",
+    );
+}
+
+#[test]
+fn stated_ranges_are_the_limits_enforced() {
+    let run = threadlab(&["shared-data", "--help"]);
+    assert!(run.stdout.contains("1..=64000000"), "{}", run.stdout);
+    assert_usage_error(&["shared-data", "--size", "64000001"], "--size");
+    assert_usage_error(&["race", "--budget", "-1"], "3600 seconds");
+}
+
+/// Runs `args` at pace 0.02 over a few seeds: exit 0 every time, no ✘ (the flags may rule a
+/// claim out, and then the report says so in `not_shown` and a note).
+fn holds_or_says_why(args: &[&str], not_shown: Option<&str>) {
+    for seed in ["1", "2", "3"] {
+        let mut all = args.to_vec();
+        all.extend(["--pace", "0.02", "--seed", seed, "--json", "-q"]);
+        let run = threadlab(&all);
+        assert_eq!(run.code, 0, "{all:?}: {}\n{}", run.stderr, run.stdout);
+        let r = run.json();
+        assert_checks_hold(&r);
+        if let Some(what) = not_shown {
+            let said = r["not_shown"].to_string();
+            assert!(said.contains(what), "{all:?}: not_shown {said}");
+            assert!(r["notes"].to_string().contains("This setting cannot show"));
+        }
+    }
+}
+
+#[test]
+fn flags_that_rule_a_lesson_out_say_so_instead_of_failing_it() {
+    holds_or_says_why(&["lock", "--gap", "0"], None);
+    holds_or_says_why(&["lock", "--tellers", "2", "--transactions", "1"], None);
+    holds_or_says_why(&["philosophers", "--eat", "0"], Some("seated at once"));
+    holds_or_says_why(&["thread-local", "--query", "0"], Some("shared connection"));
+    holds_or_says_why(&["worker-pool", "--task", "0"], Some("in flight"));
+    holds_or_says_why(&["event", "--tick", "0.01"], Some("polling loop"));
+    holds_or_says_why(&["rate-limit"], None);
+    assert_usage_error(
+        &["condition", "--bug", "if", "--consumers", "1"],
+        "--consumers",
+    );
+    assert_usage_error(&["timer", "--work", "0.49", "--interval", "0.5"], "--work");
+}

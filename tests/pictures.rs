@@ -2,12 +2,15 @@
 //! and against what the demo is known to do (a semaphore never has more holders than
 //! permits; consumers wait only while the buffer is empty; the deadlock's cycle is marked).
 
+#![allow(clippy::disallowed_methods)] // the tests wait for real
+
 mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use common::{assert_check_ids, assert_cpu_vs_io_verdict, lessons, threadlab, threadlab_alone};
+use common::*;
 use serde_json::Value;
 
 /// A fresh path under the target directory for a picture file.
@@ -433,4 +436,212 @@ fn a_run_that_fails_leaves_no_empty_picture_behind() {
         run.stderr
     );
     assert!(!trace.exists() && !svg.exists(), "no empty files left");
+}
+
+#[test]
+fn every_report_accounts_for_its_primitives_waits_holds_and_most_at_once() {
+    // semaphore: the runtime's accounting agrees with what the workers counted themselves.
+    let r = holds("semaphore", "1", &[]);
+    let permits = r["primitives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "permits")
+        .unwrap_or_else(|| panic!("no 'permits' in {}", r["primitives"]));
+    assert_eq!(permits["most_holding"], r["metrics"]["max_holders"]);
+    assert!(permits["most_holding"].as_u64().unwrap() <= 3);
+    assert!(permits["waits"].as_u64().unwrap() >= 1);
+    assert!(
+        permits["longest_wait_ms"].as_f64().unwrap() <= permits["total_wait_ms"].as_f64().unwrap()
+    );
+    // philosophers: every fork held, never by two at once.
+    let r = holds("philosophers", "1", &["--fix", "ordering"]);
+    let forks: Vec<&Value> = r["primitives"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"].as_str().unwrap().starts_with("fork-"))
+        .collect();
+    assert_eq!(forks.len(), 5);
+    for f in forks {
+        assert_eq!(f["most_holding"], 1, "{f}");
+        assert!(f["holds"].as_u64().unwrap() >= 6, "{f}");
+    }
+}
+
+/// A short semaphore run with these picture flags (and whatever else is asked).
+fn semaphore_with(extra: &[&str]) -> Run {
+    let mut args = vec!["semaphore", "--pace", "0.02", "-q"];
+    args.extend_from_slice(extra);
+    threadlab(&args)
+}
+
+/// A scratch folder of this test's own.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("threadlab-evidence-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn picture_paths_that_cannot_take_a_picture_are_refused_before_the_run() {
+    // A device, stdout, a folder: one line naming the flag, nothing on stdout.
+    for (flag, path) in [
+        ("--trace", "/dev/full"),
+        ("--svg", "/dev/stdout"),
+        ("--trace", "/tmp"),
+    ] {
+        let run = threadlab(&["semaphore", "--pace", "0.02", "--json", flag, path]);
+        assert_eq!(run.code, 1, "{flag} {path}");
+        assert!(
+            run.stdout.is_empty(),
+            "{flag} {path}: the run went ahead:\n{}",
+            run.stdout
+        );
+        assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains(flag) && run.stderr.contains("regular file")
+                || run.stderr.contains("folder"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn a_fifo_with_no_reader_is_refused_at_once() {
+    let d = scratch("fifo");
+    let fifo = d.join("pipe");
+    let ok = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .map(|s| s.success());
+    if !matches!(ok, Ok(true)) {
+        eprintln!("mkfifo unavailable: skipped");
+        return;
+    }
+    let began = Instant::now();
+    let run = semaphore_with(&["--trace", fifo.to_str().unwrap()]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--trace"), "{}", run.stderr);
+    assert!(began.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
+fn a_refused_picture_flag_leaves_the_other_file_as_it_was() {
+    let d = scratch("keep");
+    let keep = d.join("keep.json");
+    std::fs::write(&keep, "the old picture").unwrap();
+    let missing = d.join("missing").join("x.svg");
+    let run = semaphore_with(&[
+        "--trace",
+        keep.to_str().unwrap(),
+        "--svg",
+        missing.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("--svg"), "{}", run.stderr);
+    assert_eq!(std::fs::read_to_string(&keep).unwrap(), "the old picture");
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "no scratch file left behind"
+    );
+}
+
+#[test]
+fn the_same_file_for_both_pictures_is_refused() {
+    let d = scratch("same");
+    let p = d.join("p.out");
+    let p = p.to_str().unwrap();
+    let run = semaphore_with(&["--trace", p, "--svg", p]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("--trace and --svg"), "{}", run.stderr);
+}
+
+#[test]
+fn pictures_are_written_whole_after_the_report() {
+    let d = scratch("whole");
+    let (t, s) = (d.join("t.json"), d.join("s.svg"));
+    let run = threadlab(&[
+        "semaphore",
+        "--pace",
+        "0.02",
+        "--json",
+        "--trace",
+        t.to_str().unwrap(),
+        "--svg",
+        s.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.json();
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&t).unwrap()).expect("whole trace");
+    assert!(trace.to_string().contains("Worker"));
+    assert!(
+        std::fs::read_to_string(&s)
+            .unwrap()
+            .trim_end()
+            .ends_with("</svg>")
+    );
+    assert_eq!(std::fs::read_dir(&d).unwrap().count(), 2);
+}
+
+/// Runs `threadlab ARGS` with its stdout a pipe whose reader is already gone.
+fn with_closed_stdout(args: &[&str]) -> std::process::ExitStatus {
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("threadlab"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{args:?} did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_closed_pipe_costs_the_report_not_the_picture_and_leaves_no_scratch_file() {
+    // -q: the run completes; only the summary meets the closed pipe.
+    let d = scratch("pipe-q");
+    let t = d.join("t.json");
+    with_closed_stdout(&[
+        "semaphore",
+        "--pace",
+        "0.02",
+        "-q",
+        "--trace",
+        t.to_str().unwrap(),
+    ]);
+    let trace: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&t).expect("the picture was written"))
+            .expect("a whole trace");
+    assert!(trace.to_string().contains("Worker"));
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        1,
+        "no scratch file left"
+    );
+    // The narrative meets the closed pipe mid-run: no picture, and no scratch file either.
+    let d = scratch("pipe-narrative");
+    let t = d.join("t.json");
+    with_closed_stdout(&[
+        "semaphore",
+        "--pace",
+        "0.02",
+        "--trace",
+        t.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        std::fs::read_dir(&d).unwrap().count(),
+        0,
+        "no scratch file left"
+    );
 }

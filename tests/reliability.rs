@@ -546,3 +546,22 @@ fn a_closed_pipe_ends_url_check_before_the_list_is_done() {
     );
     assert!(took < Duration::from_secs(12), "ran on for {took:?}");
 }
+
+#[test]
+fn the_largest_flags_still_end_on_their_own() {
+    // The most threads each demo allows, at a small pace: bounded, every check holding.
+    holds("event", "1", &["--waiters", "64", "--tick", "5"]);
+    holds("barrier", "1", &["--parties", "64", "--phases", "2"]);
+    holds("thread-local", "1", &["--workers", "32", "--tasks", "2"]);
+    holds("threads", "1", &["--workers", "64"]);
+    holds(
+        "philosophers",
+        "1",
+        &["--philosophers", "16", "--meals", "2"],
+    );
+    holds(
+        "deadlock",
+        "1",
+        &["--tellers", "16", "--accounts", "26", "--transfers", "300"],
+    );
+}

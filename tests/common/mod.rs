@@ -313,3 +313,38 @@ impl Spawned {
         (status, stdout, self.seen.join("\n"), took)
     }
 }
+
+pub const SEEDS: [&str; 3] = ["1", "2", "3"];
+
+/// A run of `demo` at a small pace with `args` and `--seed SEED`, exit 0, every check holding.
+pub fn holds(demo: &str, seed: &str, args: &[&str]) -> Value {
+    holds_at(demo, "0.02", seed, args)
+}
+
+/// [`holds`] at another pace.
+pub fn holds_at(demo: &str, pace: &str, seed: &str, args: &[&str]) -> Value {
+    let mut all = vec![demo, "--pace", pace, "--json", "-q", "--seed", seed];
+    all.extend_from_slice(args);
+    let run = threadlab(&all);
+    assert_eq!(
+        run.code, 0,
+        "{demo} seed {seed}: {}\n{}",
+        run.stderr, run.stdout
+    );
+    let r = run.json();
+    assert_checks_hold(&r);
+    r
+}
+
+pub fn metric_f(report: &Value, name: &str) -> f64 {
+    report["metrics"][name]
+        .as_f64()
+        .unwrap_or_else(|| panic!("metric {name} missing in {}", report["metrics"]))
+}
+
+pub fn python3_available() -> bool {
+    std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
