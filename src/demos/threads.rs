@@ -694,7 +694,7 @@ mod tests {
         };
         let mut report = Report::new("threads");
         // Only part 1 here: the test harness's own threads come and go, so the process-wide
-        // count of part 2 is tested through the binary (tests/demos.rs).
+        // count of part 2 is tested through the binary (tests/threads.rs).
         life(&args, &lab, &mut report).unwrap();
         assert!(report.ok, "{:?}", report.checks);
     }
