@@ -104,12 +104,12 @@ fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
             lock(&ran).push((began, Instant::now()));
         });
     let passages: Vec<Vec<Result<Passage, BrokenBarrier>>> =
-        std::thread::scope(|s| -> anyhow::Result<_> {
+        lab.scope(|s| -> anyhow::Result<_> {
             let workers: Vec<_> = (1..=args.parties)
                 .map(|w| {
                     let barrier = &barrier;
                     let name = format!("Worker-{w}");
-                    lab.spawn(s, name.clone(), move || {
+                    s.spawn(name.clone(), move || {
                         let mut rng = lab.rng(&name);
                         let mut mine = Vec::new();
                         for phase in 1..=args.phases {
@@ -134,7 +134,7 @@ fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            workers.into_iter().map(lab::join).collect()
+            workers.into_iter().map(lab::Handle::join).collect()
         })?;
     let actions = lock(&actions).clone();
     Ok((passages, actions))
@@ -261,12 +261,12 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
     let barrier = Barrier::new("meeting", 3, timeout).with_probe(lab.probe("meeting"));
     let (early_began_tx, early_began_rx) = crossbeam_channel::bounded::<Instant>(1);
     // (got the broken-barrier error, when it heard)
-    let outcomes: Vec<(bool, Instant)> = std::thread::scope(|s| -> anyhow::Result<_> {
+    let outcomes: Vec<(bool, Instant)> = lab.scope(|s| -> anyhow::Result<_> {
         let waiters: Vec<_> = [("Early", Duration::ZERO), ("Late", timeout / 2)]
             .into_iter()
             .map(|(name, after)| {
                 let (barrier, began_tx) = (&barrier, early_began_tx.clone());
-                lab.spawn(s, name, move || {
+                s.spawn(name, move || {
                     lab::sleep(after);
                     info!("waiting at 'meeting'");
                     let t = Instant::now();
@@ -288,7 +288,7 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        waiters.into_iter().map(lab::join).collect()
+        waiters.into_iter().map(lab::Handle::join).collect()
     })?;
     let began = early_began_rx.try_recv().unwrap_or_else(|_| Instant::now());
     let broken = outcomes.iter().filter(|(b, _)| *b).count();
@@ -328,11 +328,11 @@ fn two_waiters_broken_by(
     what: &str,
     breaks: impl FnOnce(),
 ) -> anyhow::Result<(usize, Duration)> {
-    let (heard, broke_at) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (heard, broke_at) = lab.scope(|s| -> anyhow::Result<_> {
         let waiters: Vec<_> = ["Guest-1", "Guest-2"]
             .into_iter()
             .map(|name| {
-                lab.spawn(s, name, move || {
+                s.spawn(name, move || {
                     let result = barrier.wait();
                     let at = Instant::now();
                     match &result {
@@ -353,7 +353,7 @@ fn two_waiters_broken_by(
         breaks();
         let heard: Vec<(bool, Instant)> = waiters
             .into_iter()
-            .map(lab::join)
+            .map(lab::Handle::join)
             .collect::<anyhow::Result<_>>()?;
         Ok((heard, at))
     })?;
@@ -394,18 +394,18 @@ fn abort_and_reset(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         broken == 2 && slowest < WAKE_BOUND,
     );
     info!("reset(): a full round of three");
-    let round: Vec<Option<usize>> = std::thread::scope(|s| -> anyhow::Result<_> {
+    let round: Vec<Option<usize>> = lab.scope(|s| -> anyhow::Result<_> {
         let guests: Vec<_> = ["Guest-1", "Guest-2"]
             .into_iter()
             .map(|name| {
                 let barrier = &barrier;
-                lab.spawn(s, name, move || barrier.wait().ok())
+                s.spawn(name, move || barrier.wait().ok())
             })
             .collect::<anyhow::Result<_>>()?;
         let mine = barrier.wait().ok();
         let mut all: Vec<Option<usize>> = guests
             .into_iter()
-            .map(lab::join)
+            .map(lab::Handle::join)
             .collect::<anyhow::Result<_>>()?;
         all.push(mine);
         Ok(all)

@@ -9,7 +9,7 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::lab::evidence::Occupancy;
-use crate::lab::{self, Bound, For, Lab, Outcome, Probe, Report, Table, Wait};
+use crate::lab::{Bound, For, Lab, Outcome, Probe, Report, Table, Wait};
 
 /// Flags of `threadlab condition`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -255,20 +255,20 @@ fn observe(args: &Args, lab: &Lab) -> anyhow::Result<(Vec<Tally>, usize)> {
         patience: lab.scaled(Duration::from_secs_f64(worst)) + Duration::from_secs(30),
     };
     let occupancy = Occupancy::default();
-    let tallies: Vec<Tally> = std::thread::scope(|s| -> anyhow::Result<_> {
+    let tallies: Vec<Tally> = lab.scope(|s| -> anyhow::Result<_> {
         let (buffer, occupancy) = (&buffer, &occupancy);
-        let producer = lab.spawn(s, "Producer", move || produce(args, lab, buffer, occupancy))?;
+        let producer = s.spawn("Producer", move || produce(args, lab, buffer, occupancy))?;
         let consumers: Vec<_> = (1..=args.consumers)
             .map(|i| {
                 let name = format!("Consumer-{i}");
-                lab.spawn(s, name.clone(), move || {
+                s.spawn(name.clone(), move || {
                     consume(args, lab, buffer, occupancy, name)
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        let mut all = vec![lab::join(producer)??];
+        let mut all = vec![producer.join()??];
         for c in consumers {
-            all.push(lab::join(c)??);
+            all.push(c.join()??);
         }
         Ok(all)
     })?;

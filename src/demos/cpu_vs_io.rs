@@ -557,11 +557,11 @@ fn timed(
     work: &(dyn Fn() + Sync),
 ) -> anyhow::Result<Duration> {
     let began = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    lab.scope(|s| -> anyhow::Result<()> {
         let handles: Vec<_> = (0..threads)
             .map(|i| {
                 let share = tasks / threads + usize::from(i < tasks % threads);
-                lab.spawn(s, format!("{role}-{}", i + 1), move || {
+                s.spawn(format!("{role}-{}", i + 1), move || {
                     for _ in 0..share {
                         work();
                     }
@@ -569,7 +569,7 @@ fn timed(
             })
             .collect::<anyhow::Result<_>>()?;
         for h in handles {
-            lab::join(h)?;
+            h.join()?;
         }
         Ok(())
     })?;

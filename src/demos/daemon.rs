@@ -253,9 +253,9 @@ fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
     let tick = lab.scaled(Duration::from_secs_f64(args.tick));
     let planned = planned_ticks(args);
     let (cleaned_tx, cleaned_rx) = crossbeam_channel::unbounded::<()>();
-    let (ticks, last_wait, delay) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (ticks, last_wait, delay) = lab.scope(|s| -> anyhow::Result<_> {
         let stop = &stop;
-        let monitor = lab.spawn(s, "Monitor", move || {
+        let monitor = s.spawn("Monitor", move || {
             monitor(stop, tick, planned, move || {
                 let _ = cleaned_tx.send(());
             })
@@ -268,7 +268,7 @@ fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         info!("Main thread done; setting the stop event and joining the monitor");
         let set_at = Instant::now();
         stop.set();
-        let (n, last_wait) = lab::join(monitor)?;
+        let (n, last_wait) = monitor.join()?;
         let delay = set_at.elapsed();
         info!(
             "Monitor joined {} after the stop signal",

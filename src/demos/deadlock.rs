@@ -292,13 +292,13 @@ fn observe_two_tellers(args: &Args, lab: &Lab) -> anyhow::Result<TwoTellersSeen>
     let hold = lab.scaled(Duration::from_secs_f64(args.hold));
     let began = Instant::now();
     let results: Vec<(Claim, anyhow::Result<Done>)> =
-        std::thread::scope(|s| -> anyhow::Result<_> {
+        lab.scope(|s| -> anyhow::Result<_> {
             let tellers: Vec<_> = [(1, 0usize, 1usize, 100i64), (2, 1, 0, 50)]
                 .into_iter()
                 .map(|(t, from, to, amount)| {
                     let (bank, both_hold) = (&bank, &both_hold);
                     let name = format!("Teller-{t}");
-                    lab.spawn(s, name.clone(), move || {
+                    s.spawn(name.clone(), move || {
                         let claim = Claim {
                             teller: name.clone(),
                             holds: bank.name(from).to_string(),
@@ -337,7 +337,7 @@ fn observe_two_tellers(args: &Args, lab: &Lab) -> anyhow::Result<TwoTellersSeen>
                     })
                 })
                 .collect::<anyhow::Result<_>>()?;
-            tellers.into_iter().map(lab::join).collect()
+            tellers.into_iter().map(lab::Handle::join).collect()
         })?;
     Ok(TwoTellersSeen {
         results,
@@ -681,12 +681,12 @@ fn observe_no_lock(args: &Args, lab: &Lab, fixed: bool) -> anyhow::Result<NoLock
         }
     );
     let queue: JoinableQueue<u32> = JoinableQueue::new(4, lab.probe("orders"));
-    let (put, left, taken, last) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (put, left, taken, last) = lab.scope(|s| -> anyhow::Result<_> {
         let queue = &queue;
-        let supplier = lab.spawn(s, "Supplier", move || supply(args, lab, queue, fixed))?;
-        let clerk = lab.spawn(s, "Clerk", move || take_orders(queue))?;
-        let (put, left) = lab::join(supplier)??;
-        let (taken, last) = lab::join(clerk)?;
+        let supplier = s.spawn("Supplier", move || supply(args, lab, queue, fixed))?;
+        let clerk = s.spawn("Clerk", move || take_orders(queue))?;
+        let (put, left) = supplier.join()??;
+        let (taken, last) = clerk.join()?;
         Ok((put, left, taken, last))
     })?;
     let after = match &last {

@@ -64,11 +64,11 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
     let delay = lab.scaled(Duration::from_secs_f64(args.delay));
     // Bounded: a waiter whose wake-up never comes stops waiting here and says so.
     let patience = delay * 2 + Duration::from_secs(2);
-    let (set_at, woke) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (set_at, woke) = lab.scope(|s| -> anyhow::Result<_> {
         let waiters: Vec<_> = (1..=args.waiters)
             .map(|w| {
                 let go = &go;
-                lab.spawn(s, format!("Waiter-{w}"), move || {
+                s.spawn(format!("Waiter-{w}"), move || {
                     info!("waiting for 'go'");
                     let set = go.wait_timeout(patience);
                     let at = Instant::now();
@@ -84,7 +84,7 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        let starter = lab.spawn(s, "Starter", || {
+        let starter = s.spawn("Starter", || {
             lab::sleep(delay);
             info!("set 'go': every waiter may go");
             let at = Instant::now();
@@ -93,9 +93,9 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
         })?;
         let woke: Vec<(bool, Instant)> = waiters
             .into_iter()
-            .map(lab::join)
+            .map(lab::Handle::join)
             .collect::<anyhow::Result<_>>()?;
-        Ok((lab::join(starter)?, woke))
+        Ok((starter.join()?, woke))
     })?;
     let woken = woke.iter().filter(|(set, _)| *set).count();
     let early = woke.iter().filter(|(_, at)| *at < set_at).count();
@@ -166,14 +166,14 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
     row(&mut table, timeout, "nobody", alone);
 
     // A Setter sets after `timeout`: the long wait returns true, well before its end.
-    let helped = std::thread::scope(|s| -> anyhow::Result<_> {
-        let setter = lab.spawn(s, "Setter", || {
+    let helped = lab.scope(|s| -> anyhow::Result<_> {
+        let setter = s.spawn("Setter", || {
             lab::sleep(timeout);
             info!("set 'signal'");
             signal.set();
         })?;
         let got = timed(long);
-        lab::join(setter)?;
+        setter.join()?;
         Ok(got)
     })?;
     row(
@@ -242,8 +242,8 @@ fn run_loops(
     let polling = Mutex::new(Stopped::default());
     // Bounded: neither loop outlives this many ticks, whatever happens to the stop.
     let most_ticks = 3 + (Duration::from_secs(5).as_secs_f64() / tick.as_secs_f64()) as u64 + 4;
-    let stop_at = std::thread::scope(|s| -> anyhow::Result<_> {
-        let a = lab.spawn(s, "EventLoop", || {
+    let stop_at = lab.scope(|s| -> anyhow::Result<_> {
+        let a = s.spawn("EventLoop", || {
             let mut ticks = 0;
             // the fix: the wait *is* the tick, and a set ends it at once.
             while !stop.wait_timeout(tick) && ticks < most_ticks && !lab.interrupted() {
@@ -256,7 +256,7 @@ fn run_loops(
                 at: Some(at),
             };
         })?;
-        let b = lab.spawn(s, "PollLoop", || {
+        let b = s.spawn("PollLoop", || {
             let mut ticks = 0;
             // the slow form: check a flag, then sleep a whole tick before checking again.
             while !flag.load(SeqCst) && ticks < most_ticks && !lab.interrupted() {
@@ -275,8 +275,8 @@ fn run_loops(
         let at = Instant::now();
         flag.store(true, SeqCst);
         stop.set();
-        lab::join(a)?;
-        lab::join(b)?;
+        a.join()?;
+        b.join()?;
         Ok(at)
     })?;
     let into = |m: Mutex<Stopped>| m.into_inner().unwrap_or_else(|e| e.into_inner());

@@ -57,10 +57,10 @@ fn bare_panic(
 ) -> anyhow::Result<()> {
     info!("Part 1: Crasher panics halfway; Steady-1 and Steady-2 keep working");
     let step = lab.scaled(Duration::from_secs_f64(args.step));
-    let (crashed, steps) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (crashed, steps) = lab.scope(|s| -> anyhow::Result<_> {
         let steady: Vec<_> = (1..=2)
             .map(|k| {
-                lab.spawn(s, format!("Steady-{k}"), move || {
+                s.spawn(format!("Steady-{k}"), move || {
                     let mut done = 0;
                     for n in 1..=4 {
                         lab::sleep(step);
@@ -71,7 +71,7 @@ fn bare_panic(
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        let crasher = lab.spawn(s, "Crasher", move || -> u32 {
+        let crasher = s.spawn("Crasher", move || -> u32 {
             lab::expecting_panics(|| {
                 lab::sleep(step * 2);
                 let divisor: u32 = std::hint::black_box(0);
@@ -79,13 +79,15 @@ fn bare_panic(
                 84 / divisor
             })
         })?;
-        // `join` on the panicked thread: Err with the payload, never a crash here.
-        let crashed = crasher
-            .join()
-            .map_err(|payload| lab::panic_message(payload.as_ref()));
+        // `join` on the panicked thread: Err with the payload (its message), never a crash
+        // here.
+        let crashed = crasher.join().map_err(|e| match e.downcast::<lab::Panicked>() {
+            Ok(p) => p.message,
+            Err(e) => e.to_string(),
+        });
         let steps: Vec<u32> = steady
             .into_iter()
-            .map(lab::join)
+            .map(lab::Handle::join)
             .collect::<anyhow::Result<_>>()?;
         Ok((crashed, steps))
     })?;
@@ -159,8 +161,8 @@ fn hook_names_the_thread(lab: &Lab, report: &mut Report, table: &mut Table) -> a
         warn!("excepthook: thread {thread} failed: {msg}");
         chained(info);
     }));
-    let outcome = std::thread::scope(|s| -> anyhow::Result<_> {
-        let faulty = lab.spawn(s, "Faulty", || {
+    let outcome = lab.scope(|s| -> anyhow::Result<_> {
+        let faulty = s.spawn("Faulty", || {
             lab::expecting_panics(|| {
                 let config: Option<&str> = std::hint::black_box(None);
                 config.expect("the config file was missing").len()
@@ -229,11 +231,11 @@ fn errors_through_a_queue(args: &Args, lab: &Lab, report: &mut Report) -> anyhow
         let _ = work_tx.send((i, s.as_str()));
     }
     drop(work_tx);
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    lab.scope(|s| -> anyhow::Result<()> {
         let workers: Vec<_> = (1..=args.workers)
             .map(|w| {
                 let (rx, tx) = (work_rx.clone(), result_tx.clone());
-                lab.spawn(s, format!("Worker-{w}"), move || {
+                s.spawn(format!("Worker-{w}"), move || {
                     for (i, text) in rx.iter() {
                         if lab.interrupted() {
                             break;
@@ -256,7 +258,7 @@ fn errors_through_a_queue(args: &Args, lab: &Lab, report: &mut Report) -> anyhow
             .collect::<anyhow::Result<_>>()?;
         for w in workers {
             // A worker that died is reported; its unreported items show in the checks.
-            if let Err(e) = lab::join(w) {
+            if let Err(e) = w.join() {
                 warn!("{e:#}");
             }
         }

@@ -361,8 +361,8 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         .max(Duration::from_millis(60));
     let short = hold / 4;
     let (held_tx, held_rx) = crossbeam_channel::bounded::<()>(1);
-    let outcome = std::thread::scope(|s| -> anyhow::Result<_> {
-        let holder = lab.spawn(s, "Holder", || -> anyhow::Result<()> {
+    let outcome = lab.scope(|s| -> anyhow::Result<_> {
+        let holder = s.spawn("Holder", || -> anyhow::Result<()> {
             let _g = lock.guard(Duration::from_secs(30))?;
             let _ = held_tx.send(());
             info!("holding 'vault' for {}", units::duration(hold));
@@ -404,7 +404,7 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             if got { "got it" } else { "timed out" },
             units::duration(long_took)
         );
-        lab::join(holder)??;
+        holder.join()??;
         Ok((
             tried.is_ok(),
             tried_took,
@@ -461,8 +461,8 @@ fn guard_and_panic(lab: &Lab, report: &mut Report) {
     info!("Part 3: a teller panics while holding the lock");
     let lock = Lock::new(lab.probe("ledger"));
     let std_mutex = std::sync::Mutex::new(0u64);
-    let panicked = std::thread::scope(|s| {
-        lab.spawn(s, "Clumsy", || {
+    let panicked = lab.scope(|s| {
+        s.spawn("Clumsy", || {
             lab::expecting_panics(|| {
                 let _guard = lock.guard(Duration::from_secs(5));
                 let mut n = std_mutex.lock().unwrap_or_else(|e| e.into_inner());
@@ -470,11 +470,11 @@ fn guard_and_panic(lab: &Lab, report: &mut Report) {
                 panic!("the teller fell over mid-transaction");
             })
         })
-        .is_ok_and(|h| lab::join(h).is_err())
+        .is_ok_and(|h| h.join().is_err())
     });
     // Another thread now: can it get both locks?
-    let (ours, poisoned, value) = std::thread::scope(|s| {
-        let next = lab.spawn(s, "Next", || {
+    let (ours, poisoned, value) = lab.scope(|s| {
+        let next = s.spawn("Next", || {
             let ours = lock.acquire_timeout(Duration::from_millis(500)).is_ok();
             if ours {
                 let _ = lock.release();
@@ -486,7 +486,7 @@ fn guard_and_panic(lab: &Lab, report: &mut Report) {
             (ours, poisoned, value)
         });
         next.ok()
-            .and_then(|h| lab::join(h).ok())
+            .and_then(|h| h.join().ok())
             .unwrap_or((false, false, 0))
     });
     if ours {

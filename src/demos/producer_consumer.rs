@@ -141,7 +141,7 @@ fn observe(args: &Args, lab: &Lab) -> anyhow::Result<Seen> {
     };
     let started = Instant::now();
     let (produced, per_consumer, stuck, joined_at) =
-        std::thread::scope(|s| -> anyhow::Result<_> {
+        lab.scope(|s| -> anyhow::Result<_> {
             // Whatever path leaves this scope (an error included), close the queue first so no
             // consumer is left blocked in `get` while the scope waits for it.
             let _close = CloseOnExit(&queue);
@@ -150,7 +150,7 @@ fn observe(args: &Args, lab: &Lab) -> anyhow::Result<Seen> {
                 .map(|c| {
                     let results = results_tx.clone();
                     let name = format!("Worker-{c}");
-                    lab.spawn(s, name.clone(), move || consume(sh, &name, &results))
+                    s.spawn(name.clone(), move || consume(sh, &name, &results))
                 })
                 .collect::<anyhow::Result<_>>()?;
             drop(results_tx);
@@ -161,12 +161,12 @@ fn observe(args: &Args, lab: &Lab) -> anyhow::Result<Seen> {
                     } else {
                         format!("Producer-{}", p + 1)
                     };
-                    lab.spawn(s, name.clone(), move || produce(sh, p, &name))
+                    s.spawn(name.clone(), move || produce(sh, p, &name))
                 })
                 .collect::<anyhow::Result<_>>()?;
             let mut produced = 0;
             for p in producers {
-                produced += lab::join(p)??;
+                produced += p.join()??;
             }
             let joined_at = join_and_stop(sh)?;
             let (per_consumer, stuck) = wait_for_consumers(sh, consumers)?;
@@ -308,7 +308,7 @@ fn join_and_stop(sh: &Shared) -> anyhow::Result<Instant> {
 /// signal. Returns (consumer, tasks) and how many were stuck.
 fn wait_for_consumers(
     sh: &Shared,
-    consumers: Vec<std::thread::ScopedJoinHandle<'_, anyhow::Result<u64>>>,
+    consumers: Vec<lab::Handle<'_, anyhow::Result<u64>>>,
 ) -> anyhow::Result<(Vec<(String, u64)>, usize)> {
     let grace = sh.lab.scaled(Duration::from_secs_f64(sh.args.work_time)) * 2
         + sh.get_timeout
@@ -327,7 +327,7 @@ fn wait_for_consumers(
     }
     let mut per_consumer = Vec::new();
     for (i, c) in consumers.into_iter().enumerate() {
-        per_consumer.push((format!("Worker-{}", i + 1), lab::join(c)??));
+        per_consumer.push((format!("Worker-{}", i + 1), c.join()??));
     }
     Ok((per_consumer, stuck))
 }

@@ -486,11 +486,11 @@ fn run_trials(
     let story = Story::new(args);
     // Set by the main thread before a trial's start when a signal asked the run to stop.
     let stop = AtomicBool::new(false);
-    std::thread::scope(|s| {
+    lab.scope(|s| {
         let mut workers = Vec::new();
         for t in 1..=args.threads {
             let (shared, gate, narrate, stop, story) = (&shared, &gate, &narrate, &stop, &story);
-            workers.push(lab.spawn(s, format!("Counter-{t}"), move || {
+            workers.push(s.spawn(format!("Counter-{t}"), move || {
                 let mut spans = Vec::with_capacity(trials);
                 for _ in 0..trials {
                     let _ = gate.wait();
@@ -534,7 +534,7 @@ fn run_trials(
         }
         let spans: Vec<Vec<(Instant, Instant, i64, u64)>> = workers
             .into_iter()
-            .map(lab::join)
+            .map(lab::Handle::join)
             .collect::<anyhow::Result<_>>()?;
         Ok((0..finals.len())
             .map(|i| {

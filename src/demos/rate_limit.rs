@@ -145,12 +145,12 @@ fn calls(
     let most = AtomicUsize::new(0);
     let starts: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
     let began = Instant::now();
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    lab.scope(|s| -> anyhow::Result<()> {
         let clients: Vec<_> = (1..=CLIENTS)
             .map(|c| {
                 let (next, in_flight, most, starts, enter, leave) =
                     (&next, &in_flight, &most, &starts, &enter, &leave);
-                lab.spawn(s, format!("Client-{c}"), move || {
+                s.spawn(format!("Client-{c}"), move || {
                     while next.fetch_add(1, SeqCst) < args.calls && !lab.interrupted() {
                         if !enter() {
                             warn!("gave up waiting for the limiter");
@@ -173,7 +173,7 @@ fn calls(
             })
             .collect::<anyhow::Result<_>>()?;
         for c in clients {
-            lab::join(c)?;
+            c.join()?;
         }
         Ok(())
     })?;
@@ -236,11 +236,11 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
     let out = Mutex::new(0usize);
     let most_out = AtomicUsize::new(0);
     let use_for = lab.scaled(Duration::from_secs_f64(args.call / 2.0));
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    lab.scope(|s| -> anyhow::Result<()> {
         let clients: Vec<_> = (1..=CLIENTS)
             .map(|c| {
                 let (slots, idle, out, most_out) = (&slots, &idle, &out, &most_out);
-                lab.spawn(s, format!("Client-{c}"), move || -> anyhow::Result<()> {
+                s.spawn(format!("Client-{c}"), move || -> anyhow::Result<()> {
                     for _ in 0..2 {
                         anyhow::ensure!(
                             slots.acquire_timeout(Duration::from_secs(60)).is_some(),
@@ -268,7 +268,7 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
             })
             .collect::<anyhow::Result<_>>()?;
         for c in clients {
-            lab::join(c)??;
+            c.join()??;
         }
         Ok(())
     })?;

@@ -60,8 +60,8 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
     let patience = lab.scaled(Duration::from_secs_f64(args.hold * args.depth as f64))
         + Duration::from_secs(30);
 
-    let (release_errors, contender) = std::thread::scope(|s| -> anyhow::Result<_> {
-        let recursor = lab.spawn(s, "Recursor", || {
+    let (release_errors, contender) = lab.scope(|s| -> anyhow::Result<_> {
+        let recursor = s.spawn("Recursor", || {
             let mut errors = Vec::new();
             let ctx = Recursion {
                 depth: args.depth,
@@ -77,10 +77,10 @@ fn recursion_with_contender(args: &Args, lab: &Lab, report: &mut Report) -> anyh
             ctx.recurse(1, &mut errors);
             errors
         })?;
-        let contender = lab.spawn(s, "Contender", || {
+        let contender = s.spawn("Contender", || {
             contend(&lock, &holding_rx, &levels_held, patience)
         })?;
-        Ok((lab::join(recursor)?, lab::join(contender)??))
+        Ok((recursor.join()?, contender.join()??))
     })?;
     let nested = nested.into_inner().unwrap_or_else(|e| e.into_inner());
     let freed_at = freed_at.into_inner().unwrap_or_else(|e| e.into_inner());
@@ -395,17 +395,17 @@ fn add_many_calls_add(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
         deepest: AtomicUsize::new(0),
     };
     let items = [1, 2, 3];
-    std::thread::scope(|s| -> anyhow::Result<()> {
+    lab.scope(|s| -> anyhow::Result<()> {
         let adders: Vec<_> = (1..=2)
             .map(|i| {
-                lab.spawn(s, format!("Adder-{i}"), || {
+                s.spawn(format!("Adder-{i}"), || {
                     for round in 0..args.rounds {
                         counter.add_many(&items, round == 0);
                     }
                 })
             })
             .collect::<anyhow::Result<_>>()?;
-        adders.into_iter().try_for_each(lab::join)
+        adders.into_iter().try_for_each(lab::Handle::join)
     })?;
     let expected = 2 * args.rounds * items.iter().sum::<u64>();
     let value = counter.value.load(Relaxed);

@@ -166,9 +166,9 @@ fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
     let short = lab
         .scaled(Duration::from_millis(300))
         .max(Duration::from_millis(20));
-    let seen = std::thread::scope(|s| -> anyhow::Result<_> {
+    let seen = lab.scope(|s| -> anyhow::Result<_> {
         let gate = &gate;
-        let worker = lab.spawn(s, "Worker-1", move || {
+        let worker = s.spawn("Worker-1", move || {
             let _ = ids_tx.send((std::thread::current().id(), native_id()));
             info!("started; waiting to be let go");
             gate.wait_timeout(Duration::from_secs(30));
@@ -180,7 +180,7 @@ fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
         let Some((reported_id, tid)) = lab::signals::recv_timeout(&ids_rx, Duration::from_secs(10))
         else {
             gate.set();
-            lab::join(worker)?;
+            worker.join()?;
             anyhow::ensure!(lab.interrupted(), "Worker-1 never reported its ids");
             return Ok(None);
         };
@@ -212,7 +212,7 @@ fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
         gate.set();
         let done =
             lab::signals::recv_timeout(&done_rx, work * 2 + Duration::from_secs(10)).is_some();
-        let value = lab::join(worker)?;
+        let value = worker.join()?;
         let listed_after = os_lists_settled(tid, false);
         info!(
             "join(): returned {value}; {}",
@@ -323,12 +323,12 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         ]);
     };
     moment(&mut table, "before", 0);
-    let missing = std::thread::scope(|s| -> anyhow::Result<_> {
+    let missing = lab.scope(|s| -> anyhow::Result<_> {
         let mut threads = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded::<()>(1);
             info!("start {name}");
-            let handle = lab.spawn(s, *name, move || {
+            let handle = s.spawn(*name, move || {
                 // Each waits for its own go, so the count can be read after each join.
                 let _ = lab::blocking("go", || rx.recv_timeout(Duration::from_secs(30)));
             })?;
@@ -362,7 +362,7 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         let live = threads.len();
         for (k, (tx, handle)) in threads.into_iter().enumerate() {
             let _ = tx.send(());
-            lab::join(handle)?;
+            handle.join()?;
             moment(&mut table, &format!("{} joined", names[k]), live - k - 1);
             info!("{} joined", names[k]);
             lab.sleep_secs(0.3);
@@ -422,11 +422,10 @@ impl Job for Squarer {
 
 /// Starts `job` on its own named thread; the join gives the job back, result and all.
 fn start<'scope, J: Job + 'scope>(
-    lab: &Lab,
-    s: &'scope std::thread::Scope<'scope, '_>,
+    s: &lab::LabScope<'scope, '_>,
     mut job: J,
-) -> anyhow::Result<std::thread::ScopedJoinHandle<'scope, J>> {
-    lab.spawn(s, job.name(), move || {
+) -> anyhow::Result<lab::Handle<'scope, J>> {
+    s.spawn(job.name(), move || {
         job.run();
         job
     })
@@ -453,11 +452,11 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
     };
     let shared = Mutex::new(Vec::new());
     let (tx, rx) = crossbeam_channel::unbounded::<u64>();
-    let totals = std::thread::scope(|s| -> anyhow::Result<[u64; 4]> {
+    let totals = lab.scope(|s| -> anyhow::Result<[u64; 4]> {
         // 1. The value a closure returns, through join.
         let returned: Vec<_> = (0..w)
             .map(|i| {
-                lab.spawn(s, format!("Returner-{}", i + 1), move || {
+                s.spawn(format!("Returner-{}", i + 1), move || {
                     sum_of_squares(chunk(i))
                 })
             })
@@ -466,7 +465,6 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
         let jobs: Vec<_> = (0..w)
             .map(|i| {
                 start(
-                    lab,
                     s,
                     Squarer {
                         index: i + 1,
@@ -480,7 +478,7 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
         let pushers: Vec<_> = (0..w)
             .map(|i| {
                 let shared = &shared;
-                lab.spawn(s, format!("Pusher-{}", i + 1), move || {
+                s.spawn(format!("Pusher-{}", i + 1), move || {
                     lock(shared).push(sum_of_squares(chunk(i)));
                 })
             })
@@ -489,21 +487,21 @@ fn results_back(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<(
         let senders: Vec<_> = (0..w)
             .map(|i| {
                 let tx = tx.clone();
-                lab.spawn(s, format!("Sender-{}", i + 1), move || {
+                s.spawn(format!("Sender-{}", i + 1), move || {
                     let _ = tx.send(sum_of_squares(chunk(i)));
                 })
             })
             .collect::<anyhow::Result<_>>()?;
         let mut by_join = 0u64;
         for h in returned {
-            by_join = by_join.wrapping_add(lab::join(h)?);
+            by_join = by_join.wrapping_add(h.join()?);
         }
         let mut by_field = 0u64;
         for h in jobs {
-            by_field = by_field.wrapping_add(lab::join(h)?.result);
+            by_field = by_field.wrapping_add(h.join()?.result);
         }
         for h in pushers.into_iter().chain(senders) {
-            lab::join(h)?;
+            h.join()?;
         }
         let by_mutex = lock(&shared).iter().fold(0u64, |a, b| a.wrapping_add(*b));
         Ok([by_join, by_field, by_mutex, 0])

@@ -103,12 +103,12 @@ fn run_tutorial_pool(
     let (result_tx, result_rx) = crossbeam_channel::unbounded::<usize>();
     let running = AtomicBool::new(true);
     let (exit_tx, exit_rx) = crossbeam_channel::unbounded::<Instant>();
-    std::thread::scope(|s| -> anyhow::Result<_> {
+    lab.scope(|s| -> anyhow::Result<_> {
         let mut workers = Vec::new();
         for w in 1..=args.workers {
             let (tasks, result_tx, running, exit_tx) =
                 (&tasks, result_tx.clone(), &running, exit_tx.clone());
-            workers.push(lab.spawn(s, format!("Worker-{w}"), move || {
+            workers.push(s.spawn(format!("Worker-{w}"), move || {
                 while running.load(SeqCst) && !lab.interrupted() {
                     // `task = self.task_queue.get(timeout=1)`; `except queue.Empty: continue`
                     let Got::Item(task) = tasks.get_timeout(get_timeout) else {
@@ -156,7 +156,7 @@ fn run_tutorial_pool(
         let called = Instant::now();
         running.store(false, SeqCst);
         for w in workers {
-            lab::join(w)?;
+            w.join()?;
         }
         let returned = Instant::now();
         info!(
@@ -278,11 +278,11 @@ fn fixed_pool(
     );
     let (task_tx, task_rx) = crossbeam_channel::unbounded::<usize>();
     let (result_tx, result_rx) = crossbeam_channel::unbounded::<usize>();
-    let (got, latency, joined) = std::thread::scope(|s| -> anyhow::Result<_> {
+    let (got, latency, joined) = lab.scope(|s| -> anyhow::Result<_> {
         let workers: Vec<_> = (1..=args.workers)
             .map(|w| {
                 let (task_rx, result_tx) = (task_rx.clone(), result_tx.clone());
-                lab.spawn(s, format!("Worker-{w}"), move || {
+                s.spawn(format!("Worker-{w}"), move || {
                     fixed_worker(lab, &task_rx, &result_tx, work)
                 })
             })
@@ -305,7 +305,7 @@ fn fixed_pool(
         drop(task_tx);
         let mut exits = Vec::new();
         for w in workers {
-            exits.push(lab::join(w)?);
+            exits.push(w.join()?);
         }
         let returned = Instant::now();
         let latency = exits

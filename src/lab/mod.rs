@@ -194,7 +194,7 @@ impl Lab {
     }
 
     /// Spawns a named thread inside `scope`; the recorder notes when it starts and finishes.
-    pub fn spawn<'scope, 'env, T, F>(
+    pub(crate) fn spawn<'scope, 'env, T, F>(
         &self,
         scope: &'scope Scope<'scope, 'env>,
         name: impl Into<String>,
@@ -214,6 +214,16 @@ impl Lab {
                 f()
             })
             .with_context(|| format!("could not spawn thread {name}"))
+    }
+
+    /// A scope for named threads (as `std::thread::scope`): every thread spawned through
+    /// `s.spawn(name, f)` is recorded, and joined by the end of the scope; its handle's
+    /// `join()` turns a panic into an error that names the thread.
+    pub fn scope<'env, T>(
+        &'env self,
+        f: impl for<'scope> FnOnce(&LabScope<'scope, 'env>) -> T,
+    ) -> T {
+        thread::scope(|scope| f(&LabScope { lab: self, scope }))
     }
 
     /// Runs `n` named threads, `{role}-1` … `{role}-n`, each `work(i)` with its number `i`
@@ -448,6 +458,44 @@ pub fn holding_over_seeds<A>(
             report
         })
         .collect()
+}
+
+/// Named, recorded threads spawned inside [`Lab::scope`].
+pub struct LabScope<'scope, 'env: 'scope> {
+    lab: &'env Lab,
+    scope: &'scope thread::Scope<'scope, 'env>,
+}
+
+impl<'scope, 'env> LabScope<'scope, 'env> {
+    /// Spawns a thread named `name` running `f`.
+    pub fn spawn<T: Send + 'scope>(
+        &self,
+        name: impl Into<String>,
+        f: impl FnOnce() -> T + Send + 'scope,
+    ) -> anyhow::Result<Handle<'scope, T>> {
+        self.lab.spawn(self.scope, name, f).map(Handle)
+    }
+}
+
+/// A thread spawned in a [`LabScope`].
+pub struct Handle<'scope, T>(ScopedJoinHandle<'scope, T>);
+
+impl<T> Handle<'_, T> {
+    /// Waits for the thread (through the wait protocol) and returns its value, or an error
+    /// naming it if it panicked.
+    pub fn join(self) -> anyhow::Result<T> {
+        join(self.0)
+    }
+
+    /// Whether the thread has finished.
+    pub fn is_finished(&self) -> bool {
+        self.0.is_finished()
+    }
+
+    /// The thread (its name and id).
+    pub fn thread(&self) -> &thread::Thread {
+        self.0.thread()
+    }
 }
 
 /// The one sleep: `d`, a simulated duration already scaled by the pace (`lab.scaled`), as a
