@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: demo test lint fmt install bench stress mutants clean
+.PHONY: demo test lint fnlen fmt install bench stress mutants clean
 
 ## Run the first lesson (offline).
 demo:
@@ -14,10 +14,17 @@ test: lint
 	$(CARGO) test --locked --workspace --all-targets
 	$(CARGO) test --locked --workspace --doc
 
-## Formatting check and clippy with warnings as errors.
+## Formatting check, clippy with warnings as errors, and no function over 100 lines outside
+## the pictures' renderers (tools/fnlen.awk).
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	@over=$$(awk -v LIMIT=100 -f tools/fnlen.awk $$(find src tools -name '*.rs' -not -path 'src/pictures/*' | sort)); \
+	  if [ -n "$$over" ]; then echo "functions over 100 lines (lines, file:line, name):"; echo "$$over"; exit 1; fi
+
+## Every function over LIMIT lines (default 80), longest first.
+fnlen:
+	@awk -v LIMIT=$${LIMIT:-80} -f tools/fnlen.awk $$(find src tools -name '*.rs' | sort) | sort -rn
 
 fmt:
 	$(CARGO) fmt --all

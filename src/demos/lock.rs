@@ -355,13 +355,67 @@ fn transact(
 /// Part 2: `acquire(blocking=False)` and `acquire(timeout=…)` against a holder.
 fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     info!("Part 2: try-lock and timed acquire while a Holder has the lock");
+    let seen = try_while_held(lab)?;
+    judge_tries(&seen, report);
+    Ok(())
+}
+
+/// What the main thread saw asking for a lock the Holder keeps, by its own clock.
+struct TriesSeen {
+    /// acquire(blocking=False).
+    tried: Try,
+    /// acquire(timeout=short), a quarter of the hold.
+    short: Try,
+    /// acquire(timeout=long), four holds.
+    long: Try,
+}
+
+/// One acquire: its timeout, how it ended, and how long it took.
+#[derive(Clone, Copy)]
+struct Try {
+    timeout: Duration,
+    got: bool,
+    timed_out: bool,
+    took: Duration,
+}
+
+/// One acquire with `timeout`, narrated (released again at once if it got the lock).
+fn timed_acquire(lock: &Lock, timeout: Duration) -> Try {
+    let t = Instant::now();
+    let result = lock.acquire_timeout(timeout);
+    let took = t.elapsed();
+    let (got, timed_out) = (result.is_ok(), matches!(result, Err(LockError::Timeout { .. })));
+    if got {
+        let _ = lock.release();
+    }
+    let answer = match (got, timed_out) {
+        (true, _) => "got it",
+        (_, true) if !timeout.is_zero() => "timed out",
+        _ => "refused",
+    };
+    let call = if timeout.is_zero() {
+        "try-lock".to_string()
+    } else {
+        format!("acquire(timeout={})", units::duration(timeout))
+    };
+    info!("{call}: {answer} after {}", units::duration(took));
+    Try {
+        timeout,
+        got,
+        timed_out,
+        took,
+    }
+}
+
+/// A Holder takes 'vault'; the main thread tries it, then waits a quarter of the hold, then
+/// four holds.
+fn try_while_held(lab: &Lab) -> anyhow::Result<TriesSeen> {
     let lock = Lock::new(lab.probe("vault"));
     let hold = lab
         .scaled(Duration::from_millis(600))
         .max(Duration::from_millis(60));
-    let short = hold / 4;
     let (held_tx, held_rx) = crossbeam_channel::bounded::<()>(1);
-    let outcome = lab.scope(|s| -> anyhow::Result<_> {
+    lab.scope(|s| -> anyhow::Result<_> {
         let holder = s.spawn("Holder", || -> anyhow::Result<()> {
             let _g = lock.guard(Duration::from_secs(30))?;
             let _ = held_tx.send(());
@@ -371,88 +425,65 @@ fn try_and_timed(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         })?;
         lab::blocking("held", || held_rx.recv_timeout(Duration::from_secs(30)))
             .map_err(|_| anyhow::anyhow!("the Holder never took the lock"))?;
-        // acquire(blocking=False): answer at once.
-        let t = Instant::now();
-        let tried = lock.acquire_timeout(Duration::ZERO);
-        let tried_took = t.elapsed();
-        info!(
-            "try-lock: {} after {}",
-            if tried.is_ok() { "got it" } else { "refused" },
-            units::duration(tried_took)
-        );
-        // acquire(timeout=short): gives up.
-        let t = Instant::now();
-        let timed_out = matches!(lock.acquire_timeout(short), Err(LockError::Timeout { .. }));
-        let short_took = t.elapsed();
-        info!(
-            "acquire(timeout={}): {} after {}",
-            units::duration(short),
-            if timed_out { "timed out" } else { "got it" },
-            units::duration(short_took)
-        );
+        // acquire(blocking=False) answers at once; acquire(timeout=short) gives up;
         // acquire(timeout=long): the Holder lets go first.
-        let long = hold * 4;
-        let t = Instant::now();
-        let got = lock.acquire_timeout(long).is_ok();
-        let long_took = t.elapsed();
-        if got {
-            let _ = lock.release();
-        }
-        info!(
-            "acquire(timeout={}): {} after {}",
-            units::duration(long),
-            if got { "got it" } else { "timed out" },
-            units::duration(long_took)
-        );
+        let tried = timed_acquire(&lock, Duration::ZERO);
+        let short = timed_acquire(&lock, hold / 4);
+        let long = timed_acquire(&lock, hold * 4);
         holder.join()??;
-        Ok((
-            tried.is_ok(),
-            tried_took,
-            timed_out,
-            short_took,
-            got,
-            long_took,
-            long,
-        ))
-    })?;
-    let (tried_ok, tried_took, timed_out, short_took, got, long_took, long) = outcome;
+        Ok(TriesSeen { tried, short, long })
+    })
+}
+
+/// Try-lock answers at once; a short timeout gives up no sooner than asked; a long one gets
+/// the lock once the Holder lets go.
+fn judge_tries(seen: &TriesSeen, report: &mut Report) {
+    let Try { got, took, .. } = seen.tried;
     report.check(
         "try-lock-held-answer-how",
         "try-lock while held: the answer, and how long it took",
         "refused at once (< 50 ms)",
         format!(
             "{} after {}",
-            if tried_ok { "got it" } else { "refused" },
-            units::duration(tried_took)
+            if got { "got it" } else { "refused" },
+            units::duration(took)
         ),
-        !tried_ok && tried_took < Duration::from_millis(50),
+        !got && took < Duration::from_millis(50),
     );
+    let Try {
+        timeout,
+        timed_out,
+        took,
+        ..
+    } = seen.short;
     report.check(
         "acquire-timeout-while-held",
-        format!("acquire(timeout={}) while held", units::duration(short)),
-        format!("timed out after >= {}", units::duration(short)),
+        format!("acquire(timeout={}) while held", units::duration(timeout)),
+        format!("timed out after >= {}", units::duration(timeout)),
         format!(
             "{} after {}",
             if timed_out { "timed out" } else { "got it" },
-            units::duration(short_took)
+            units::duration(took)
         ),
-        timed_out && short_took >= short,
+        timed_out && took >= timeout,
     );
+    let Try {
+        timeout, got, took, ..
+    } = seen.long;
     report.check(
         "acquire-timeout-holder-releases-first",
         format!(
             "acquire(timeout={}): the Holder releases first",
-            units::duration(long)
+            units::duration(timeout)
         ),
-        format!("acquired before {}", units::duration(long)),
+        format!("acquired before {}", units::duration(timeout)),
         format!(
             "{} after {}",
             if got { "acquired" } else { "timed out" },
-            units::duration(long_took)
+            units::duration(took)
         ),
-        got && long_took < long,
+        got && took < timeout,
     );
-    Ok(())
 }
 
 /// Part 3: a panic inside the critical section, with a guard (threadlab's `Lock` and std's

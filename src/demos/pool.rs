@@ -226,6 +226,22 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Completion order beside input order, one row per position.
+fn order_table(completed: &[usize], shown: &[String]) -> Table {
+    let mut t = Table::new(["position", "as_completed (completion order)", "map (input order)"])
+        .titled("order: as_completed yields each result as soon as it is ready; map waits to keep input order");
+    for (pos, &i) in completed.iter().enumerate() {
+        t.row([
+            pos.to_string(),
+            format!("task {i} ({})", shown[i]),
+            format!("task {pos} ({})", shown[pos]),
+        ]);
+    }
+    t
+}
+
+/// The order scenario: `as_completed` yields results as tasks finish, `map` in input order
+/// (each measured against the finish times the tasks note themselves).
 fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let lengths = [0.5, 0.1, 0.4, 0.2, 0.3];
     // The tasks' lengths differ by 0.1 s × pace, but by 20 ms at least: the order is then
@@ -311,16 +327,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         format!("{done_before_first} finished before map's first result"),
         done_before_first == lengths.len() - 1 && mapped.iter().zip(&lengths).all(|(a, b)| a == b),
     );
-    let mut t = Table::new(["position", "as_completed (completion order)", "map (input order)"])
-        .titled("order: as_completed yields each result as soon as it is ready; map waits to keep input order");
-    for (pos, &i) in completed.iter().enumerate() {
-        t.row([
-            pos.to_string(),
-            format!("task {i} ({})", shown[i]),
-            format!("task {pos} ({})", shown[pos]),
-        ]);
-    }
-    report.tables.push(t);
+    report.tables.push(order_table(&completed, &shown));
     report.extra.insert(
         "order".into(),
         serde_json::json!({"as_completed": completed, "finished": by_finish, "map": mapped}),

@@ -278,15 +278,15 @@ fn run_repeating(
     Ok(seen)
 }
 
-/// Part 3's table and checks: the drift of each schedule, and each timer's stop.
-fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut Report) {
+/// Each tick's lateness, one column per schedule.
+fn lateness_table(ticks: usize, seen: &[TimerSeen]) -> Table {
     let mut table = Table::new([
         "tick",
         "Tutorial: late by",
         "AfterWork: late by",
         "FixedRate: late by",
     ]);
-    for k in 0..args.ticks as usize {
+    for k in 0..ticks {
         let cell = |t: &TimerSeen| {
             t.late
                 .get(k)
@@ -300,7 +300,12 @@ fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut
             cell(&seen[2]),
         ]);
     }
-    report.tables.push(table);
+    table
+}
+
+/// Part 3's table and checks: the drift of each schedule, and each timer's stop.
+fn judge_repeating(args: &Args, seen: &[TimerSeen], work: Duration, report: &mut Report) {
+    report.tables.push(lateness_table(args.ticks as usize, seen));
     for t in seen {
         if let Some(last) = t.late.last() {
             report.metric(format!("{}.last_late_ms", t.key), units::ms(*last));
