@@ -327,11 +327,16 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         let mut threads = Vec::new();
         for (i, name) in names.iter().enumerate() {
             let (tx, rx) = crossbeam_channel::bounded::<()>(1);
+            let (running_tx, running_rx) = crossbeam_channel::bounded::<()>(1);
             info!("start {name}");
             let handle = s.spawn(*name, move || {
+                // Running: the OS has its name (std names a thread before its closure runs).
+                let _ = running_tx.send(());
                 // Each waits for its own go, so the count can be read after each join.
                 let _ = lab::blocking("go", || rx.recv_timeout(Duration::from_secs(30)));
             })?;
+            // Not a fixed sleep: on a busy machine a new thread may not have run yet.
+            let _ = lab::blocking("running", || running_rx.recv_timeout(Duration::from_secs(30)));
             threads.push((tx, handle));
             moment(&mut table, &format!("{name} started"), i + 1);
             lab.sleep_secs(0.3);
