@@ -176,9 +176,14 @@ fn recording_cost() {
                         }
                     }
                     _ => {
-                        // A recording lab's probe, as race with pictures has.
-                        let lab = threadlab::lab::Lab::quiet(1.0, 1);
-                        let m = threadlab::sync::Mutex::new(0u64, lab.probe("counter"));
+                        // The probe race's counter has when pictures were asked for.
+                        let settings = threadlab::lab::Settings {
+                            pictures: true,
+                            ..Default::default()
+                        };
+                        let lab =
+                            threadlab::lab::Lab::new(settings, threadlab::lab::Output::silent());
+                        let m = threadlab::sync::Mutex::new(0u64, lab.hot_probe("counter"));
                         let t = run(threads, &|| step(&m));
                         spans = lab.recorder().spans().len();
                         t
