@@ -18,6 +18,7 @@
 //! A probe that is off ([`Probe::off`]) records its waits only as thread spans when
 //! pictures were asked for, and costs one branch otherwise.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, MutexGuard};
@@ -248,8 +249,9 @@ impl Probe {
     }
 
     /// The current thread now holds this primitive (a lock, a permit): recorded until the
-    /// returned guard is dropped.
-    pub fn hold(&self) -> Hold {
+    /// returned guard is dropped. The guard borrows the probe; a primitive that keeps the
+    /// hold in its own state takes [`Hold::owned`].
+    pub fn hold(&self) -> Hold<'_> {
         if let Some((g, id)) = &self.graph {
             g.holding(*id, &self.name);
         }
@@ -258,7 +260,8 @@ impl Probe {
         }
         Hold {
             mark: self.begin_gauge(|g| (&g.holding, &g.most_holding)),
-            probe: self.clone(),
+            probe: Cow::Borrowed(self),
+            moved: false,
         }
     }
 
@@ -513,13 +516,31 @@ impl Probe {
 /// place in the wait-for graph, all undone when dropped.
 #[derive(Debug)]
 #[must_use = "the hold ends when this guard is dropped"]
-pub struct Hold {
-    probe: Probe,
+pub struct Hold<'p> {
+    probe: Cow<'p, Probe>,
     mark: Mark,
+    /// Handed on to another guard (`owned`): this one ends nothing.
+    moved: bool,
 }
 
-impl Drop for Hold {
+impl Hold<'_> {
+    /// The same hold, owning its probe (a clone), for a primitive that keeps it in its own
+    /// state (an `RLock`'s owner, a semaphore's permits).
+    pub fn owned(mut self) -> Hold<'static> {
+        self.moved = true;
+        Hold {
+            probe: Cow::Owned(self.probe.clone().into_owned()),
+            mark: Mark(self.mark.0.take()),
+            moved: false,
+        }
+    }
+}
+
+impl Drop for Hold<'_> {
     fn drop(&mut self) {
+        if self.moved {
+            return;
+        }
         let probe = &self.probe;
         if let Some((g, id)) = &probe.graph {
             g.released(*id);

@@ -22,7 +22,7 @@ pub struct Mutex<T> {
 pub struct MutexGuard<'a, T> {
     // Declared first so the hold is recorded (in `drop`) before the lock opens. `None`
     // when the probe is off: then dropping costs one branch.
-    hold: Option<Box<Hold>>,
+    hold: Option<Box<Hold<'a>>>,
     guard: std::sync::MutexGuard<'a, T>,
 }
 
@@ -124,7 +124,7 @@ impl<T> Drop for MutexGuard<'_, T> {
 /// Closes a recorded hold (out of line, as [`Mutex::lock_recorded`]).
 #[cold]
 #[inline(never)]
-fn released(hold: Hold) {
+fn released(hold: Hold<'_>) {
     drop(hold);
 }
 

@@ -47,7 +47,7 @@ pub enum LockError {
 struct State {
     owner: Option<(ThreadId, String)>,
     count: usize,
-    hold: Option<Hold>,
+    hold: Option<Hold<'static>>,
 }
 
 /// The shared core: owner, count, and whether the owner may enter again.
@@ -100,7 +100,7 @@ impl OwnedLock {
         }
         if st.count == 0 {
             st.owner = Some((me, thread_name()));
-            st.hold = Some(self.probe.hold());
+            st.hold = Some(self.probe.hold().owned());
         }
         st.count += 1;
         Ok(st.count)

@@ -38,7 +38,7 @@ pub struct Semaphore {
 #[derive(Debug, Default)]
 struct Permits {
     count: usize,
-    holds: VecDeque<(ThreadId, Hold)>,
+    holds: VecDeque<(ThreadId, Hold<'static>)>,
 }
 
 impl Semaphore {
@@ -113,7 +113,7 @@ impl Semaphore {
             return None;
         }
         st.count -= 1;
-        let hold = self.probe.hold();
+        let hold = self.probe.hold().owned();
         st.holds.push_back((std::thread::current().id(), hold));
         self.probe.count("available", st.count);
         Some(st.count)
