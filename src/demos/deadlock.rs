@@ -724,9 +724,10 @@ fn supply(
         if order > 1 {
             lab.sleep_secs(args.hold / 2.0);
         }
+        // Said before the put: once it is in, the Clerk may take it and say so first.
+        info!("put order {order}");
         queue.put(order)?;
         put += 1;
-        info!("put order {order}");
     }
     info!(
         "order 4 failed: leaving {}",
