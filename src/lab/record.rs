@@ -291,6 +291,11 @@ pub(super) fn detailed() -> Option<Arc<Recorder>> {
     CURRENT.with(|c| c.borrow().clone()).filter(|r| r.detail())
 }
 
+/// Whether any lab in the process asked for pictures (one relaxed load).
+pub(crate) fn detail_anywhere() -> bool {
+    DETAIL_ANYWHERE.load(Ordering::Relaxed)
+}
+
 /// Set once any lab asks for pictures.
 static DETAIL_ANYWHERE: AtomicBool = AtomicBool::new(false);
 
