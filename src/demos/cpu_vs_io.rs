@@ -393,7 +393,12 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
         .map(|c| c.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    let cpu = lab.scaled(Duration::from_secs_f64(args.cpu)).as_secs_f64();
+    // Each Python CPU-bound timing lasts at least PYTHON_CPU_FLOOR: at a small pace a few
+    // tens of ms measure the machine's noise (a 20 ms hiccup is a 1.3x "speedup"), not the GIL.
+    let cpu = lab
+        .scaled(Duration::from_secs_f64(args.cpu))
+        .as_secs_f64()
+        .max(PYTHON_CPU_FLOOR);
     let io = lab.scaled(Duration::from_secs_f64(args.io)).as_secs_f64();
     info!("--python: the tutorials' snippets on python3 with {list} threads");
     // Python's CPU-bound runs take about `cpu` each whatever the threads (`rounds` times);
@@ -453,6 +458,9 @@ fn run_python(args: &Args, lab: &Lab, counts: &[usize], tasks: usize) -> Option<
     }
     Some(py)
 }
+
+/// The shortest CPU-bound timing of Python's, in seconds, whatever the pace.
+const PYTHON_CPU_FLOOR: f64 = 0.25;
 
 /// The GIL, measured: Python's CPU-bound speedup next to Rust's.
 fn python_check(py: &Python, rows: &[Row], report: &mut Report) {
