@@ -10,6 +10,7 @@ pub mod output;
 pub mod probe;
 pub mod python;
 pub mod record;
+pub mod sched;
 pub mod signals;
 pub mod units;
 pub mod waitgraph;

@@ -1,0 +1,495 @@
+//! The lab's scheduler: real OS threads that run one at a time, the lab choosing which runs
+//! at every scheduling point (CHESS's idea: a user-mode scheduler over real threads).
+//!
+//! A scheduled run hands a single token between its threads. A thread runs only while it
+//! holds the token; at a scheduling point ([`Turn::point`]) it gives the token back and the
+//! scheduler chooses the next thread among the runnable ones by its [`Strategy`]. A thread
+//! that waits for something ([`Turn::block_on`]) is not runnable until another thread
+//! [`Turn::wake`]s what it waits for. When no thread can run and some still wait, the run is
+//! a deadlock: every waiting thread is told so ([`Abort`]) and the run ends, never hangs.
+//!
+//! Every choice among two or more runnable threads is recorded: the list of choices replays
+//! the run exactly ([`Strategy::Replay`]), and [`explore`] runs every schedule of a small
+//! model by re-running it with each prefix of choices (stateless exploration, as CHESS and
+//! loom do), counting the outcomes: a census.
+//!
+//! This module is the core that the wait protocol (`lab::probe`) will drive: each blocking
+//! point of a primitive is a `block_on` of what it waits for, each signal a `wake`.
+
+use std::collections::BTreeMap;
+use std::sync::{Condvar, Mutex, MutexGuard};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// How the scheduler chooses the next thread among the runnable ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Strategy {
+    /// Uniformly at random, from a seed.
+    Random(u64),
+    /// Probabilistic concurrency testing (Burckhardt et al., ASPLOS 2010): random distinct
+    /// priorities, the highest runnable runs; at `depth − 1` random steps (of the first
+    /// `steps` steps) the running thread's priority drops below every other.
+    Pct {
+        /// The seed of the priorities and the change points.
+        seed: u64,
+        /// The bug depth aimed at (1: no priority change).
+        depth: u32,
+        /// How many steps the change points are drawn among.
+        steps: u32,
+    },
+    /// These choices first (each an index among the runnable threads, in thread order),
+    /// then always the first runnable thread.
+    Replay(Vec<u32>),
+}
+
+/// The run was ended by a deadlock: every thread left waits for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Abort;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Runnable,
+    Waiting(u64),
+    Done,
+}
+
+struct State {
+    /// The thread holding the token, if any.
+    running: Option<usize>,
+    lives: Vec<Life>,
+    /// Set when no thread can run and some wait: every waiter returns `Abort`.
+    deadlock: bool,
+    chooser: Chooser,
+    /// Each choice made among two or more runnable threads, and how many there were.
+    choices: Vec<(u32, u32)>,
+    steps: u32,
+}
+
+/// The strategy's state through one run.
+struct Chooser {
+    strategy: Strategy,
+    rng: StdRng,
+    /// PCT: each thread's priority (higher runs first), and the steps where the running
+    /// thread's priority drops.
+    priorities: Vec<u32>,
+    change_points: Vec<u32>,
+}
+
+impl Chooser {
+    fn new(strategy: Strategy, threads: usize) -> Self {
+        let seed = match strategy {
+            Strategy::Random(seed) | Strategy::Pct { seed, .. } => seed,
+            Strategy::Replay(_) => 0,
+        };
+        let mut rng = StdRng::seed_from_u64(seed);
+        let (mut priorities, mut change_points) = (Vec::new(), Vec::new());
+        if let Strategy::Pct { depth, steps, .. } = strategy {
+            // Distinct priorities above every change point's.
+            let mut p: Vec<u32> = (0..threads as u32).map(|i| depth + i).collect();
+            for i in (1..p.len()).rev() {
+                p.swap(i, rng.random_range(0..=i));
+            }
+            priorities = p;
+            change_points = (1..depth)
+                .map(|_| rng.random_range(0..steps.max(1)))
+                .collect();
+        }
+        Self {
+            strategy,
+            rng,
+            priorities,
+            change_points,
+        }
+    }
+
+    /// The index (among `runnable`) to run, at the `decision`-th choice and the `step`-th
+    /// scheduling point; `running` is the thread that just gave the token back.
+    fn choose(
+        &mut self,
+        runnable: &[usize],
+        decision: usize,
+        step: u32,
+        running: Option<usize>,
+    ) -> u32 {
+        match &self.strategy {
+            Strategy::Random(_) => self.rng.random_range(0..runnable.len() as u32),
+            Strategy::Replay(prefix) => prefix.get(decision).copied().unwrap_or(0),
+            Strategy::Pct { .. } => {
+                for (k, at) in self.change_points.iter().enumerate() {
+                    if *at == step
+                        && let Some(r) = running
+                    {
+                        self.priorities[r] = k as u32;
+                    }
+                }
+                let best = runnable
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(_, t)| self.priorities[**t])
+                    .map_or(0, |(i, _)| i);
+                best as u32
+            }
+        }
+    }
+}
+
+/// One scheduled run's shared state: the token, who is runnable, the choices made.
+pub struct Scheduler {
+    state: Mutex<State>,
+    turn: Condvar,
+}
+
+/// A thread's handle on the scheduler, inside a scheduled run.
+pub struct Turn<'a> {
+    scheduler: &'a Scheduler,
+    me: usize,
+}
+
+/// What a scheduled run did.
+#[derive(Debug)]
+pub struct Run<T> {
+    /// Each thread's result, in thread order (`Err(Abort)`: it was waiting when the run
+    /// deadlocked).
+    pub results: Vec<Result<T, Abort>>,
+    /// Whether the run ended in a deadlock.
+    pub deadlock: bool,
+    /// Each choice among two or more runnable threads: the index chosen, and how many
+    /// there were. The chosen indexes replay the run ([`Strategy::Replay`]).
+    pub choices: Vec<(u32, u32)>,
+    /// Scheduling points passed.
+    pub steps: u32,
+}
+
+impl<T> Run<T> {
+    /// The choices alone, for [`Strategy::Replay`] or a token.
+    pub fn replay(&self) -> Vec<u32> {
+        self.choices.iter().map(|c| c.0).collect()
+    }
+}
+
+impl Scheduler {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives the token to the next thread (chosen among the runnable), or declares the
+    /// deadlock when none can run and some wait. Called with the token held (or at start).
+    fn hand_on(&self, st: &mut State) {
+        let runnable: Vec<usize> = (0..st.lives.len())
+            .filter(|t| st.lives[*t] == Life::Runnable)
+            .collect();
+        st.steps += 1;
+        st.running = match runnable.len() {
+            0 => {
+                st.deadlock = st.lives.iter().any(|l| matches!(l, Life::Waiting(_)));
+                None
+            }
+            1 => Some(runnable[0]),
+            n => {
+                let decision = st.choices.len();
+                let (steps, running) = (st.steps, st.running);
+                let i = st.chooser.choose(&runnable, decision, steps, running);
+                let i = i.min(n as u32 - 1);
+                st.choices.push((i, n as u32));
+                Some(runnable[i as usize])
+            }
+        };
+        self.turn.notify_all();
+    }
+
+    /// Waits until `me` holds the token, or the run deadlocked (then `Abort` if `me` waits).
+    fn wait_for_turn<'a>(
+        &'a self,
+        mut st: MutexGuard<'a, State>,
+        me: usize,
+    ) -> Result<MutexGuard<'a, State>, Abort> {
+        loop {
+            if st.running == Some(me) {
+                return Ok(st);
+            }
+            if st.deadlock && matches!(st.lives[me], Life::Waiting(_)) {
+                return Err(Abort);
+            }
+            st = self.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+impl Turn<'_> {
+    /// This thread's number in the run (its place in the list of bodies).
+    pub fn me(&self) -> usize {
+        self.me
+    }
+
+    /// A scheduling point: the scheduler may let another thread run before this one goes on.
+    pub fn point(&self) {
+        let s = self.scheduler;
+        let mut st = s.lock();
+        s.hand_on(&mut st);
+        // This thread is runnable: it gets the token back, by the strategy's choice.
+        drop(s.wait_for_turn(st, self.me));
+    }
+
+    /// This thread waits for `what` (a lock's id, a queue's items…): it is not runnable
+    /// until another thread calls [`Turn::wake`] with it. `Err(Abort)` when every thread
+    /// left waits: the deadlock ended the run.
+    pub fn block_on(&self, what: u64) -> Result<(), Abort> {
+        let s = self.scheduler;
+        let mut st = s.lock();
+        st.lives[self.me] = Life::Waiting(what);
+        s.hand_on(&mut st);
+        s.wait_for_turn(st, self.me).map(drop)
+    }
+
+    /// Makes every thread waiting for `what` runnable again (they run when chosen).
+    pub fn wake(&self, what: u64) {
+        let mut st = self.scheduler.lock();
+        for life in st.lives.iter_mut() {
+            if *life == Life::Waiting(what) {
+                *life = Life::Runnable;
+            }
+        }
+    }
+}
+
+/// One thread's body in a scheduled run.
+pub type Body<'a, T> = Box<dyn FnOnce(&Turn) -> Result<T, Abort> + Send + 'a>;
+
+/// Runs `bodies`, one OS thread each, one at a time by `strategy`: each body runs only while
+/// its thread holds the token, and gives it back at its scheduling points and when it ends.
+pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
+    let n = bodies.len();
+    let scheduler = Scheduler {
+        state: Mutex::new(State {
+            running: None,
+            lives: vec![Life::Runnable; n],
+            deadlock: false,
+            chooser: Chooser::new(strategy, n),
+            choices: Vec::new(),
+            steps: 0,
+        }),
+        turn: Condvar::new(),
+    };
+    {
+        let mut st = scheduler.lock();
+        scheduler.hand_on(&mut st);
+    }
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(me, body)| {
+                let scheduler = &scheduler;
+                s.spawn(move || {
+                    let turn = Turn { scheduler, me };
+                    let result = scheduler
+                        .wait_for_turn(scheduler.lock(), me)
+                        .map(drop)
+                        .and_then(|()| body(&turn));
+                    let mut st = scheduler.lock();
+                    st.lives[me] = Life::Done;
+                    if st.running == Some(me) {
+                        scheduler.hand_on(&mut st);
+                    }
+                    result
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Err(Abort)))
+            .collect()
+    });
+    let st = scheduler.lock();
+    Run {
+        results,
+        deadlock: st.deadlock,
+        choices: st.choices.clone(),
+        steps: st.steps,
+    }
+}
+
+/// What [`explore`] found: each outcome, how many schedules reach it, and the choices of
+/// the first schedule that did (a replay).
+#[derive(Debug)]
+pub struct Census<O> {
+    /// Outcome → (schedules, the first one's choices).
+    pub outcomes: BTreeMap<O, (u64, Vec<u32>)>,
+    /// Schedules run.
+    pub schedules: u64,
+}
+
+/// Runs every schedule of `model` (a fresh scenario per run: its bodies, and what to call
+/// the run's outcome), by re-running it with each prefix of choices in depth-first order.
+/// Stops after `limit` schedules (`None` when there were more).
+pub fn explore<O: Ord + Clone>(
+    limit: u64,
+    mut model: impl FnMut(Strategy) -> (O, Vec<(u32, u32)>),
+) -> Option<Census<O>> {
+    let mut census = Census {
+        outcomes: BTreeMap::new(),
+        schedules: 0,
+    };
+    let mut prefix: Vec<u32> = Vec::new();
+    loop {
+        if census.schedules == limit {
+            return None;
+        }
+        let (outcome, choices) = model(Strategy::Replay(prefix.clone()));
+        census.schedules += 1;
+        let replay: Vec<u32> = choices.iter().map(|c| c.0).collect();
+        census.outcomes.entry(outcome).or_insert((0, replay)).0 += 1;
+        // The next schedule: the last choice that has an untried alternative, taken.
+        let Some(at) = choices.iter().rposition(|(i, n)| i + 1 < *n) else {
+            return Some(census);
+        };
+        prefix = choices[..at].iter().map(|c| c.0).collect();
+        prefix.push(choices[at].0 + 1);
+    }
+}
+
+/// A replay's choices as a short text: one base-36 digit per choice (`0-9a-z`).
+pub fn encode(choices: &[u32]) -> String {
+    choices
+        .iter()
+        .map(|c| char::from_digit(*c, 36).unwrap_or('z'))
+        .collect()
+}
+
+/// The choices an [`encode`]d text stands for, or the first character that is not a digit.
+pub fn decode(text: &str) -> Result<Vec<u32>, char> {
+    text.chars().map(|c| c.to_digit(36).ok_or(c)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+
+    /// Two threads each adding 1 to a shared counter `k` times, a scheduling point before
+    /// each read and each write (a thread's start is the point before its first read):
+    /// race's lesson, as a model.
+    fn counter(strategy: Strategy, k: u64) -> (u64, Vec<(u32, u32)>) {
+        let value = AtomicU64::new(0);
+        let add = |turn: &Turn| {
+            for i in 0..k {
+                if i > 0 {
+                    turn.point();
+                }
+                let read = value.load(SeqCst);
+                turn.point();
+                value.store(read + 1, SeqCst);
+            }
+            Ok(())
+        };
+        let run = run(strategy, vec![Box::new(add), Box::new(add)]);
+        (value.load(SeqCst), run.choices)
+    }
+
+    #[test]
+    fn the_same_seed_and_the_same_choices_replay_the_same_run() {
+        let _bound = crate::sync::bounded_test(20);
+        for seed in 0..20 {
+            let (a, choices) = counter(Strategy::Random(seed), 3);
+            let (b, again) = counter(Strategy::Random(seed), 3);
+            assert_eq!((a, &choices), (b, &again), "seed {seed}");
+            let replay: Vec<u32> = choices.iter().map(|c| c.0).collect();
+            let (c, replayed) = counter(Strategy::Replay(replay.clone()), 3);
+            assert_eq!((c, replayed), (a, choices), "seed {seed}: the replay");
+            assert_eq!(decode(&encode(&replay)), Ok(replay));
+        }
+    }
+
+    /// C(n, k).
+    fn binomial(n: u64, k: u64) -> u64 {
+        (0..k).fold(1, |acc, i| acc * (n - i) / (i + 1))
+    }
+
+    #[test]
+    fn exploring_the_counter_runs_every_interleaving_and_counts_the_lost_updates() {
+        let _bound = crate::sync::bounded_test(60);
+        for k in 1..=3u64 {
+            let census = explore(100_000, |s| counter(s, k)).expect("within the limit");
+            // Each thread's 2k operations, interleaved: C(4k, 2k) schedules, each once.
+            assert_eq!(census.schedules, binomial(4 * k, 2 * k), "k = {k}");
+            let total: u64 = census.outcomes.values().map(|o| o.0).sum();
+            assert_eq!(total, census.schedules);
+            assert!(census.outcomes.contains_key(&(2 * k)), "k = {k}: none lost");
+            assert!(
+                census.outcomes.keys().any(|v| *v < 2 * k),
+                "k = {k}: a lost update exists"
+            );
+            // Each outcome's first schedule replays to it.
+            for (value, (_, choices)) in &census.outcomes {
+                assert_eq!(counter(Strategy::Replay(choices.clone()), k).0, *value);
+            }
+        }
+        // k = 1 by hand: both reads before both writes (4 orders) lose one update.
+        let census = explore(100, |s| counter(s, 1)).unwrap();
+        assert_eq!(census.outcomes[&1].0, 4);
+        assert_eq!(census.outcomes[&2].0, 2);
+    }
+
+    /// Two tellers taking two locks, in opposite orders or in the same order. A lock is a
+    /// holder slot; a taken lock makes the asker wait for it.
+    fn tellers(strategy: Strategy, ordered: bool) -> (bool, Vec<(u32, u32)>) {
+        let locks: [Mutex<Option<usize>>; 2] = [Mutex::new(None), Mutex::new(None)];
+        let take = |turn: &Turn, l: usize| -> Result<(), Abort> {
+            loop {
+                turn.point();
+                let mut holder = locks[l].lock().unwrap();
+                if holder.is_none() {
+                    *holder = Some(turn.me());
+                    return Ok(());
+                }
+                drop(holder);
+                turn.block_on(l as u64)?;
+            }
+        };
+        let give = |turn: &Turn, l: usize| {
+            *locks[l].lock().unwrap() = None;
+            turn.wake(l as u64);
+        };
+        let teller = |first: usize, second: usize| {
+            move |turn: &Turn| -> Result<(), Abort> {
+                take(turn, first)?;
+                take(turn, second)?;
+                give(turn, second);
+                give(turn, first);
+                Ok(())
+            }
+        };
+        let second = if ordered { teller(0, 1) } else { teller(1, 0) };
+        let run = run(strategy, vec![Box::new(teller(0, 1)), Box::new(second)]);
+        (run.deadlock, run.choices)
+    }
+
+    #[test]
+    fn the_deadlock_is_found_in_some_schedules_and_never_with_one_lock_order() {
+        let _bound = crate::sync::bounded_test(60);
+        let crossed = explore(10_000, |s| tellers(s, false)).unwrap();
+        assert!(crossed.outcomes.contains_key(&true), "{crossed:?}");
+        assert!(crossed.outcomes.contains_key(&false));
+        let (deadlock, _) = tellers(Strategy::Replay(crossed.outcomes[&true].1.clone()), false);
+        assert!(deadlock, "the deadlock's schedule replays to it");
+        let ordered = explore(10_000, |s| tellers(s, true)).unwrap();
+        assert_eq!(ordered.outcomes.keys().collect::<Vec<_>>(), [&false]);
+    }
+
+    #[test]
+    fn random_and_pct_find_the_lost_update_within_100_schedules() {
+        let _bound = crate::sync::bounded_test(60);
+        let found =
+            |make: &dyn Fn(u64) -> Strategy| (0..100).find(|seed| counter(make(*seed), 2).0 < 4);
+        assert!(found(&Strategy::Random).is_some());
+        assert!(
+            found(&|seed| Strategy::Pct {
+                seed,
+                depth: 2,
+                steps: 16
+            })
+            .is_some()
+        );
+    }
+}
