@@ -415,7 +415,13 @@ mod tests {
             assert_eq!(census.schedules, binomial(4 * k, 2 * k), "k = {k}");
             let total: u64 = census.outcomes.values().map(|o| o.0).sum();
             assert_eq!(total, census.schedules);
-            assert!(census.outcomes.contains_key(&(2 * k)), "k = {k}: none lost");
+            // No update lost exactly when no increment is split by the other thread's: the
+            // interleavings of 2k whole increments, C(2k, k).
+            assert_eq!(
+                census.outcomes[&(2 * k)].0,
+                binomial(2 * k, k),
+                "k = {k}: none lost"
+            );
             assert!(
                 census.outcomes.keys().any(|v| *v < 2 * k),
                 "k = {k}: a lost update exists"

@@ -21,11 +21,58 @@ fn main() -> anyhow::Result<()> {
     if wanted("url-check") {
         url_check_figures()?;
     }
+    if wanted("sched") {
+        sched_rate();
+    }
     // Last: its recording lab asks for pictures, which the process then records everywhere.
     if wanted("recording") {
         recording_cost();
     }
     Ok(())
+}
+
+/// The scheduler's exploration rate: every schedule of two threads adding 1 to a shared
+/// counter k times (a point before each read and each write: C(4k, 2k) schedules), each
+/// schedule a fresh pair of OS threads run one at a time.
+fn sched_rate() {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use threadlab::lab::sched::{self, Strategy, Turn};
+    println!("\nscheduler: every schedule of the two-thread counter (k increments each)");
+    for k in [2u64, 3] {
+        let model = |strategy: Strategy| {
+            let value = AtomicU64::new(0);
+            let add = |turn: &Turn| {
+                for i in 0..k {
+                    if i > 0 {
+                        turn.point();
+                    }
+                    let read = value.load(SeqCst);
+                    turn.point();
+                    value.store(read + 1, SeqCst);
+                }
+                Ok(())
+            };
+            let run = sched::run(strategy, vec![Box::new(add), Box::new(add)]);
+            (value.load(SeqCst), run.choices)
+        };
+        let started = std::time::Instant::now();
+        let Some(census) = sched::explore(1_000_000, model) else {
+            println!("  k = {k}: over the limit");
+            continue;
+        };
+        let secs = started.elapsed().as_secs_f64();
+        let outcomes: Vec<String> = census
+            .outcomes
+            .iter()
+            .map(|(v, (n, _))| format!("{v}: {n}"))
+            .collect();
+        println!(
+            "  k = {k}: {} schedules in {secs:.2} s ({:.0} schedules/s); final value: schedules {{{}}}",
+            census.schedules,
+            census.schedules as f64 / secs,
+            outcomes.join(", ")
+        );
+    }
 }
 
 /// Cost of one shared increment under each strategy, window none, 2 threads × 10 M.
