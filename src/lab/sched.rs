@@ -13,11 +13,20 @@
 //! model by re-running it with each prefix of choices (stateless exploration, as CHESS and
 //! loom do), counting the outcomes: a census.
 //!
-//! This module is the core that the wait protocol (`lab::probe`) will drive: each blocking
-//! point of a primitive is a `block_on` of what it waits for, each signal a `wake`.
+//! Time in a scheduled run is virtual: a wait may have a deadline (`block_on(what,
+//! Some(µs))`), and the clock moves only when no thread can run, to the earliest deadline,
+//! whose waiter then times out ([`Woke::TimedOut`]). A simulated sleep is such a wait that
+//! nobody wakes. A run is identical on every replay, and takes CPU time only.
+//!
+//! This module is the core that the wait protocol (`lab::probe`) will drive ([`current`]
+//! gives a scheduled thread its [`Turn`]): each blocking point of a primitive a `block_on`
+//! of what it waits for, each signal a `wake`. One rule for that: a thread must never hold a
+//! lock another scheduled thread may take across a scheduling point (the other would block
+//! on it for real while the holder waits for the token): a primitive's point comes before
+//! it takes its state's lock, and a wait releases that lock before `block_on`.
 
 use std::collections::BTreeMap;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -50,16 +59,34 @@ pub struct Abort;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Life {
     Runnable,
-    Waiting(u64),
+    /// Waiting for `what`, until a virtual deadline if it has one.
+    Waiting {
+        what: u64,
+        until: Option<u64>,
+    },
+    /// Its deadline came with nobody waking it: runnable, and told so.
+    TimedOut,
     Done,
+}
+
+/// How a [`Turn::block_on`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// Another thread woke what it waited for.
+    Woken,
+    /// Its deadline came first (virtual time: no thread could run before it).
+    TimedOut,
 }
 
 struct State {
     /// The thread holding the token, if any.
     running: Option<usize>,
     lives: Vec<Life>,
-    /// Set when no thread can run and some wait: every waiter returns `Abort`.
+    /// Set when no thread can run and some wait with no deadline: every waiter returns
+    /// `Abort`.
     deadlock: bool,
+    /// Virtual time, in µs: it moves only when no thread can run, to the earliest deadline.
+    now: u64,
     chooser: Chooser,
     /// Each choice made among two or more runnable threads, and how many there were.
     choices: Vec<(u32, u32)>,
@@ -141,9 +168,21 @@ pub struct Scheduler {
 }
 
 /// A thread's handle on the scheduler, inside a scheduled run.
-pub struct Turn<'a> {
-    scheduler: &'a Scheduler,
+#[derive(Clone)]
+pub struct Turn {
+    scheduler: Arc<Scheduler>,
     me: usize,
+}
+
+thread_local! {
+    /// The current thread's turn, while it runs a scheduled run's body.
+    static CURRENT: std::cell::RefCell<Option<Turn>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The current thread's turn, if it runs inside a scheduled run: the wait protocol asks,
+/// and hands its waits and signals to the scheduler.
+pub fn current() -> Option<Turn> {
+    CURRENT.with(|c| c.borrow().clone())
 }
 
 /// What a scheduled run did.
@@ -176,13 +215,19 @@ impl Scheduler {
     /// Gives the token to the next thread (chosen among the runnable), or declares the
     /// deadlock when none can run and some wait. Called with the token held (or at start).
     fn hand_on(&self, st: &mut State) {
-        let runnable: Vec<usize> = (0..st.lives.len())
-            .filter(|t| st.lives[*t] == Life::Runnable)
-            .collect();
+        let runnable = |st: &State| -> Vec<usize> {
+            (0..st.lives.len())
+                .filter(|t| matches!(st.lives[*t], Life::Runnable | Life::TimedOut))
+                .collect()
+        };
+        if runnable(st).is_empty() {
+            Self::advance_clock(st);
+        }
+        let runnable = runnable(st);
         st.steps += 1;
         st.running = match runnable.len() {
             0 => {
-                st.deadlock = st.lives.iter().any(|l| matches!(l, Life::Waiting(_)));
+                st.deadlock = st.lives.iter().any(|l| matches!(l, Life::Waiting { .. }));
                 None
             }
             1 => Some(runnable[0]),
@@ -198,6 +243,27 @@ impl Scheduler {
         self.turn.notify_all();
     }
 
+    /// No thread can run: virtual time jumps to the earliest deadline, and every waiter
+    /// whose deadline it is times out (nothing changes when no waiter has one).
+    fn advance_clock(st: &mut State) {
+        let next = st
+            .lives
+            .iter()
+            .filter_map(|l| match l {
+                Life::Waiting { until, .. } => *until,
+                _ => None,
+            })
+            .min();
+        if let Some(at) = next {
+            st.now = st.now.max(at);
+            for life in st.lives.iter_mut() {
+                if matches!(life, Life::Waiting { until: Some(u), .. } if *u <= at) {
+                    *life = Life::TimedOut;
+                }
+            }
+        }
+    }
+
     /// Waits until `me` holds the token, or the run deadlocked (then `Abort` if `me` waits).
     fn wait_for_turn<'a>(
         &'a self,
@@ -208,7 +274,7 @@ impl Scheduler {
             if st.running == Some(me) {
                 return Ok(st);
             }
-            if st.deadlock && matches!(st.lives[me], Life::Waiting(_)) {
+            if st.deadlock && matches!(st.lives[me], Life::Waiting { .. }) {
                 return Err(Abort);
             }
             st = self.turn.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -216,7 +282,7 @@ impl Scheduler {
     }
 }
 
-impl Turn<'_> {
+impl Turn {
     /// This thread's number in the run (its place in the list of bodies).
     pub fn me(&self) -> usize {
         self.me
@@ -224,32 +290,47 @@ impl Turn<'_> {
 
     /// A scheduling point: the scheduler may let another thread run before this one goes on.
     pub fn point(&self) {
-        let s = self.scheduler;
+        let s = &*self.scheduler;
         let mut st = s.lock();
         s.hand_on(&mut st);
         // This thread is runnable: it gets the token back, by the strategy's choice.
         drop(s.wait_for_turn(st, self.me));
     }
 
-    /// This thread waits for `what` (a lock's id, a queue's items…): it is not runnable
-    /// until another thread calls [`Turn::wake`] with it. `Err(Abort)` when every thread
-    /// left waits: the deadlock ended the run.
-    pub fn block_on(&self, what: u64) -> Result<(), Abort> {
-        let s = self.scheduler;
+    /// This thread waits for `what` (a lock's id, a queue's items…), for at most `within`
+    /// µs of virtual time if given: it is not runnable until another thread calls
+    /// [`Turn::wake`] with it, or its deadline comes (virtual time moves only when no thread
+    /// can run). `Err(Abort)` when every thread left waits with no deadline: the deadlock
+    /// ended the run.
+    pub fn block_on(&self, what: u64, within: Option<u64>) -> Result<Woke, Abort> {
+        let s = &*self.scheduler;
         let mut st = s.lock();
-        st.lives[self.me] = Life::Waiting(what);
+        let until = within.map(|d| st.now.saturating_add(d));
+        st.lives[self.me] = Life::Waiting { what, until };
         s.hand_on(&mut st);
-        s.wait_for_turn(st, self.me).map(drop)
+        let mut st = s.wait_for_turn(st, self.me)?;
+        let woke = if st.lives[self.me] == Life::TimedOut {
+            Woke::TimedOut
+        } else {
+            Woke::Woken
+        };
+        st.lives[self.me] = Life::Runnable;
+        Ok(woke)
     }
 
     /// Makes every thread waiting for `what` runnable again (they run when chosen).
     pub fn wake(&self, what: u64) {
         let mut st = self.scheduler.lock();
         for life in st.lives.iter_mut() {
-            if *life == Life::Waiting(what) {
+            if matches!(life, Life::Waiting { what: w, .. } if *w == what) {
                 *life = Life::Runnable;
             }
         }
+    }
+
+    /// Virtual time now, in µs since the run began.
+    pub fn now(&self) -> u64 {
+        self.scheduler.lock().now
     }
 }
 
@@ -260,7 +341,7 @@ pub type Body<'a, T> = Box<dyn FnOnce(&Turn) -> Result<T, Abort> + Send + 'a>;
 /// its thread holds the token, and gives it back at its scheduling points and when it ends.
 pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
     let n = bodies.len();
-    let scheduler = Scheduler {
+    let scheduler = Arc::new(Scheduler {
         state: Mutex::new(State {
             running: None,
             lives: vec![Life::Runnable; n],
@@ -268,9 +349,10 @@ pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
             chooser: Chooser::new(strategy, n),
             choices: Vec::new(),
             steps: 0,
+            now: 0,
         }),
         turn: Condvar::new(),
-    };
+    });
     {
         let mut st = scheduler.lock();
         scheduler.hand_on(&mut st);
@@ -280,13 +362,18 @@ pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
             .into_iter()
             .enumerate()
             .map(|(me, body)| {
-                let scheduler = &scheduler;
+                let scheduler = Arc::clone(&scheduler);
                 s.spawn(move || {
-                    let turn = Turn { scheduler, me };
+                    let turn = Turn {
+                        scheduler: Arc::clone(&scheduler),
+                        me,
+                    };
+                    CURRENT.with(|c| *c.borrow_mut() = Some(turn.clone()));
                     let result = scheduler
                         .wait_for_turn(scheduler.lock(), me)
                         .map(drop)
                         .and_then(|()| body(&turn));
+                    CURRENT.with(|c| *c.borrow_mut() = None);
                     let mut st = scheduler.lock();
                     st.lives[me] = Life::Done;
                     if st.running == Some(me) {
@@ -450,7 +537,7 @@ mod tests {
                     return Ok(());
                 }
                 drop(holder);
-                turn.block_on(l as u64)?;
+                turn.block_on(l as u64, None)?;
             }
         };
         let give = |turn: &Turn, l: usize| {
@@ -481,6 +568,46 @@ mod tests {
         assert!(deadlock, "the deadlock's schedule replays to it");
         let ordered = explore(10_000, |s| tellers(s, true)).unwrap();
         assert_eq!(ordered.outcomes.keys().collect::<Vec<_>>(), [&false]);
+    }
+
+    #[test]
+    fn virtual_time_moves_only_when_no_thread_can_run_to_the_earliest_deadline() {
+        let _bound = crate::sync::bounded_test(20);
+        for seed in 0..10 {
+            // A sleeps 1000 µs; B sleeps 300 µs, then wakes C, which would wait 2000 µs.
+            let sleeper = |d: u64| {
+                move |turn: &Turn| -> Result<(Woke, u64), Abort> {
+                    let woke = turn.block_on(1000 + turn.me() as u64, Some(d))?;
+                    if turn.me() == 1 {
+                        turn.wake(30);
+                    }
+                    Ok((woke, turn.now()))
+                }
+            };
+            let waiter = |turn: &Turn| -> Result<(Woke, u64), Abort> {
+                let woke = turn.block_on(30, Some(2000))?;
+                Ok((woke, turn.now()))
+            };
+            let run = run(
+                Strategy::Random(seed),
+                vec![
+                    Box::new(sleeper(1000)),
+                    Box::new(sleeper(300)),
+                    Box::new(waiter),
+                ],
+            );
+            let got: Vec<(Woke, u64)> = run.results.into_iter().map(Result::unwrap).collect();
+            assert_eq!(
+                got,
+                [
+                    (Woke::TimedOut, 1000),
+                    (Woke::TimedOut, 300),
+                    (Woke::Woken, 300)
+                ],
+                "seed {seed}"
+            );
+            assert!(!run.deadlock);
+        }
     }
 
     #[test]
