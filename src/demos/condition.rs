@@ -95,7 +95,7 @@ impl Buffer {
     /// patience; errors if it ran out, or if the lab's deadlock detector refused the wait
     /// because no thread is left to signal.
     fn wait<'a>(
-        &self,
+        &'a self,
         cv: &Condvar,
         st: MutexGuard<'a, State>,
         why: &str,
@@ -105,7 +105,7 @@ impl Buffer {
         // A bare wait (Python's `cond.wait()`): any wake-up ends it. The probe waits in
         // slices for the detector; a change found only when a slice ran out is a `Polled`
         // wait (nobody notified), which the lab counts against its checks.
-        let (st, outcome) = self.probe.wait(st, cv, Wait::new(For::Signal { by: answered_by, bare: true }, Bound::Patience(self.patience)), blocked);
+        let (st, outcome) = self.probe.wait(&self.state, st, cv, Wait::new(For::Signal { by: answered_by, bare: true }, Bound::Patience(self.patience)), blocked);
         match outcome {
             Outcome::Got | Outcome::Polled => Ok(st),
             Outcome::TimedOut => anyhow::bail!("gave up after waiting {:?} {why}", self.patience),
@@ -170,7 +170,7 @@ impl Buffer {
 
     /// One wait for an item, narrated, with the wake-up judged.
     fn wait_for_item<'a>(
-        &self,
+        &'a self,
         st: MutexGuard<'a, State>,
         tally: &mut Tally,
     ) -> anyhow::Result<MutexGuard<'a, State>> {

@@ -609,7 +609,7 @@ mod tests {
                     bare: false,
                 };
                 probe
-                    .wait(g, &cv, Wait::new(set, Bound::Forever), |f| !*f)
+                    .wait(&flag, g, &cv, Wait::new(set, Bound::Forever), |f| !*f)
                     .1
             });
             let expected = if notify {

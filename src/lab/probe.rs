@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, MutexGuard};
+use std::sync::{Condvar, Mutex, MutexGuard};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -158,6 +158,8 @@ struct Mark(Option<Instant>);
 #[derive(Debug, Clone)]
 pub struct Probe {
     name: Arc<str>,
+    /// This primitive's id, for the scheduler (what its waiters wait for).
+    key: u64,
     sink: Option<(Arc<Recorder>, Arc<Gauges>)>,
     /// The wait-for graph this primitive's holds and waits go to, and its id there.
     graph: Option<(Arc<WaitGraph>, u64)>,
@@ -168,6 +170,7 @@ impl Probe {
     pub fn off(name: &str) -> Self {
         Self {
             name: name.into(),
+            key: next_resource_id(),
             sink: None,
             graph: None,
         }
@@ -186,10 +189,12 @@ impl Probe {
             lock(&recorder.gauges).push((Arc::clone(&name), Arc::clone(&gauges)));
             (recorder, gauges)
         });
+        let key = next_resource_id();
         Self {
             name,
+            key,
             sink,
-            graph: graph.map(|g| (g, next_resource_id())),
+            graph: graph.map(|g| (g, key)),
         }
     }
 
@@ -210,8 +215,11 @@ impl Probe {
     /// wait-for graph (waits on a signal in slices, so that one nobody is left to answer is
     /// found), and judged: [`Outcome::Got`] when a notify ended it, [`Outcome::Polled`] when
     /// the condition of a signal wait was found true only after a slice ran out.
+    /// In a scheduled run (`lab::sched`) the wait is the scheduler's instead: `guard`'s lock
+    /// (`mutex`) is released while this thread is not runnable, and taken again when it is.
     pub fn wait<'a, T>(
         &self,
+        mutex: &'a Mutex<T>,
         guard: MutexGuard<'a, T>,
         cv: &Condvar,
         wait: Wait<'_>,
@@ -224,7 +232,10 @@ impl Probe {
             Ok(session) => session,
             Err(cycle) => return (guard, Outcome::Refused(cycle)),
         };
-        let (guard, outcome) = self.park(guard, cv, &wait, &session, blocked);
+        let (guard, outcome) = match super::sched::current() {
+            Some(turn) => self.park_scheduled(&turn, mutex, guard, &wait, blocked),
+            None => self.park(guard, cv, &wait, &session, blocked),
+        };
         self.end(session, &wait, &outcome);
         (guard, outcome)
     }
@@ -269,6 +280,9 @@ impl Probe {
     /// deadlock detector (a waiter may be awake now; a wait that ends after it was answered),
     /// and a cause a waiter may wake from for the pictures' arrows.
     pub fn signal(&self, what: &str) {
+        if let Some(turn) = super::sched::current() {
+            turn.wake(self.key);
+        }
         if let Some((g, id)) = &self.graph {
             g.signalled(*id);
             g.signal_time(*id, what);
@@ -412,6 +426,40 @@ impl Probe {
         (guard, outcome)
     }
 
+    /// [`Probe::park`] in a scheduled run: not runnable until this primitive is signalled
+    /// or released (or the wait's virtual deadline comes), the lock released meanwhile.
+    fn park_scheduled<'a, T>(
+        &self,
+        turn: &super::sched::Turn,
+        mutex: &'a Mutex<T>,
+        mut guard: MutexGuard<'a, T>,
+        wait: &Wait<'_>,
+        mut blocked: impl FnMut(&T) -> bool,
+    ) -> (MutexGuard<'a, T>, Outcome) {
+        let within = match wait.bound {
+            Bound::Timeout(d) => Some(d.as_micros() as u64),
+            Bound::Forever | Bound::Patience(_) => None,
+        };
+        let relock = || mutex.lock().unwrap_or_else(|e| e.into_inner());
+        while blocked(&guard) {
+            drop(guard);
+            let woke = turn.block_on(self.key, within);
+            guard = relock();
+            match woke {
+                Ok(super::sched::Woke::Woken) => {}
+                Ok(super::sched::Woke::TimedOut) if blocked(&guard) => {
+                    return (guard, Outcome::TimedOut);
+                }
+                Ok(super::sched::Woke::TimedOut) => break,
+                Err(super::sched::Abort) => {
+                    let stall = Cycle::stall_of(super::thread_name(), self.name.to_string());
+                    return (guard, Outcome::Refused(Box::new(stall)));
+                }
+            }
+        }
+        (guard, Outcome::Got)
+    }
+
     /// A wait whose slice ran out at `at` found its condition true. A signal that answers
     /// it came just before (within [`RACE_GRACE`]) or after: its notify raced the timeout
     /// (the signaller changed the state under the lock while the slice ran out), and the
@@ -542,6 +590,9 @@ impl Drop for Hold<'_> {
             return;
         }
         let probe = &self.probe;
+        if let Some(turn) = super::sched::current() {
+            turn.wake(probe.key);
+        }
         if let Some((g, id)) = &probe.graph {
             g.released(*id);
         }
@@ -573,7 +624,7 @@ mod tests {
             For::Held { refusable: true },
             Bound::Timeout(Duration::ZERO),
         );
-        let (_guard, outcome) = probe.wait(m.lock().unwrap(), &cv, wait, |b| *b);
+        let (_guard, outcome) = probe.wait(&m, m.lock().unwrap(), &cv, wait, |b| *b);
         assert_eq!(outcome, Outcome::TimedOut);
         let h1 = probe.hold();
         let h2 = probe.hold();
@@ -594,7 +645,7 @@ mod tests {
         let probe = Probe::on("q", Some(Arc::clone(&rec)), None);
         let m = std::sync::Mutex::new(false);
         let wait = Wait::new(For::Held { refusable: true }, Bound::Forever);
-        let (_guard, outcome) = probe.wait(m.lock().unwrap(), &Condvar::new(), wait, |b| *b);
+        let (_guard, outcome) = probe.wait(&m, m.lock().unwrap(), &Condvar::new(), wait, |b| *b);
         assert_eq!(outcome, Outcome::Got);
         assert!(rec.spans().is_empty());
     }

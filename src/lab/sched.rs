@@ -337,6 +337,15 @@ impl Turn {
 /// One thread's body in a scheduled run.
 pub type Body<'a, T> = Box<dyn FnOnce(&Turn) -> Result<T, Abort> + Send + 'a>;
 
+/// A scheduling point for the current thread if it runs in a scheduled run (one
+/// thread-local read otherwise). A primitive calls it as an operation begins, before it
+/// takes its state's lock.
+pub fn point() {
+    if let Some(turn) = current() {
+        turn.point();
+    }
+}
+
 /// Runs `bodies`, one OS thread each, one at a time by `strategy`: each body runs only while
 /// its thread holds the token, and gives it back at its scheduling points and when it ends.
 pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
@@ -624,5 +633,114 @@ mod tests {
             })
             .is_some()
         );
+    }
+}
+
+/// The primitives under the scheduler: their waits are the scheduler's, their signals and
+/// releases wake, their operations are scheduling points.
+#[cfg(test)]
+mod primitives {
+    use super::*;
+    use crate::lab::Probe;
+    use crate::sync::{Event, JoinableQueue, RLock};
+
+    /// Two tellers taking two real `RLock`s, in opposite orders or the same order: whether
+    /// the run ended refused (a deadlock), and its choices.
+    fn tellers(strategy: Strategy, ordered: bool) -> (bool, Vec<(u32, u32)>) {
+        let locks = [RLock::new(Probe::off("A")), RLock::new(Probe::off("B"))];
+        let teller = |first: usize, second: usize| {
+            let locks = &locks;
+            move |_: &Turn| -> Result<bool, Abort> {
+                locks[first].acquire();
+                let got = locks[second].acquire_timeout(std::time::Duration::from_secs(3600));
+                if got.is_ok() {
+                    let _ = locks[second].release();
+                }
+                let _ = locks[first].release();
+                Ok(got.is_err())
+            }
+        };
+        let second = if ordered { teller(0, 1) } else { teller(1, 0) };
+        let run = run(strategy, vec![Box::new(teller(0, 1)), Box::new(second)]);
+        let refused = run.results.iter().any(|r| !matches!(r, Ok(false)));
+        (refused || run.deadlock, run.choices)
+    }
+
+    #[test]
+    fn real_locks_deadlock_in_some_schedules_and_never_in_one_order() {
+        let _bound = crate::sync::bounded_test(60);
+        let crossed = explore(10_000, |s| tellers(s, false)).expect("within the limit");
+        assert!(crossed.outcomes.contains_key(&true), "{crossed:?}");
+        assert!(crossed.outcomes.contains_key(&false), "{crossed:?}");
+        let ordered = explore(10_000, |s| tellers(s, true)).expect("within the limit");
+        assert_eq!(ordered.outcomes.keys().collect::<Vec<_>>(), [&false]);
+    }
+
+    /// A producer putting 3 items through a one-slot queue, then closing it; a consumer
+    /// taking until closed. What the consumer got.
+    fn pipeline(strategy: Strategy) -> (Vec<u32>, Vec<(u32, u32)>) {
+        let q = JoinableQueue::new(1, Probe::off("q"));
+        let producer = |_: &Turn| -> Result<Vec<u32>, Abort> {
+            for i in 0..3 {
+                q.put(i).expect("open");
+            }
+            q.close();
+            Ok(Vec::new())
+        };
+        let consumer = |_: &Turn| -> Result<Vec<u32>, Abort> {
+            let mut got = Vec::new();
+            while let Some(i) = q.get() {
+                got.push(i);
+                let _ = q.task_done();
+            }
+            Ok(got)
+        };
+        let run = run(strategy, vec![Box::new(producer), Box::new(consumer)]);
+        let got = run.results.into_iter().flatten().flatten().collect();
+        (got, run.choices)
+    }
+
+    #[test]
+    fn every_schedule_of_a_bounded_queue_delivers_every_item_once_in_order() {
+        let _bound = crate::sync::bounded_test(60);
+        let census = explore(10_000, pipeline).expect("within the limit");
+        assert_eq!(
+            census.outcomes.keys().collect::<Vec<_>>(),
+            [&vec![0, 1, 2]],
+            "{census:?}"
+        );
+        assert!(census.schedules > 1, "more than one interleaving explored");
+    }
+
+    #[test]
+    fn a_set_event_wakes_its_waiter_in_every_schedule_and_a_timed_wait_times_out_in_virtual_time() {
+        let _bound = crate::sync::bounded_test(60);
+        let census = explore(10_000, |strategy| {
+            let ev = Event::new();
+            let waiter = |_: &Turn| -> Result<bool, Abort> { Ok(ev.wait()) };
+            let setter = |_: &Turn| -> Result<bool, Abort> {
+                ev.set();
+                Ok(true)
+            };
+            let run = run(strategy, vec![Box::new(waiter), Box::new(setter)]);
+            let woke = run.results.iter().all(|r| *r == Ok(true));
+            (woke, run.choices)
+        })
+        .expect("within the limit");
+        assert_eq!(census.outcomes.keys().collect::<Vec<_>>(), [&true]);
+        // Nobody sets: the timed wait ends at its deadline, at once in real time.
+        let started = std::time::Instant::now();
+        let ev = Event::new();
+        let run = run(
+            Strategy::Random(1),
+            vec![Box::new(|turn: &Turn| -> Result<(bool, u64), Abort> {
+                Ok((
+                    ev.wait_timeout(std::time::Duration::from_secs(30)),
+                    turn.now(),
+                ))
+            })],
+        );
+        assert_eq!(run.results[0], Ok((false, 30_000_000)));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -122,6 +122,20 @@ pub struct Cycle {
 impl Eq for Cycle {}
 
 impl Cycle {
+    /// A stall found by the scheduler of a scheduled run: `thread` waits for `what` and no
+    /// thread is left that can run.
+    pub fn stall_of(thread: String, what: String) -> Self {
+        Self {
+            kind: Kind::Stall,
+            threads: vec![thread.clone()],
+            locks: vec![Waited::Signal(what)],
+            victim: Some(thread),
+            at_ms: 0.0,
+            detect_us: 0.0,
+            finished: Vec::new(),
+        }
+    }
+
     /// One sentence per thread: "Teller-1 holds 'account-A' and waits for 'account-B'"; for
     /// a stall, what each waits for and why nobody can end it.
     pub fn story(&self) -> Vec<String> {

@@ -136,6 +136,7 @@ impl Barrier {
         // One wait through the lab's protocol: until the round moves on, the barrier
         // breaks, or a reset; a change nobody notified is counted as a lost wake-up.
         let (mut st, outcome) = self.probe.wait(
+            &self.state,
             st,
             &self.changed,
             Wait::new(

@@ -40,6 +40,7 @@ impl Event {
 
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
+        crate::lab::sched::point();
         *lock(&self.flag) = true;
         self.probe.signal("set");
         self.changed.notify_all();
@@ -67,6 +68,7 @@ impl Event {
     }
 
     fn wait_bounded(&self, bound: Bound) -> bool {
+        crate::lab::sched::point();
         let flag = lock(&self.flag);
         if *flag {
             return true;
@@ -76,7 +78,9 @@ impl Event {
             bare: false,
         };
         let wait = Wait::new(set, bound);
-        let (flag, _) = self.probe.wait(flag, &self.changed, wait, |set| !*set);
+        let (flag, _) = self
+            .probe
+            .wait(&self.flag, flag, &self.changed, wait, |set| !*set);
         *flag
     }
 }

@@ -92,12 +92,14 @@ impl<T> JoinableQueue<T> {
     /// [`JoinableQueue::put`], calling `on_full(len)` first if it is about to wait: the
     /// narrative's "Queue full" comes before any consumer's line that makes room.
     pub fn put_announced(&self, item: T, on_full: impl FnOnce(usize)) -> Result<(), QueueError> {
+        crate::lab::sched::point();
         let mut st = self.state();
         if st.items.len() >= self.maxsize && !st.closed {
             on_full(st.items.len());
             let began = Instant::now();
             let outcome;
             (st, outcome) = self.probe.wait(
+                &self.state,
                 st,
                 &self.not_full,
                 Wait::new(
@@ -153,10 +155,12 @@ impl<T> JoinableQueue<T> {
     }
 
     fn get_bounded(&self, bound: Bound) -> Got<T> {
+        crate::lab::sched::point();
         let mut st = self.state();
         if st.items.is_empty() && !st.closed {
             let outcome;
             (st, outcome) = self.probe.wait(
+                &self.state,
                 st,
                 &self.not_empty,
                 Wait::new(
@@ -186,6 +190,7 @@ impl<T> JoinableQueue<T> {
 
     /// Marks one taken item as processed; wakes `join` when none are left.
     pub fn task_done(&self) -> Result<(), QueueError> {
+        crate::lab::sched::point();
         let mut st = self.state();
         if st.unfinished == 0 {
             return Err(QueueError::TooManyTaskDone(self.probe.name().to_string()));
@@ -211,6 +216,7 @@ impl<T> JoinableQueue<T> {
         // finished only when a slice ran out (nobody woke it) is a `Polled` wait, which the
         // lab counts against its checks.
         let (st, _) = self.probe.wait(
+            &self.state,
             st,
             &self.all_done,
             Wait::new(
@@ -227,6 +233,7 @@ impl<T> JoinableQueue<T> {
 
     /// Closes the queue: no more puts; getters drain what is left, then get `None`.
     pub fn close(&self) {
+        crate::lab::sched::point();
         self.state().closed = true;
         self.probe.signal("close");
         self.not_empty.notify_all();

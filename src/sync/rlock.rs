@@ -79,13 +79,14 @@ impl OwnedLock {
 
     /// The textbook acquire: wait while another thread owns it, then own it (again).
     fn acquire(&self, timeout: Option<Duration>) -> Result<usize, LockError> {
+        crate::lab::sched::point();
         let me = std::thread::current().id();
         let bound = timeout.map_or(Bound::Forever, Bound::Timeout);
         let wait = Wait::new(For::Held { refusable: true }, bound);
         let st = lock(&self.state);
         let (mut st, outcome) = self
             .probe
-            .wait(st, &self.freed, wait, |s| self.blocked(s, me));
+            .wait(&self.state, st, &self.freed, wait, |s| self.blocked(s, me));
         if let Outcome::Refused(cycle) = outcome {
             let lock = self.probe.name().to_string();
             return Err(LockError::Deadlock { lock, cycle });
@@ -110,6 +111,7 @@ impl OwnedLock {
     /// other threads (the state is locked and nobody has been woken), so whatever it logs
     /// comes before anything a woken thread logs.
     fn release_with(&self, announce: impl FnOnce(usize)) -> Result<usize, LockError> {
+        crate::lab::sched::point();
         let me = std::thread::current().id();
         let mut st = lock(&self.state);
         match &st.owner {

@@ -106,8 +106,11 @@ impl Semaphore {
 
     /// The textbook acquire: wait while the count is zero, then take one.
     fn take(&self, wait: Wait<'_>) -> Option<usize> {
+        crate::lab::sched::point();
         let st = lock(&self.state);
-        let (mut st, outcome) = self.probe.wait(st, &self.freed, wait, |p| p.count == 0);
+        let (mut st, outcome) = self
+            .probe
+            .wait(&self.state, st, &self.freed, wait, |p| p.count == 0);
         if st.count == 0 {
             debug_assert!(outcome != Outcome::Got);
             return None;
@@ -122,6 +125,7 @@ impl Semaphore {
     /// Gives a permit back and wakes one waiter. Returns the new count, or the bounded
     /// semaphore's error when the release is one too many (the count is then unchanged).
     pub fn release(&self) -> Result<usize, ReleaseError> {
+        crate::lab::sched::point();
         let mut st = lock(&self.state);
         if let Some(bound) = self.bound
             && st.count >= bound

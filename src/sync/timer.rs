@@ -57,6 +57,7 @@ impl Shared {
             return *st == State::Waiting;
         }
         let (st, outcome) = self.probe.wait(
+            &self.state,
             st,
             &self.changed,
             Wait::new(

@@ -102,8 +102,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "Event: a wait ignores set",
         file: "src/sync/event.rs",
-        find: "self.probe.wait(flag, &self.changed, wait, |set| !*set);",
-        replace: "self.probe.wait(flag, &self.changed, wait, |_| true);",
+        find: ".wait(&self.flag, flag, &self.changed, wait, |set| !*set);",
+        replace: ".wait(&self.flag, flag, &self.changed, wait, |_| true);",
         runs: &[&["daemon", "--mode", "graceful"], &["event", "--tick", "5"]],
         tests: "sync::event",
     },
