@@ -378,17 +378,12 @@ pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
                         me,
                     };
                     CURRENT.with(|c| *c.borrow_mut() = Some(turn.clone()));
-                    let result = scheduler
+                    // Done however the body ends, a panic included: the token moves on.
+                    let _leave = Leave(&scheduler, me);
+                    scheduler
                         .wait_for_turn(scheduler.lock(), me)
                         .map(drop)
-                        .and_then(|()| body(&turn));
-                    CURRENT.with(|c| *c.borrow_mut() = None);
-                    let mut st = scheduler.lock();
-                    st.lives[me] = Life::Done;
-                    if st.running == Some(me) {
-                        scheduler.hand_on(&mut st);
-                    }
-                    result
+                        .and_then(|()| body(&turn))
                 })
             })
             .collect();
@@ -403,6 +398,22 @@ pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
         deadlock: st.deadlock,
         choices: st.choices.clone(),
         steps: st.steps,
+    }
+}
+
+/// Marks a thread of a scheduled run done when dropped (its body returned or panicked), and
+/// hands the token on if it held it.
+struct Leave<'a>(&'a Scheduler, usize);
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        let Leave(scheduler, me) = *self;
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        let mut st = scheduler.lock();
+        st.lives[me] = Life::Done;
+        if st.running == Some(me) {
+            scheduler.hand_on(&mut st);
+        }
     }
 }
 
@@ -617,6 +628,28 @@ mod tests {
             );
             assert!(!run.deadlock);
         }
+    }
+
+    #[test]
+    fn a_body_that_panics_ends_its_thread_and_the_run_goes_on() {
+        let _bound = crate::sync::bounded_test(20);
+        crate::lab::expecting_panics(|| {
+            let run = run(
+                Strategy::Random(3),
+                vec![
+                    Box::new(|turn: &Turn| -> Result<u32, Abort> {
+                        turn.point();
+                        panic!("on purpose");
+                    }),
+                    Box::new(|turn: &Turn| -> Result<u32, Abort> {
+                        turn.point();
+                        turn.point();
+                        Ok(7)
+                    }),
+                ],
+            );
+            assert_eq!(run.results, [Err(Abort), Ok(7)]);
+        });
     }
 
     #[test]
