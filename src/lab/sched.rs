@@ -200,13 +200,6 @@ pub struct Run<T> {
     pub steps: u32,
 }
 
-impl<T> Run<T> {
-    /// The choices alone, for [`Strategy::Replay`] or a token.
-    pub fn replay(&self) -> Vec<u32> {
-        self.choices.iter().map(|c| c.0).collect()
-    }
-}
-
 impl Scheduler {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -469,30 +462,33 @@ pub fn decode(text: &str) -> Result<Vec<u32>, char> {
     text.chars().map(|c| c.to_digit(36).ok_or(c)).collect()
 }
 
+/// Race's lesson as a model: two threads each adding 1 to a shared counter `k` times, a
+/// scheduling point before each read and each write (a thread's start is the point before
+/// its first read). Returns the final value and the run's choices. Its schedules are the
+/// C(4k, 2k) interleavings of the reads and writes (tests and `make bench` explore it).
+pub fn counter_model(strategy: Strategy, k: u64) -> (u64, Vec<(u32, u32)>) {
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    let value = AtomicU64::new(0);
+    let add = |turn: &Turn| {
+        for i in 0..k {
+            if i > 0 {
+                turn.point();
+            }
+            let read = value.load(SeqCst);
+            turn.point();
+            value.store(read + 1, SeqCst);
+        }
+        Ok(())
+    };
+    let run = run(strategy, vec![Box::new(add), Box::new(add)]);
+    (value.load(SeqCst), run.choices)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
 
-    /// Two threads each adding 1 to a shared counter `k` times, a scheduling point before
-    /// each read and each write (a thread's start is the point before its first read):
-    /// race's lesson, as a model.
-    fn counter(strategy: Strategy, k: u64) -> (u64, Vec<(u32, u32)>) {
-        let value = AtomicU64::new(0);
-        let add = |turn: &Turn| {
-            for i in 0..k {
-                if i > 0 {
-                    turn.point();
-                }
-                let read = value.load(SeqCst);
-                turn.point();
-                value.store(read + 1, SeqCst);
-            }
-            Ok(())
-        };
-        let run = run(strategy, vec![Box::new(add), Box::new(add)]);
-        (value.load(SeqCst), run.choices)
-    }
+    use super::counter_model as counter;
 
     #[test]
     fn the_same_seed_and_the_same_choices_replay_the_same_run() {

@@ -35,26 +35,10 @@ fn main() -> anyhow::Result<()> {
 /// counter k times (a point before each read and each write: C(4k, 2k) schedules), each
 /// schedule a fresh pair of OS threads run one at a time.
 fn sched_rate() {
-    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
-    use threadlab::lab::sched::{self, Strategy, Turn};
+    use threadlab::lab::sched;
     println!("\nscheduler: every schedule of the two-thread counter (k increments each)");
     for k in [2u64, 3] {
-        let model = |strategy: Strategy| {
-            let value = AtomicU64::new(0);
-            let add = |turn: &Turn| {
-                for i in 0..k {
-                    if i > 0 {
-                        turn.point();
-                    }
-                    let read = value.load(SeqCst);
-                    turn.point();
-                    value.store(read + 1, SeqCst);
-                }
-                Ok(())
-            };
-            let run = sched::run(strategy, vec![Box::new(add), Box::new(add)]);
-            (value.load(SeqCst), run.choices)
-        };
+        let model = |strategy| sched::counter_model(strategy, k);
         let started = std::time::Instant::now();
         let Some(census) = sched::explore(1_000_000, model) else {
             println!("  k = {k}: over the limit");
