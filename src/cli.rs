@@ -60,6 +60,53 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 600, value_name = "SECS",
           value_parser = crate::cli::whole::<u64>(0, 604_800))]
     pub watchdog: u64,
+    /// Who runs when: os (the operating system, the default), random[:SEED],
+    /// pct[:SEED[:DEPTH]], or a replay token a scheduled run printed. Under any but os the
+    /// demo's threads run one at a time, the lab choosing at every scheduling point, in
+    /// virtual time: the same token gives the same run, line for line.
+    #[arg(long, global = true, value_name = "SCHEDULE",
+          value_parser = crate::schedule::Spec::parse)]
+    pub schedule: Option<crate::schedule::Spec>,
+    /// Be the scheduler (on a terminal): at each choice, pick the thread that runs next;
+    /// Enter takes the strategy's choice, u undoes, t prints the token, q quits.
+    #[arg(long, global = true, conflicts_with = "explore")]
+    pub step: bool,
+    /// Run every schedule of a small configuration and print the census: each outcome, how
+    /// many schedules reach it, what the checks say of it, and a replay token.
+    #[arg(long, global = true, conflicts_with = "schedule")]
+    pub explore: bool,
+    /// With --explore: only schedules that preempt a running thread at most K times
+    /// (CHESS's bound: most concurrency bugs need at most 2).
+    #[arg(long, global = true, value_name = "K", requires = "explore",
+          value_parser = crate::cli::whole::<u32>(0, 64))]
+    pub preemptions: Option<u32>,
+    /// Run up to N schedules of the strategy (--schedule random or pct; random by default)
+    /// and stop at the first that shows the lesson's failure or fails a check; print its
+    /// token and replay it (one step at a time with --step).
+    #[arg(long, global = true, value_name = "N", conflicts_with = "explore",
+          value_parser = crate::cli::whole::<u32>(1, 1_000_000))]
+    pub search: Option<u32>,
+}
+
+impl GlobalArgs {
+    /// Whether any flag asks for the lab's scheduler.
+    pub fn scheduled(&self) -> bool {
+        let schedule = !matches!(self.schedule, None | Some(crate::schedule::Spec::Os));
+        schedule || self.step || self.explore || self.search.is_some()
+    }
+
+    /// The first scheduling flag given, for messages.
+    pub fn schedule_flag(&self) -> &'static str {
+        if self.explore {
+            "--explore"
+        } else if self.search.is_some() {
+            "--search"
+        } else if self.step {
+            "--step"
+        } else {
+            "--schedule"
+        }
+    }
 }
 
 /// The demos (from the registry, in lesson order), then the tools.

@@ -37,6 +37,7 @@ pub mod lab;
 pub mod pictures;
 pub mod pool;
 pub mod report;
+pub mod schedule;
 pub mod serve;
 pub mod sync;
 
@@ -147,8 +148,16 @@ pub(crate) fn install_panic_hook() {
     }));
 }
 
-/// What a command runs under the lab: a demo, or the `serve` tool.
-type Job<'a> = Box<dyn FnOnce(&Lab) -> anyhow::Result<report::Report> + 'a>;
+/// What a command runs under the lab: a demo, or the `serve` tool (run again and again by
+/// an exploration).
+type Job<'a> = Box<schedule::drive::Job<'a>>;
+
+/// A run under the lab's scheduler: its setting, its strategy, and its plan.
+struct Scheduled {
+    setting: schedule::drive::Setting,
+    base: schedule::Base,
+    plan: lab::sched::Plan,
+}
 
 fn run(cli: Cli) -> anyhow::Result<i32> {
     // url-check bounds itself with per-request timeouts and a list can legitimately take
@@ -162,12 +171,74 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         ),
         Command::Serve(args) => (Box::new(move |lab| serve::run(args, lab)), false),
     };
-    run_lab(&cli.global, job, guarded)
+    let g = &cli.global;
+    if !g.scheduled() {
+        return run_lab(g, job, guarded, None);
+    }
+    let Command::Demo(demo) = &cli.command else {
+        anyhow::bail!(
+            "{}: only a demo runs under the lab's scheduler",
+            g.schedule_flag()
+        );
+    };
+    match scheduled(g, demo, &job)? {
+        Some(plan) => run_lab(g, job, guarded, Some(plan)),
+        None => Ok(0),
+    }
+}
+
+/// What the scheduling flags ask of `demo`: the plan of the run to show, or `None` when
+/// the work is done (an exploration printed its census; a search found nothing).
+fn scheduled(
+    g: &cli::GlobalArgs,
+    demo: &demos::Demo,
+    job: &Job,
+) -> anyhow::Result<Option<Scheduled>> {
+    use schedule::drive;
+    let setting = drive::Setting::of(g, demo)?;
+    let (base, token) = setting.read(g.schedule.as_ref())?;
+    if g.step && !drive::can_step() {
+        anyhow::bail!(
+            "--step: needs a terminal to read each choice from (stdin and stderr are not both \
+             one); to replay a schedule without one, use --schedule TOKEN"
+        );
+    }
+    if g.explore {
+        drive::explore(g, &setting, &**job)?;
+        return Ok(None);
+    }
+    let token = match g.search {
+        Some(n) => match drive::search(&setting, &**job, base, n)? {
+            Some(found) => Some(found),
+            None => return Ok(None),
+        },
+        None => token,
+    };
+    let base = token.as_ref().map_or(base, |t| t.base);
+    let mut plan = token.as_ref().map_or_else(
+        || lab::sched::Plan::from(base.strategy()),
+        schedule::Token::plan,
+    );
+    if g.step {
+        let upto = token.as_ref().and_then(|t| t.upto).unwrap_or(0);
+        let args = std::env::args().collect();
+        plan.picker = Some(drive::picker(setting.clone(), base, upto, args));
+    }
+    Ok(Some(Scheduled {
+        setting,
+        base,
+        plan,
+    }))
 }
 
 /// Runs `job` under a lab built from the global flags: pictures judged first, the watchdog,
 /// then the report, the timeline and the pictures, in that order.
-fn run_lab(g: &cli::GlobalArgs, job: Job, guarded: bool) -> anyhow::Result<i32> {
+fn run_lab(
+    g: &cli::GlobalArgs,
+    job: Job,
+    guarded: bool,
+    scheduled: Option<Scheduled>,
+) -> anyhow::Result<i32> {
     let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
     // The picture files are judged and opened before the run: a path that cannot take a
     // picture is an error now, not after a long demo (see `pictures::files`).
@@ -175,7 +246,20 @@ fn run_lab(g: &cli::GlobalArgs, job: Job, guarded: bool) -> anyhow::Result<i32> 
         ("--trace", g.trace.as_deref()),
         ("--svg", g.svg.as_deref()),
     ])?;
-    let lab = new_lab(g, &output, picture_files.any());
+    // A scheduled run begins before the lab: the lab's clock is the run's virtual one.
+    let (session, scheduled) = match scheduled {
+        Some(s) => (
+            Some(lab::sched::Session::begin(s.plan, "MainThread")),
+            Some((s.setting, s.base)),
+        ),
+        None => (None, None),
+    };
+    let lab = new_lab(
+        g,
+        &output,
+        picture_files.any(),
+        scheduled.as_ref().map(|s| s.1),
+    );
     // A test hook: proves that a panic nobody expected still ends in one clear line.
     if std::env::var_os("THREADLAB_TEST_PANIC").is_some() {
         panic!("THREADLAB_TEST_PANIC is set");
@@ -185,12 +269,19 @@ fn run_lab(g: &cli::GlobalArgs, job: Job, guarded: bool) -> anyhow::Result<i32> 
         let limit = Duration::from_secs(g.watchdog);
         start_watchdog(Arc::clone(&done), limit, output.clone());
     }
-    let result = job(&lab);
+    // The lab's accounting is taken before a scheduled run ends: in its virtual time.
+    let result = job(&lab).map(|mut report| {
+        lab.finish(&mut report);
+        report
+    });
+    let summary = session.map(lab::sched::Session::end);
     done.set();
     lab::signals::finished();
     // No run, no picture: dropping `picture_files` leaves every target as it was.
     let mut report = result?;
-    lab.finish(&mut report);
+    if let (Some((setting, base)), Some(summary)) = (&scheduled, &summary) {
+        report.schedule = Some(setting.report(*base, summary));
+    }
     if let Some(signal) = lab::signals::received() {
         report.interrupt(signal);
     }
@@ -209,21 +300,40 @@ fn run_lab(g: &cli::GlobalArgs, job: Job, guarded: bool) -> anyhow::Result<i32> 
 }
 
 /// The lab for this run, its logger installed and the seed said.
-fn new_lab(g: &cli::GlobalArgs, output: &Output, picture_files: bool) -> Lab {
+fn new_lab(
+    g: &cli::GlobalArgs,
+    output: &Output,
+    picture_files: bool,
+    schedule: Option<schedule::Base>,
+) -> Lab {
     let pictures = g.timeline || picture_files;
+    // A scheduled run's durations come from a fixed seed (0 unless given): its token
+    // replays the thread order and the durations.
+    let seed = match schedule {
+        Some(_) => Some(g.seed.map_or(0, u64::from)),
+        None => g.seed.map(u64::from),
+    };
     let settings = Settings {
         pace: g.pace,
-        seed: g.seed.map(u64::from),
+        seed,
         record: true,
         pictures,
     };
     let lab = Lab::new(settings, output.clone());
     output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));
-    tracing::info!(
-        "seed {} (replays durations, not thread order) · pace {}",
-        lab.seed(),
-        lab.pace()
-    );
+    match schedule {
+        Some(base) => tracing::info!(
+            "seed {} · pace {} · schedule {base}: one thread at a time, the lab choosing; \
+             virtual time",
+            lab.seed(),
+            lab.pace()
+        ),
+        None => tracing::info!(
+            "seed {} (replays durations, not thread order) · pace {}",
+            lab.seed(),
+            lab.pace()
+        ),
+    }
     lab
 }
 

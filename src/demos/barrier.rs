@@ -97,11 +97,11 @@ fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
     let barrier = Barrier::new("phase-end", args.parties, timeout)
         .with_probe(lab.probe("phase-end"))
         .with_action(move || {
-            let began = Instant::now();
+            let began = crate::lab::now();
             let phase = lock(&ran).len() + 1;
             info!("action: all arrived, phase {phase} over; merging its results");
             lab::sleep(merge);
-            lock(&ran).push((began, Instant::now()));
+            lock(&ran).push((began, crate::lab::now()));
         });
     let passages: Vec<Vec<Result<Passage, BrokenBarrier>>> =
         lab.scope(|s| -> anyhow::Result<_> {
@@ -116,10 +116,10 @@ fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
                             let secs = args.work * rng.random_range(0.2..=1.0);
                             info!("phase {phase}: working {}", lab.simulated(secs));
                             lab.sleep_secs(secs);
-                            let arrived = Instant::now();
+                            let arrived = crate::lab::now();
                             info!("phase {phase}: done, waiting at 'phase-end'");
                             let result = barrier.wait();
-                            let left = Instant::now();
+                            let left = crate::lab::now();
                             match result {
                                 Ok(_) => info!("phase {phase}: through"),
                                 Err(e) => {
@@ -269,14 +269,14 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
                 s.spawn(name, move || {
                     lab::sleep(after);
                     info!("waiting at 'meeting'");
-                    let t = Instant::now();
+                    let t = crate::lab::now();
                     // Never blocks: with `--timeout 0` both begin at once, and the channel
                     // holds one instant and is read only after both are done.
                     if after.is_zero() {
                         let _ = began_tx.try_send(t);
                     }
                     let result = barrier.wait();
-                    let at = Instant::now();
+                    let at = crate::lab::now();
                     match &result {
                         Ok(_) => warn!("went on without the third party"),
                         Err(e) => info!(
@@ -290,7 +290,7 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
             .collect::<anyhow::Result<_>>()?;
         waiters.into_iter().map(lab::Handle::join).collect()
     })?;
-    let began = early_began_rx.try_recv().unwrap_or_else(|_| Instant::now());
+    let began = early_began_rx.try_recv().unwrap_or_else(|_| crate::lab::now());
     let broken = outcomes.iter().filter(|(b, _)| *b).count();
     let heard: Vec<Duration> = outcomes
         .iter()
@@ -334,7 +334,7 @@ fn two_waiters_broken_by(
             .map(|name| {
                 s.spawn(name, move || {
                     let result = barrier.wait();
-                    let at = Instant::now();
+                    let at = crate::lab::now();
                     match &result {
                         Ok(_) => warn!("went on although the barrier was broken"),
                         Err(e) => info!("{e}: BrokenBarrierError"),
@@ -344,12 +344,12 @@ fn two_waiters_broken_by(
             })
             .collect::<anyhow::Result<_>>()?;
         // Sequencing only (not evidence): break it once both are waiting, or after a bound.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while barrier.n_waiting() < 2 && Instant::now() < deadline {
+        let deadline = crate::lab::now() + Duration::from_secs(5);
+        while barrier.n_waiting() < 2 && crate::lab::now() < deadline {
             lab::pause(Duration::from_millis(1));
         }
         info!("{what}");
-        let at = Instant::now();
+        let at = crate::lab::now();
         breaks();
         let heard: Vec<(bool, Instant)> = waiters
             .into_iter()

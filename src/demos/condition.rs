@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use serde::Serialize;
@@ -195,9 +195,9 @@ impl Buffer {
     /// Waits (a bounded poll) until `n` consumers wait for an item, so the next item wakes
     /// them all: the moment the `if` bug loses. Sequencing only; nothing is checked on it.
     fn until_consumers_wait(&self, n: usize, lab: &Lab) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        let deadline = crate::lab::now() + Duration::from_secs(2);
         while self.lock().waiting_consumers < n
-            && std::time::Instant::now() < deadline
+            && crate::lab::now() < deadline
             && !lab.interrupted()
         {
             crate::lab::pause(Duration::from_micros(200));
@@ -301,7 +301,7 @@ fn produce(
             buffer.until_consumers_wait(args.consumers, lab);
         }
         buffer.put(item, &mut tally)?;
-        occupancy.put_done(item, Instant::now());
+        occupancy.put_done(item, crate::lab::now());
         tally.items += 1;
     }
     info!("Done producing. Closing the buffer and waking every consumer.");
@@ -322,7 +322,7 @@ fn consume(
         ..Tally::default()
     };
     loop {
-        let called = Instant::now();
+        let called = crate::lab::now();
         match buffer.take(&mut tally, args.bug)? {
             Some(item) => {
                 occupancy.get_called(item, called);

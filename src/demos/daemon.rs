@@ -156,10 +156,10 @@ fn monitor(stop: &Event, tick: Duration, planned: u64, cleaned: impl FnOnce()) -
     let mut n = 0;
     let mut last_wait = Duration::ZERO;
     while n < planned {
-        let began = Instant::now();
+        let began = crate::lab::now();
         // wait_timeout returns true the moment stop is set: no waiting out the tick.
         let stopped = stop.wait_timeout(tick);
-        last_wait = began.elapsed();
+        last_wait = crate::lab::now().saturating_duration_since(began);
         if stopped {
             info!("stop received; cleaning up…");
             return (n, last_wait);
@@ -266,10 +266,10 @@ fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         // tick out would be seen waiting the other three quarters.
         lab.sleep_secs(args.tick / 4.0);
         info!("Main thread done; setting the stop event and joining the monitor");
-        let set_at = Instant::now();
+        let set_at = crate::lab::now();
         stop.set();
         let (n, last_wait) = monitor.join()?;
-        let delay = set_at.elapsed();
+        let delay = crate::lab::now().saturating_duration_since(set_at);
         info!(
             "Monitor joined {} after the stop signal",
             units::duration(delay)

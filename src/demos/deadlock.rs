@@ -135,7 +135,7 @@ fn transfer(
         let g1: LockGuard<'_> = bank.accounts[first].0.guard(patience)?;
         lab::sleep(hold);
         between();
-        let asked = Instant::now();
+        let asked = crate::lab::now();
         let wait = match how {
             How::Timeout(t) => t,
             _ => patience,
@@ -149,7 +149,7 @@ fn transfer(
                 return Ok(done);
             }
             Err(LockError::Deadlock { .. }) => {
-                let took = asked.elapsed();
+                let took = crate::lab::now().saturating_duration_since(asked);
                 warn!(
                     "refused '{}': I am the deadlock's victim; letting go of '{}' and backing off",
                     bank.name(second),
@@ -290,7 +290,7 @@ fn observe_two_tellers(args: &Args, lab: &Lab) -> anyhow::Result<TwoTellersSeen>
     let before = bank.total();
     let both_hold = Barrier::new("both-hold", 2, Duration::from_secs(5));
     let hold = lab.scaled(Duration::from_secs_f64(args.hold));
-    let began = Instant::now();
+    let began = crate::lab::now();
     let results: Vec<(Claim, anyhow::Result<Done>)> =
         lab.scope(|s| -> anyhow::Result<_> {
             let tellers: Vec<_> = [(1, 0usize, 1usize, 100i64), (2, 1, 0, 50)]
@@ -343,7 +343,7 @@ fn observe_two_tellers(args: &Args, lab: &Lab) -> anyhow::Result<TwoTellersSeen>
         results,
         before,
         after: bank.total(),
-        took: began.elapsed(),
+        took: crate::lab::now().saturating_duration_since(began),
     })
 }
 
@@ -561,14 +561,14 @@ fn random_transfers(
     let bank = Bank::new(lab, args.accounts);
     let before = bank.total();
     let next = AtomicU64::new(0);
-    let began = Instant::now();
+    let began = crate::lab::now();
     let teller = |t| {
         let rng = lab.rng(&format!("Teller-{t}-{key}"));
         random_teller(args, lab, &bank, &next, how, hold, rng)
     };
     let outcomes: Vec<anyhow::Result<Tally>> = lab.workers("Teller", args.tellers, teller, || {})?;
     graph.set_policy(Policy::Break);
-    let took = began.elapsed();
+    let took = crate::lab::now().saturating_duration_since(began);
     let after = bank.total();
     let (mut made, mut refused, mut timed_out) = (0u64, 0u32, 0u32);
     for o in outcomes {
@@ -737,7 +737,7 @@ fn supply(
             "without closing the queue"
         }
     );
-    Ok((put, Instant::now()))
+    Ok((put, crate::lab::now()))
 }
 
 /// The clerk: takes orders until the queue is closed, or its wait is refused (a stall).
@@ -759,7 +759,7 @@ fn take_orders(queue: &JoinableQueue<u32>) -> (u32, LastGet) {
                 break LastGet::GaveUp;
             }
             Got::Stalled(stall) => {
-                let at = Instant::now();
+                let at = crate::lab::now();
                 info!("my wait for 'orders' was refused: nobody can end it");
                 info!("(Python's q.get() would wait forever: the lab refused it)");
                 break LastGet::Refused(stall, at);

@@ -71,7 +71,7 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
                 s.spawn(format!("Waiter-{w}"), move || {
                     info!("waiting for 'go'");
                     let set = go.wait_timeout(patience);
-                    let at = Instant::now();
+                    let at = crate::lab::now();
                     if set {
                         info!("woke: 'go' is set");
                     } else {
@@ -87,7 +87,7 @@ fn one_sets_many_wake(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Re
         let starter = s.spawn("Starter", || {
             lab::sleep(delay);
             info!("set 'go': every waiter may go");
-            let at = Instant::now();
+            let at = crate::lab::now();
             go.set();
             at
         })?;
@@ -142,9 +142,9 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
     );
     let signal = Event::new().with_probe(lab.probe("signal"));
     let timed = |t: Duration| {
-        let began = Instant::now();
+        let began = crate::lab::now();
         let set = signal.wait_timeout(t);
-        (set, began.elapsed())
+        (set, crate::lab::now().saturating_duration_since(began))
     };
     let mut table = Table::new(["wait", "who sets", "returned", "after"]);
     let row = |table: &mut Table, wait: Duration, who: &str, (set, took): (bool, Duration)| {
@@ -249,7 +249,7 @@ fn run_loops(
             while !stop.wait_timeout(tick) && ticks < most_ticks && !lab.interrupted() {
                 ticks += 1;
             }
-            let at = Instant::now();
+            let at = crate::lab::now();
             info!("stopped after {ticks} ticks");
             *crate::sync::lock(&waiting) = Stopped {
                 ticks,
@@ -263,7 +263,7 @@ fn run_loops(
                 lab::sleep(tick);
                 ticks += 1;
             }
-            let at = Instant::now();
+            let at = crate::lab::now();
             info!("stopped after {ticks} ticks");
             *crate::sync::lock(&polling) = Stopped {
                 ticks,
@@ -272,7 +272,7 @@ fn run_loops(
         })?;
         lab::sleep(stop_after);
         info!("stop: set 'stop' and the flag");
-        let at = Instant::now();
+        let at = crate::lab::now();
         flag.store(true, SeqCst);
         stop.set();
         a.join()?;

@@ -24,7 +24,7 @@ pub struct Args {
     /// Seconds each step of work takes (scaled by --pace).
     #[arg(long, default_value_t = 0.4, value_name = "SECS",
           value_parser = crate::cli::parse_secs, allow_negative_numbers = true)]
-    pub step: f64,
+    pub work: f64,
 }
 
 /// Runs the demo.
@@ -56,7 +56,7 @@ fn bare_panic(
     table: &mut Table,
 ) -> anyhow::Result<()> {
     info!("Part 1: Crasher panics halfway; Steady-1 and Steady-2 keep working");
-    let step = lab.scaled(Duration::from_secs_f64(args.step));
+    let step = lab.scaled(Duration::from_secs_f64(args.work));
     let (crashed, steps) = lab.scope(|s| -> anyhow::Result<_> {
         let steady: Vec<_> = (1..=2)
             .map(|k| {
@@ -224,7 +224,7 @@ fn errors_through_a_queue(args: &Args, lab: &Lab, report: &mut Report) -> anyhow
         .filter(|(_, s)| s.parse::<u64>().is_err())
         .map(|(i, _)| i)
         .collect();
-    let step = lab.scaled(Duration::from_secs_f64(args.step / 4.0));
+    let step = lab.scaled(Duration::from_secs_f64(args.work / 4.0));
     let (work_tx, work_rx) = crossbeam_channel::unbounded::<(usize, &str)>();
     let (result_tx, result_rx) = crossbeam_channel::unbounded::<(usize, Result<u64, String>)>();
     for (i, s) in items.iter().enumerate() {
@@ -316,7 +316,7 @@ mod tests {
         let args = Args {
             items: 30,
             workers: 3,
-            step: 0.2,
+            work: 0.2,
         };
         let mut report = Report::new("exceptions");
         let mut table = Table::new(["thread", "ended", "with"]);

@@ -1,7 +1,7 @@
 #![doc = include_str!("pages/lock.md")]
 
 use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use serde::Serialize;
@@ -381,9 +381,9 @@ struct Try {
 
 /// One acquire with `timeout`, narrated (released again at once if it got the lock).
 fn timed_acquire(lock: &Lock, timeout: Duration) -> Try {
-    let t = Instant::now();
+    let t = crate::lab::now();
     let result = lock.acquire_timeout(timeout);
-    let took = t.elapsed();
+    let took = crate::lab::now().saturating_duration_since(t);
     let (got, timed_out) = (result.is_ok(), matches!(result, Err(LockError::Timeout { .. })));
     if got {
         let _ = lock.release();
@@ -423,7 +423,7 @@ fn try_while_held(lab: &Lab) -> anyhow::Result<TriesSeen> {
             lab::sleep(hold);
             Ok(())
         })?;
-        lab::blocking("held", || held_rx.recv_timeout(Duration::from_secs(30)))
+        lab::recv_timeout("held", &held_rx, Duration::from_secs(30))
             .map_err(|_| anyhow::anyhow!("the Holder never took the lock"))?;
         // acquire(blocking=False) answers at once; acquire(timeout=short) gives up;
         // acquire(timeout=long): the Holder lets go first.

@@ -29,6 +29,9 @@ pub struct Entry {
     /// Flags for a run long enough to be interrupted (the signal tests), or `None` when the
     /// demo's own tests cover interruption.
     pub long: Option<&'static [&'static str]>,
+    /// Why the demo refuses `--schedule` (its point is real parallel time or real I/O), or
+    /// `None`: it runs under the lab's scheduler.
+    pub unscheduled: Option<&'static str>,
 }
 
 struct Static {
@@ -36,12 +39,24 @@ struct Static {
     page: &'static str,
     quick: &'static [&'static str],
     long: Option<&'static [&'static str]>,
+    unscheduled: Option<&'static str>,
+}
+
+/// `None`, or `Some` of the one expression given.
+macro_rules! optional {
+    () => {
+        None
+    };
+    ($e:expr) => {
+        Some($e)
+    };
 }
 
 /// Declares every demo once, in lesson order: its subcommand (doc comment = summary,
 /// `#[command]` attributes = name and aliases), its module, and the flags the tests use.
 macro_rules! registry {
-    ($( $(#[$meta:meta])* $variant:ident => $module:ident, quick: $quick:expr, long: $long:expr; )*) => {
+    ($( $(#[$meta:meta])* $variant:ident => $module:ident, quick: $quick:expr, long: $long:expr
+        $(, unscheduled: $why:expr)?; )*) => {
         $( pub mod $module; )*
 
         /// One variant per demo, in lesson order.
@@ -57,6 +72,21 @@ macro_rules! registry {
                     $( Demo::$variant(args) => $module::run(args, lab), )*
                 }
             }
+
+            /// This demo's registry entry.
+            pub fn entry(&self) -> Entry {
+                let at = match self {
+                    $( Demo::$variant(_) => stringify!($module), )*
+                };
+                registry().into_iter().find(|e| e.module == at).expect("every demo is registered")
+            }
+
+            /// Its arguments as JSON (what a replay token's hash covers).
+            pub fn args_json(&self) -> String {
+                match self {
+                    $( Demo::$variant(args) => serde_json::to_string(args).unwrap_or_default(), )*
+                }
+            }
         }
 
         const STATICS: &[Static] = &[
@@ -65,6 +95,7 @@ macro_rules! registry {
                 page: include_str!(concat!("pages/", stringify!($module), ".md")),
                 quick: $quick,
                 long: $long,
+                unscheduled: optional!($($why)?),
             }, )*
         ];
     };
@@ -107,14 +138,16 @@ registry! {
     /// What needs no lock: immutable data, a counter per thread, a sharded map; each cost measured.
     #[command(name = "shared-data")]
     SharedData => shared_data, quick: &["--size", "20000", "--updates", "20000"],
-        long: Some(&["--size", "16000000", "--updates", "16000000"]);
+        long: Some(&["--size", "16000000", "--updates", "16000000"]),
+        unscheduled: "its point is the throughput of threads running in parallel, in real time";
     /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
     Daemon => daemon, quick: &[], long: Some(&["--work", "30"]);
     /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.
-    Exceptions => exceptions, quick: &[], long: Some(&["--step", "30"]);
+    Exceptions => exceptions, quick: &[], long: Some(&["--work", "30"]);
     /// Threads speed up waiting, not computing beyond the cores; --python shows the GIL beside Rust.
     #[command(name = "cpu-vs-io", visible_alias = "gil")]
-    CpuVsIo => cpu_vs_io, quick: &["--threads", "1,2"], long: Some(&["--io", "30"]);
+    CpuVsIo => cpu_vs_io, quick: &["--threads", "1,2"], long: Some(&["--io", "30"]),
+        unscheduled: "its point is real parallel time on the machine's cores";
     /// The tutorials' hand-built pool as written: the late stop, get_results() without join(); the fix.
     #[command(name = "worker-pool")]
     WorkerPool => worker_pool, quick: &[], long: Some(&["--task", "30"]);
@@ -122,7 +155,8 @@ registry! {
     Pool => pool, quick: &[], long: Some(&[]);
     /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).
     #[command(name = "url-check", visible_alias = "url-checker")]
-    UrlCheck => url_check, quick: &["--demo"], long: None;
+    UrlCheck => url_check, quick: &["--demo"], long: None,
+        unscheduled: "its point is real network I/O, which no scheduler can replay";
 }
 
 /// Every demo, in lesson order.
@@ -139,6 +173,7 @@ pub fn registry() -> Vec<Entry> {
             page: s.page,
             quick: s.quick,
             long: s.long,
+            unscheduled: s.unscheduled,
         })
         .collect()
 }

@@ -179,10 +179,10 @@ fn observe_table(args: &Args, lab: &Lab, fix: Table3, key: &str) -> anyhow::Resu
         set_said: AtomicBool::new(false),
     };
     let cycles_before = lab.wait_graph().cycles().len();
-    let began = Instant::now();
+    let began = crate::lab::now();
     let outcomes = lab.workers("Philosopher", n, |i| philosopher(&t, i - 1), || t.gate.set());
     let outcomes: Vec<anyhow::Result<Diary>> = outcomes?;
-    let took = began.elapsed();
+    let took = crate::lab::now().saturating_duration_since(began);
     let mut diaries = Vec::new();
     for (i, d) in outcomes.into_iter().enumerate() {
         match d {
@@ -227,7 +227,7 @@ fn philosopher(t: &TableShared, i: usize) -> anyhow::Result<Diary> {
     let mut diary = Diary::default();
     t.gate.wait_timeout(Duration::from_secs(10));
     for meal in 1..=t.args.meals {
-        let hungry = Instant::now();
+        let hungry = crate::lab::now();
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -279,7 +279,7 @@ fn try_to_eat(
     }
     let ate = match t.forks[second].guard(t.patience) {
         Ok(f2) => {
-            let start = Instant::now();
+            let start = crate::lab::now();
             diary.longest_wait = diary.longest_wait.max(start - hungry);
             info!(
                 "eating meal {meal} with fork-{} and fork-{}",
@@ -287,7 +287,7 @@ fn try_to_eat(
                 second + 1
             );
             lab::sleep(t.eat);
-            lock(&t.meals).push((i, start, Instant::now()));
+            lock(&t.meals).push((i, start, crate::lab::now()));
             diary.meals += 1;
             drop(f2);
             true

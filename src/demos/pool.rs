@@ -134,7 +134,7 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     );
     let task = Duration::from_secs_f64(args.task_time);
     let pool = ThreadPool::recorded(w, "Downloader", lab.recorder().clone())?;
-    let started = Instant::now();
+    let started = crate::lab::now();
     let runs = run_counts(n);
     // Downloads in progress, and the most at once, counted by the downloads themselves.
     let (now, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -155,16 +155,16 @@ fn downloads(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         })
         .collect();
     let results: Vec<_> = futures.into_iter().map(|f| f.result()).collect();
-    let concurrent = started.elapsed();
+    let concurrent = crate::lab::now().saturating_duration_since(started);
     drop(pool);
     let resolved = results.iter().filter(|r| r.is_ok()).count();
     let names: BTreeSet<String> = results.into_iter().filter_map(Result::ok).collect();
-    let started = Instant::now();
+    let started = crate::lab::now();
     for i in 0..n {
         info!("Downloading file-{i} (sequential)…");
         crate::lab::sleep(lab.scaled(task));
     }
-    let sequential = started.elapsed();
+    let sequential = crate::lab::now().saturating_duration_since(started);
     let speedup = sequential.as_secs_f64() / concurrent.as_secs_f64().max(1e-9);
     let ideal = w.min(n) as f64;
     let rounds_bound = n as f64 / n.div_ceil(w) as f64;
@@ -266,7 +266,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         Arc::new(lengths.iter().map(|_| std::sync::OnceLock::new()).collect());
     let task = move |i: usize, secs: f64, finished: &[std::sync::OnceLock<Instant>]| {
         crate::lab::sleep(real(secs));
-        let _ = finished[i].set(Instant::now());
+        let _ = finished[i].set(crate::lab::now());
         secs
     };
     let futures: Vec<_> = lengths
@@ -294,7 +294,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     // map: results in input order, so the first (longest) task holds back the rest.
     let mapped_finished: Arc<Vec<std::sync::OnceLock<Instant>>> =
         Arc::new(lengths.iter().map(|_| std::sync::OnceLock::new()).collect());
-    let started = Instant::now();
+    let started = crate::lab::now();
     let mut mapped = Vec::new();
     let mut first_yield = None;
     {
@@ -306,7 +306,7 @@ fn order(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             .enumerate()
         {
             let secs = r?;
-            first_yield.get_or_insert_with(Instant::now);
+            first_yield.get_or_insert_with(crate::lab::now);
             info!("map: result {i} ({})", units::duration(real(secs)));
             mapped.push(secs);
         }
@@ -388,8 +388,8 @@ fn failure(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             let arrived = Arc::clone(&arrived);
             pool.submit(move || {
                 arrived.fetch_add(1, SeqCst);
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while arrived.load(SeqCst) < w && Instant::now() < deadline {
+                let deadline = crate::lab::now() + Duration::from_secs(10);
+                while arrived.load(SeqCst) < w && crate::lab::now() < deadline {
                     crate::lab::pause(Duration::from_micros(200));
                 }
                 crate::lab::thread_name()
@@ -445,12 +445,12 @@ fn sweep(counts: &[usize], lab: &Lab, report: &mut Report) -> anyhow::Result<()>
             break;
         }
         let pool = ThreadPool::recorded(w, &format!("Sweep{w}"), lab.recorder().clone())?;
-        let started = Instant::now();
+        let started = crate::lab::now();
         let done = pool
             .map(0..TASKS, move |_| crate::lab::sleep(task))
             .filter(Result::is_ok)
             .count();
-        let took = started.elapsed();
+        let took = crate::lab::now().saturating_duration_since(started);
         drop(pool);
         let speedup = (task * TASKS as u32).as_secs_f64() / took.as_secs_f64();
         info!(

@@ -139,7 +139,7 @@ fn observe(args: &Args, lab: &Lab) -> anyhow::Result<Seen> {
         last_done: &last_done,
         occupancy: &occupancy,
     };
-    let started = Instant::now();
+    let started = crate::lab::now();
     let (produced, per_consumer, stuck, joined_at) =
         lab.scope(|s| -> anyhow::Result<_> {
             // Whatever path leaves this scope (an error included), close the queue first so no
@@ -172,7 +172,7 @@ fn observe(args: &Args, lab: &Lab) -> anyhow::Result<Seen> {
             let (per_consumer, stuck) = wait_for_consumers(sh, consumers)?;
             Ok((produced, per_consumer, stuck, joined_at))
         })?;
-    let wall = started.elapsed();
+    let wall = crate::lab::now().saturating_duration_since(started);
     let mut results: Vec<(u64, u64)> = results_rx.try_iter().map(|(id, r, _)| (id, r)).collect();
     results.sort_unstable();
     Ok(Seen {
@@ -199,7 +199,7 @@ fn produce(sh: &Shared, p: usize, name: &str) -> anyhow::Result<u64> {
         sh.queue.put_announced(Msg::Task(id), |n| {
             info!("Queue full ({n}). Waiting for room…");
         })?;
-        sh.occupancy.put_done(id, Instant::now());
+        sh.occupancy.put_done(id, crate::lab::now());
         made += 1;
     }
     Ok(made)
@@ -241,7 +241,7 @@ fn consume(
     let mut rng = sh.lab.rng(name);
     let mut handled = 0;
     loop {
-        let called = Instant::now();
+        let called = crate::lab::now();
         let Some(msg) = next_message(sh) else { break };
         let id = match msg {
             Msg::Stop => {
@@ -261,7 +261,7 @@ fn consume(
         handled += 1;
         // By the consumer's clock, just before it marks the task done: the queue's join may
         // return only after the last of these.
-        let marking = Instant::now();
+        let marking = crate::lab::now();
         let mut last = crate::sync::lock(sh.last_done);
         *last = Some(last.map_or(marking, |t: Instant| t.max(marking)));
         drop(last);
@@ -282,7 +282,7 @@ fn join_and_stop(sh: &Shared) -> anyhow::Result<Instant> {
         sh.queue.join_timeout(patience),
         "the queue was not processed within {patience:?}"
     );
-    let joined_at = Instant::now();
+    let joined_at = crate::lab::now();
     info!("Queue joined: every task processed.");
     match args.shutdown {
         Shutdown::Sentinel => {
@@ -313,8 +313,8 @@ fn wait_for_consumers(
     let grace = sh.lab.scaled(Duration::from_secs_f64(sh.args.work_time)) * 2
         + sh.get_timeout
         + Duration::from_secs(2);
-    let deadline = Instant::now() + grace;
-    while consumers.iter().any(|c| !c.is_finished()) && Instant::now() < deadline {
+    let deadline = crate::lab::now() + grace;
+    while consumers.iter().any(|c| !c.is_finished()) && crate::lab::now() < deadline {
         crate::lab::pause(Duration::from_millis(5));
     }
     let stuck = consumers.iter().filter(|c| !c.is_finished()).count();

@@ -186,6 +186,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         judge_strategy(strategy, args, &results, &mut table, &mut report);
     }
     report.tables.insert(0, table);
+    say_outcome(args, &mut report);
     if args.python && !lab.interrupted() {
         python_counter(args, &mut report);
     }
@@ -204,6 +205,28 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         );
     }
     Ok(report)
+}
+
+/// The run's outcome (an exploration's census key): each strategy's final value against
+/// the increments made; a lost update is the lesson's bug.
+fn say_outcome(args: &Args, report: &mut Report) {
+    let mut parts = Vec::new();
+    let mut bug = false;
+    for strategy in &args.strategy {
+        let get = |what: &str| report.metrics.get(&format!("{strategy}.{what}")).and_then(|v| v.as_u64());
+        let (Some(fin), Some(expected)) = (get("final"), get("expected")) else {
+            continue;
+        };
+        let lost = expected.saturating_sub(fin);
+        bug |= lost > 0;
+        let lost = if lost > 0 { format!(" ({lost} lost)") } else { String::new() };
+        parts.push(if args.strategy.len() == 1 {
+            format!("final {fin}{lost}")
+        } else {
+            format!("{strategy} {fin}{lost}")
+        });
+    }
+    report.outcome(parts.join(", "), bug);
 }
 
 /// Trials the fixed strategies run at most.
@@ -348,7 +371,13 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
         );
         add_distribution(report, lost);
     }
-    if median.overlap > 0.0 {
+    if crate::lab::sched::current().is_some() {
+        report.note(
+            "Under the lab's schedule the threads ran one at a time, the lab choosing who runs \
+             at each read and each write: what was lost is what those choices made, and the \
+             token below replays them. --explore counts every schedule's outcome.",
+        );
+    } else if median.overlap > 0.0 {
         report.note(format!(
             "The unsynchronized threads overlapped for {:.0} % of the run.",
             median.overlap * 100.0
@@ -375,7 +404,12 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
             units::count(args.iterations)
         ));
     }
-    if losing < trials.len() {
+    if losing < trials.len() && crate::lab::sched::current().is_some() {
+        report.note(
+            "This schedule lost nothing: it let each thread write before the other read. \
+             --search 100 finds one that loses; --explore shows how many do.",
+        );
+    } else if losing < trials.len() {
         report.note(format!(
             "{} trial(s) lost nothing this time: the race is real but timing-dependent. Try a wider \
              window, e.g. --window spin:2000 or --window sleep:1, or more --iterations.",
@@ -476,6 +510,9 @@ fn run_trials(
     lab: &Lab,
     progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<Trial>> {
+    if crate::lab::sched::current().is_some() {
+        return scheduled_trials(strategy, args, trials, lab, progress);
+    }
     let shared = Shared {
         atomic: AtomicU64::new(0),
         mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
@@ -497,7 +534,7 @@ fn run_trials(
                     if stop.load(SeqCst) {
                         break;
                     }
-                    let begin = Instant::now();
+                    let begin = crate::lab::now();
                     let story = narrate.load(Relaxed).then_some(story);
                     let work = Work {
                         iterations: args.iterations,
@@ -506,7 +543,7 @@ fn run_trials(
                             .and_then(|b| begin.checked_add(Duration::from_secs_f64(b))),
                     };
                     let (done, counted) = increment(strategy, shared, work, args.window, story);
-                    spans.push((begin, Instant::now(), counted, done));
+                    spans.push((begin, crate::lab::now(), counted, done));
                     let _ = gate.wait();
                 }
                 spans
@@ -556,6 +593,104 @@ fn run_trials(
     })
 }
 
+/// The trials under the lab's scheduler (`--schedule`, `--explore`, `--step`): the threads
+/// run one at a time, and the lab chooses who runs at each thread's start, before each read
+/// and each write (the points where the lesson lives), and at the mutex: what a trial comes
+/// to depends on those choices alone, so a replay token repeats it. No window: the lab, not
+/// a yield or a sleep, opens the gap between a read and its write.
+fn scheduled_trials(
+    strategy: Strategy,
+    args: &Args,
+    trials: usize,
+    lab: &Lab,
+    progress: &indicatif::ProgressBar,
+) -> anyhow::Result<Vec<Trial>> {
+    let story = Story::new(args);
+    let mut out = Vec::with_capacity(trials);
+    for trial in 0..trials {
+        if trial > 0 && lab.interrupted() {
+            break;
+        }
+        let shared = Shared {
+            atomic: AtomicU64::new(0),
+            mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
+        };
+        let story = (trial == 0).then_some(&story);
+        let began = crate::lab::now();
+        let work = Work {
+            iterations: args.iterations,
+            until: None,
+        };
+        let counts = lab.workers(
+            "Counter",
+            args.threads,
+            |_| scheduled_increments(strategy, &shared, work, story),
+            || {},
+        )?;
+        let final_value = match strategy {
+            Strategy::Mutex => *shared.mutex.lock(),
+            _ => shared.atomic.load(Relaxed),
+        };
+        out.push(Trial {
+            final_value,
+            expected: counts.iter().map(|c| c.0).sum(),
+            elapsed: crate::lab::now().saturating_duration_since(began),
+            overlap: 1.0,
+            counted_lost: counts.iter().map(|c| c.1).sum(),
+        });
+        progress.inc(1);
+    }
+    Ok(out)
+}
+
+/// One thread's increments in a scheduled run, each step a declared scheduling point (the
+/// thread's start is the point before its first read): the increments made, and those its
+/// writes overwrote.
+fn scheduled_increments(
+    strategy: Strategy,
+    shared: &Shared,
+    work: Work,
+    story: Option<&Story>,
+) -> (u64, i64) {
+    use crate::lab::sched::point_doing;
+    let (counter, mut overwritten, mut first) = (&shared.atomic, 0i64, true);
+    let done = work.run(|| match strategy {
+        Strategy::Unsynchronized => {
+            if !std::mem::take(&mut first) {
+                point_doing(|| format!("read {}", counter.load(Relaxed)));
+            }
+            let value = counter.load(Relaxed);
+            if story.is_some_and(|s| s.every_step) {
+                info!("read {value}");
+            }
+            point_doing(|| format!("write {} (read {value})", value + 1));
+            let found = counter.swap(value + 1, Relaxed);
+            if let Some(s) = story {
+                s.wrote(value, found);
+            }
+            overwritten += found as i64 - value as i64;
+        }
+        Strategy::Mutex => {
+            let mut count = shared.mutex.lock();
+            let value = *count;
+            point_doing(|| format!("write {} (read {value}, holding 'counter')", value + 1));
+            *count = value + 1;
+        }
+        Strategy::Atomic => {
+            if !std::mem::take(&mut first) {
+                point_doing(|| String::from("add 1 (one atomic step)"));
+            }
+            counter.fetch_add(1, Relaxed);
+        }
+        Strategy::LocalSum => {}
+    });
+    if strategy == Strategy::LocalSum {
+        point_doing(|| format!("add its {done} (one atomic step)"));
+        counter.fetch_add(done, Relaxed);
+    }
+    (done, overwritten)
+}
+
 /// How many increments one thread makes: `iterations`, or fewer if the trial's time budget
 /// runs out or a signal asks the run to stop first (both looked at every 64 increments, so
 /// the hot loop stays a loop).
@@ -576,7 +711,7 @@ impl Work {
                 step();
             }
             done += n;
-            if self.until.is_some_and(|u| Instant::now() >= u) || crate::lab::signals::interrupted()
+            if self.until.is_some_and(|u| crate::lab::now() >= u) || crate::lab::signals::interrupted()
             {
                 break;
             }

@@ -144,7 +144,7 @@ fn calls(
     let in_flight = Mutex::new(0usize);
     let most = AtomicUsize::new(0);
     let starts: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
-    let began = Instant::now();
+    let began = crate::lab::now();
     lab.scope(|s| -> anyhow::Result<()> {
         let clients: Vec<_> = (1..=CLIENTS)
             .map(|c| {
@@ -162,7 +162,7 @@ fn calls(
                             let mut now = lock(in_flight);
                             *now += 1;
                             most.fetch_max(*now, SeqCst);
-                            lock(starts).push(Instant::now());
+                            lock(starts).push(crate::lab::now());
                             info!("call starts ({} in flight)", *now);
                         }
                         lab::sleep(call);
@@ -177,7 +177,7 @@ fn calls(
         }
         Ok(())
     })?;
-    let took = began.elapsed();
+    let took = crate::lab::now().saturating_duration_since(began);
     let mut starts = starts.into_inner().unwrap_or_else(|e| e.into_inner());
     starts.sort();
     let per_second = args.per_second as usize;
@@ -321,7 +321,7 @@ mod tests {
 
     #[test]
     fn the_busiest_window_counts_starts_closer_than_the_window() {
-        let t = Instant::now();
+        let t = crate::lab::now();
         let at = |ms: u64| t + Duration::from_millis(ms);
         let starts = [
             at(0),

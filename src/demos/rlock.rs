@@ -111,7 +111,7 @@ fn contend(
     patience: Duration,
 ) -> anyhow::Result<ContenderSaw> {
     // Wait (bounded) until the recursor holds the lock, so the contention is real.
-    lab::blocking("holding", || holding_rx.recv_timeout(patience))
+    lab::recv_timeout("holding", holding_rx, patience)
         .map_err(|_| anyhow::anyhow!("Recursor never took the lock"))?;
     // A release by a thread that does not hold the lock (Python: RuntimeError).
     let stranger = match lock.release() {
@@ -127,9 +127,9 @@ fn contend(
     };
     let (owner, count) = lock.owner().unwrap_or(("nobody".into(), 0));
     info!("Wants 'shared-lock'; held {count}× by {owner}. Waiting…");
-    let asked = Instant::now();
+    let asked = crate::lab::now();
     let n = lock.acquire_timeout(patience)?;
-    let got_at = Instant::now();
+    let got_at = crate::lab::now();
     // What the Recursor itself says it still holds, read the moment we got in.
     let still_held = levels_held.load(SeqCst);
     let waited = got_at - asked;
@@ -246,10 +246,10 @@ impl Recursion<'_> {
             return;
         }
         info!("Acquiring 'shared-lock' (depth {level})…");
-        let asked = Instant::now();
+        let asked = crate::lab::now();
         let count = self.lock.acquire();
         if level > 1 {
-            crate::sync::lock(self.nested).push(asked.elapsed());
+            crate::sync::lock(self.nested).push(crate::lab::now().saturating_duration_since(asked));
         }
         let held = self.levels_held.fetch_add(1, SeqCst) + 1;
         self.deepest.fetch_max(held, SeqCst);
@@ -269,7 +269,7 @@ impl Recursion<'_> {
         let released = self.lock.release_with(|left| match left {
             0 => {
                 // Before any waiter can wake: the moment the lock is free, by our clock.
-                *crate::sync::lock(self.freed_at) = Some(Instant::now());
+                *crate::sync::lock(self.freed_at) = Some(crate::lab::now());
                 info!("Released 'shared-lock' (depth {level}): lock is free");
             }
             left => info!("Released 'shared-lock' (depth {level}): still held {left}× by Recursor"),
@@ -296,9 +296,9 @@ fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
             "Acquiring 'plain-lock' (depth {level}), waiting at most {}…",
             units::duration(bound)
         );
-        let asked = std::time::Instant::now();
+        let asked = crate::lab::now();
         let result = plain.acquire_timeout(bound);
-        waited = asked.elapsed();
+        waited = crate::lab::now().saturating_duration_since(asked);
         match result {
             Ok(_) => {
                 depth_reached = level;

@@ -1,7 +1,7 @@
 #![doc = include_str!("pages/semaphore.md")]
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rand::Rng;
 use serde::Serialize;
@@ -80,9 +80,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                 let hold = lab.rng(&name).random_range(args.min_hold..=args.max_hold);
                     let _ = gate.wait(); // everyone asks at once
                     info!("Trying to acquire a permit…");
-                    let asked = Instant::now();
+                    let asked = crate::lab::now();
                     let permit = sem.permit();
-                    let waited = asked.elapsed();
+                    let waited = crate::lab::now().saturating_duration_since(asked);
                     let now = holding.fetch_add(1, SeqCst) + 1;
                     most.fetch_max(now, SeqCst);
                     info!(
@@ -252,8 +252,8 @@ fn crowd(sem: &Semaphore, label: &str, permits: usize, lab: &Lab) -> anyhow::Res
         let _permit = sem.permit();
         let now = holding.fetch_add(1, SeqCst) + 1;
         most.fetch_max(now, SeqCst);
-        let until = Instant::now() + linger;
-        while holding.load(SeqCst) < crowd && Instant::now() < until {
+        let until = crate::lab::now() + linger;
+        while holding.load(SeqCst) < crowd && crate::lab::now() < until {
             crate::lab::pause(Duration::from_millis(1));
         }
         holding.fetch_sub(1, SeqCst);

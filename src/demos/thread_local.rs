@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
@@ -38,6 +38,15 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("thread-local");
     report.params_from(args);
     each_its_own(args, lab, &mut report)?;
+    if crate::lab::sched::current().is_some() {
+        // A real server on a socket answers in real time, outside the lab's schedule.
+        report.cannot_show(
+            "Part 2, connections to a database",
+            "under --schedule only Part 1 runs (the database is a real server on a socket, \
+             whose time no schedule can replay)",
+        );
+        return Ok(report);
+    }
     let mut table = Table::new([
         "connection",
         "opened (db counts)",
@@ -218,9 +227,9 @@ fn worker_queries(
                 anyhow::Ok(())
             })?,
             Strategy::Shared => {
-                let asked = Instant::now();
+                let asked = crate::lab::now();
                 let mut c = lock(shared.expect("shared strategy"));
-                let waited = asked.elapsed();
+                let waited = crate::lab::now().saturating_duration_since(asked);
                 c.query(task)?;
                 info!(
                     "task {task}: query on shared connection #{} after waiting {} for it",
@@ -319,14 +328,14 @@ fn connections(
     } else {
         None
     };
-    let began = Instant::now();
+    let began = crate::lab::now();
     // Leaving a worker's thread runs CONNECTION's destructor: Connection::drop.
     let work = |_| {
         let closed_tx = closed_tx.clone();
         worker_queries(args, lab, strategy, shared.as_ref(), &db, &closed_tx, query)
     };
     let outcomes: Vec<anyhow::Result<()>> = lab.workers("Worker", args.workers, work, || {})?;
-    let took = began.elapsed();
+    let took = crate::lab::now().saturating_duration_since(began);
     drop(closed_tx);
     for outcome in outcomes {
         outcome?;
@@ -515,9 +524,9 @@ impl Database {
 
     /// Waits up to `grace` for every connection to be closed, then stops accepting.
     fn stop(self, grace: Duration) -> Stats {
-        let deadline = Instant::now() + grace;
+        let deadline = crate::lab::now() + grace;
         let c = &self.counters;
-        while c.closed.load(SeqCst) < c.accepted.load(SeqCst) && Instant::now() < deadline {
+        while c.closed.load(SeqCst) < c.accepted.load(SeqCst) && crate::lab::now() < deadline {
             crate::lab::pause(Duration::from_millis(1));
         }
         self.stop.store(true, SeqCst);

@@ -2,7 +2,7 @@
 
 use std::sync::Mutex;
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use tracing::{info, warn};
@@ -96,10 +96,10 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// Whether the OS lists thread `tid`, waiting up to a second for it to be `listed` (a
 /// thread's entry lingers a moment after `join` returns; one being created appears at once).
 fn os_lists_settled(tid: i64, listed: bool) -> Option<bool> {
-    let deadline = Instant::now() + SETTLE;
+    let deadline = crate::lab::now() + SETTLE;
     loop {
         let now = os_threads()?.iter().any(|(t, _)| *t == tid);
-        if now == listed || Instant::now() >= deadline {
+        if now == listed || crate::lab::now() >= deadline {
             return Some(now);
         }
         crate::lab::pause(Duration::from_millis(1));
@@ -108,10 +108,10 @@ fn os_lists_settled(tid: i64, listed: bool) -> Option<bool> {
 
 /// The OS's count of this process's threads, waiting up to a second for it to reach `want`.
 fn os_count_settled(want: usize) -> Option<usize> {
-    let deadline = Instant::now() + SETTLE;
+    let deadline = crate::lab::now() + SETTLE;
     loop {
         let n = os_threads()?.len();
-        if n == want || Instant::now() >= deadline {
+        if n == want || crate::lab::now() >= deadline {
             return Some(n);
         }
         crate::lab::pause(Duration::from_millis(1));
@@ -197,9 +197,9 @@ fn observe_life(args: &Args, lab: &Lab) -> anyhow::Result<Option<LifeSeen>> {
         );
         // join(timeout): std has none. The idiom here: the thread says when it is done, on a
         // channel, and recv_timeout is the timed join; the real join follows once it has.
-        let t = Instant::now();
-        let early = lab::blocking("done", || done_rx.recv_timeout(short)).is_ok();
-        let waited = t.elapsed();
+        let t = crate::lab::now();
+        let early = lab::recv_timeout("done", &done_rx, short).is_ok();
+        let waited = crate::lab::now().saturating_duration_since(t);
         let listed_during = os_lists_settled(tid, true);
         info!(
             "join with a timeout of {}: {} after {}; still running: {}",
@@ -333,10 +333,10 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
                 // Running: the OS has its name (std names a thread before its closure runs).
                 let _ = running_tx.send(());
                 // Each waits for its own go, so the count can be read after each join.
-                let _ = lab::blocking("go", || rx.recv_timeout(Duration::from_secs(30)));
+                let _ = lab::recv_timeout("go", &rx, Duration::from_secs(30));
             })?;
             // Not a fixed sleep: on a busy machine a new thread may not have run yet.
-            let _ = lab::blocking("running", || running_rx.recv_timeout(Duration::from_secs(30)));
+            let _ = lab::recv_timeout("running", &running_rx, Duration::from_secs(30));
             threads.push((tx, handle));
             moment(&mut table, &format!("{name} started"), i + 1);
             lab.sleep_secs(0.3);
@@ -614,7 +614,7 @@ fn what_join_is_for(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             break;
         }
         let mut written = 0;
-        let began = Instant::now();
+        let began = crate::lab::now();
         let exited = lab::child::run_relayed(
             lab,
             &["threads", "--child", mode],

@@ -68,9 +68,9 @@ fn one_shot(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         lab.simulated(args.delay)
     );
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let started = Instant::now();
+    let started = crate::lab::now();
     let timer = Timer::start(lab, "Timer-1", delay, move || {
-        let at = Instant::now();
+        let at = crate::lab::now();
         info!("greet(): hello from the timer's own thread");
         let _ = tx.send(at);
     })?;
@@ -219,7 +219,7 @@ fn run_repeating(
     interval: Duration,
     work: Duration,
 ) -> anyhow::Result<Vec<TimerSeen>> {
-    let start = Instant::now();
+    let start = crate::lab::now();
     let mut timers = Vec::new();
     for (name, schedule) in [
         ("Tutorial", Schedule::RearmFirst),
@@ -231,7 +231,7 @@ fn run_repeating(
         let log = Arc::clone(&ticks);
         let wanted = args.ticks;
         let timer = Repeating::start(lab, name, start, interval, schedule, move |k| {
-            let at = Instant::now();
+            let at = crate::lab::now();
             // A timer that does not stop when cancelled must not flood the screen.
             if k > wanted * 4 {
                 return;
@@ -251,10 +251,10 @@ fn run_repeating(
     // The after-work timer finishes its ticks last: cancel each as soon as it has.
     for (name, schedule, timer, ticks, done) in timers.into_iter().rev() {
         let finished = signals::recv_timeout(&done, patience).is_some();
-        let cancel_at = Instant::now();
+        let cancel_at = crate::lab::now();
         timer.cancel();
         let ended = timer.join_timeout(interval + work + Duration::from_secs(2));
-        let ended_after = cancel_at.elapsed();
+        let ended_after = crate::lab::now().saturating_duration_since(cancel_at);
         info!(
             "{name}.cancel(): its thread ended {} later",
             units::duration(ended_after)
@@ -404,7 +404,7 @@ fn overlapping(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()
     let timer = Repeating::start(
         lab,
         "Tutorial",
-        Instant::now(),
+        crate::lab::now(),
         interval,
         Schedule::RearmFirst,
         move |k| {

@@ -119,7 +119,7 @@ fn run_tutorial_pool(
                     let _ = result_tx.send(task);
                     let _ = tasks.task_done();
                 }
-                let _ = exit_tx.send(Instant::now());
+                let _ = exit_tx.send(crate::lab::now());
             })?);
         }
         drop((result_tx, exit_tx));
@@ -153,12 +153,12 @@ fn run_tutorial_pool(
             args.tasks
         );
         info!("shutdown(): running = False, then join every worker");
-        let called = Instant::now();
+        let called = crate::lab::now();
         running.store(false, SeqCst);
         for w in workers {
             w.join()?;
         }
-        let returned = Instant::now();
+        let returned = crate::lab::now();
         info!(
             "shutdown() returned after {}: each worker waited out its get()",
             units::duration(returned - called)
@@ -252,7 +252,7 @@ fn fixed_worker(
     work: Duration,
 ) -> Instant {
     // the fix: the loop ends when the queue is closed and empty. No timeout.
-    let next = || lab::blocking("tasks", || task_rx.recv().ok());
+    let next = || lab::recv("tasks", task_rx);
     while let Some(task) = next() {
         if lab.interrupted() {
             break;
@@ -261,7 +261,7 @@ fn fixed_worker(
         lab::sleep(work);
         let _ = result_tx.send(task);
     }
-    Instant::now()
+    crate::lab::now()
 }
 
 fn fixed_pool(
@@ -301,13 +301,13 @@ fn fixed_pool(
             }
         }
         info!("shutdown(): close the task queue; join every worker");
-        let stopped_at = Instant::now();
+        let stopped_at = crate::lab::now();
         drop(task_tx);
         let mut exits = Vec::new();
         for w in workers {
             exits.push(w.join()?);
         }
-        let returned = Instant::now();
+        let returned = crate::lab::now();
         let latency = exits
             .iter()
             .map(|at| at.saturating_duration_since(stopped_at))

@@ -30,6 +30,7 @@ pub use crate::report::{Check, Report, Table};
 pub use output::{Output, thread_name};
 pub use probe::{Bound, For, Hold, Outcome, Probe, Wait};
 pub use record::{Recorder, State};
+pub use sched::now;
 
 /// The settings a lab is built from (the global flags, parsed).
 #[derive(Debug, Clone)]
@@ -70,7 +71,7 @@ pub struct Lab {
 impl Lab {
     /// A lab starting its clock now.
     pub fn new(settings: Settings, output: Output) -> Self {
-        let start = Instant::now();
+        let start = crate::lab::now();
         let wait_graph = Arc::new(waitgraph::WaitGraph::new(start));
         // The thread that builds the lab runs the demo: one of its threads.
         wait_graph.thread_started();
@@ -120,7 +121,7 @@ impl Lab {
 
     /// Time since the demo started.
     pub fn elapsed(&self) -> Duration {
-        self.start.elapsed()
+        crate::lab::now().saturating_duration_since(self.start)
     }
 
     /// The output settings.
@@ -208,13 +209,19 @@ impl Lab {
         let name = name.into();
         let recorder = Arc::clone(&self.recorder);
         let slot = recorder.reserve(&name);
-        thread::Builder::new()
+        let (turn, spawned) = scheduled_spawn(&name);
+        let handle = thread::Builder::new()
             .name(name.clone())
             .spawn_scoped(scope, move || {
+                // In a scheduled run the thread first waits to be chosen (its start is a
+                // scheduling point) and leaves the run when it ends, after the recorder.
+                let _turn = spawned.map(sched::Spawned::enter);
                 let _life = recorder.thread_started_at(slot);
                 f()
             })
-            .with_context(|| format!("could not spawn thread {name}"))
+            .with_context(|| format!("could not spawn thread {name}"))?;
+        bind(turn, handle.thread());
+        Ok(handle)
     }
 
     /// A scope for named threads (as `std::thread::scope`): every thread spawned through
@@ -224,7 +231,21 @@ impl Lab {
         &'env self,
         f: impl for<'scope> FnOnce(&LabScope<'scope, 'env>) -> T,
     ) -> T {
-        thread::scope(|scope| f(&LabScope { lab: self, scope }))
+        thread::scope(|scope| {
+            let s = LabScope {
+                lab: self,
+                scope,
+                spawned: std::sync::Mutex::new(Vec::new()),
+            };
+            let result = f(&s);
+            // std joins what is left at the scope's end, for real: in a scheduled run the
+            // scheduler's join comes first, so that wait is the scheduler's.
+            let left = std::mem::take(&mut *crate::sync::lock(&s.spawned));
+            if let Err(e) = scheduled_join(&left) {
+                tracing::warn!("{e:#}");
+            }
+            result
+        })
     }
 
     /// Runs `n` named threads, `{role}-1` … `{role}-n`, each `work(i)` with its number `i`
@@ -244,6 +265,10 @@ impl Lab {
                 .map(|i| self.spawn(s, format!("{role}-{i}"), move || work(i)))
                 .collect::<anyhow::Result<_>>()?;
             started();
+            // In a scheduled run, one wait for them all: a worker's end is no choice for
+            // the caller, which only collects.
+            let ids: Vec<_> = handles.iter().map(|h| h.thread().id()).collect();
+            scheduled_join(&ids)?;
             handles.into_iter().map(join).collect()
         })
     }
@@ -418,6 +443,11 @@ impl Lab {
 /// not scaled by --pace, not recorded). It always sleeps, even once the run is interrupted,
 /// so a polling loop never spins; keep `d` to a few milliseconds.
 pub fn pause(d: Duration) {
+    // In a scheduled run, a pause is virtual time, and another thread's turn.
+    if let Some(turn) = sched::current() {
+        let _ = turn.block_on(waitgraph::next_resource_id(), Some(d.as_micros() as u64));
+        return;
+    }
     std::thread::sleep(d);
 }
 
@@ -434,13 +464,53 @@ where
 {
     let recorder = Arc::clone(recorder);
     let slot = recorder.reserve(&name);
-    thread::Builder::new()
+    let (turn, spawned) = scheduled_spawn(&name);
+    let handle = thread::Builder::new()
         .name(name.clone())
         .spawn(move || {
+            let _turn = spawned.map(sched::Spawned::enter);
             let _life = recorder.thread_started_at(slot);
             f()
         })
-        .with_context(|| format!("could not spawn thread {name}"))
+        .with_context(|| format!("could not spawn thread {name}"))?;
+    bind(turn, handle.thread());
+    Ok(handle)
+}
+
+/// In a scheduled run, registers a thread about to be spawned (it runs when chosen): the
+/// spawned thread enters the run first thing (`Spawned::enter`), and the spawner [`bind`]s
+/// it once spawned.
+pub(crate) fn scheduled_spawn(name: &str) -> (Option<sched::Turn>, Option<sched::Spawned>) {
+    match sched::current() {
+        Some(turn) => {
+            let spawned = turn.spawn(name);
+            (Some(turn), Some(spawned))
+        }
+        None => (None, None),
+    }
+}
+
+/// Tells the scheduler, if any, which OS thread the last registered one is.
+pub(crate) fn bind(turn: Option<sched::Turn>, thread: &thread::Thread) {
+    if let Some(turn) = turn {
+        turn.bind_last(thread.id());
+    }
+}
+
+/// In a scheduled run, waits (as the scheduler's wait) until the threads `ids` have ended,
+/// so that std's join that follows does not block; an error when the run's deadlock made
+/// this wait its victim. Nothing otherwise.
+pub(crate) fn scheduled_join(ids: &[thread::ThreadId]) -> anyhow::Result<()> {
+    match sched::current() {
+        Some(turn) if !ids.is_empty() => turn.join(ids).map_err(|sched::Abort| {
+            anyhow::anyhow!(
+                "--schedule: {} waited to join threads that never ended: every thread was \
+                 waiting (a deadlock)",
+                thread_name()
+            )
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Runs a demo with `args` in a silent lab at `pace` once per seed, asserting every check
@@ -465,6 +535,8 @@ pub fn holding_over_seeds<A>(
 pub struct LabScope<'scope, 'env: 'scope> {
     lab: &'env Lab,
     scope: &'scope thread::Scope<'scope, 'env>,
+    /// The threads spawned here (a scheduled run joins them as the scope ends).
+    spawned: std::sync::Mutex<Vec<thread::ThreadId>>,
 }
 
 impl<'scope, 'env> LabScope<'scope, 'env> {
@@ -474,7 +546,9 @@ impl<'scope, 'env> LabScope<'scope, 'env> {
         name: impl Into<String>,
         f: impl FnOnce() -> T + Send + 'scope,
     ) -> anyhow::Result<Handle<'scope, T>> {
-        self.lab.spawn(self.scope, name, f).map(Handle)
+        let handle = self.lab.spawn(self.scope, name, f)?;
+        crate::sync::lock(&self.spawned).push(handle.thread().id());
+        Ok(Handle(handle))
     }
 }
 
@@ -488,9 +562,10 @@ impl<T> Handle<'_, T> {
         join(self.0)
     }
 
-    /// Whether the thread has finished.
+    /// Whether the thread has finished (in a scheduled run, as the scheduler knows it:
+    /// at a scheduling point, the same on every replay).
     pub fn is_finished(&self) -> bool {
-        self.0.is_finished()
+        sched::ended(self.0.thread().id()).unwrap_or_else(|| self.0.is_finished())
     }
 
     /// The thread (its name and id).
@@ -520,13 +595,73 @@ pub fn blocking<R>(what: &str, op: impl FnOnce() -> R) -> R {
     Probe::off(what).block(Wait::new(For::Outside, Bound::Forever), op)
 }
 
+/// Receives a thread's message from `rx`, waiting at most `d`, through the wait protocol
+/// (a wait on something outside the lab's primitives, named `what`).
+pub fn recv_timeout<T>(
+    what: &str,
+    rx: &crossbeam_channel::Receiver<T>,
+    d: Duration,
+) -> Result<T, crossbeam_channel::RecvTimeoutError> {
+    match sched::current() {
+        Some(turn) => scheduled_recv(&turn, rx, Some(d)),
+        None => blocking(what, || rx.recv_timeout(d)),
+    }
+}
+
+/// Receives a thread's message from `rx`, waiting as long as it takes (until every sender
+/// is gone), through the wait protocol (see [`recv_timeout`]).
+pub fn recv<T>(what: &str, rx: &crossbeam_channel::Receiver<T>) -> Option<T> {
+    match sched::current() {
+        Some(turn) => scheduled_recv(&turn, rx, None).ok(),
+        None => blocking(what, || rx.recv().ok()),
+    }
+}
+
+/// How often a receiver of a scheduled run looks at its channel, in virtual time.
+pub(crate) const POLL_TICK_US: u64 = 1_000;
+
+/// A receiver of a scheduled run found nothing: it lets the others run, and its clock
+/// moves at most `tick` µs (only when nobody else can run).
+pub(crate) fn scheduled_poll(turn: &sched::Turn, tick: u64) {
+    // A wait with a deadline is never a deadlock's victim: time moves instead.
+    let _ = turn.block_on(waitgraph::next_resource_id(), Some(tick));
+}
+
+/// A channel receive in a scheduled run: a channel does not tell the scheduler when it is
+/// sent to, so the receiver looks, and when nothing is there lets the others run; its
+/// clock moves [`POLL_TICK_US`] at a time only when no other thread can run. Deterministic,
+/// and bounded by `within` (virtual).
+pub(crate) fn scheduled_recv<T>(
+    turn: &sched::Turn,
+    rx: &crossbeam_channel::Receiver<T>,
+    within: Option<Duration>,
+) -> Result<T, crossbeam_channel::RecvTimeoutError> {
+    use crossbeam_channel::{RecvTimeoutError, TryRecvError};
+    let deadline = within.map(|d| turn.now().saturating_add(d.as_micros() as u64));
+    loop {
+        match rx.try_recv() {
+            Ok(v) => return Ok(v),
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        let now = turn.now();
+        let tick = match deadline {
+            Some(d) if now >= d => return Err(RecvTimeoutError::Timeout),
+            Some(d) => (d - now).min(POLL_TICK_US),
+            None => POLL_TICK_US,
+        };
+        scheduled_poll(turn, tick);
+    }
+}
+
 /// Joins a scoped thread, turning a panic into an error that names the thread.
 pub fn join<T>(handle: ScopedJoinHandle<'_, T>) -> anyhow::Result<T> {
     let name = handle.thread().name().unwrap_or("thread").to_string();
     // Seen by the deadlock detector: waiting to join a stuck thread is stuck.
     let target = handle.thread().id();
     let wait = Wait::new(For::Join(target), Bound::Forever);
-    let joined = Probe::off("join").block(wait, || handle.join());
+    let joined =
+        Probe::off("join").block(wait, || scheduled_join(&[target]).map(|()| handle.join()))?;
     joined.map_err(|payload| {
         anyhow::Error::new(Panicked {
             thread: name,

@@ -328,7 +328,13 @@ impl Write for LineSink {
     /// failing the demo (the narrative is commentary, never the evidence).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let _order = WRITE_ORDER.lock().unwrap_or_else(|e| e.into_inner());
-        let mut line = format!("+{:.3}s ", self.start.elapsed().as_secs_f64()).into_bytes();
+        let mut line = format!(
+            "+{:.3}s ",
+            crate::lab::now()
+                .saturating_duration_since(self.start)
+                .as_secs_f64()
+        )
+        .into_bytes();
         line.extend_from_slice(buf);
         if let Some(width) = self.wrap {
             line = hang(&String::from_utf8_lossy(&line), width).into_bytes();

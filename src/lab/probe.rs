@@ -120,7 +120,7 @@ impl<'s> Wait<'s> {
         Self {
             what,
             bound,
-            asked: Instant::now(),
+            asked: crate::lab::now(),
         }
     }
 
@@ -196,6 +196,12 @@ impl Probe {
             sink,
             graph: graph.map(|g| (g, key)),
         }
+    }
+
+    /// This primitive's id in a scheduled run: what its waiters wait for, what its
+    /// signals and releases wake.
+    pub(crate) fn key(&self) -> u64 {
+        self.key
     }
 
     /// The primitive's name.
@@ -386,7 +392,7 @@ impl Probe {
             Edge::Graph(g, _) if signal && !timed => Some(g),
             _ => None,
         };
-        let began = Instant::now();
+        let began = crate::lab::now();
         let mut seen = None;
         // When the last condvar wait ran out its slice (None: a notify ended it).
         let mut ran_out_at: Option<Instant> = None;
@@ -397,7 +403,8 @@ impl Probe {
                     _ => Outcome::Got,
                 };
             }
-            let left = limit.map(|l| l.saturating_sub(began.elapsed()));
+            let left =
+                limit.map(|l| l.saturating_sub(crate::lab::now().saturating_duration_since(began)));
             if left.is_some_and(|l| l.is_zero()) {
                 break Outcome::TimedOut;
             }
@@ -411,7 +418,7 @@ impl Probe {
                 .wait_timeout(guard, slice)
                 .unwrap_or_else(|e| e.into_inner());
             guard = g;
-            ran_out_at = r.timed_out().then(Instant::now);
+            ran_out_at = r.timed_out().then(super::now);
             if ran_out_at.is_none() && bare {
                 break Outcome::Got;
             }
@@ -451,13 +458,24 @@ impl Probe {
                     return (guard, Outcome::TimedOut);
                 }
                 Ok(super::sched::Woke::TimedOut) => break,
-                Err(super::sched::Abort) => {
-                    let stall = Cycle::stall_of(super::thread_name(), self.name.to_string());
-                    return (guard, Outcome::Refused(Box::new(stall)));
-                }
+                Err(super::sched::Abort) => return (guard, Outcome::Refused(self.stall())),
             }
         }
         (guard, Outcome::Got)
+    }
+
+    /// The stall the scheduler found (every thread waits, this one its victim), as the
+    /// wait-for graph tells it (it looks twice, as a slice's poll would); this wait alone
+    /// when the primitive has no graph.
+    fn stall(&self) -> Box<Cycle> {
+        let found = self.graph.as_ref().and_then(|(g, _)| {
+            let mut seen = None;
+            g.check_stall(&mut seen)
+                .or_else(|| g.check_stall(&mut seen))
+        });
+        found.unwrap_or_else(|| {
+            Box::new(Cycle::stall_of(super::thread_name(), self.name.to_string()))
+        })
     }
 
     /// A wait whose slice ran out at `at` found its condition true. A signal that answers
@@ -527,7 +545,7 @@ impl Probe {
                 Some(start) => tracing::debug!(
                     "{what} '{}' after {}",
                     self.name,
-                    super::units::duration(start.elapsed())
+                    super::units::duration(crate::lab::now().saturating_duration_since(start))
                 ),
                 None => tracing::debug!("{what} '{}'", self.name),
             }
@@ -541,7 +559,7 @@ impl Probe {
         let (now, most) = gauge(gauges);
         let n = now.fetch_add(1, Ordering::Relaxed) + 1;
         most.fetch_max(n, Ordering::Relaxed);
-        Mark(Some(Instant::now()))
+        Mark(Some(crate::lab::now()))
     }
 
     fn end_gauge(&self, mark: Mark, state: State, gauge: impl Fn(&Gauges) -> &AtomicUsize) {
@@ -555,7 +573,7 @@ impl Probe {
             primitive: Arc::clone(&self.name),
             state,
             start: recorder.offset(start),
-            end: recorder.start.elapsed(),
+            end: crate::lab::now().saturating_duration_since(recorder.start),
         });
     }
 }
@@ -616,7 +634,7 @@ mod tests {
 
     #[test]
     fn spans_and_gauges_follow_waits_and_holds() {
-        let rec = Arc::new(Recorder::new(Instant::now()));
+        let rec = Arc::new(Recorder::new(crate::lab::now()));
         let probe = Probe::on("permits", Some(Arc::clone(&rec)), None);
         let m = std::sync::Mutex::new(true);
         let cv = Condvar::new();
@@ -641,7 +659,7 @@ mod tests {
 
     #[test]
     fn a_wait_that_finds_nothing_to_wait_for_is_not_recorded() {
-        let rec = Arc::new(Recorder::new(Instant::now()));
+        let rec = Arc::new(Recorder::new(crate::lab::now()));
         let probe = Probe::on("q", Some(Arc::clone(&rec)), None);
         let m = std::sync::Mutex::new(false);
         let wait = Wait::new(For::Held { refusable: true }, Bound::Forever);

@@ -162,7 +162,7 @@ impl Recorder {
     pub fn moment(&self, kind: MomentKind, primitive: Option<Arc<str>>, text: String) {
         let m = Moment {
             thread: current_name(),
-            at: self.start.elapsed(),
+            at: crate::lab::now().saturating_duration_since(self.start),
             kind,
             primitive,
             text,
@@ -189,7 +189,7 @@ impl Recorder {
 
     /// A quantity's new value, now.
     pub fn sample(&self, track: Arc<str>, value: f64) {
-        let at = self.start.elapsed();
+        let at = crate::lab::now().saturating_duration_since(self.start);
         lock(&self.samples).push(Sample { track, at, value });
     }
 
@@ -235,7 +235,7 @@ impl Recorder {
         let mut threads = lock(&self.threads);
         threads.push(ThreadLife {
             name: name.to_string(),
-            started: self.start.elapsed(),
+            started: crate::lab::now().saturating_duration_since(self.start),
             finished: None,
         });
         threads.len() - 1
@@ -248,7 +248,7 @@ impl Recorder {
         }
         self.adopt_current_thread();
         SLOT.with(|s| s.set(Some(slot)));
-        lock(&self.threads)[slot].started = self.start.elapsed();
+        lock(&self.threads)[slot].started = crate::lab::now().saturating_duration_since(self.start);
         ThreadGuard {
             recorder: Arc::clone(self),
             index: slot,
@@ -340,7 +340,7 @@ impl ThreadSpan {
         Self(
             CURRENT
                 .with(|c| c.borrow().clone())
-                .map(|r| (r, Instant::now(), State::Sleeping, Arc::clone(what))),
+                .map(|r| (r, crate::lab::now(), State::Sleeping, Arc::clone(what))),
         )
     }
 
@@ -348,7 +348,7 @@ impl ThreadSpan {
     /// network, a future) starts now; recorded when pictures were asked for, so the lane
     /// shows the thread blocked rather than running. One relaxed load when they were not.
     pub(super) fn waiting_for(what: &Arc<str>) -> Self {
-        Self(detailed().map(|r| (r, Instant::now(), State::Waiting, Arc::clone(what))))
+        Self(detailed().map(|r| (r, crate::lab::now(), State::Waiting, Arc::clone(what))))
     }
 }
 
@@ -361,7 +361,7 @@ impl Drop for ThreadSpan {
                 primitive,
                 state,
                 start: rec.offset(began),
-                end: rec.start.elapsed(),
+                end: crate::lab::now().saturating_duration_since(rec.start),
             });
         }
     }
@@ -375,7 +375,7 @@ pub struct ThreadGuard {
 
 impl Drop for ThreadGuard {
     fn drop(&mut self) {
-        let now = self.recorder.start.elapsed();
+        let now = crate::lab::now().saturating_duration_since(self.recorder.start);
         lock(&self.recorder.threads)[self.index].finished = Some(now);
         if let Some(g) = &self.recorder.graph {
             g.thread_finished();
@@ -395,7 +395,7 @@ mod tests {
 
     #[test]
     fn a_thread_is_marked_finished_even_when_it_panics() {
-        let rec = Arc::new(Recorder::new(Instant::now()));
+        let rec = Arc::new(Recorder::new(crate::lab::now()));
         let r = Arc::clone(&rec);
         let _ = std::thread::spawn(move || {
             let _g = r.thread_started("Doomed");

@@ -27,6 +27,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -48,15 +50,18 @@ pub enum Strategy {
         steps: u32,
     },
     /// These choices first (each an index among the runnable threads, in thread order),
-    /// then always the first runnable thread.
+    /// then the default: the thread that was running if it still can (no preemption), else
+    /// the first runnable thread.
     Replay(Vec<u32>),
 }
 
-/// The run was ended by a deadlock: every thread left waits for another.
+/// A thread of a scheduled run was told to give up its wait: the run deadlocked (every
+/// thread left waited, none with a deadline) and this waiter, the last to block, is the
+/// victim, as the wait-for graph refuses the wait that closes a cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abort;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Life {
     Runnable,
     /// Waiting for `what`, until a virtual deadline if it has one.
@@ -64,9 +69,19 @@ enum Life {
         what: u64,
         until: Option<u64>,
     },
+    /// Waiting for these threads to end.
+    Joining(Vec<usize>),
     /// Its deadline came with nobody waking it: runnable, and told so.
     TimedOut,
+    /// The victim of a deadlock: runnable, and told to give up its wait.
+    Aborted,
     Done,
+}
+
+impl Life {
+    fn runnable(&self) -> bool {
+        matches!(self, Life::Runnable | Life::TimedOut | Life::Aborted)
+    }
 }
 
 /// How a [`Turn::block_on`] ended.
@@ -78,24 +93,84 @@ pub enum Woke {
     TimedOut,
 }
 
+/// One thread of a scheduled run, as the scheduler sees it.
+struct Slot {
+    name: String,
+    life: Life,
+    /// What it does when it next runs (for `--step`).
+    next: String,
+    /// The step at which it last blocked (a deadlock's victim is the last to block).
+    blocked_at: u32,
+    tid: Option<ThreadId>,
+}
+
+/// One choice among two or more runnable threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Choice {
+    /// The index chosen among the runnable threads (in thread order).
+    pub chosen: u32,
+    /// How many could run.
+    pub of: u32,
+    /// The index of the thread that gave the token back at a scheduling point, if it could
+    /// go on: choosing another is a preemption.
+    pub stay: Option<u32>,
+    /// What the strategy itself chose (before a token's override or `--step`'s pick).
+    pub proposed: u32,
+}
+
+impl Choice {
+    /// Whether this choice preempted the running thread.
+    pub fn preempts(&self) -> bool {
+        self.stay.is_some_and(|s| s != self.chosen)
+    }
+
+    /// What a replay chooses here when its choices have run out.
+    pub fn default_choice(&self) -> u32 {
+        self.stay.unwrap_or(0)
+    }
+}
+
+/// A decision as `--step` shows it: every live thread, what it is about to do, which can
+/// run, and the strategy's choice.
+pub struct Decision<'a> {
+    /// Each live thread: its name, what it does next, and its index among the runnable
+    /// (`None`: it cannot run now, and why is in the text).
+    pub threads: Vec<(&'a str, &'a str, Option<u32>)>,
+    /// The index the strategy chose by itself.
+    pub own: u32,
+    /// The index to take unless the picker says otherwise (a token's override, or `own`).
+    pub proposed: u32,
+    /// The running thread's index if it can go on (choosing another preempts it).
+    pub stay: Option<u32>,
+    /// How many choices were made before this one.
+    pub made: usize,
+}
+
+/// A hook that makes each choice instead of the strategy (`--step`): given the decision,
+/// the index to run.
+pub type Picker = Box<dyn FnMut(&Decision<'_>) -> u32 + Send>;
+
 struct State {
     /// The thread holding the token, if any.
     running: Option<usize>,
-    lives: Vec<Life>,
-    /// Set when no thread can run and some wait with no deadline: every waiter returns
-    /// `Abort`.
-    deadlock: bool,
+    slots: Vec<Slot>,
+    /// Deadlocks met: each made its last waiter the victim.
+    deadlocks: u32,
     /// Virtual time, in µs: it moves only when no thread can run, to the earliest deadline.
     now: u64,
     chooser: Chooser,
-    /// Each choice made among two or more runnable threads, and how many there were.
-    choices: Vec<(u32, u32)>,
+    choices: Vec<Choice>,
     steps: u32,
+    /// When the token last moved (real time: a thread that keeps it too long is stuck).
+    moved: Instant,
 }
 
 /// The strategy's state through one run.
 struct Chooser {
     strategy: Strategy,
+    /// Choices that override the strategy's (decision index → choice): a token's.
+    overrides: BTreeMap<u32, u32>,
+    picker: Option<Picker>,
     rng: StdRng,
     /// PCT: each thread's priority (higher runs first), and the steps where the running
     /// thread's priority drops.
@@ -104,50 +179,69 @@ struct Chooser {
 }
 
 impl Chooser {
-    fn new(strategy: Strategy, threads: usize) -> Self {
-        let seed = match strategy {
+    fn new(plan: Plan) -> Self {
+        let seed = match plan.strategy {
             Strategy::Random(seed) | Strategy::Pct { seed, .. } => seed,
             Strategy::Replay(_) => 0,
         };
         let mut rng = StdRng::seed_from_u64(seed);
-        let (mut priorities, mut change_points) = (Vec::new(), Vec::new());
-        if let Strategy::Pct { depth, steps, .. } = strategy {
-            // Distinct priorities above every change point's.
-            let mut p: Vec<u32> = (0..threads as u32).map(|i| depth + i).collect();
-            for i in (1..p.len()).rev() {
-                p.swap(i, rng.random_range(0..=i));
-            }
-            priorities = p;
-            change_points = (1..depth)
+        let change_points = match plan.strategy {
+            Strategy::Pct { depth, steps, .. } => (1..depth)
                 .map(|_| rng.random_range(0..steps.max(1)))
-                .collect();
-        }
+                .collect(),
+            _ => Vec::new(),
+        };
         Self {
-            strategy,
+            strategy: plan.strategy,
+            overrides: plan.overrides,
+            picker: plan.picker,
             rng,
-            priorities,
+            priorities: Vec::new(),
             change_points,
         }
     }
 
-    /// The index (among `runnable`) to run, at the `decision`-th choice and the `step`-th
-    /// scheduling point; `running` is the thread that just gave the token back.
-    fn choose(
+    /// PCT's priority of thread `t` (drawn when the thread is first seen: threads appear as
+    /// the run spawns them).
+    fn priority(&mut self, t: usize) -> u32 {
+        let depth = match self.strategy {
+            Strategy::Pct { depth, .. } => depth,
+            _ => 1,
+        };
+        while self.priorities.len() <= t {
+            // Distinct, above every change point's: a random place among those drawn.
+            let p = depth + self.priorities.len() as u32;
+            let at = self.rng.random_range(0..=self.priorities.len());
+            self.priorities.insert(at, p);
+        }
+        self.priorities[t]
+    }
+
+    /// The strategy's index (among `runnable`) at the `decision`-th choice and the
+    /// `step`-th scheduling point; `running` gave the token back, `stay` is its index if
+    /// it can go on.
+    fn propose(
         &mut self,
         runnable: &[usize],
         decision: usize,
         step: u32,
         running: Option<usize>,
+        stay: Option<u32>,
     ) -> u32 {
         match &self.strategy {
             Strategy::Random(_) => self.rng.random_range(0..runnable.len() as u32),
-            Strategy::Replay(prefix) => prefix.get(decision).copied().unwrap_or(0),
+            Strategy::Replay(prefix) => prefix.get(decision).copied().unwrap_or(stay.unwrap_or(0)),
             Strategy::Pct { .. } => {
-                for (k, at) in self.change_points.iter().enumerate() {
-                    if *at == step
-                        && let Some(r) = running
-                    {
-                        self.priorities[r] = k as u32;
+                for t in runnable {
+                    self.priority(*t);
+                }
+                let drops: Vec<u32> = (0..self.change_points.len() as u32)
+                    .filter(|k| self.change_points[*k as usize] == step)
+                    .collect();
+                for k in drops {
+                    if let Some(r) = running {
+                        self.priority(r);
+                        self.priorities[r] = k;
                     }
                 }
                 let best = runnable
@@ -161,10 +255,33 @@ impl Chooser {
     }
 }
 
+/// What a scheduled run follows: a strategy, choices that override it (a token's), and
+/// optionally a picker that makes every choice (`--step`).
+pub struct Plan {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// Decision index → choice, overriding the strategy's.
+    pub overrides: BTreeMap<u32, u32>,
+    /// Makes each choice after the overrides (`--step`).
+    pub picker: Option<Picker>,
+}
+
+impl From<Strategy> for Plan {
+    fn from(strategy: Strategy) -> Self {
+        Plan {
+            strategy,
+            overrides: BTreeMap::new(),
+            picker: None,
+        }
+    }
+}
+
 /// One scheduled run's shared state: the token, who is runnable, the choices made.
 pub struct Scheduler {
     state: Mutex<State>,
     turn: Condvar,
+    /// Virtual time zero, as an `Instant` (see [`now`]).
+    base: Instant,
 }
 
 /// A thread's handle on the scheduler, inside a scheduled run.
@@ -175,7 +292,7 @@ pub struct Turn {
 }
 
 thread_local! {
-    /// The current thread's turn, while it runs a scheduled run's body.
+    /// The current thread's turn, while it runs in a scheduled run.
     static CURRENT: std::cell::RefCell<Option<Turn>> = const { std::cell::RefCell::new(None) };
 }
 
@@ -185,79 +302,145 @@ pub fn current() -> Option<Turn> {
     CURRENT.with(|c| c.borrow().clone())
 }
 
-/// What a scheduled run did.
-#[derive(Debug)]
-pub struct Run<T> {
-    /// Each thread's result, in thread order (`Err(Abort)`: it was waiting when the run
-    /// deadlocked).
-    pub results: Vec<Result<T, Abort>>,
-    /// Whether the run ended in a deadlock.
-    pub deadlock: bool,
-    /// Each choice among two or more runnable threads: the index chosen, and how many
-    /// there were. The chosen indexes replay the run ([`Strategy::Replay`]).
-    pub choices: Vec<(u32, u32)>,
-    /// Scheduling points passed.
-    pub steps: u32,
+/// The time now: in a scheduled run the virtual clock (its zero an `Instant` taken when the
+/// run began), otherwise the real one. Every timestamp the lab shows comes from here.
+pub fn now() -> Instant {
+    CURRENT.with(|c| match &*c.borrow() {
+        Some(turn) => turn.scheduler.base + Duration::from_micros(turn.now()),
+        None => Instant::now(),
+    })
 }
+
+/// How long the token may stay with one thread, in real time, before the run is declared
+/// stuck: a thread that blocks outside the lab's primitives never hands it on.
+pub const STUCK_AFTER: Duration = Duration::from_secs(20);
 
 impl Scheduler {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Gives the token to the next thread (chosen among the runnable), or declares the
-    /// deadlock when none can run and some wait. Called with the token held (or at start).
-    fn hand_on(&self, st: &mut State) {
-        let runnable = |st: &State| -> Vec<usize> {
-            (0..st.lives.len())
-                .filter(|t| matches!(st.lives[*t], Life::Runnable | Life::TimedOut))
-                .collect()
+    /// Gives the token to the next thread, chosen among the runnable. When none can run,
+    /// virtual time jumps to the earliest deadline; with no deadline left the run is
+    /// deadlocked, and the waiter that blocked last is told so (it runs, and gives up its
+    /// wait). `point`: the running thread handed on at a scheduling point (it can go on).
+    fn hand_on(&self, st: &mut State, point: bool) {
+        let runnable = loop {
+            let runnable: Vec<usize> = (0..st.slots.len())
+                .filter(|t| st.slots[*t].life.runnable())
+                .collect();
+            if !runnable.is_empty() || Self::advance_clock(st) {
+                if !runnable.is_empty() {
+                    break runnable;
+                }
+                continue;
+            }
+            match Self::victim(st) {
+                Some(v) => {
+                    st.slots[v].life = Life::Aborted;
+                    st.deadlocks += 1;
+                }
+                None => break runnable,
+            }
         };
-        if runnable(st).is_empty() {
-            Self::advance_clock(st);
-        }
-        let runnable = runnable(st);
         st.steps += 1;
+        let prev = st.running;
+        let stay = prev
+            .filter(|_| point)
+            .and_then(|p| runnable.iter().position(|t| *t == p))
+            .map(|i| i as u32);
         st.running = match runnable.len() {
-            0 => {
-                st.deadlock = st.lives.iter().any(|l| matches!(l, Life::Waiting { .. }));
-                None
-            }
+            0 => None,
             1 => Some(runnable[0]),
-            n => {
-                let decision = st.choices.len();
-                let (steps, running) = (st.steps, st.running);
-                let i = st.chooser.choose(&runnable, decision, steps, running);
-                let i = i.min(n as u32 - 1);
-                st.choices.push((i, n as u32));
-                Some(runnable[i as usize])
-            }
+            n => Some(runnable[Self::choose(st, &runnable, prev, stay).min(n as u32 - 1) as usize]),
         };
+        st.moved = Instant::now();
         self.turn.notify_all();
     }
 
+    /// The choice among `runnable` (two or more): the strategy's, a token's override, or
+    /// the picker's; recorded.
+    fn choose(st: &mut State, runnable: &[usize], prev: Option<usize>, stay: Option<u32>) -> u32 {
+        let decision = st.choices.len();
+        let steps = st.steps;
+        let proposed = st.chooser.propose(runnable, decision, steps, prev, stay);
+        let mut i = proposed;
+        if let Some(o) = st.chooser.overrides.get(&(decision as u32)) {
+            i = *o;
+        }
+        i = i.min(runnable.len() as u32 - 1);
+        if let Some(mut picker) = st.chooser.picker.take() {
+            let decision = Decision {
+                threads: Self::describe(st, runnable),
+                own: proposed,
+                proposed: i,
+                stay,
+                made: decision,
+            };
+            i = picker(&decision).min(runnable.len() as u32 - 1);
+            st.chooser.picker = Some(picker);
+        }
+        st.choices.push(Choice {
+            chosen: i,
+            of: runnable.len() as u32,
+            stay,
+            proposed,
+        });
+        i
+    }
+
+    /// Every live thread for `--step`: name, what it does next, its runnable index.
+    fn describe<'a>(st: &'a State, runnable: &[usize]) -> Vec<(&'a str, &'a str, Option<u32>)> {
+        (0..st.slots.len())
+            .filter(|t| st.slots[*t].life != Life::Done)
+            .map(|t| {
+                let slot = &st.slots[t];
+                let index = runnable.iter().position(|r| *r == t).map(|i| i as u32);
+                (slot.name.as_str(), slot.next.as_str(), index)
+            })
+            .collect()
+    }
+
     /// No thread can run: virtual time jumps to the earliest deadline, and every waiter
-    /// whose deadline it is times out (nothing changes when no waiter has one).
-    fn advance_clock(st: &mut State) {
+    /// whose deadline it is times out. False when no waiter has a deadline.
+    fn advance_clock(st: &mut State) -> bool {
         let next = st
-            .lives
+            .slots
             .iter()
-            .filter_map(|l| match l {
-                Life::Waiting { until, .. } => *until,
+            .filter_map(|s| match s.life {
+                Life::Waiting { until, .. } => until,
                 _ => None,
             })
             .min();
-        if let Some(at) = next {
-            st.now = st.now.max(at);
-            for life in st.lives.iter_mut() {
-                if matches!(life, Life::Waiting { until: Some(u), .. } if *u <= at) {
-                    *life = Life::TimedOut;
-                }
+        let Some(at) = next else { return false };
+        st.now = st.now.max(at);
+        for slot in st.slots.iter_mut() {
+            if matches!(slot.life, Life::Waiting { until: Some(u), .. } if u <= at) {
+                slot.life = Life::TimedOut;
             }
         }
+        true
     }
 
-    /// Waits until `me` holds the token, or the run deadlocked (then `Abort` if `me` waits).
+    /// A deadlock's victim: of the threads that wait for a lock or a signal, the last to
+    /// block (as the wait-for graph refuses the wait that closes a cycle); a thread waiting
+    /// to join others only when nobody else waits (a join waits on the others' waits).
+    fn victim(st: &State) -> Option<usize> {
+        let last = |joins: bool| {
+            (0..st.slots.len())
+                .filter(|t| match st.slots[*t].life {
+                    Life::Waiting { .. } => !joins,
+                    Life::Joining(_) => joins,
+                    _ => false,
+                })
+                .max_by_key(|t| (st.slots[*t].blocked_at, *t))
+        };
+        last(false).or_else(|| last(true))
+    }
+
+    /// Waits until `me` holds the token; `Err(Abort)` when it is a deadlock's victim. A
+    /// token that stays with one thread longer than [`STUCK_AFTER`] (real time) ends the
+    /// process with an error naming that thread: a scheduled run never hangs.
     fn wait_for_turn<'a>(
         &'a self,
         mut st: MutexGuard<'a, State>,
@@ -265,27 +448,75 @@ impl Scheduler {
     ) -> Result<MutexGuard<'a, State>, Abort> {
         loop {
             if st.running == Some(me) {
+                if st.slots[me].life == Life::Aborted {
+                    st.slots[me].life = Life::Runnable;
+                    return Err(Abort);
+                }
                 return Ok(st);
             }
-            if st.deadlock && matches!(st.lives[me], Life::Waiting { .. }) {
-                return Err(Abort);
+            if let Some(r) = st.running
+                && st.moved.elapsed() > STUCK_AFTER
+            {
+                stuck(&st.slots[r].name);
             }
-            st = self.turn.wait(st).unwrap_or_else(|e| e.into_inner());
+            st = self
+                .turn
+                .wait_timeout(st, Duration::from_secs(1))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Marks `me` done, makes every thread that waited for it (and for nothing else still
+    /// running) runnable, and hands the token on if `me` held it.
+    fn leave(&self, me: usize) {
+        let mut st = self.lock();
+        st.slots[me].life = Life::Done;
+        st.slots[me].next = String::from("done");
+        for t in 0..st.slots.len() {
+            if let Life::Joining(on) = &st.slots[t].life
+                && on.iter().all(|j| st.slots[*j].life == Life::Done)
+            {
+                st.slots[t].life = Life::Runnable;
+            }
+        }
+        if st.running == Some(me) {
+            self.hand_on(&mut st, false);
         }
     }
 }
 
+/// A thread kept the token past [`STUCK_AFTER`]: one line, and the process ends (exit 1).
+fn stuck(name: &str) -> ! {
+    eprintln!(
+        "threadlab: error: --schedule: thread {name} ran {} s without reaching a scheduling \
+         point (it blocks on something the lab does not schedule)",
+        STUCK_AFTER.as_secs()
+    );
+    std::process::exit(1)
+}
+
 impl Turn {
-    /// This thread's number in the run (its place in the list of bodies).
+    /// This thread's number in the run (0 for the thread that began it, then in the order
+    /// threads were spawned).
     pub fn me(&self) -> usize {
         self.me
     }
 
     /// A scheduling point: the scheduler may let another thread run before this one goes on.
     pub fn point(&self) {
+        self.point_doing(String::new);
+    }
+
+    /// A scheduling point where this thread is about to do what `next` says (shown by
+    /// `--step`; computed only when a picker asks).
+    pub fn point_doing(&self, next: impl FnOnce() -> String) {
         let s = &*self.scheduler;
         let mut st = s.lock();
-        s.hand_on(&mut st);
+        if st.chooser.picker.is_some() {
+            st.slots[self.me].next = next();
+        }
+        s.hand_on(&mut st, true);
         // This thread is runnable: it gets the token back, by the strategy's choice.
         drop(s.wait_for_turn(st, self.me));
     }
@@ -293,37 +524,225 @@ impl Turn {
     /// This thread waits for `what` (a lock's id, a queue's items…), for at most `within`
     /// µs of virtual time if given: it is not runnable until another thread calls
     /// [`Turn::wake`] with it, or its deadline comes (virtual time moves only when no thread
-    /// can run). `Err(Abort)` when every thread left waits with no deadline: the deadlock
-    /// ended the run.
+    /// can run). `Err(Abort)` when it is a deadlock's victim.
     pub fn block_on(&self, what: u64, within: Option<u64>) -> Result<Woke, Abort> {
+        self.block_doing(what, within, String::new)
+    }
+
+    /// [`Turn::block_on`], saying what the thread waits for (shown by `--step`).
+    pub fn block_doing(
+        &self,
+        what: u64,
+        within: Option<u64>,
+        waits: impl FnOnce() -> String,
+    ) -> Result<Woke, Abort> {
         let s = &*self.scheduler;
         let mut st = s.lock();
         let until = within.map(|d| st.now.saturating_add(d));
-        st.lives[self.me] = Life::Waiting { what, until };
-        s.hand_on(&mut st);
+        let steps = st.steps;
+        let slot = &mut st.slots[self.me];
+        slot.life = Life::Waiting { what, until };
+        slot.blocked_at = steps;
+        if st.chooser.picker.is_some() {
+            st.slots[self.me].next = waits();
+        }
+        s.hand_on(&mut st, false);
         let mut st = s.wait_for_turn(st, self.me)?;
-        let woke = if st.lives[self.me] == Life::TimedOut {
+        let woke = if st.slots[self.me].life == Life::TimedOut {
             Woke::TimedOut
         } else {
             Woke::Woken
         };
-        st.lives[self.me] = Life::Runnable;
+        st.slots[self.me].life = Life::Runnable;
         Ok(woke)
     }
 
     /// Makes every thread waiting for `what` runnable again (they run when chosen).
     pub fn wake(&self, what: u64) {
         let mut st = self.scheduler.lock();
-        for life in st.lives.iter_mut() {
-            if matches!(life, Life::Waiting { what: w, .. } if *w == what) {
-                *life = Life::Runnable;
+        for slot in st.slots.iter_mut() {
+            if matches!(slot.life, Life::Waiting { what: w, .. } if w == what) {
+                slot.life = Life::Runnable;
             }
+        }
+    }
+
+    /// Waits until the threads `tids` (spawned in this run) have ended. Threads not of this
+    /// run are not waited for. `Err(Abort)`: a deadlock's victim.
+    pub fn join(&self, tids: &[ThreadId]) -> Result<(), Abort> {
+        let s = &*self.scheduler;
+        let mut st = s.lock();
+        let on: Vec<usize> = (0..st.slots.len())
+            .filter(|t| st.slots[*t].tid.is_some_and(|id| tids.contains(&id)))
+            .filter(|t| st.slots[*t].life != Life::Done)
+            .collect();
+        if on.is_empty() {
+            return Ok(());
+        }
+        let steps = st.steps;
+        if st.chooser.picker.is_some() {
+            let names: Vec<&str> = on.iter().map(|t| st.slots[*t].name.as_str()).collect();
+            st.slots[self.me].next = format!("join {}", names.join(", "));
+        }
+        st.slots[self.me].life = Life::Joining(on);
+        st.slots[self.me].blocked_at = steps;
+        s.hand_on(&mut st, false);
+        s.wait_for_turn(st, self.me).map(drop)
+    }
+
+    /// Registers a thread about to be spawned, named `name`: runnable, it first runs when
+    /// chosen. The spawned thread calls [`Spawned::enter`]; the spawner, once it has the
+    /// thread, [`Turn::bind`]s it.
+    pub fn spawn(&self, name: &str) -> Spawned {
+        let mut st = self.scheduler.lock();
+        st.slots.push(Slot {
+            name: name.to_string(),
+            life: Life::Runnable,
+            next: String::from("start"),
+            blocked_at: 0,
+            tid: None,
+        });
+        Spawned {
+            scheduler: Arc::clone(&self.scheduler),
+            me: st.slots.len() - 1,
+        }
+    }
+
+    /// Tells the scheduler which OS thread a [`Turn::spawn`]ed slot is (for joins).
+    pub fn bind(&self, spawned: usize, tid: ThreadId) {
+        self.scheduler.lock().slots[spawned].tid = Some(tid);
+    }
+
+    /// [`Turn::bind`] for the last thread registered (the spawner holds the token: no
+    /// other thread registered one since).
+    pub fn bind_last(&self, tid: ThreadId) {
+        let mut st = self.scheduler.lock();
+        if let Some(slot) = st.slots.last_mut() {
+            slot.tid = Some(tid);
         }
     }
 
     /// Virtual time now, in µs since the run began.
     pub fn now(&self) -> u64 {
         self.scheduler.lock().now
+    }
+}
+
+/// A thread registered in a scheduled run, not yet started.
+pub struct Spawned {
+    scheduler: Arc<Scheduler>,
+    me: usize,
+}
+
+impl Spawned {
+    /// Its number in the run.
+    pub fn index(&self) -> usize {
+        self.me
+    }
+
+    /// Called first on the spawned thread: it becomes this run's thread, and waits to be
+    /// chosen. The returned guard ends it in the run when dropped (returned or panicked).
+    pub fn enter(self) -> Leave {
+        let turn = Turn {
+            scheduler: Arc::clone(&self.scheduler),
+            me: self.me,
+        };
+        CURRENT.with(|c| *c.borrow_mut() = Some(turn));
+        let st = self.scheduler.lock();
+        // A thread that has not started waits for nothing: it cannot be a victim.
+        drop(self.scheduler.wait_for_turn(st, self.me));
+        Leave {
+            scheduler: self.scheduler,
+            me: self.me,
+        }
+    }
+}
+
+/// Ends a thread in its scheduled run when dropped (its body returned or panicked), and
+/// hands the token on if it held it.
+pub struct Leave {
+    scheduler: Arc<Scheduler>,
+    me: usize,
+}
+
+impl Drop for Leave {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        self.scheduler.leave(self.me);
+    }
+}
+
+/// A scheduled run, from the thread that begins it (thread 0, which holds the token).
+pub struct Session {
+    scheduler: Arc<Scheduler>,
+}
+
+/// What a scheduled run did.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// Each choice among two or more runnable threads.
+    pub choices: Vec<Choice>,
+    /// Scheduling points passed.
+    pub steps: u32,
+    /// Deadlocks met (each ended its last waiter's wait).
+    pub deadlocks: u32,
+    /// Virtual time at the end, in µs.
+    pub now: u64,
+}
+
+impl Summary {
+    /// The choices made, as a replay's.
+    pub fn chosen(&self) -> Vec<u32> {
+        self.choices.iter().map(|c| c.chosen).collect()
+    }
+
+    /// How many choices preempted a thread that could have gone on.
+    pub fn preemptions(&self) -> u32 {
+        self.choices.iter().filter(|c| c.preempts()).count() as u32
+    }
+}
+
+impl Session {
+    /// Begins a scheduled run on the current thread, named `name`, by `plan`.
+    pub fn begin(plan: impl Into<Plan>, name: &str) -> Session {
+        let scheduler = Arc::new(Scheduler {
+            state: Mutex::new(State {
+                running: Some(0),
+                slots: vec![Slot {
+                    name: name.to_string(),
+                    life: Life::Runnable,
+                    next: String::new(),
+                    blocked_at: 0,
+                    tid: Some(std::thread::current().id()),
+                }],
+                deadlocks: 0,
+                chooser: Chooser::new(plan.into()),
+                choices: Vec::new(),
+                steps: 0,
+                now: 0,
+                moved: Instant::now(),
+            }),
+            turn: Condvar::new(),
+            base: Instant::now(),
+        });
+        let turn = Turn {
+            scheduler: Arc::clone(&scheduler),
+            me: 0,
+        };
+        CURRENT.with(|c| *c.borrow_mut() = Some(turn));
+        Session { scheduler }
+    }
+
+    /// Ends the run (every thread it spawned should have ended) and says what it did.
+    pub fn end(self) -> Summary {
+        CURRENT.with(|c| *c.borrow_mut() = None);
+        let st = self.scheduler.lock();
+        Summary {
+            choices: st.choices.clone(),
+            steps: st.steps,
+            deadlocks: st.deadlocks,
+            now: st.now,
+        }
     }
 }
 
@@ -339,74 +758,72 @@ pub fn point() {
     }
 }
 
-/// Runs `bodies`, one OS thread each, one at a time by `strategy`: each body runs only while
-/// its thread holds the token, and gives it back at its scheduling points and when it ends.
-pub fn run<T: Send>(strategy: Strategy, bodies: Vec<Body<'_, T>>) -> Run<T> {
-    let n = bodies.len();
-    let scheduler = Arc::new(Scheduler {
-        state: Mutex::new(State {
-            running: None,
-            lives: vec![Life::Runnable; n],
-            deadlock: false,
-            chooser: Chooser::new(strategy, n),
-            choices: Vec::new(),
-            steps: 0,
-            now: 0,
-        }),
-        turn: Condvar::new(),
-    });
-    {
-        let mut st = scheduler.lock();
-        scheduler.hand_on(&mut st);
+/// Whether the thread `tid` of the current scheduled run has ended (`None` outside one, or
+/// for a thread not of it).
+pub fn ended(tid: ThreadId) -> Option<bool> {
+    let turn = current()?;
+    let st = turn.scheduler.lock();
+    let slot = st.slots.iter().find(|s| s.tid == Some(tid))?;
+    Some(slot.life == Life::Done)
+}
+
+/// [`point`], with what the thread is about to do (for `--step`): a demo declares where
+/// its lesson lives ("read 75", "write 76 (read 75)").
+pub fn point_doing(next: impl FnOnce() -> String) {
+    if let Some(turn) = current() {
+        turn.point_doing(next);
     }
+}
+
+/// What [`run`] did.
+#[derive(Debug)]
+pub struct Run<T> {
+    /// Each body's result, in order (`Err(Abort)`: it gave up a wait, a deadlock's victim,
+    /// or it panicked).
+    pub results: Vec<Result<T, Abort>>,
+    /// Whether the run met a deadlock.
+    pub deadlock: bool,
+    /// Each choice among two or more runnable threads.
+    pub choices: Vec<Choice>,
+    /// Scheduling points passed.
+    pub steps: u32,
+}
+
+/// Runs `bodies`, one OS thread each, one at a time by `strategy`, from a thread that
+/// spawns them and waits for them all: a scheduled run of a model (tests, `make bench`).
+pub fn run<T: Send>(strategy: impl Into<Plan>, bodies: Vec<Body<'_, T>>) -> Run<T> {
+    let session = Session::begin(strategy, "main");
+    let turn = current().expect("the session's thread");
     let results = std::thread::scope(|s| {
         let handles: Vec<_> = bodies
             .into_iter()
             .enumerate()
-            .map(|(me, body)| {
-                let scheduler = Arc::clone(&scheduler);
-                s.spawn(move || {
-                    let turn = Turn {
-                        scheduler: Arc::clone(&scheduler),
-                        me,
-                    };
-                    CURRENT.with(|c| *c.borrow_mut() = Some(turn.clone()));
-                    // Done however the body ends, a panic included: the token moves on.
-                    let _leave = Leave(&scheduler, me);
-                    scheduler
-                        .wait_for_turn(scheduler.lock(), me)
-                        .map(drop)
-                        .and_then(|()| body(&turn))
-                })
+            .map(|(i, body)| {
+                let spawned = turn.spawn(&format!("T{i}"));
+                let me = spawned.index();
+                let h = s.spawn(move || {
+                    let leave = spawned.enter();
+                    let result = body(&current().expect("entered"));
+                    drop(leave);
+                    result
+                });
+                turn.bind(me, h.thread().id());
+                h
             })
             .collect();
+        let tids: Vec<ThreadId> = handles.iter().map(|h| h.thread().id()).collect();
+        let _ = turn.join(&tids);
         handles
             .into_iter()
             .map(|h| h.join().unwrap_or(Err(Abort)))
             .collect()
     });
-    let st = scheduler.lock();
+    let summary = session.end();
     Run {
         results,
-        deadlock: st.deadlock,
-        choices: st.choices.clone(),
-        steps: st.steps,
-    }
-}
-
-/// Marks a thread of a scheduled run done when dropped (its body returned or panicked), and
-/// hands the token on if it held it.
-struct Leave<'a>(&'a Scheduler, usize);
-
-impl Drop for Leave<'_> {
-    fn drop(&mut self) {
-        let Leave(scheduler, me) = *self;
-        CURRENT.with(|c| *c.borrow_mut() = None);
-        let mut st = scheduler.lock();
-        st.lives[me] = Life::Done;
-        if st.running == Some(me) {
-            scheduler.hand_on(&mut st);
-        }
+        deadlock: summary.deadlocks > 0,
+        choices: summary.choices,
+        steps: summary.steps,
     }
 }
 
@@ -418,18 +835,32 @@ pub struct Census<O> {
     pub outcomes: BTreeMap<O, (u64, Vec<u32>)>,
     /// Schedules run.
     pub schedules: u64,
+    /// Alternatives not run because they would preempt more than the bound allows.
+    pub pruned: u64,
 }
 
-/// Runs every schedule of `model` (a fresh scenario per run: its bodies, and what to call
-/// the run's outcome), by re-running it with each prefix of choices in depth-first order.
-/// Stops after `limit` schedules (`None` when there were more).
+/// The alternatives at a choice, the default first (the running thread going on, if it
+/// can), then the others in thread order: the order exploration tries them in.
+fn alternatives(c: &Choice) -> impl Iterator<Item = u32> {
+    let d = c.default_choice();
+    std::iter::once(d).chain((0..c.of).filter(move |a| *a != d))
+}
+
+/// Runs every schedule of `model` (a fresh scenario per run: its outcome and the run's
+/// choices), by re-running it with each prefix of choices in depth-first order, the
+/// default continuation after each prefix. With `preemptions`, a schedule that would
+/// preempt a running thread more often is not run (counted as pruned): CHESS's bound,
+/// under which most concurrency bugs already show. Stops after `limit` schedules (`None`
+/// when there were more).
 pub fn explore<O: Ord + Clone>(
     limit: u64,
-    mut model: impl FnMut(Strategy) -> (O, Vec<(u32, u32)>),
+    preemptions: Option<u32>,
+    mut model: impl FnMut(Strategy) -> (O, Vec<Choice>),
 ) -> Option<Census<O>> {
     let mut census = Census {
         outcomes: BTreeMap::new(),
         schedules: 0,
+        pruned: 0,
     };
     let mut prefix: Vec<u32> = Vec::new();
     loop {
@@ -438,15 +869,38 @@ pub fn explore<O: Ord + Clone>(
         }
         let (outcome, choices) = model(Strategy::Replay(prefix.clone()));
         census.schedules += 1;
-        let replay: Vec<u32> = choices.iter().map(|c| c.0).collect();
+        let replay: Vec<u32> = choices.iter().map(|c| c.chosen).collect();
         census.outcomes.entry(outcome).or_insert((0, replay)).0 += 1;
-        // The next schedule: the last choice that has an untried alternative, taken.
-        let Some(at) = choices.iter().rposition(|(i, n)| i + 1 < *n) else {
-            return Some(census);
-        };
-        prefix = choices[..at].iter().map(|c| c.0).collect();
-        prefix.push(choices[at].0 + 1);
+        match next_prefix(&choices, preemptions, &mut census.pruned) {
+            Some(next) => prefix = next,
+            None => return Some(census),
+        }
     }
+}
+
+/// The next schedule to run after one that made `choices`: the last choice that has an
+/// untried alternative within the preemption bound, taken.
+fn next_prefix(choices: &[Choice], bound: Option<u32>, pruned: &mut u64) -> Option<Vec<u32>> {
+    for at in (0..choices.len()).rev() {
+        let c = &choices[at];
+        let before = choices[..at].iter().filter(|c| c.preempts()).count() as u32;
+        let order: Vec<u32> = alternatives(c).collect();
+        let tried = order
+            .iter()
+            .position(|a| *a == c.chosen)
+            .unwrap_or(order.len());
+        for &a in &order[tried + 1..] {
+            let preempts = c.stay.is_some_and(|s| s != a);
+            if bound.is_some_and(|b| before + u32::from(preempts) > b) {
+                *pruned += 1;
+                continue;
+            }
+            let mut next: Vec<u32> = choices[..at].iter().map(|c| c.chosen).collect();
+            next.push(a);
+            return Some(next);
+        }
+    }
+    None
 }
 
 /// A replay's choices as a short text: one base-36 digit per choice (`0-9a-z`).
@@ -466,7 +920,7 @@ pub fn decode(text: &str) -> Result<Vec<u32>, char> {
 /// scheduling point before each read and each write (a thread's start is the point before
 /// its first read). Returns the final value and the run's choices. Its schedules are the
 /// C(4k, 2k) interleavings of the reads and writes (tests and `make bench` explore it).
-pub fn counter_model(strategy: Strategy, k: u64) -> (u64, Vec<(u32, u32)>) {
+pub fn counter_model(strategy: Strategy, k: u64) -> (u64, Vec<Choice>) {
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
     let value = AtomicU64::new(0);
     let add = |turn: &Turn| {
@@ -497,7 +951,7 @@ mod tests {
             let (a, choices) = counter(Strategy::Random(seed), 3);
             let (b, again) = counter(Strategy::Random(seed), 3);
             assert_eq!((a, &choices), (b, &again), "seed {seed}");
-            let replay: Vec<u32> = choices.iter().map(|c| c.0).collect();
+            let replay: Vec<u32> = choices.iter().map(|c| c.chosen).collect();
             let (c, replayed) = counter(Strategy::Replay(replay.clone()), 3);
             assert_eq!((c, replayed), (a, choices), "seed {seed}: the replay");
             assert_eq!(decode(&encode(&replay)), Ok(replay));
@@ -513,7 +967,7 @@ mod tests {
     fn exploring_the_counter_runs_every_interleaving_and_counts_the_lost_updates() {
         let _bound = crate::sync::bounded_test(60);
         for k in 1..=3u64 {
-            let census = explore(100_000, |s| counter(s, k)).expect("within the limit");
+            let census = explore(100_000, None, |s| counter(s, k)).expect("within the limit");
             // Each thread's 2k operations, interleaved: C(4k, 2k) schedules, each once.
             assert_eq!(census.schedules, binomial(4 * k, 2 * k), "k = {k}");
             let total: u64 = census.outcomes.values().map(|o| o.0).sum();
@@ -535,14 +989,14 @@ mod tests {
             }
         }
         // k = 1 by hand: both reads before both writes (4 orders) lose one update.
-        let census = explore(100, |s| counter(s, 1)).unwrap();
+        let census = explore(100, None, |s| counter(s, 1)).unwrap();
         assert_eq!(census.outcomes[&1].0, 4);
         assert_eq!(census.outcomes[&2].0, 2);
     }
 
     /// Two tellers taking two locks, in opposite orders or in the same order. A lock is a
     /// holder slot; a taken lock makes the asker wait for it.
-    fn tellers(strategy: Strategy, ordered: bool) -> (bool, Vec<(u32, u32)>) {
+    fn tellers(strategy: Strategy, ordered: bool) -> (bool, Vec<Choice>) {
         let locks: [Mutex<Option<usize>>; 2] = [Mutex::new(None), Mutex::new(None)];
         let take = |turn: &Turn, l: usize| -> Result<(), Abort> {
             loop {
@@ -577,12 +1031,12 @@ mod tests {
     #[test]
     fn the_deadlock_is_found_in_some_schedules_and_never_with_one_lock_order() {
         let _bound = crate::sync::bounded_test(60);
-        let crossed = explore(10_000, |s| tellers(s, false)).unwrap();
+        let crossed = explore(10_000, None, |s| tellers(s, false)).unwrap();
         assert!(crossed.outcomes.contains_key(&true), "{crossed:?}");
         assert!(crossed.outcomes.contains_key(&false));
         let (deadlock, _) = tellers(Strategy::Replay(crossed.outcomes[&true].1.clone()), false);
         assert!(deadlock, "the deadlock's schedule replays to it");
-        let ordered = explore(10_000, |s| tellers(s, true)).unwrap();
+        let ordered = explore(10_000, None, |s| tellers(s, true)).unwrap();
         assert_eq!(ordered.outcomes.keys().collect::<Vec<_>>(), [&false]);
     }
 
@@ -590,11 +1044,11 @@ mod tests {
     fn virtual_time_moves_only_when_no_thread_can_run_to_the_earliest_deadline() {
         let _bound = crate::sync::bounded_test(20);
         for seed in 0..10 {
-            // A sleeps 1000 µs; B sleeps 300 µs, then wakes C, which would wait 2000 µs.
+            // A (thread 1) sleeps 1000 µs; B (2) sleeps 300 µs, then wakes C, which would wait 2000 µs.
             let sleeper = |d: u64| {
                 move |turn: &Turn| -> Result<(Woke, u64), Abort> {
                     let woke = turn.block_on(1000 + turn.me() as u64, Some(d))?;
-                    if turn.me() == 1 {
+                    if turn.me() == 2 {
                         turn.wake(30);
                     }
                     Ok((woke, turn.now()))
@@ -675,7 +1129,7 @@ mod primitives {
 
     /// Two tellers taking two real `RLock`s, in opposite orders or the same order: whether
     /// the run ended refused (a deadlock), and its choices.
-    fn tellers(strategy: Strategy, ordered: bool) -> (bool, Vec<(u32, u32)>) {
+    fn tellers(strategy: Strategy, ordered: bool) -> (bool, Vec<Choice>) {
         let locks = [RLock::new(Probe::off("A")), RLock::new(Probe::off("B"))];
         let teller = |first: usize, second: usize| {
             let locks = &locks;
@@ -698,16 +1152,16 @@ mod primitives {
     #[test]
     fn real_locks_deadlock_in_some_schedules_and_never_in_one_order() {
         let _bound = crate::sync::bounded_test(60);
-        let crossed = explore(10_000, |s| tellers(s, false)).expect("within the limit");
+        let crossed = explore(10_000, None, |s| tellers(s, false)).expect("within the limit");
         assert!(crossed.outcomes.contains_key(&true), "{crossed:?}");
         assert!(crossed.outcomes.contains_key(&false), "{crossed:?}");
-        let ordered = explore(10_000, |s| tellers(s, true)).expect("within the limit");
+        let ordered = explore(10_000, None, |s| tellers(s, true)).expect("within the limit");
         assert_eq!(ordered.outcomes.keys().collect::<Vec<_>>(), [&false]);
     }
 
     /// A producer putting 3 items through a one-slot queue, then closing it; a consumer
     /// taking until closed. What the consumer got.
-    fn pipeline(strategy: Strategy) -> (Vec<u32>, Vec<(u32, u32)>) {
+    fn pipeline(strategy: Strategy) -> (Vec<u32>, Vec<Choice>) {
         let q = JoinableQueue::new(1, Probe::off("q"));
         let producer = |_: &Turn| -> Result<Vec<u32>, Abort> {
             for i in 0..3 {
@@ -732,7 +1186,7 @@ mod primitives {
     #[test]
     fn every_schedule_of_a_bounded_queue_delivers_every_item_once_in_order() {
         let _bound = crate::sync::bounded_test(60);
-        let census = explore(10_000, pipeline).expect("within the limit");
+        let census = explore(10_000, None, pipeline).expect("within the limit");
         assert_eq!(
             census.outcomes.keys().collect::<Vec<_>>(),
             [&vec![0, 1, 2]],
@@ -744,7 +1198,7 @@ mod primitives {
     #[test]
     fn a_set_event_wakes_its_waiter_in_every_schedule_and_a_timed_wait_times_out_in_virtual_time() {
         let _bound = crate::sync::bounded_test(60);
-        let census = explore(10_000, |strategy| {
+        let census = explore(10_000, None, |strategy| {
             let ev = Event::new();
             let waiter = |_: &Turn| -> Result<bool, Abort> { Ok(ev.wait()) };
             let setter = |_: &Turn| -> Result<bool, Abort> {

@@ -153,6 +153,9 @@ fn sleep_unrecorded(d: Duration) -> bool {
 /// Receives from `rx`, waiting at most `d`; returns `None` at once when the run is
 /// interrupted (SIGINT/SIGTERM), so a demo waiting on a thread's message stops promptly.
 pub fn recv_timeout<T>(rx: &crossbeam_channel::Receiver<T>, d: Duration) -> Option<T> {
+    if let Some(turn) = super::sched::current() {
+        return super::scheduled_recv(&turn, rx, Some(d)).ok();
+    }
     let deadline = Instant::now() + d;
     loop {
         if interrupted() {

@@ -268,7 +268,7 @@ impl Graph {
 
     fn touch(&mut self) {
         self.generation += 1;
-        self.changed_at = Instant::now();
+        self.changed_at = crate::lab::now();
     }
 
     /// `me` starts waiting for `resource` (having just seen its condition false).
@@ -346,7 +346,8 @@ impl WaitGraph {
 
     /// `resource` gave a signal of kind `what` now.
     pub fn signal_time(&self, resource: u64, what: &str) {
-        crate::sync::lock(&self.signal_times).insert((resource, what.to_string()), Instant::now());
+        crate::sync::lock(&self.signal_times)
+            .insert((resource, what.to_string()), crate::lab::now());
     }
 
     /// When `resource` last gave a signal of one of these kinds, if ever.
@@ -380,7 +381,8 @@ impl WaitGraph {
     /// Sets what happens when a cycle is found (from now on).
     pub fn set_policy(&self, policy: Policy) {
         *crate::sync::lock(&self.policy) = policy;
-        *crate::sync::lock(&self.observing_since) = super::units::ms(self.start.elapsed());
+        *crate::sync::lock(&self.observing_since) =
+            super::units::ms(crate::lab::now().saturating_duration_since(self.start));
     }
 
     /// Every cycle found so far.
@@ -456,7 +458,7 @@ impl WaitGraph {
                 Policy::Break if refusable => Policy::Break,
                 _ => Policy::Observe,
             };
-            let now = Instant::now();
+            let now = crate::lab::now();
             let cycle = Cycle {
                 kind: Kind::Cycle,
                 finished: Vec::new(),
@@ -578,7 +580,7 @@ impl WaitGraph {
         // The victim first, then the others in the order the lab knows them.
         let mut order = vec![me];
         order.extend(g.live.iter().filter(|t| **t != me && stuck.contains(t)));
-        let now = Instant::now();
+        let now = crate::lab::now();
         let stall = Cycle {
             kind: Kind::Stall,
             locks: order
@@ -778,7 +780,7 @@ mod tests {
     /// Makes `n` threads each hold resource i and then wait for resource i+1 (mod n), each
     /// step in order; returns what each wait answered.
     fn ring(n: usize, policy: Policy) -> (Arc<WaitGraph>, Vec<Result<(), Box<Cycle>>>) {
-        let g = Arc::new(WaitGraph::new(Instant::now()));
+        let g = Arc::new(WaitGraph::new(crate::lab::now()));
         g.set_policy(policy);
         let ids: Vec<u64> = (0..n).map(|_| next_resource_id()).collect();
         let (held_tx, held_rx) = crossbeam_channel::unbounded::<()>();
@@ -799,7 +801,7 @@ mod tests {
                             held_tx.send(()).unwrap();
                             rx.recv().unwrap();
                             let answer =
-                                g.start_waiting(ids[(i + 1) % n], "next", Instant::now(), false);
+                                g.start_waiting(ids[(i + 1) % n], "next", crate::lab::now(), false);
                             // Answered (and, if registered, seen by the next thread's check).
                             held_tx.send(()).unwrap();
                             let out = answer.as_ref().map(|_| ()).map_err(|c| c.clone());
@@ -876,7 +878,7 @@ mod tests {
         // T0 holds lock a and waits for semaphore s; s's permits are held by T1 (which waits
         // for a) and by this thread (which waits for nothing): this thread can release, so
         // nobody is stuck. Without it, the same waits are a deadlock.
-        let g = WaitGraph::new(Instant::now());
+        let g = WaitGraph::new(crate::lab::now());
         let (a, sem) = (next_resource_id(), next_resource_id());
         let me = std::thread::current().id();
         {
@@ -909,7 +911,7 @@ mod tests {
         // T waits on queue q and W on event e; both are the lab's only threads. If q was
         // signalled after T last looked, T may be awake (about to set e): no stall. Once T
         // looks again and finds nothing, both are stuck.
-        let mut g = Graph::new(Instant::now());
+        let mut g = Graph::new(crate::lab::now());
         let (t, w) = spawn_ids();
         let (q, e) = (next_resource_id(), next_resource_id());
         g.live = vec![t, w];
@@ -945,7 +947,7 @@ mod tests {
     #[test]
     fn a_long_wait_without_a_cycle_is_not_a_deadlock() {
         let _bound = crate::sync::bounded_test(20);
-        let g = WaitGraph::new(Instant::now());
+        let g = WaitGraph::new(crate::lab::now());
         let r = next_resource_id();
         let (tx, rx) = crossbeam_channel::bounded::<()>(0);
         std::thread::scope(|s| {
@@ -958,7 +960,9 @@ mod tests {
             });
             rx.recv().unwrap();
             // A chain: this thread waits for a holder that waits for nothing.
-            let w = g.start_waiting(r, "slow", Instant::now(), false).unwrap();
+            let w = g
+                .start_waiting(r, "slow", crate::lab::now(), false)
+                .unwrap();
             std::thread::sleep(Duration::from_millis(60));
             g.stop_waiting(w);
         });

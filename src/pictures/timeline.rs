@@ -802,7 +802,6 @@ pub fn accounting(report: &crate::report::Report, t: &Timeline) -> Vec<crate::re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -836,7 +835,7 @@ mod tests {
     }
 
     fn timeline(spans: Vec<Span>) -> Timeline {
-        let mut t = Timeline::build("t", &Recorder::new(Instant::now()), &[], ms(1000));
+        let mut t = Timeline::build("t", &Recorder::new(crate::lab::now()), &[], ms(1000));
         for s in spans {
             if s.state != State::Sleeping && !t.primitives.contains(&s.primitive) {
                 t.primitives.push(Arc::clone(&s.primitive));

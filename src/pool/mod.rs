@@ -46,13 +46,17 @@ impl<T> Future<T> {
 
     /// Waits for the task and returns its value, or why there is none.
     pub fn result(self) -> Result<T, TaskError> {
-        crate::lab::blocking("future", || self.rx.recv()).unwrap_or(Err(TaskError::Lost))
+        crate::lab::recv("future", &self.rx).unwrap_or(Err(TaskError::Lost))
     }
 
     /// Waits at most `timeout`. On timeout the Future is handed back, still pending.
     pub fn result_timeout(self, timeout: Duration) -> Result<Result<T, TaskError>, Future<T>> {
         let wait = Wait::new(For::Outside, Bound::Timeout(timeout));
-        match Probe::off("future").block(wait, || self.rx.recv_timeout(timeout)) {
+        let received = match crate::lab::sched::current() {
+            Some(turn) => crate::lab::scheduled_recv(&turn, &self.rx, Some(timeout)),
+            None => Probe::off("future").block(wait, || self.rx.recv_timeout(timeout)),
+        };
+        match received {
             Ok(r) => Ok(r),
             Err(RecvTimeoutError::Timeout) => Err(self),
             Err(RecvTimeoutError::Disconnected) => Ok(Err(TaskError::Lost)),
@@ -105,20 +109,24 @@ impl ThreadPool {
             let recorder = recorder.clone();
             // A place kept now, so the workers are listed in the order they were spawned.
             let slot = recorder.as_ref().map(|r| r.reserve(&name));
+            // In a scheduled run the workers are the run's threads, as the lab's are.
+            let (turn, spawned) = crate::lab::scheduled_spawn(&name);
             pool.workers
                 .push(std::thread::Builder::new().name(name).spawn(move || {
+                    let _turn = spawned.map(crate::lab::sched::Spawned::enter);
                     let _life = recorder
                         .as_ref()
                         .zip(slot)
                         .map(|(r, slot)| r.thread_started_at(slot));
                     // Runs until the pool closes the channel and the queue is drained. The
                     // pictures show the idle time as a wait for `jobs`.
-                    loop {
-                        let job = crate::lab::blocking("jobs", || rx.recv());
-                        let Ok(job) = job else { break };
+                    while let Some(job) = crate::lab::recv("jobs", &rx) {
                         job();
                     }
                 })?);
+            if let Some(worker) = pool.workers.last() {
+                crate::lab::bind(turn, worker.thread());
+            }
         }
         Ok(pool)
     }
@@ -196,6 +204,10 @@ impl ThreadPool {
 impl Drop for ThreadPool {
     fn drop(&mut self) {
         drop(self.jobs.take()); // close the queue: workers drain it and exit
+        let ids: Vec<_> = self.workers.iter().map(|w| w.thread().id()).collect();
+        if let Err(e) = crate::lab::scheduled_join(&ids) {
+            tracing::warn!("{e:#}");
+        }
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
@@ -211,6 +223,9 @@ pub fn as_completed<T>(
         if pending.is_empty() {
             return None;
         }
+        if let Some(turn) = crate::lab::sched::current() {
+            return Some(next_scheduled(&turn, &mut pending));
+        }
         let mut select = Select::new();
         for (_, f) in &pending {
             select.recv(&f.rx);
@@ -221,6 +236,26 @@ pub fn as_completed<T>(
         let (index, _) = pending.swap_remove(k);
         Some((index, result))
     })
+}
+
+/// [`as_completed`]'s next in a scheduled run: the first pending Future (in order) that
+/// has finished, looked for at each turn (a select would block outside the scheduler).
+fn next_scheduled<T>(
+    turn: &crate::lab::sched::Turn,
+    pending: &mut Vec<(usize, Future<T>)>,
+) -> (usize, Result<T, TaskError>) {
+    use crossbeam_channel::TryRecvError;
+    loop {
+        for k in 0..pending.len() {
+            let result = match pending[k].1.rx.try_recv() {
+                Ok(r) => r,
+                Err(TryRecvError::Disconnected) => Err(TaskError::Lost),
+                Err(TryRecvError::Empty) => continue,
+            };
+            return (pending.remove(k).0, result);
+        }
+        crate::lab::scheduled_poll(turn, crate::lab::POLL_TICK_US);
+    }
 }
 
 #[cfg(test)]

@@ -199,6 +199,11 @@ impl Exporter for Summary {
         for note in &report.notes {
             write_wrapped(out, " → ", &printable(note), 3, self.width)?;
         }
+        if let Some(s) = &report.schedule {
+            let points = format!("{} points, {} preemptions", s.points, s.preemptions);
+            writeln!(out, " ↻ schedule {}: {points}; replay it:", s.strategy)?;
+            writeln!(out, "   --schedule {}", s.token)?;
+        }
         Ok(())
     }
 }

@@ -112,6 +112,30 @@ impl Table {
     }
 }
 
+/// The schedule a scheduled run followed (JSON `schedule`).
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduleReport {
+    /// The strategy, as `--schedule` takes it (`random:42`, `pct:7:3`, `default`).
+    pub strategy: String,
+    /// The replay token: `--schedule TOKEN` runs this run again, exactly.
+    pub token: String,
+    /// Scheduling points passed.
+    pub points: u32,
+    /// Choices that preempted a thread that could have gone on.
+    pub preemptions: u32,
+}
+
+/// What a run came to, in the lesson's words: the key of an exploration's census (race:
+/// the final value; deadlock: the cycle or done) and whether it is the failure the lesson
+/// is about (`--search` stops at the first).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct RunOutcome {
+    /// The outcome, short: "final 1 (1 lost)", "cycle: Teller-1 → 'B' → Teller-2 → 'A'".
+    pub text: String,
+    /// Whether it is the lesson's failure (a lost update, a deadlock, a wrong wake-up).
+    pub bug: bool,
+}
+
 /// What a demo run produced.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -146,6 +170,13 @@ pub struct Report {
     /// Every deadlock cycle the runtime's detector found (see `lab::waitgraph`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deadlocks: Vec<crate::lab::waitgraph::Cycle>,
+    /// The schedule of a scheduled run (`--schedule`): strategy, replay token, points,
+    /// preemptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<ScheduleReport>,
+    /// What the run came to, in the lesson's words (see [`RunOutcome`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<RunOutcome>,
     /// Demo-specific structured fields (url-check's `summary`, race's `distribution`, …).
     #[serde(flatten)]
     pub extra: Map<String, Value>,
@@ -176,6 +207,8 @@ impl Report {
             notes: Vec::new(),
             not_shown: Vec::new(),
             deadlocks: Vec::new(),
+            schedule: None,
+            outcome: None,
             timeline: None,
             primitives: Vec::new(),
             results_streamed: false,
@@ -183,6 +216,14 @@ impl Report {
             tables: Vec::new(),
             exit_code: None,
         }
+    }
+
+    /// Says what the run came to (see [`RunOutcome`]).
+    pub fn outcome(&mut self, text: impl Into<String>, bug: bool) {
+        self.outcome = Some(RunOutcome {
+            text: text.into(),
+            bug,
+        });
     }
 
     /// Stores the demo's arguments as its params.

@@ -197,14 +197,13 @@ impl Barrier {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Instant;
 
     const LONG: Duration = Duration::from_secs(10);
 
     /// Spins until a thread waits at `b`, for at most a few seconds (a test never hangs).
     fn wait_until_someone_waits(b: &Barrier) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while b.n_waiting() == 0 && Instant::now() < deadline {
+        let deadline = crate::lab::now() + Duration::from_secs(5);
+        while b.n_waiting() == 0 && crate::lab::now() < deadline {
             std::thread::yield_now();
         }
     }
@@ -251,13 +250,13 @@ mod tests {
     fn a_missing_party_breaks_the_barrier_for_every_waiter_after_the_timeout() {
         let _bound = crate::sync::bounded_test(20);
         let b = Barrier::new("b", 3, Duration::from_millis(50));
-        let began = Instant::now();
+        let began = crate::lab::now();
         let results: Vec<_> = std::thread::scope(|s| {
             let hs: Vec<_> = (0..2).map(|_| s.spawn(|| b.wait())).collect();
             hs.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(results.iter().all(|r| r.is_err()), "{results:?}");
-        assert!(began.elapsed() >= Duration::from_millis(50));
+        assert!(crate::lab::now().saturating_duration_since(began) >= Duration::from_millis(50));
         assert!(b.is_broken());
         assert!(b.wait().is_err(), "a later caller is refused at once");
     }
@@ -268,8 +267,8 @@ mod tests {
         let b = Barrier::new("b", 2, LONG);
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let t = Instant::now();
-                (b.wait(), t.elapsed())
+                let t = crate::lab::now();
+                (b.wait(), crate::lab::now().saturating_duration_since(t))
             });
             wait_until_someone_waits(&b);
             b.abort();

@@ -97,8 +97,11 @@ mod tests {
             let waiters: Vec<_> = (0..5)
                 .map(|_| {
                     s.spawn(|| {
-                        let began = std::time::Instant::now();
-                        (ev.wait_timeout(Duration::from_secs(8)), began.elapsed())
+                        let began = crate::lab::now();
+                        (
+                            ev.wait_timeout(Duration::from_secs(8)),
+                            crate::lab::now().saturating_duration_since(began),
+                        )
                     })
                 })
                 .collect();
@@ -136,8 +139,11 @@ mod tests {
         let ev = Event::new();
         std::thread::scope(|s| {
             let waiter = s.spawn(|| {
-                let began = std::time::Instant::now();
-                (ev.wait_timeout(Duration::from_secs(8)), began.elapsed())
+                let began = crate::lab::now();
+                (
+                    ev.wait_timeout(Duration::from_secs(8)),
+                    crate::lab::now().saturating_duration_since(began),
+                )
             });
             std::thread::sleep(Duration::from_millis(20));
             ev.set();

@@ -13,8 +13,9 @@ use crate::lab::{Bound, For, Hold, Wait};
 #[derive(Debug)]
 pub struct Mutex<T> {
     inner: std::sync::Mutex<T>,
-    /// Whether the probe records: read once per lock, so off costs one branch.
-    recording: bool,
+    /// Whether the probe records or the mutex was made in a scheduled run: read once per
+    /// lock, so neither costs one branch.
+    instrumented: bool,
     probe: Probe,
 }
 
@@ -31,7 +32,7 @@ impl<T> Mutex<T> {
     pub fn new(value: T, probe: Probe) -> Self {
         Self {
             inner: std::sync::Mutex::new(value),
-            recording: probe.recording(),
+            instrumented: probe.recording() || crate::lab::sched::current().is_some(),
             probe,
         }
     }
@@ -40,7 +41,7 @@ impl<T> Mutex<T> {
     /// a counter stays meaningful after a panic elsewhere.
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        if self.recording {
+        if self.instrumented {
             return self.lock_recorded();
         }
         MutexGuard {
@@ -54,6 +55,9 @@ impl<T> Mutex<T> {
     #[cold]
     #[inline(never)]
     fn lock_recorded(&self) -> MutexGuard<'_, T> {
+        if let Some(turn) = crate::lab::sched::current() {
+            return self.lock_scheduled(&turn);
+        }
         let guard = match self.inner.try_lock() {
             Ok(g) => g,
             Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
@@ -72,10 +76,38 @@ impl<T> Mutex<T> {
 }
 
 impl<T> Mutex<T> {
-    /// std's mutex inside, when nothing is recorded: a hot loop locks it directly, the check
-    /// made once, outside the loop.
+    /// std's mutex inside, when nothing is recorded (nor scheduled): a hot loop locks it
+    /// directly, the check made once, outside the loop.
     pub fn unrecorded(&self) -> Option<&std::sync::Mutex<T>> {
-        (!self.recording).then_some(&self.inner)
+        (!self.instrumented).then_some(&self.inner)
+    }
+
+    /// The lock in a scheduled run: a scheduling point, then the lock if free, else a wait
+    /// (the scheduler's) until its holder releases it. The hold wakes the waiters as it
+    /// ends, before std's lock opens; nobody runs between the two.
+    fn lock_scheduled(&self, turn: &crate::lab::sched::Turn) -> MutexGuard<'_, T> {
+        let name = self.probe.name();
+        turn.point_doing(|| format!("lock '{name}'"));
+        loop {
+            match self.inner.try_lock() {
+                Ok(guard) => return self.held(guard),
+                Err(std::sync::TryLockError::Poisoned(e)) => return self.held(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    let waits = || format!("wait for '{name}' (held)");
+                    if turn.block_doing(self.probe.key(), None, waits).is_err() {
+                        // Only a cycle of locks could leave this wait unanswered: a bug.
+                        panic!("--schedule: '{name}' is never released (a deadlock)");
+                    }
+                }
+            }
+        }
+    }
+
+    fn held<'a>(&'a self, guard: std::sync::MutexGuard<'a, T>) -> MutexGuard<'a, T> {
+        MutexGuard {
+            hold: Some(Box::new(self.probe.hold())),
+            guard,
+        }
     }
 }
 
@@ -136,7 +168,7 @@ mod tests {
     #[test]
     fn a_recording_mutex_records_every_hold_and_the_waits() {
         let _bound = crate::sync::bounded_test(20);
-        let rec = Arc::new(crate::lab::Recorder::new(std::time::Instant::now()));
+        let rec = Arc::new(crate::lab::Recorder::new(crate::lab::now()));
         let m = Mutex::new(0u64, Probe::on("counter", Some(Arc::clone(&rec)), None));
         std::thread::scope(|s| {
             for _ in 0..2 {

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Condvar, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::lab::waitgraph::Cycle;
 use crate::lab::{Bound, For, Outcome, Probe, Wait};
@@ -96,7 +96,7 @@ impl<T> JoinableQueue<T> {
         let mut st = self.state();
         if st.items.len() >= self.maxsize && !st.closed {
             on_full(st.items.len());
-            let began = Instant::now();
+            let began = crate::lab::now();
             let outcome;
             (st, outcome) = self.probe.wait(
                 &self.state,
@@ -111,7 +111,7 @@ impl<T> JoinableQueue<T> {
                 ),
                 |s| s.items.len() >= self.maxsize && !s.closed,
             );
-            st.put_blocked += began.elapsed();
+            st.put_blocked += crate::lab::now().saturating_duration_since(began);
             if let Outcome::Refused(stall) = outcome {
                 return Err(QueueError::Stalled(self.probe.name().to_string(), stall));
             }
@@ -371,8 +371,11 @@ mod tests {
             let getters: Vec<_> = (0..3)
                 .map(|_| {
                     s.spawn(|| {
-                        let began = Instant::now();
-                        (q.get_timeout(long), began.elapsed())
+                        let began = crate::lab::now();
+                        (
+                            q.get_timeout(long),
+                            crate::lab::now().saturating_duration_since(began),
+                        )
                     })
                 })
                 .collect();
@@ -400,8 +403,11 @@ mod tests {
         q.put(2).unwrap();
         std::thread::scope(|s| {
             let joiner = s.spawn(|| {
-                let began = Instant::now();
-                (q.join_timeout(Duration::from_secs(10)), began.elapsed())
+                let began = crate::lab::now();
+                (
+                    q.join_timeout(Duration::from_secs(10)),
+                    crate::lab::now().saturating_duration_since(began),
+                )
             });
             assert_eq!(q.get(), Some(1));
             assert_eq!(q.get(), Some(2));

@@ -1,9 +1,10 @@
 //! `RateLimiter`: at most N starts per second, built in plain view.
 //!
 //! The fixed-interval form: the limiter keeps the earliest moment the next caller may go.
-//! `acquire` waits until then, and the caller it lets go sets the next moment one interval
-//! (1/N s) after its own release, under the limiter's lock. So two releases are always at
-//! least an interval apart, whatever the callers do after, and however many wait.
+//! `acquire` reserves that moment under the limiter's lock and moves it one interval (1/N s)
+//! on, then waits for its moment outside the lock (a caller never sleeps holding it). So two
+//! releases are always at least an interval apart, whatever the callers do after, and
+//! however many wait.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -44,22 +45,22 @@ impl RateLimiter {
     }
 
     /// Waits for this caller's turn; returns false if the run was interrupted first.
-    /// Callers go one at a time through the lock, each at least an interval after the last.
+    /// Each caller reserves the first free moment, at least an interval after the last one.
     pub fn acquire(&self) -> bool {
         // One wait on the limiter: for the callers ahead, then for this caller's moment.
         let wait = Wait::new(For::Held { refusable: false }, Bound::Forever);
         self.probe.block(wait, || {
-            let mut next = lock(&self.next);
-            let now = Instant::now();
-            if let Some(at) = *next
-                && at > now
-                && !crate::lab::sleep(at - now)
-            {
-                return false;
-            }
-            // the rule: the next caller may go one interval after this release.
-            *next = Some(Instant::now() + self.interval);
-            true
+            // This caller's moment, reserved under the lock: the first free one.
+            let (now, at) = {
+                let mut next = lock(&self.next);
+                let now = crate::lab::now();
+                let at = next.map_or(now, |at| at.max(now));
+                // the rule: the next caller may go one interval after this release.
+                *next = Some(at + self.interval);
+                (now, at)
+            };
+            // Waited for outside the lock: a caller never sleeps holding it.
+            at <= now || crate::lab::sleep(at - now)
         })
     }
 }
@@ -78,7 +79,7 @@ mod tests {
                 s.spawn(|| {
                     for _ in 0..5 {
                         assert!(limiter.acquire());
-                        lock(&times).push(Instant::now());
+                        lock(&times).push(crate::lab::now());
                     }
                 });
             }

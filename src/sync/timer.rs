@@ -52,7 +52,7 @@ impl Shared {
     /// Returns whether the state is still `Waiting` at the deadline.
     fn wait_until(&self, deadline: Instant) -> bool {
         let st = lock(&self.state);
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.saturating_duration_since(crate::lab::now());
         if *st != State::Waiting || left.is_zero() {
             return *st == State::Waiting;
         }
@@ -116,7 +116,7 @@ impl Timer {
         action: impl FnOnce() + Send + 'static,
     ) -> anyhow::Result<Self> {
         let shared = Arc::new(Shared::new(lab, name));
-        let deadline = Instant::now() + delay;
+        let deadline = crate::lab::now() + delay;
         let theirs = Arc::clone(&shared);
         let thread = lab.spawn_detached(name, move || {
             if theirs.wait_until(deadline) && theirs.fire() {
@@ -190,7 +190,7 @@ impl Repeating {
                 crate::lab::record::mark(|| format!("tick {k}"));
                 if schedule == Schedule::RearmFirst {
                     // `_run`: re-arm first (the next deadline counts from now), then work.
-                    next = Instant::now() + interval;
+                    next = crate::lab::now() + interval;
                     let tick = Arc::clone(&tick);
                     let name = format!("Tick-{k}");
                     match crate::lab::spawn_recorded(&recorder, name, move || tick(k)) {
@@ -204,11 +204,11 @@ impl Repeating {
                 match schedule {
                     Schedule::RearmFirst => unreachable!("handled above"),
                     // the bug: the next wait starts when the work ends.
-                    Schedule::AfterWork => next = Instant::now() + interval,
+                    Schedule::AfterWork => next = crate::lab::now() + interval,
                     // the fix: the next deadline is fixed in advance.
                     Schedule::FixedRate => {
                         next += interval;
-                        while next < Instant::now() {
+                        while next < crate::lab::now() {
                             next += interval;
                             skipped += 1;
                         }
@@ -217,9 +217,9 @@ impl Repeating {
                 k += 1;
             }
             // Every tick that fired has ended before the timer counts as stopped.
-            let deadline = Instant::now() + Duration::from_secs(10) + interval * 2;
+            let deadline = crate::lab::now() + Duration::from_secs(10) + interval * 2;
             for h in fired {
-                join_bounded(h, deadline.saturating_duration_since(Instant::now()));
+                join_bounded(h, deadline.saturating_duration_since(crate::lab::now()));
             }
             skipped
         })?;
@@ -241,12 +241,15 @@ impl Repeating {
 /// Joins `thread` if it ends within `timeout` and returns what it returned; a thread that
 /// does not end in time is left detached (`None`), as is one that panicked.
 fn join_bounded<T>(thread: JoinHandle<T>, timeout: Duration) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while !thread.is_finished() {
-        if Instant::now() >= deadline {
+    let deadline = crate::lab::now() + timeout;
+    // In a scheduled run, ended as the scheduler knows it (the OS's exit follows at once).
+    let id = thread.thread().id();
+    let ended = || crate::lab::sched::ended(id).unwrap_or_else(|| thread.is_finished());
+    while !ended() {
+        if crate::lab::now() >= deadline {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(1));
+        crate::lab::pause(Duration::from_millis(1));
     }
     thread.join().ok()
 }
@@ -265,9 +268,9 @@ mod tests {
         let _bound = crate::sync::bounded_test(20);
         let fired = Arc::new(Mutex::new(None));
         let at = Arc::clone(&fired);
-        let began = Instant::now();
+        let began = crate::lab::now();
         let t = Timer::start(&lab(), "t", Duration::from_millis(30), move || {
-            *at.lock().unwrap() = Some(Instant::now());
+            *at.lock().unwrap() = Some(crate::lab::now());
         })
         .unwrap();
         assert!(t.join_timeout(Duration::from_secs(10)));
@@ -307,7 +310,7 @@ mod tests {
         let _bound = crate::sync::bounded_test(20);
         let starts = Arc::new(Mutex::new(Vec::new()));
         let log = Arc::clone(&starts);
-        let began = Instant::now();
+        let began = crate::lab::now();
         let interval = Duration::from_millis(50);
         let r = Repeating::start(
             &lab(),
@@ -316,7 +319,7 @@ mod tests {
             interval,
             Schedule::FixedRate,
             move |_| {
-                log.lock().unwrap().push(Instant::now());
+                log.lock().unwrap().push(crate::lab::now());
                 std::thread::sleep(Duration::from_millis(30));
             },
         )
@@ -340,7 +343,7 @@ mod tests {
         let r = Repeating::start(
             &lab(),
             "r",
-            Instant::now(),
+            crate::lab::now(),
             Duration::from_millis(5),
             Schedule::FixedRate,
             move |_| {

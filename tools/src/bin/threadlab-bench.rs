@@ -40,7 +40,7 @@ fn sched_rate() {
     for k in [2u64, 3] {
         let model = |strategy| sched::counter_model(strategy, k);
         let started = std::time::Instant::now();
-        let Some(census) = sched::explore(1_000_000, model) else {
+        let Some(census) = sched::explore(1_000_000, None, model) else {
             println!("  k = {k}: over the limit");
             continue;
         };
