@@ -60,6 +60,11 @@ pub struct GlobalArgs {
     #[arg(long, global = true, default_value_t = 600, value_name = "SECS",
           value_parser = crate::cli::whole::<u64>(0, 604_800))]
     pub watchdog: u64,
+    /// Run only part N of a demo in parts (lock 1-3, deadlock 1-4): one lesson's moment,
+    /// small enough for --explore to count every schedule of.
+    #[arg(long, global = true, value_name = "N",
+          value_parser = crate::cli::whole::<u32>(1, 9))]
+    pub part: Option<u32>,
     /// Who runs when: os (the operating system, the default), random[:SEED],
     /// pct[:SEED[:DEPTH]], or a replay token a scheduled run printed. Under any but os the
     /// demo's threads run one at a time, the lab choosing at every scheduling point, in
@@ -89,6 +94,11 @@ pub struct GlobalArgs {
 }
 
 impl GlobalArgs {
+    /// The text a replay token's hash covers besides the demo's own arguments.
+    pub fn hashed(&self) -> String {
+        self.part.map_or(String::new(), |p| format!("part {p}"))
+    }
+
     /// Whether any flag asks for the lab's scheduler.
     pub fn scheduled(&self) -> bool {
         let schedule = !matches!(self.schedule, None | Some(crate::schedule::Spec::Os));

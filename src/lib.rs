@@ -172,6 +172,17 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Serve(args) => (Box::new(move |lab| serve::run(args, lab)), false),
     };
     let g = &cli.global;
+    if let Some(n) = g.part {
+        let parts = match &cli.command {
+            Command::Demo(demo) => (demo.entry().name, demo.entry().parts),
+            _ => (String::from("this command"), 0),
+        };
+        match parts {
+            (name, 0) => anyhow::bail!("--part {n}: {name} is not in parts"),
+            (name, k) if n > k => anyhow::bail!("--part {n}: {name} has parts 1 to {k}"),
+            _ => {}
+        }
+    }
     if !g.scheduled() {
         return run_lab(g, job, guarded, None);
     }
@@ -318,6 +329,7 @@ fn new_lab(
         seed,
         record: true,
         pictures,
+        part: g.part,
     };
     let lab = Lab::new(settings, output.clone());
     output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));

@@ -296,8 +296,9 @@ fn produce(
             Bug::If => args.produce_time,
         };
         lab.sleep_secs(make);
-        if args.bug == Bug::If {
-            // Put each item when every consumer waits for one: all of them wake.
+        // Put each item when every consumer waits for one: all of them wake. Under the
+        // lab's schedule, the lab's choices decide instead.
+        if args.bug == Bug::If && !crate::lab::sched::active() {
             buffer.until_consumers_wait(args.consumers, lab);
         }
         buffer.put(item, &mut tally)?;
@@ -389,6 +390,11 @@ fn judge(args: &Args, tallies: &[Tally], high_water: usize, report: &mut Report)
         format!("{consumed} consumed, {} distinct", distinct.len()),
         consumed == args.items && distinct.len() as u64 == args.items,
     );
+    let outcome = match took_nothing {
+        0 => String::from("every take found an item"),
+        n => format!("a consumer got nothing from an open buffer ({n}×)"),
+    };
+    report.outcome(outcome, took_nothing > 0);
     match args.bug {
         Bug::None => report.check(
             "times-consumer-got-nothing-open",

@@ -234,19 +234,22 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "money before → after",
         "time",
     ]);
-    if matches!(args.fix, Fix::None | Fix::All) {
+    if matches!(args.fix, Fix::None | Fix::All) && lab.runs_part(1) {
         two_tellers(args, lab, &mut report, &mut table)?;
     }
-    for (fix, how) in [
-        (Fix::Ordering, How::Ordered),
-        (Fix::Timeout, How::Timeout(Duration::ZERO)),
+    for (part, fix, how) in [
+        (2, Fix::Ordering, How::Ordered),
+        (3, Fix::Timeout, How::Timeout(Duration::ZERO)),
     ] {
-        if (args.fix == fix || args.fix == Fix::All) && !lab.interrupted() {
+        if (args.fix == fix || args.fix == Fix::All) && lab.runs_part(part) && !lab.interrupted()
+        {
             random_transfers(args, lab, how, &mut report, &mut table)?;
         }
     }
-    report.tables.push(table);
-    if matches!(args.fix, Fix::None | Fix::All) && !lab.interrupted() {
+    if !table.rows.is_empty() {
+        report.tables.push(table);
+    }
+    if matches!(args.fix, Fix::None | Fix::All) && lab.runs_part(4) && !lab.interrupted() {
         no_lock(args, lab, &mut report)?;
     }
     Ok(report)
@@ -313,7 +316,10 @@ fn observe_two_tellers(args: &Args, lab: &Lab) -> anyhow::Result<TwoTellersSeen>
                                     "holding '{}'; now asking for '{}'",
                                     claim.holds, claim.wants
                                 );
-                                let _ = both_hold.wait();
+                                // Under the lab's schedule, the lab's choices instead.
+                                if !crate::lab::sched::active() {
+                                    let _ = both_hold.wait();
+                                }
                             }
                         };
                         let done = transfer(

@@ -68,14 +68,18 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "updates overwritten",
     ]);
     for locked in [false, true] {
-        if lab.interrupted() {
+        if lab.interrupted() || !lab.runs_part(1) {
             break;
         }
         bank(args, lab, locked, &mut report, &mut table)?;
     }
-    report.tables.push(table);
-    if !lab.interrupted() {
+    if !table.rows.is_empty() {
+        report.tables.push(table);
+    }
+    if !lab.interrupted() && lab.runs_part(2) {
         try_and_timed(lab, &mut report)?;
+    }
+    if !lab.interrupted() && lab.runs_part(3) {
         guard_and_panic(lab, &mut report);
     }
     Ok(report)
@@ -102,7 +106,9 @@ fn bank(
         "each: read the balance, wait {}, write it",
         lab.simulated(args.gap)
     );
-    if !locked {
+    if !locked && crate::lab::sched::active() {
+        info!("first deposits; who reads and writes when: the lab's schedule");
+    } else if !locked {
         info!("first deposits: every teller reads before any writes (forced)");
     }
     let seen = observe_bank(args, lab, locked)?;
@@ -196,8 +202,9 @@ fn teller(c: &Counter, t: usize) -> anyhow::Result<Ledger> {
                 }
             }
         } else {
+            // Under the lab's schedule the lab, not the barrier, decides who reads first.
             let together = || {
-                if k == 0 {
+                if k == 0 && !crate::lab::sched::active() {
                     let _ = c.all_read.wait();
                 }
             };
@@ -325,7 +332,10 @@ fn transact(
     after_read: &dyn Fn(),
     ledger: &mut Ledger,
 ) {
-    let read = account.balance.load(SeqCst);
+    // In a scheduled run the lab chooses who runs before the read and before the write.
+    let balance = || account.balance.load(SeqCst);
+    crate::lab::sched::point_doing(|| format!("read the balance ({})", balance()));
+    let read = balance();
     after_read();
     lab.sleep_secs(gap);
     let written = if deposit {
@@ -337,6 +347,7 @@ fn transact(
         info!("withdraw {amount}: insufficient funds ({read}); declined");
         return;
     };
+    crate::lab::sched::point_doing(|| format!("write {written} (read {read})"));
     // A swap, so the teller sees what it replaced: anything but what it read was another
     // teller's update, now lost.
     if account.balance.swap(written, SeqCst) != read {

@@ -32,6 +32,8 @@ pub struct Entry {
     /// Why the demo refuses `--schedule` (its point is real parallel time or real I/O), or
     /// `None`: it runs under the lab's scheduler.
     pub unscheduled: Option<&'static str>,
+    /// How many parts `--part N` chooses among (0: the demo is not in parts).
+    pub parts: u32,
 }
 
 struct Static {
@@ -40,6 +42,7 @@ struct Static {
     quick: &'static [&'static str],
     long: Option<&'static [&'static str]>,
     unscheduled: Option<&'static str>,
+    parts: Option<u32>,
 }
 
 /// `None`, or `Some` of the one expression given.
@@ -56,7 +59,7 @@ macro_rules! optional {
 /// `#[command]` attributes = name and aliases), its module, and the flags the tests use.
 macro_rules! registry {
     ($( $(#[$meta:meta])* $variant:ident => $module:ident, quick: $quick:expr, long: $long:expr
-        $(, unscheduled: $why:expr)?; )*) => {
+        $(, unscheduled: $why:expr)? $(, parts: $parts:expr)?; )*) => {
         $( pub mod $module; )*
 
         /// One variant per demo, in lesson order.
@@ -96,6 +99,7 @@ macro_rules! registry {
                 quick: $quick,
                 long: $long,
                 unscheduled: optional!($($why)?),
+                parts: optional!($($parts)?),
             }, )*
         ];
     };
@@ -106,7 +110,7 @@ registry! {
     #[command(visible_alias = "basics")]
     Threads => threads, quick: &[], long: Some(&["--work", "30"]);
     /// Mutual exclusion: a bank account loses money without a lock; try-lock, timeouts, guards.
-    Lock => lock, quick: &[], long: Some(&["--gap", "30"]);
+    Lock => lock, quick: &[], long: Some(&["--gap", "30"]), parts: 3;
     /// Lost updates from an unsynchronized counter, counted, then fixed (mutex, atomic, local sum).
     #[command(name = "race-condition", visible_alias = "race")]
     RaceCondition => race_condition, quick: &["--iterations", "2000"],
@@ -116,7 +120,7 @@ registry! {
     /// Bounded access: never more holders than permits; a bounded semaphore refuses over-release.
     Semaphore => semaphore, quick: &[], long: Some(&[]);
     /// Two tellers lock two accounts in opposite orders: the cycle found at once, broken, then fixed.
-    Deadlock => deadlock, quick: &[], long: Some(&["--hold", "30"]);
+    Deadlock => deadlock, quick: &[], long: Some(&["--hold", "30"]), parts: 4;
     /// The dining philosophers: a circular deadlock caught at once; ordering and a waiter prevent it.
     Philosophers => philosophers, quick: &[], long: Some(&["--eat", "30"]);
     /// A semaphore limits how many at once, not how many per second; a real rate limiter; a pool.
@@ -174,6 +178,7 @@ pub fn registry() -> Vec<Entry> {
             quick: s.quick,
             long: s.long,
             unscheduled: s.unscheduled,
+            parts: s.parts.unwrap_or(0),
         })
         .collect()
 }

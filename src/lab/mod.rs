@@ -44,6 +44,8 @@ pub struct Settings {
     /// Pictures were asked for (`--timeline`, `--trace`, `--svg`): record in detail, the
     /// narrative and hot loops' primitives included.
     pub pictures: bool,
+    /// Only this part of a demo in parts (`--part`).
+    pub part: Option<u32>,
 }
 
 impl Default for Settings {
@@ -53,6 +55,7 @@ impl Default for Settings {
             seed: None,
             record: true,
             pictures: false,
+            part: None,
         }
     }
 }
@@ -63,6 +66,7 @@ pub struct Lab {
     pace: f64,
     seed: u64,
     record: bool,
+    part: Option<u32>,
     output: Output,
     recorder: Arc<Recorder>,
     wait_graph: Arc<waitgraph::WaitGraph>,
@@ -85,6 +89,7 @@ impl Lab {
                 .seed
                 .unwrap_or_else(|| u64::from(rand::random::<u32>())),
             record: settings.record,
+            part: settings.part,
             output,
             recorder,
             wait_graph,
@@ -99,9 +104,15 @@ impl Lab {
                 seed: Some(seed),
                 record: true,
                 pictures: false,
+                part: None,
             },
             Output::silent(),
         )
+    }
+
+    /// Whether part `n` of a demo in parts runs (all do unless `--part` chose one).
+    pub fn runs_part(&self, n: u32) -> bool {
+        self.part.is_none_or(|p| p == n)
     }
 
     /// The pace factor.

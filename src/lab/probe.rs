@@ -448,11 +448,15 @@ impl Probe {
             Bound::Forever | Bound::Patience(_) => None,
         };
         let relock = || mutex.lock().unwrap_or_else(|e| e.into_inner());
+        // A bare wait (Python's `if` around `wait()`) ends at the first wake-up, as on the
+        // OS's schedule: what it finds then is the caller's to judge.
+        let bare = matches!(wait.what, For::Signal { bare: true, .. });
         while blocked(&guard) {
             drop(guard);
             let woke = turn.block_on(self.key, within);
             guard = relock();
             match woke {
+                Ok(super::sched::Woke::Woken) if bare => break,
                 Ok(super::sched::Woke::Woken) => {}
                 Ok(super::sched::Woke::TimedOut) if blocked(&guard) => {
                     return (guard, Outcome::TimedOut);

@@ -749,6 +749,13 @@ impl Session {
 /// One thread's body in a scheduled run.
 pub type Body<'a, T> = Box<dyn FnOnce(&Turn) -> Result<T, Abort> + Send + 'a>;
 
+/// Whether the current thread runs in a scheduled run. A demo that arranges the unlucky
+/// interleaving on the OS's schedule (a barrier that makes both tellers hold before either
+/// asks) leaves it to the lab's choices here: that is what exploring counts.
+pub fn active() -> bool {
+    CURRENT.with(|c| c.borrow().is_some())
+}
+
 /// A scheduling point for the current thread if it runs in a scheduled run (one
 /// thread-local read otherwise). A primitive calls it as an operation begins, before it
 /// takes its state's lock.

@@ -32,6 +32,8 @@ pub struct Setting {
     pub seed: u64,
     /// `--pace`.
     pub pace: f64,
+    /// `--part`.
+    pub part: Option<u32>,
 }
 
 impl Setting {
@@ -48,10 +50,16 @@ impl Setting {
         }
         let seed = g.seed.map_or(0, u64::from);
         Ok(Setting {
-            hash: args_hash(&entry.name, &demo.args_json(), g.pace, seed),
+            hash: args_hash(
+                &entry.name,
+                &format!("{}{}", demo.args_json(), g.hashed()),
+                g.pace,
+                seed,
+            ),
             demo: entry.name,
             seed,
             pace: g.pace,
+            part: g.part,
         })
     }
 
@@ -83,6 +91,7 @@ impl Setting {
             seed: Some(self.seed),
             record: true,
             pictures: false,
+            part: self.part,
         };
         Lab::new(settings, Output::silent())
     }
@@ -130,8 +139,28 @@ fn key_of(report: Option<&Report>) -> Key {
         .collect();
     match &r.outcome {
         Some(o) => (o.text.clone(), o.bug, failed),
-        None => ("done".into(), !failed.is_empty(), failed),
+        // Otherwise the deadlocks and stalls the detector found, or none.
+        None if r.deadlocks.is_empty() => ("no deadlock".into(), false, failed),
+        None => {
+            let found: Vec<String> = r.deadlocks.iter().map(short).collect();
+            (found.join("; then "), true, failed)
+        }
     }
+}
+
+/// A deadlock or stall in one line: "cycle: Teller-1 waits for 'account-B', Teller-2 …".
+fn short(c: &crate::lab::waitgraph::Cycle) -> String {
+    let kind = match c.kind {
+        crate::lab::waitgraph::Kind::Stall => "stall",
+        crate::lab::waitgraph::Kind::Cycle => "cycle",
+    };
+    let waits: Vec<String> = c
+        .threads
+        .iter()
+        .zip(&c.locks)
+        .map(|(t, w)| format!("{t} waits for '{w}'"))
+        .collect();
+    format!("{kind}: {}", waits.join(", "))
 }
 
 /// `--explore`: every schedule of the run (within `--preemptions`), as a census printed on
