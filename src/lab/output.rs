@@ -157,7 +157,8 @@ impl Output {
     /// A progress bar over `len` steps, or a hidden one when not on a terminal, `--quiet` or
     /// `--json`. Log lines written while it shows appear above it, whole.
     pub fn progress(&self, len: u64, label: &str) -> ProgressBar {
-        if !self.progress_visible {
+        // A scheduled run is in virtual time, one thread at a time: no real-time bar.
+        if !self.progress_visible || super::sched::active() {
             return ProgressBar::hidden();
         }
         let mut slot = self.bars.lock().unwrap_or_else(|e| e.into_inner());

@@ -102,6 +102,21 @@ struct Slot {
     /// The step at which it last blocked (a deadlock's victim is the last to block).
     blocked_at: u32,
     tid: Option<ThreadId>,
+    /// Where this thread waits for the token: only the chosen thread is woken.
+    turn: Arc<Condvar>,
+}
+
+impl Slot {
+    fn new(name: &str, next: &str, tid: Option<ThreadId>) -> Slot {
+        Slot {
+            name: name.to_string(),
+            life: Life::Runnable,
+            next: next.to_string(),
+            blocked_at: 0,
+            tid,
+            turn: Arc::new(Condvar::new()),
+        }
+    }
 }
 
 /// One choice among two or more runnable threads.
@@ -171,6 +186,9 @@ struct Chooser {
     /// Choices that override the strategy's (decision index → choice): a token's.
     overrides: BTreeMap<u32, u32>,
     picker: Option<Picker>,
+    cap: Option<f64>,
+    /// The product of the alternatives of the choices so far.
+    tree: f64,
     rng: StdRng,
     /// PCT: each thread's priority (higher runs first), and the steps where the running
     /// thread's priority drops.
@@ -195,6 +213,8 @@ impl Chooser {
             strategy: plan.strategy,
             overrides: plan.overrides,
             picker: plan.picker,
+            cap: plan.cap,
+            tree: 1.0,
             rng,
             priorities: Vec::new(),
             change_points,
@@ -264,6 +284,10 @@ pub struct Plan {
     pub overrides: BTreeMap<u32, u32>,
     /// Makes each choice after the overrides (`--step`).
     pub picker: Option<Picker>,
+    /// Once the product of the choices' alternatives passes this (a schedule tree that
+    /// large), the run goes on by the default, recording nothing more: an estimate's probe
+    /// learns the size without running every point's switch.
+    pub cap: Option<f64>,
 }
 
 impl From<Strategy> for Plan {
@@ -272,6 +296,7 @@ impl From<Strategy> for Plan {
             strategy,
             overrides: BTreeMap::new(),
             picker: None,
+            cap: None,
         }
     }
 }
@@ -279,7 +304,6 @@ impl From<Strategy> for Plan {
 /// One scheduled run's shared state: the token, who is runnable, the choices made.
 pub struct Scheduler {
     state: Mutex<State>,
-    turn: Condvar,
     /// Virtual time zero, as an `Instant` (see [`now`]).
     base: Instant,
 }
@@ -312,8 +336,14 @@ pub fn now() -> Instant {
 }
 
 /// How long the token may stay with one thread, in real time, before the run is declared
-/// stuck: a thread that blocks outside the lab's primitives never hands it on.
-pub const STUCK_AFTER: Duration = Duration::from_secs(20);
+/// stuck: a thread that blocks outside the lab's primitives never hands it on. (The tests
+/// shorten it with `THREADLAB_STUCK_SECS`.)
+fn stuck_after() -> Duration {
+    let secs = std::env::var("THREADLAB_STUCK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok());
+    Duration::from_secs(secs.unwrap_or(20))
+}
 
 impl Scheduler {
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -355,12 +385,18 @@ impl Scheduler {
             n => Some(runnable[Self::choose(st, &runnable, prev, stay).min(n as u32 - 1) as usize]),
         };
         st.moved = Instant::now();
-        self.turn.notify_all();
+        if let Some(r) = st.running {
+            st.slots[r].turn.notify_one();
+        }
     }
 
     /// The choice among `runnable` (two or more): the strategy's, a token's override, or
     /// the picker's; recorded.
     fn choose(st: &mut State, runnable: &[usize], prev: Option<usize>, stay: Option<u32>) -> u32 {
+        if st.chooser.cap.is_some_and(|cap| st.chooser.tree > cap) {
+            return stay.unwrap_or(0);
+        }
+        st.chooser.tree *= runnable.len() as f64;
         let decision = st.choices.len();
         let steps = st.steps;
         let proposed = st.chooser.propose(runnable, decision, steps, prev, stay);
@@ -439,7 +475,7 @@ impl Scheduler {
     }
 
     /// Waits until `me` holds the token; `Err(Abort)` when it is a deadlock's victim. A
-    /// token that stays with one thread longer than [`STUCK_AFTER`] (real time) ends the
+    /// token that stays with one thread longer than [`stuck_after`] (real time) ends the
     /// process with an error naming that thread: a scheduled run never hangs.
     fn wait_for_turn<'a>(
         &'a self,
@@ -455,12 +491,12 @@ impl Scheduler {
                 return Ok(st);
             }
             if let Some(r) = st.running
-                && st.moved.elapsed() > STUCK_AFTER
+                && st.moved.elapsed() > stuck_after()
             {
                 stuck(&st.slots[r].name);
             }
-            st = self
-                .turn
+            let turn = Arc::clone(&st.slots[me].turn);
+            st = turn
                 .wait_timeout(st, Duration::from_secs(1))
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
@@ -486,13 +522,15 @@ impl Scheduler {
     }
 }
 
-/// A thread kept the token past [`STUCK_AFTER`]: one line, and the process ends (exit 1).
+/// A thread kept the token too long (see [`stuck_after`]): one line, and the process ends
+/// (exit 1).
 fn stuck(name: &str) -> ! {
     eprintln!(
         "threadlab: error: --schedule: thread {name} ran {} s without reaching a scheduling \
          point (it blocks on something the lab does not schedule)",
-        STUCK_AFTER.as_secs()
+        stuck_after().as_secs()
     );
+    crate::pictures::files::discard_scratch();
     std::process::exit(1)
 }
 
@@ -595,13 +633,7 @@ impl Turn {
     /// thread, [`Turn::bind`]s it.
     pub fn spawn(&self, name: &str) -> Spawned {
         let mut st = self.scheduler.lock();
-        st.slots.push(Slot {
-            name: name.to_string(),
-            life: Life::Runnable,
-            next: String::from("start"),
-            blocked_at: 0,
-            tid: None,
-        });
+        st.slots.push(Slot::new(name, "start", None));
         Spawned {
             scheduler: Arc::clone(&self.scheduler),
             me: st.slots.len() - 1,
@@ -650,7 +682,17 @@ impl Spawned {
         CURRENT.with(|c| *c.borrow_mut() = Some(turn));
         let st = self.scheduler.lock();
         // A thread that has not started waits for nothing: it cannot be a victim.
-        drop(self.scheduler.wait_for_turn(st, self.me));
+        let st = self.scheduler.wait_for_turn(st, self.me);
+        let name = st
+            .as_ref()
+            .map(|st| st.slots[self.me].name.clone())
+            .unwrap_or_default();
+        drop(st);
+        // A test hook: this thread blocks outside the lab once it runs, as one stuck on
+        // something the scheduler does not see would.
+        if std::env::var("THREADLAB_TEST_STUCK").is_ok_and(|n| n == name) {
+            std::thread::sleep(Duration::from_secs(60));
+        }
         Leave {
             scheduler: self.scheduler,
             me: self.me,
@@ -688,6 +730,9 @@ pub struct Summary {
     pub deadlocks: u32,
     /// Virtual time at the end, in µs.
     pub now: u64,
+    /// The product of the choices' alternatives (past the plan's cap, the run stopped
+    /// choosing).
+    pub tree: f64,
 }
 
 impl Summary {
@@ -708,13 +753,7 @@ impl Session {
         let scheduler = Arc::new(Scheduler {
             state: Mutex::new(State {
                 running: Some(0),
-                slots: vec![Slot {
-                    name: name.to_string(),
-                    life: Life::Runnable,
-                    next: String::new(),
-                    blocked_at: 0,
-                    tid: Some(std::thread::current().id()),
-                }],
+                slots: vec![Slot::new(name, "", Some(std::thread::current().id()))],
                 deadlocks: 0,
                 chooser: Chooser::new(plan.into()),
                 choices: Vec::new(),
@@ -722,7 +761,6 @@ impl Session {
                 now: 0,
                 moved: Instant::now(),
             }),
-            turn: Condvar::new(),
             base: Instant::now(),
         });
         let turn = Turn {
@@ -742,6 +780,7 @@ impl Session {
             steps: st.steps,
             deadlocks: st.deadlocks,
             now: st.now,
+            tree: st.chooser.tree,
         }
     }
 }

@@ -232,16 +232,23 @@ fn replay_token(setting: &Setting, job: &Job<'_>, first: &[u32]) -> String {
 /// bound it instead.
 fn estimate(setting: &Setting, job: &Job<'_>, bound: Option<u32>) -> f64 {
     let probes: u32 = 6;
-    let total: f64 = (0..probes)
-        .map(|seed| {
-            let (_, summary) = setting.silent_run(job, sched::Strategy::Random(u64::from(seed)));
-            let tree: f64 = summary.choices.iter().map(|c| f64::from(c.of)).product();
-            match bound {
-                Some(k) => tree.min(bounded(&summary.choices, k)),
-                None => tree,
-            }
-        })
-        .sum();
+    let mut total = 0.0;
+    for seed in 0..probes {
+        // A probe stops choosing once the tree is far past the limit: its size is known.
+        let plan = Plan {
+            cap: Some(EXPLORE_LIMIT as f64 * 1e3),
+            ..Plan::from(sched::Strategy::Random(u64::from(seed)))
+        };
+        let (_, summary) = setting.silent_run(job, plan);
+        let tree = match bound {
+            Some(k) => summary.tree.min(bounded(&summary.choices, k)),
+            None => summary.tree,
+        };
+        if tree > EXPLORE_LIMIT as f64 * 1e3 {
+            return tree;
+        }
+        total += tree;
+    }
     total / f64::from(probes)
 }
 
@@ -338,6 +345,19 @@ fn print_census(json: bool, c: &CensusReport) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether a run shows what `--search` looks for: the failure its demo says the lesson is
+/// about (a lost update, an empty take), or, for a demo that says none, a deadlock or a
+/// failed check.
+fn shows_the_bug(report: Option<&Report>) -> bool {
+    match report {
+        None => true,
+        Some(r) => match &r.outcome {
+            Some(o) => o.bug,
+            None => !r.deadlocks.is_empty() || r.checks.iter().any(|c| !c.ok),
+        },
+    }
+}
+
 /// `--search N`: runs of `base` from its seed on, silent, until one shows the lesson's
 /// failure or fails a check; its token, or `None` after `n` runs. Prints what it did.
 pub fn search(
@@ -362,8 +382,7 @@ pub fn search(
     let began = Instant::now();
     for tried in 1..=n {
         let (report, summary) = setting.silent_run(job, base.strategy());
-        let (_, bug, failed) = key_of(report.as_ref());
-        if bug || !failed.is_empty() {
+        if shows_the_bug(report.as_ref()) {
             let token = setting.token(base, &summary.choices, None);
             eprintln!(
                 "threadlab: --search: schedule {tried} of at most {n} ({base}) shows it, found in {}",

@@ -246,9 +246,8 @@ impl Token {
     /// The scheduler's plan for this token.
     pub fn plan(&self) -> Plan {
         Plan {
-            strategy: self.base.strategy(),
             overrides: self.overrides.clone(),
-            picker: None,
+            ..Plan::from(self.base.strategy())
         }
     }
 }
