@@ -335,8 +335,7 @@ fn new_lab(
     output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));
     match schedule {
         Some(base) => tracing::info!(
-            "seed {} · pace {} · schedule {base}: one thread at a time, the lab choosing; \
-             virtual time",
+            "seed {} · pace {} · schedule {base}: threads run one at a time",
             lab.seed(),
             lab.pace()
         ),

@@ -199,6 +199,9 @@ fn the_registry_the_files_the_pages_and_the_readme_agree() {
             row.contains(&format!("`src/demos/{}.rs`", e.module)),
             "{row}"
         );
+        // The last column says whether it takes --schedule, as the registry does.
+        let last = row.trim_end_matches('|').rsplit('|').next().unwrap().trim();
+        assert_eq!(last.starts_with("no: "), e.unscheduled.is_some(), "{row}");
     }
 }
 

@@ -487,6 +487,26 @@ fn stepping_in_a_terminal_lets_the_student_make_the_lost_update() {
         done.contains("✔ unsynchronized counter: updates lost"),
         "{done}"
     );
+    // The README shows this session (its last run): every line it shows is on the screen.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let shown: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| {
+            !l.starts_with("$ threadlab race --iterations 1 --strategy unsynchronized --step")
+        })
+        .skip(1)
+        .take_while(|l| *l != "```")
+        .filter(|l| l.trim() != "…" && !l.trim().is_empty())
+        .collect();
+    assert!(shown.len() > 10, "the README shows the session");
+    let on_screen: Vec<&str> = done.lines().map(str::trim_end).collect();
+    for line in shown {
+        assert!(
+            on_screen.contains(&line.trim_end()),
+            "README line not on the screen: {line}\n{done}"
+        );
+    }
     let token = done
         .lines()
         .find_map(|l| l.trim().strip_prefix("--schedule "))

@@ -46,6 +46,10 @@ fn transcripts() -> Vec<Transcript> {
             let Some(cmd) = first.strip_prefix("$ threadlab ") else {
                 continue;
             };
+            // A stepping session needs a terminal: tests/schedule.rs plays it in tmux.
+            if cmd.split_whitespace().any(|a| a == "--step") {
+                continue;
+            }
             lines.next();
             let mut shown = String::new();
             for (_, l) in lines.by_ref() {
@@ -204,12 +208,63 @@ fn every_transcript_shown_is_what_the_binary_prints() {
                 t.at
             ));
         }
+        if scheduled(&t.args) {
+            problems.extend(same_screen(t, printed));
+        }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A run under the lab's scheduler is the same on every run: every line of it is
+/// compared, not only the main thread's, with only real-time rates taken out.
+fn scheduled(args: &[String]) -> bool {
+    args.iter()
+        .any(|a| ["--schedule", "--explore", "--search"].contains(&a.as_str()))
+}
+
+/// A scheduled transcript's lines against the binary's, each steadied (see [`steady`]):
+/// every line shown is printed, and (unless an excerpt) every line printed is shown.
+fn same_screen(t: &Transcript, printed: &str) -> Vec<String> {
+    let lines = |text: &str| -> BTreeSet<String> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty() && l.trim() != "…")
+            .map(steady)
+            .collect()
+    };
+    let (shown, made) = (lines(&t.shown), lines(printed));
+    let mut problems: Vec<String> = shown
+        .difference(&made)
+        .map(|l| format!("{}: a scheduled run no longer prints: {l}", t.at))
+        .collect();
+    if !t.excerpt {
+        problems.extend(
+            made.difference(&shown)
+                .map(|l| format!("{}: a scheduled run prints a line not shown: {l}", t.at)),
+        );
+    }
+    problems
+}
+
+/// A line with what real time decides taken out: a rate ("4574 schedules/s") and how long
+/// a search took ("found in 4.1 ms").
+fn steady(line: &str) -> String {
+    let mut l = line.trim_end().to_string();
+    if let Some(at) = l.find(" schedules/s") {
+        let start = l[..at].rfind(' ').map_or(0, |i| i + 1);
+        l = format!("{}#{}", &l[..start], &l[at..]);
+    }
+    if let Some(at) = l.find("found in ") {
+        l = format!("{}found in #", &l[..at]);
+    }
+    l
+}
+
 #[test]
 fn redaction_keeps_words_and_drops_figures() {
+    assert_eq!(
+        steady("race: 6 schedules explored, 2 outcomes, 4574 schedules/s"),
+        "race: 6 schedules explored, 2 outcomes, # schedules/s"
+    );
     assert_eq!(
         redact("+1.234s [INFO ] (MainThread) lost 68 558 of 200 000 (34.3 %) in 3.1 ms, 2.47x"),
         "[INFO ] (MainThread) lost # of # (#) in #, #"

@@ -160,7 +160,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("race-condition");
     report.params_from(args);
     let window = match crate::lab::sched::active() {
-        true => String::from("the lab chooses who runs at each read and write"),
+        true => String::from("scheduled by the lab"),
         false => format!("window {}", args.window),
     };
     info!(

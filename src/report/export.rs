@@ -200,7 +200,15 @@ impl Exporter for Summary {
             write_wrapped(out, " → ", &printable(note), 3, self.width)?;
         }
         if let Some(s) = &report.schedule {
-            let points = format!("{} points, {} preemptions", s.points, s.preemptions);
+            let plural = |n: u32, one: &str| match n {
+                1 => format!("1 {one}"),
+                n => format!("{n} {one}s"),
+            };
+            let points = format!(
+                "{}, {}",
+                plural(s.points, "point"),
+                plural(s.preemptions, "preemption")
+            );
             writeln!(out, " ↻ schedule {}: {points}; replay it:", s.strategy)?;
             writeln!(out, "   --schedule {}", s.token)?;
         }

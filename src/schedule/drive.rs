@@ -321,6 +321,10 @@ fn print_census(json: bool, c: &CensusReport) -> anyhow::Result<()> {
         c.outcomes.len(),
         c.schedules_per_sec
     )?;
+    writeln!(
+        out,
+        "each outcome: the schedules that reach it, what the demo's checks say of it, a replay"
+    )?;
     for row in &c.outcomes {
         let share = crate::lab::units::percent(row.schedules as f64, c.schedules as f64);
         let kind = if row.bug {
@@ -333,12 +337,20 @@ fn print_census(json: bool, c: &CensusReport) -> anyhow::Result<()> {
         } else {
             format!("checks: ✘ {}", row.failed_checks.join(", "))
         };
-        writeln!(out, "\n  {} — {kind}", row.outcome)?;
-        writeln!(
-            out,
-            "    {} of {} schedules ({share}) · {checks}",
-            row.schedules, c.schedules
-        )?;
+        let lines = [
+            format!("{} — {kind}", row.outcome),
+            format!(
+                "{} of {} schedules ({share}) · {checks}",
+                row.schedules, c.schedules
+            ),
+        ];
+        writeln!(out)?;
+        for (lead, text) in ["  ", "    "].iter().zip(lines) {
+            let width = crate::report::export::screen_width() - lead.len() - 2;
+            for (j, l) in crate::report::export::wrap(&text, width).iter().enumerate() {
+                writeln!(out, "{lead}{}{l}", if j == 0 { "" } else { "  " })?;
+            }
+        }
         writeln!(out, "    --schedule {}", row.token)?;
     }
     out.flush()?;

@@ -31,13 +31,17 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The scheduler's exploration rate: every schedule of two threads adding 1 to a shared
-/// counter k times (a point before each read and each write: C(4k, 2k) schedules), each
-/// schedule a fresh pair of OS threads run one at a time.
+/// The scheduler's exploration rate, side by side with loom's on the same model: two
+/// threads adding 1 to a shared counter k times (a load, then a store). threadlab runs
+/// every interleaving of the 4k steps, C(4k, 2k) schedules, each a fresh pair of OS threads
+/// run one at a time; loom runs its executions (fewer: it prunes by partial order) on its
+/// own green threads. Then the rate of whole demos explored through the binary.
 fn sched_rate() {
     use threadlab::lab::sched;
-    println!("\nscheduler: every schedule of the two-thread counter (k increments each)");
-    for k in [2u64, 3] {
+    println!(
+        "\nscheduler: every schedule of the two-thread counter (k increments each), beside loom 0.7"
+    );
+    for k in [1u64, 2, 3] {
         let model = |strategy| sched::counter_model(strategy, k);
         let started = std::time::Instant::now();
         let Some(census) = sched::explore(1_000_000, None, model) else {
@@ -50,13 +54,96 @@ fn sched_rate() {
             .iter()
             .map(|(v, (n, _))| format!("{v}: {n}"))
             .collect();
+        let ours = census.schedules as f64 / secs;
+        let (runs, loom_secs) = loom_counter(k);
+        let theirs = runs as f64 / loom_secs;
         println!(
-            "  k = {k}: {} schedules in {secs:.2} s ({:.0} schedules/s); final value: schedules {{{}}}",
+            "  k = {k}: threadlab {} schedules in {secs:.3} s ({ours:.0}/s; final value: schedules {{{}}})",
             census.schedules,
-            census.schedules as f64 / secs,
             outcomes.join(", ")
         );
+        println!(
+            "         loom      {runs} executions in {loom_secs:.3} s ({theirs:.0}/s): threadlab's rate {:.2}× loom's",
+            ours / theirs
+        );
     }
+    for (label, args) in [
+        (
+            "race --iterations 2 --strategy unsynchronized",
+            &["race", "--iterations", "2", "--strategy", "unsynchronized"][..],
+        ),
+        (
+            "race --iterations 3 --strategy unsynchronized",
+            &["race", "--iterations", "3", "--strategy", "unsynchronized"][..],
+        ),
+        (
+            "deadlock --part 1 --hold 0",
+            &["deadlock", "--part", "1", "--hold", "0"][..],
+        ),
+        (
+            "condition --bug if --items 2 --consumers 2 --capacity 1 --produce-time 0",
+            &[
+                "condition",
+                "--bug",
+                "if",
+                "--items",
+                "2",
+                "--consumers",
+                "2",
+                "--capacity",
+                "1",
+                "--produce-time",
+                "0",
+            ][..],
+        ),
+    ] {
+        let out = std::process::Command::new(binary())
+            .args(args)
+            .args(["--explore", "--json"])
+            .output();
+        let census = out
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok());
+        match census {
+            Some(c) => println!(
+                "  threadlab {label} --explore: {} schedules, {} schedules/s",
+                c["census"]["schedules"], c["census"]["schedules_per_sec"]
+            ),
+            None => println!("  threadlab {label} --explore: did not run"),
+        }
+    }
+}
+
+/// The release binary next to this one.
+fn binary() -> std::path::PathBuf {
+    let me = std::env::current_exe().unwrap_or_default();
+    me.with_file_name("threadlab")
+}
+
+/// loom on the same two-thread counter: how many executions, and how long they took.
+fn loom_counter(k: u64) -> (usize, f64) {
+    use loom::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static RUNS: AtomicUsize = AtomicUsize::new(0);
+    RUNS.store(0, Ordering::SeqCst);
+    let started = std::time::Instant::now();
+    loom::model::Builder::new().check(move || {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        let v = loom::sync::Arc::new(AtomicU64::new(0));
+        let add = |v: loom::sync::Arc<AtomicU64>| {
+            move || {
+                for _ in 0..k {
+                    let read = v.load(SeqCst);
+                    v.store(read + 1, SeqCst);
+                }
+            }
+        };
+        let a = loom::thread::spawn(add(v.clone()));
+        let b = loom::thread::spawn(add(v.clone()));
+        a.join().unwrap();
+        b.join().unwrap();
+    });
+    (RUNS.load(Ordering::SeqCst), started.elapsed().as_secs_f64())
 }
 
 /// Cost of one shared increment under each strategy, window none, 2 threads × 10 M.
