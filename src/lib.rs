@@ -208,7 +208,7 @@ fn scheduled(
     use schedule::drive;
     let setting = drive::Setting::of(g, demo)?;
     let (base, token) = setting.read(g.schedule.as_ref())?;
-    if g.step && !drive::can_step() {
+    if g.step && !drive::can_step(g.json) {
         anyhow::bail!(
             "--step: needs a terminal to read each choice from (stdin and stderr are not both \
              one); to replay a schedule without one, use --schedule TOKEN"

@@ -413,84 +413,76 @@ fn a_thread_stuck_outside_the_scheduler_is_named_and_the_run_ends() {
     );
 }
 
-/// `--step` in a terminal (tmux): the student picks who runs at each step and makes the
-/// lost update; `t` shows the token so far, `u` undoes a step (the run starts again and
-/// replays the steps before it).
-#[test]
-fn stepping_in_a_terminal_lets_the_student_make_the_lost_update() {
-    let bin = assert_cmd::cargo::cargo_bin("threadlab");
-    let session = format!("threadlab-step-{}", std::process::id());
-    let tmux = |args: &[&str]| {
+/// A tmux session of 100 × 50 running one command, for what needs a terminal.
+struct Tmux(String);
+
+impl Tmux {
+    fn start(command: &str) -> Tmux {
+        let session = Tmux(format!("threadlab-step-{}", std::process::id()));
+        let new = [
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "50",
+            "-s",
+            &session.0,
+            command,
+        ];
+        let started = session.tmux(&new);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        session
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
         std::process::Command::new("tmux")
             .args(args)
             .output()
             .expect("tmux is installed (.ci/run installs it)")
-    };
-    let command = format!(
-        "{} race --iterations 1 --strategy unsynchronized --step --no-color; sleep 60",
-        bin.display()
-    );
-    let size = ["-x", "100", "-y", "50"];
-    let mut new = vec!["new-session", "-d", "-s", &session];
-    new.extend(size);
-    new.push(&command);
-    let started = tmux(&new);
-    assert!(
-        started.status.success(),
-        "{}",
-        String::from_utf8_lossy(&started.stderr)
-    );
-    let screen = || {
-        let out = tmux(&["capture-pane", "-p", "-S", "-500", "-t", &session]).stdout;
+    }
+
+    /// The screen and its history.
+    fn screen(&self) -> String {
+        let out = self
+            .tmux(&["capture-pane", "-p", "-S", "-500", "-t", &self.0])
+            .stdout;
         String::from_utf8_lossy(&out).into_owned()
-    };
-    // Waits until `text` is on the screen (with its history) `n` times.
-    let wait_for = |text: &str, n: usize| -> String {
+    }
+
+    /// Waits until `text` is on the screen (with its history) `n` times; the screen then.
+    fn wait_for(&self, text: &str, n: usize) -> String {
         for _ in 0..400 {
-            let s = screen();
+            let s = self.screen();
             if s.matches(text).count() >= n {
                 return s;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        panic!("never saw {text:?} {n} time(s):\n{}", screen());
-    };
-    let key = |k: &str| {
-        tmux(&["send-keys", "-t", &session, k, "Enter"]);
-    };
-    let s = wait_for("── step 1 ── who runs next?", 1);
-    assert!(
-        s.contains("[1] Counter-1: start") && s.contains("[2] Counter-2: start"),
-        "{s}"
-    );
-    key("1"); // Counter-1 reads 0
-    let s = wait_for("── step 2 ──", 1);
-    assert!(s.contains("[1] Counter-1: write 1 (read 0)"), "{s}");
-    key("2"); // Counter-2 reads 0 too
-    let s = wait_for("── step 3 ──", 1);
-    assert!(s.contains("[2] Counter-2: write 1 (read 0)"), "{s}");
-    key("t");
-    wait_for("token: race-condition.", 1);
-    key("u"); // back to step 2, replaying step 1
-    wait_for("── undo: replaying the first 1 choices ──", 1);
-    wait_for("── step 2 ──", 2);
-    key("2");
-    wait_for("── step 3 ──", 2);
-    key("1"); // Counter-1 writes 1; then Counter-2, alone, writes 1 over it
-    let done = wait_for("⇒ next lesson", 1);
-    tmux(&["kill-session", "-t", &session]);
-    assert!(
-        done.contains("read 0, wrote 1, but 1 was there (both read 0): 1 increment lost"),
-        "{done}"
-    );
-    assert!(
-        done.contains("✔ unsynchronized counter: updates lost"),
-        "{done}"
-    );
-    // The README shows this session (its last run): every line it shows is on the screen.
+        panic!("never saw {text:?} {n} time(s):\n{}", self.screen());
+    }
+
+    /// Types `keys`, then Enter.
+    fn answer(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
+/// The README's transcript of the stepping session: its lines, bar the elisions.
+fn readme_step_session() -> Vec<String> {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let shown: Vec<&str> = readme
+    let shown: Vec<String> = readme
         .lines()
         .skip_while(|l| {
             !l.starts_with("$ threadlab race --iterations 1 --strategy unsynchronized --step")
@@ -498,20 +490,60 @@ fn stepping_in_a_terminal_lets_the_student_make_the_lost_update() {
         .skip(1)
         .take_while(|l| *l != "```")
         .filter(|l| l.trim() != "…" && !l.trim().is_empty())
+        .map(|l| l.trim_end().to_string())
         .collect();
     assert!(shown.len() > 10, "the README shows the session");
+    shown
+}
+
+/// `--step` in a terminal (tmux): the student picks who runs at each step and makes the
+/// lost update; `t` shows the token so far, `u` undoes a step (the run starts again and
+/// replays the steps before it). The README's transcript of the session is on the screen.
+#[test]
+fn stepping_in_a_terminal_lets_the_student_make_the_lost_update() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let t = Tmux::start(&format!(
+        "{} race --iterations 1 --strategy unsynchronized --step --no-color; sleep 60",
+        bin.display()
+    ));
+    let s = t.wait_for("── step 1 ── who runs next?", 1);
+    assert!(
+        s.contains("[1] Counter-1: start") && s.contains("[2] Counter-2: start"),
+        "{s}"
+    );
+    t.answer("1"); // Counter-1 reads 0
+    let s = t.wait_for("── step 2 ──", 1);
+    assert!(s.contains("[1] Counter-1: write 1 (read 0)"), "{s}");
+    t.answer("2"); // Counter-2 reads 0 too
+    let s = t.wait_for("── step 3 ──", 1);
+    assert!(s.contains("[2] Counter-2: write 1 (read 0)"), "{s}");
+    t.answer("t");
+    t.wait_for("token: race-condition.", 1);
+    t.answer("u"); // back to step 2, replaying step 1
+    t.wait_for("── undo: replaying the first 1 choices ──", 1);
+    t.wait_for("── step 2 ──", 2);
+    t.answer("2");
+    t.wait_for("── step 3 ──", 2);
+    t.answer("1"); // Counter-1 writes 1; then Counter-2, alone, writes 1 over it
+    let done = t.wait_for("⇒ next lesson", 1);
+    let lost = "read 0, wrote 1, but 1 was there (both read 0): 1 increment lost";
+    assert!(done.contains(lost), "{done}");
+    assert!(
+        done.contains("✔ unsynchronized counter: updates lost"),
+        "{done}"
+    );
     let on_screen: Vec<&str> = done.lines().map(str::trim_end).collect();
-    for line in shown {
+    for line in readme_step_session() {
         assert!(
-            on_screen.contains(&line.trim_end()),
+            on_screen.contains(&line.as_str()),
             "README line not on the screen: {line}\n{done}"
         );
     }
+    // The token replays the student's schedule.
     let token = done
         .lines()
         .find_map(|l| l.trim().strip_prefix("--schedule "))
         .expect("the token");
-    // The token replays the student's schedule.
     let replay = threadlab(&[
         "race",
         "--iterations",

@@ -119,6 +119,8 @@ impl Buffer {
     }
 
     fn put(&self, item: u64, tally: &mut Tally) -> anyhow::Result<()> {
+        // Under the lab's schedule, another thread may run before this one takes the lock.
+        crate::lab::sched::point_doing(|| format!("put Item-{item}"));
         let mut st = self.lock();
         if st.items.len() == self.capacity {
             info!("Queue full ({} items). Waiting for room…", st.items.len());
@@ -143,6 +145,7 @@ impl Buffer {
     /// The next item; `None` once the buffer is empty and closed, or (with the `if` bug) when
     /// a woken consumer did not re-check and there was nothing to take.
     fn take(&self, tally: &mut Tally, bug: Bug) -> anyhow::Result<Option<u64>> {
+        crate::lab::sched::point_doing(|| String::from("take an item"));
         let mut st = self.lock();
         match bug {
             Bug::None => {

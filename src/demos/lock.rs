@@ -310,6 +310,11 @@ fn judge_unlocked(final_balance: i64, books: i64, overwritten: u64, report: &mut
              lost, but what they added and took away cancelled out."
         ));
     }
+    let outcome = match overwritten {
+        0 => String::from("without a lock: no update lost"),
+        n => format!("without a lock: {n} update(s) lost, {:+} in the balance", final_balance - books),
+    };
+    report.outcome(outcome, overwritten > 0);
     // Lost updates are counted by the tellers as they write; the balance usually shows them
     // too, though losses can cancel out (a lost deposit of 50 and a lost withdrawal of 50),
     // so the count is the evidence.

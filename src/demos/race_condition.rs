@@ -374,6 +374,15 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
         );
         add_distribution(report, lost);
     }
+    explain_unsynchronized(report, args, trials, lost);
+}
+
+/// The notes on the broken strategy's outcome: how the threads met, why about half, why
+/// more than a thread's work, and what to try when a trial lost nothing.
+fn explain_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost: &[u64]) {
+    let median = median_trial(trials);
+    let expected = median.expected;
+    let losing = lost.iter().filter(|&&l| l > 0).count();
     if crate::lab::sched::current().is_some() {
         report.note(
             "Under the lab's schedule the threads ran one at a time, the lab choosing who runs \

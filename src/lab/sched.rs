@@ -966,7 +966,7 @@ pub fn decode(text: &str) -> Result<Vec<u32>, char> {
 /// scheduling point before each read and each write (a thread's start is the point before
 /// its first read). Returns the final value and the run's choices. Its schedules are the
 /// C(4k, 2k) interleavings of the reads and writes (tests and `make bench` explore it).
-pub fn counter_model(strategy: Strategy, k: u64) -> (u64, Vec<Choice>) {
+pub fn counter_model(strategy: impl Into<Plan>, k: u64) -> (u64, Vec<Choice>) {
     use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
     let value = AtomicU64::new(0);
     let add = |turn: &Turn| {
@@ -1038,6 +1038,24 @@ mod tests {
         let census = explore(100, None, |s| counter(s, 1)).unwrap();
         assert_eq!(census.outcomes[&1].0, 4);
         assert_eq!(census.outcomes[&2].0, 2);
+    }
+
+    #[test]
+    fn a_preemption_bound_runs_only_the_schedules_within_it() {
+        let _bound = crate::sync::bounded_test(30);
+        // No preemption: one thread runs whole, then the other (2 schedules), nothing lost.
+        let none = explore(1000, Some(0), |s| counter(s, 2)).expect("within the limit");
+        assert_eq!(none.schedules, 2);
+        assert_eq!(none.outcomes.keys().collect::<Vec<_>>(), [&4]);
+        // One: a thread preempted between its read and its write loses the other's work.
+        let one = explore(1000, Some(1), |s| counter(s, 2)).expect("within the limit");
+        assert!(one.schedules > 2 && one.schedules < 70, "{}", one.schedules);
+        assert!(one.pruned > 0);
+        assert!(one.outcomes.keys().any(|v| *v < 4), "{:?}", one.outcomes);
+        for (_, choices) in one.outcomes.values() {
+            let (_, replayed) = counter(Strategy::Replay(choices.clone()), 2);
+            assert!(replayed.iter().filter(|c| c.preempts()).count() <= 1);
+        }
     }
 
     /// Two tellers taking two locks, in opposite orders or in the same order. A lock is a

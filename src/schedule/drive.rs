@@ -309,8 +309,9 @@ fn print_census(json: bool, c: &CensusReport) -> anyhow::Result<()> {
     }
     let bound = c
         .preemptions
-        .map_or(String::from("no preemption bound"), |k| {
-            format!("at most {k} preemptions")
+        .map_or(String::from("no preemption bound"), |k| match k {
+            1 => String::from("at most 1 preemption"),
+            k => format!("at most {k} preemptions"),
         });
     writeln!(
         out,
@@ -411,9 +412,35 @@ pub fn search(
     Ok(None)
 }
 
-/// Whether `--step` can run: stdin and stdout (or stderr) on a terminal.
-pub fn can_step() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
+/// Whether `--step` can run: stdin, stderr (the prompts) and the narrative's stream (stdout,
+/// or stderr with `--json`) on a terminal.
+pub fn can_step(json: bool) -> bool {
+    let narrative = json || std::io::stdout().is_terminal();
+    std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && narrative
+}
+
+/// The student's answer: a line from stdin, or `None` at its end or when Ctrl-C (or a
+/// SIGTERM) asked the run to stop (looked at every 100 ms while waiting).
+fn read_answer() -> Option<String> {
+    loop {
+        if crate::lab::signals::interrupted() {
+            return None;
+        }
+        let mut fds = libc::pollfd {
+            fd: libc::STDIN_FILENO,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let ready = unsafe { libc::poll(&mut fds, 1, 100) };
+        if ready > 0 {
+            let mut line = String::new();
+            return match std::io::stdin().lock().read_line(&mut line) {
+                Ok(0) | Err(_) => None,
+                Ok(_) => Some(line),
+            };
+        }
+    }
 }
 
 /// `--step`'s picker: each decision on stderr, the student's choice from stdin. Choices
@@ -457,10 +484,9 @@ fn ask(d: &Decision<'_>, setting: &Setting, base: Base, made: &[Choice], args: &
     loop {
         let _ = write!(err, "  1-{runnable}, Enter, u(ndo), t(oken), q(uit) > ");
         let _ = err.flush();
-        let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line).unwrap_or(0) == 0 {
-            quit(setting, base, made);
-        }
+        let Some(line) = read_answer() else {
+            quit(setting, base, made)
+        };
         match line.trim() {
             "" => return d.proposed,
             "q" => quit(setting, base, made),
@@ -481,11 +507,13 @@ fn ask(d: &Decision<'_>, setting: &Setting, base: Base, made: &[Choice], args: &
 
 fn quit(setting: &Setting, base: Base, made: &[Choice]) -> ! {
     let t = setting.token(base, made, Some(made.len() as u32));
-    eprintln!(
-        "\nthreadlab: --step: stopped after {} choices; replay with --schedule {t}",
-        made.len()
-    );
-    std::process::exit(0)
+    let choices = match made.len() {
+        1 => String::from("1 choice"),
+        n => format!("{n} choices"),
+    };
+    eprintln!("\nthreadlab: --step: stopped after {choices}; replay with --schedule {t}");
+    // 0 for `q`; 130 or 143 when Ctrl-C or a SIGTERM stopped it.
+    std::process::exit(crate::lab::signals::exit_code().unwrap_or(0))
 }
 
 /// Starts the run again with every choice but the last (the same command, with a token),

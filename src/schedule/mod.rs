@@ -370,6 +370,24 @@ mod tests {
     }
 
     #[test]
+    fn a_tokens_plan_replays_the_run_it_was_taken_from() {
+        use crate::lab::sched::counter_model;
+        let _bound = crate::sync::bounded_test(30);
+        for seed in 0..20 {
+            let (value, choices) = counter_model(Base::Random(seed).strategy(), 3);
+            let chosen: Vec<u32> = choices.iter().map(|c| c.chosen).collect();
+            // From its seed (no choice listed), and from the default (its choices listed).
+            for base in [Base::Random(seed), Base::Default] {
+                let token = Token::of_run("race-condition", "0000", base, &choices, None);
+                let read = parse_token(&token.to_string()).expect("reads back");
+                let (again, replayed) = counter_model(read.plan(), 3);
+                let again_chosen: Vec<u32> = replayed.iter().map(|c| c.chosen).collect();
+                assert_eq!((again, again_chosen), (value, chosen.clone()), "{token}");
+            }
+        }
+    }
+
+    #[test]
     fn the_hash_changes_with_any_argument() {
         let a = args_hash("race-condition", r#"{"iterations":2}"#, 1.0, 0);
         assert_eq!(a.len(), 4);

@@ -104,6 +104,7 @@ impl Barrier {
     /// [`Barrier::wait`] with its own timeout.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<usize, BrokenBarrier> {
         let broken = BrokenBarrier { name: self.name };
+        crate::lab::sched::point_doing(|| format!("arrive at '{}'", self.name));
         let mut st = lock(&self.state);
         if st.broken {
             return Err(broken);

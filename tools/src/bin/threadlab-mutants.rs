@@ -64,7 +64,7 @@ const MUTANTS: &[Mutant] = &[
         file: "src/sync/rlock.rs",
         find: "        announce(st.count);\n        if st.count == 0 {",
         replace: "        announce(st.count);\n        if true {",
-        runs: &[&["rlock"]],
+        runs: &[&["rlock"], &["rlock", "--explore", "--preemptions", "1"]],
         tests: "sync::rlock",
     },
     Mutant {
@@ -96,8 +96,38 @@ const MUTANTS: &[Mutant] = &[
         file: "src/demos/condition.rs",
         find: "                while st.items.is_empty() && !st.closed {\n                    st = self.wait_for_item(st, tally)?;",
         replace: "                if st.items.is_empty() && !st.closed {\n                    st = self.wait_for_item(st, tally)?;",
-        runs: &[&["condition"]],
+        runs: &[
+            &["condition"],
+            &[
+                "condition",
+                "--items",
+                "2",
+                "--consumers",
+                "2",
+                "--capacity",
+                "1",
+                "--produce-time",
+                "0",
+                "--explore",
+            ],
+        ],
         tests: "demos::condition",
+    },
+    Mutant {
+        name: "scheduler: a replay token's schedule ignored",
+        file: "src/schedule/mod.rs",
+        find: "        Plan {\n            overrides: self.overrides.clone(),\n            ..Plan::from(self.base.strategy())\n        }",
+        replace: "        Plan::from(Base::Default.strategy())",
+        runs: &[&[
+            "race",
+            "--iterations",
+            "3",
+            "--strategy",
+            "unsynchronized",
+            "--search",
+            "100",
+        ]],
+        tests: "schedule",
     },
     Mutant {
         name: "Event: a wait ignores set",
@@ -307,17 +337,17 @@ const MUTANTS: &[Mutant] = &[
         tests: "demos::cpu_vs_io",
     },
     Mutant {
-        name: "RateLimiter: the next slot counted from before the wait",
+        name: "RateLimiter: the next slot counted from now, not from the slot reserved",
         file: "src/sync/rate.rs",
-        find: "        *next = Some(Instant::now() + self.interval);",
-        replace: "        *next = Some(now + self.interval);",
+        find: "                *next = Some(at + self.interval);",
+        replace: "                *next = Some(now + self.interval);",
         runs: &[&["rate-limit", "--calls", "12"]],
         tests: "sync::rate",
     },
     Mutant {
         name: "worker-pool: the fixed workers loop on a timeout instead of the closed queue",
         file: "src/demos/worker_pool.rs",
-        find: "lab::blocking(\"tasks\", || task_rx.recv().ok())",
+        find: "lab::recv(\"tasks\", task_rx)",
         replace: "lab::blocking(\"tasks\", || loop {\n                            match task_rx.recv_timeout(Duration::from_millis(200)) {\n                                Ok(t) => break Some(t),\n                                Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,\n                                Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {\n                                    std::thread::sleep(Duration::from_millis(200));\n                                    break None;\n                                }\n                            }\n                        })",
         runs: &[&["worker-pool"]],
         tests: "demos::worker_pool",
@@ -438,6 +468,7 @@ fn run_demos(exe: &Path, runs: &[&[&str]], duplicates: &Path) -> Findings {
                 }
             };
             match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+                Ok(doc) if doc.get("census").is_some() => census_failures(&doc, &mut found),
                 Ok(report) => {
                     for c in report["checks"].as_array().into_iter().flatten() {
                         if c["ok"] == false {
@@ -460,6 +491,25 @@ fn run_demos(exe: &Path, runs: &[&[&str]], duplicates: &Path) -> Findings {
         }
     }
     found
+}
+
+/// An exploration's census (`--explore --json`): each check some schedules turn ✘, with how
+/// many of all of them (every schedule was run: a break found this way is found for sure).
+fn census_failures(doc: &serde_json::Value, found: &mut Findings) {
+    let census = &doc["census"];
+    let total = census["schedules"].as_u64().unwrap_or(0);
+    for o in census["outcomes"].as_array().into_iter().flatten() {
+        for id in o["failed_checks"].as_array().into_iter().flatten() {
+            let id = format!(
+                "{} (--explore: {} of {total} schedules)",
+                id.as_str().unwrap_or("?"),
+                o["schedules"]
+            );
+            if !found.failed_checks.contains(&id) {
+                found.failed_checks.push(id);
+            }
+        }
+    }
 }
 
 fn build(scratch: &Path, target: &Path) -> anyhow::Result<PathBuf> {
