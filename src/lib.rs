@@ -215,6 +215,12 @@ fn scheduled(
         );
     }
     if g.explore {
+        let picture = [g.timeline, g.trace.is_some(), g.svg.is_some()];
+        anyhow::ensure!(
+            !picture.contains(&true),
+            "--explore: a census of many runs has no picture: replay one of its tokens with \
+             --schedule TOKEN and --timeline, --trace or --svg"
+        );
         drive::explore(g, &setting, &**job)?;
         return Ok(None);
     }
