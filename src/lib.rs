@@ -11,6 +11,8 @@
 //!   protocol and hold guard (`lab::probe`), the recorder of thread lives and primitive
 //!   waits/holds, the wait-for graph and its deadlock detector (`lab::waitgraph`), output
 //!   (logger, progress bars), units.
+//!   The scheduler (`lab::sched`) runs a demo's threads one at a time, in virtual time.
+//! - [`schedule`]: `--schedule`, replay tokens, `--explore`, `--search`, `--step`.
 //! - [`report`]: the typed report every demo returns, and its exporters (summary, JSON).
 //! - [`pictures`]: the timeline model and its terminal drawing and accounting, the Chrome
 //!   trace, the SVG, and the picture files manager.

@@ -363,7 +363,10 @@ fn bad_scheduling_flags_get_one_line_naming_the_flag() {
         (vec!["race", "--step"], "--step: needs a terminal"),
         (vec!["race", "--preemptions", "2"], "--preemptions"),
         (vec!["race", "--explore"], "--explore: about"),
-        (vec!["race", "--iterations", "1", "--explore", "--timeline"], "--explore: a census"),
+        (
+            vec!["race", "--iterations", "1", "--explore", "--timeline"],
+            "--explore: a census",
+        ),
         (
             vec!["race", "--part", "1"],
             "--part 1: race-condition is not in parts",

@@ -339,10 +339,13 @@ pub fn now() -> Instant {
 /// stuck: a thread that blocks outside the lab's primitives never hands it on. (The tests
 /// shorten it with `THREADLAB_STUCK_SECS`.)
 fn stuck_after() -> Duration {
-    let secs = std::env::var("THREADLAB_STUCK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok());
-    Duration::from_secs(secs.unwrap_or(20))
+    static AFTER: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *AFTER.get_or_init(|| {
+        let secs = std::env::var("THREADLAB_STUCK_SECS")
+            .ok()
+            .and_then(|s| s.parse().ok());
+        Duration::from_secs(secs.unwrap_or(20))
+    })
 }
 
 impl Scheduler {
@@ -490,16 +493,17 @@ impl Scheduler {
                 }
                 return Ok(st);
             }
-            if let Some(r) = st.running
+            let turn = Arc::clone(&st.slots[me].turn);
+            let (next, waited) = turn
+                .wait_timeout(st, Duration::from_secs(1))
+                .unwrap_or_else(|e| e.into_inner());
+            st = next;
+            if waited.timed_out()
+                && let Some(r) = st.running
                 && st.moved.elapsed() > stuck_after()
             {
                 stuck(&st.slots[r].name);
             }
-            let turn = Arc::clone(&st.slots[me].turn);
-            st = turn
-                .wait_timeout(st, Duration::from_secs(1))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
         }
     }
 

@@ -66,6 +66,11 @@ fn sched_rate() {
             "         loom      {runs} executions in {loom_secs:.3} s ({theirs:.0}/s): threadlab's rate {:.2}× loom's",
             ours / theirs
         );
+        println!(
+            "         the whole model: threadlab {:.2}× loom's time ({:.1}× fewer runs, each a real OS thread pair)",
+            secs / loom_secs,
+            runs as f64 / census.schedules as f64
+        );
     }
     for (label, args) in [
         (
