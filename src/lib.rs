@@ -212,8 +212,8 @@ fn scheduled(
     let (base, token) = setting.read(g.schedule.as_ref())?;
     if g.step && !drive::can_step(g.json) {
         anyhow::bail!(
-            "--step: needs a terminal to read each choice from (stdin and stderr are not both \
-             one); to replay a schedule without one, use --schedule TOKEN"
+            "--step: needs a terminal to read each choice from and show it on (stdin, stderr \
+             and the narrative's stdout); to replay a schedule without one, use --schedule TOKEN"
         );
     }
     if g.explore {

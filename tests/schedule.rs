@@ -397,6 +397,32 @@ fn bad_scheduling_flags_get_one_line_naming_the_flag() {
     }
 }
 
+/// Ctrl-C ends an exploration at once: the census so far, said to be partial, exit 130.
+#[test]
+fn ctrl_c_ends_an_exploration_with_its_partial_census() {
+    let mut run = common::Spawned::start(&[
+        "philosophers",
+        "--philosophers",
+        "3",
+        "--meals",
+        "2",
+        "--fix",
+        "none",
+        "--preemptions",
+        "2",
+        "--explore",
+    ]);
+    run.wait_for("--explore: about", std::time::Duration::from_secs(60));
+    run.signal(libc::SIGINT);
+    let (status, stdout, stderr, _) = run.finish(std::time::Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stdout.starts_with("philosophers: "), "{stdout}");
+    assert!(
+        stderr.contains("--explore: the census above is partial"),
+        "{stderr}"
+    );
+}
+
 /// A scheduled run never hangs: a thread that blocks outside the lab's primitives ends the
 /// run with an error naming it (the bound shortened for the test).
 #[test]

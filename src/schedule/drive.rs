@@ -1,7 +1,6 @@
 //! Driving scheduled runs: one run by a strategy or a token, an exploration of every
 //! schedule (a census), a search for the first schedule that shows the bug, and stepping.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::Instant;
 
@@ -177,23 +176,13 @@ pub fn explore(g: &GlobalArgs, setting: &Setting, job: &Job<'_>) -> anyhow::Resu
             crate::lab::units::count(EXPLORE_LIMIT)
         );
     }
+    eprintln!(
+        "threadlab: --explore: about {} schedules to run",
+        crate::lab::units::count(estimate.round() as u64)
+    );
     let began = Instant::now();
-    let mut reports: BTreeMap<Key, Vec<u32>> = BTreeMap::new();
-    let census = sched::explore(EXPLORE_LIMIT, g.preemptions, |strategy| {
-        let (report, summary) = setting.silent_run(job, strategy);
-        let key = key_of(report.as_ref());
-        reports
-            .entry(key.clone())
-            .or_insert_with(|| summary.chosen());
-        (key, summary.choices)
-    });
+    let (census, stopped) = every_schedule(setting, job, g.preemptions);
     let took = began.elapsed();
-    let Some(census) = census else {
-        bail!(
-            "--explore: more than {} schedules: make the run smaller or bound the preemptions",
-            EXPLORE_LIMIT
-        );
-    };
     let rate = census.schedules as f64 / took.as_secs_f64().max(1e-9);
     let rows: Vec<CensusRow> = census
         .outcomes
@@ -215,7 +204,44 @@ pub fn explore(g: &GlobalArgs, setting: &Setting, job: &Job<'_>) -> anyhow::Resu
         outcomes: rows,
     };
     print_census(g.json, &out)?;
-    Ok(0)
+    match stopped {
+        Some(why) => bail!("--explore: the census above is partial: {why}"),
+        None => Ok(0),
+    }
+}
+
+/// Most schedules an exploration runs, whatever its estimate said: past it, the census so
+/// far is printed, said to be partial.
+pub const EXPLORE_STOP: u64 = 5 * EXPLORE_LIMIT;
+
+/// Every schedule of the run (within `bound` preemptions), as [`sched::explore`] finds
+/// them; stopped early, with the reason, by Ctrl-C or a SIGTERM or at [`EXPLORE_STOP`].
+fn every_schedule(
+    setting: &Setting,
+    job: &Job<'_>,
+    bound: Option<u32>,
+) -> (sched::Census<Key>, Option<String>) {
+    let mut ran = 0;
+    let mut stopped = None;
+    let census = sched::explore(u64::MAX, bound, |strategy| {
+        let (report, summary) = setting.silent_run(job, strategy);
+        ran += 1;
+        if crate::lab::signals::interrupted() {
+            stopped = Some(String::from("the run was stopped"));
+        } else if ran >= EXPLORE_STOP {
+            stopped = Some(format!(
+                "it stopped at {} schedules; make the run smaller or bound the preemptions",
+                crate::lab::units::count(EXPLORE_STOP)
+            ));
+        }
+        // No choice left to try: the exploration ends here.
+        let choices = match stopped {
+            Some(_) => Vec::new(),
+            None => summary.choices,
+        };
+        (key_of(report.as_ref()), choices)
+    });
+    (census.expect("no limit but EXPLORE_STOP's"), stopped)
 }
 
 /// The token of the schedule whose choices were `first`, from the default strategy (the
@@ -394,6 +420,12 @@ pub fn search(
     };
     let began = Instant::now();
     for tried in 1..=n {
+        if crate::lab::signals::interrupted() {
+            bail!(
+                "--search: stopped after {} schedules, none of them the bug",
+                tried - 1
+            );
+        }
         let (report, summary) = setting.silent_run(job, base.strategy());
         if shows_the_bug(report.as_ref()) {
             let token = setting.token(base, &summary.choices, None);
