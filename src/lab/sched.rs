@@ -13,10 +13,11 @@
 //! model by re-running it with each prefix of choices (stateless exploration, as CHESS and
 //! loom do), counting the outcomes: a census.
 //!
-//! Time in a scheduled run is virtual: a wait may have a deadline (`block_on(what,
-//! Some(µs))`), and the clock moves only when no thread can run, to the earliest deadline,
-//! whose waiter then times out ([`Woke::TimedOut`]). A simulated sleep is such a wait that
-//! nobody wakes. A run is identical on every replay, and takes CPU time only.
+//! Time in a scheduled run is virtual: each step takes [`STEP_US`] (so pictures draw the
+//! turns in order), a wait may have a deadline (`block_on(what, Some(µs))`), and when no
+//! thread can run the clock jumps to the earliest deadline, whose waiter then times out
+//! ([`Woke::TimedOut`]). A simulated sleep is such a wait that nobody wakes. A run is
+//! identical on every replay, and takes CPU time only.
 //!
 //! This module is the core that the wait protocol (`lab::probe`) will drive ([`current`]
 //! gives a scheduled thread its [`Turn`]): each blocking point of a primitive a `block_on`
@@ -335,6 +336,9 @@ pub fn now() -> Instant {
     })
 }
 
+/// The virtual time one step (a thread's run from one scheduling point to the next) takes.
+pub const STEP_US: u64 = 1;
+
 /// How long the token may stay with one thread, in real time, before the run is declared
 /// stuck: a thread that blocks outside the lab's primitives never hands it on. (The tests
 /// shorten it with `THREADLAB_STUCK_SECS`.)
@@ -377,6 +381,9 @@ impl Scheduler {
             }
         };
         st.steps += 1;
+        // Each step takes a tick of virtual time, so the pictures draw the threads' turns in
+        // the order they came (a run with no sleep would otherwise happen all at 0).
+        st.now += STEP_US;
         let prev = st.running;
         let stay = prev
             .filter(|_| point)
@@ -1135,14 +1142,21 @@ mod tests {
                 ],
             );
             let got: Vec<(Woke, u64)> = run.results.into_iter().map(Result::unwrap).collect();
+            let woke: Vec<Woke> = got.iter().map(|g| g.0).collect();
             assert_eq!(
-                got,
-                [
-                    (Woke::TimedOut, 1000),
-                    (Woke::TimedOut, 300),
-                    (Woke::Woken, 300)
-                ],
+                woke,
+                [Woke::TimedOut, Woke::TimedOut, Woke::Woken],
                 "seed {seed}"
+            );
+            // Each deadline from when its wait began, a few steps (a µs each) in; C woken
+            // when B woke it, after B's deadline.
+            let (a, b, c) = (got[0].1, got[1].1, got[2].1);
+            let steps = 10 * STEP_US;
+            assert!((1000..1000 + steps).contains(&a), "seed {seed}: {got:?}");
+            assert!((300..300 + steps).contains(&b), "seed {seed}: {got:?}");
+            assert!(
+                (b..b + steps).contains(&c) && c < 2000,
+                "seed {seed}: {got:?}"
             );
             assert!(!run.deadlock);
         }
@@ -1291,7 +1305,12 @@ mod primitives {
                 ))
             })],
         );
-        assert_eq!(run.results[0], Ok((false, 30_000_000)));
+        let (woke, at) = run.results[0].expect("ran");
+        assert!(!woke);
+        assert!(
+            (30_000_000..30_000_000 + 10 * STEP_US).contains(&at),
+            "{at}"
+        );
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
     }
 }

@@ -123,13 +123,14 @@ pub(super) fn sleep(d: Duration) -> bool {
     if d.is_zero() {
         return true;
     }
+    // Recorded as simulated work on a lab's thread (the timelines' "sleeping").
+    let wait = super::Wait::new(super::For::Time, super::Bound::Timeout(d));
     // In a scheduled run, time is virtual: a wait nobody wakes, until its deadline.
     if let Some(turn) = super::sched::current() {
         let key = super::waitgraph::next_resource_id();
-        return turn.block_on(key, Some(d.as_micros() as u64)).is_ok();
+        let slept = || turn.block_on(key, Some(d.as_micros() as u64)).is_ok();
+        return super::Probe::off("sleep").block(wait, slept);
     }
-    // Recorded as simulated work on a lab's thread (the timelines' "sleeping").
-    let wait = super::Wait::new(super::For::Time, super::Bound::Timeout(d));
     super::Probe::off("sleep").block(wait, || sleep_unrecorded(d))
 }
 

@@ -464,15 +464,26 @@ pub fn tick_step(wall: Duration, cols: usize) -> f64 {
     step
 }
 
-/// A tick's label: `0`, `250 ms`, `1.5 s`.
+/// A tick's label: `0`, `2 µs` (a scheduled run's steps), `250 ms`, `1.5 s`.
 pub fn tick_label(secs: f64) -> String {
     if secs == 0.0 {
         "0".into()
+    } else if secs < 1e-3 {
+        format!("{} µs", (secs * 1e6).round())
     } else if secs < 1.0 {
         format!("{} ms", (secs * 1000.0).round())
     } else {
         let s = format!("{secs:.2}");
         format!("{} s", s.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+/// A column's width of time: as [`units::duration`], and in ns below a microsecond (a
+/// scheduled run's steps take a microsecond of virtual time each).
+fn column(d: Duration) -> String {
+    match d.as_nanos() {
+        0..1000 => format!("{} ns", d.as_nanos()),
+        _ => units::duration(d),
     }
 }
 
@@ -517,7 +528,7 @@ impl Terminal {
             " timeline of {}: {}, one column = {}",
             t.demo,
             units::duration(t.wall),
-            units::duration(t.wall / cols as u32)
+            column(t.wall / cols as u32)
         );
         let style = |cell: Cell| -> String {
             let (glyph, code) = match cell {
@@ -963,6 +974,7 @@ mod tests {
         assert_eq!(tick_step(Duration::from_secs(2), 80), 0.5);
         assert_eq!(tick_step(Duration::from_secs(60), 80), 10.0);
         assert_eq!(tick_label(0.25), "250 ms");
+        assert_eq!(tick_label(0.000_002), "2 µs");
         assert_eq!(tick_label(1.5), "1.5 s");
     }
 
