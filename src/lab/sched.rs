@@ -366,10 +366,10 @@ impl Scheduler {
             let runnable: Vec<usize> = (0..st.slots.len())
                 .filter(|t| st.slots[*t].life.runnable())
                 .collect();
-            if !runnable.is_empty() || Self::advance_clock(st) {
-                if !runnable.is_empty() {
-                    break runnable;
-                }
+            if !runnable.is_empty() {
+                break runnable;
+            }
+            if Self::advance_clock(st) {
                 continue;
             }
             match Self::victim(st) {
