@@ -747,11 +747,6 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// The choices made, as a replay's.
-    pub fn chosen(&self) -> Vec<u32> {
-        self.choices.iter().map(|c| c.chosen).collect()
-    }
-
     /// How many choices preempted a thread that could have gone on.
     pub fn preemptions(&self) -> u32 {
         self.choices.iter().filter(|c| c.preempts()).count() as u32
