@@ -66,7 +66,7 @@ pub struct GlobalArgs {
           value_parser = crate::cli::whole::<u32>(1, 9))]
     pub part: Option<u32>,
     /// Who runs when: os (the operating system, the default), `random[:SEED]`,
-    /// `pct[:SEED[:DEPTH]]`, or a replay token a scheduled run printed. Under any but os the
+    /// `pct[:SEED[:DEPTH]]`, `default`, or a replay token a scheduled run printed. Under any but os the
     /// demo's threads run one at a time, the lab choosing at every scheduling point, in
     /// virtual time: the same token gives the same run, line for line.
     #[arg(long, global = true, value_name = "SCHEDULE",

@@ -325,6 +325,37 @@ fn the_json_says_the_schedule_and_pictures_come_in_virtual_time() {
     assert!(doc["wall_ms"].as_f64().unwrap() >= 2000.0);
 }
 
+/// A child process watched under a schedule runs on the default schedule (its lines
+/// replay); the moment the OS reports its exit is real time, said instead of timed.
+#[test]
+fn a_watched_child_replays_and_its_real_time_exit_is_not_passed_off_as_virtual() {
+    for (args, unshown) in [
+        (
+            &["daemon", "--mode", "both"][..],
+            "daemon: how soon after its main thread the OS ended the program",
+        ),
+        (&["threads"][..], "how long each child process lived"),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--schedule", "random:1", "--json"]);
+        let run = threadlab(&all);
+        assert_eq!(run.code, 0, "{all:?}: {}", run.stderr);
+        let report = run.json();
+        let not_shown: Vec<&str> = report["not_shown"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert!(not_shown.contains(&unshown), "{all:?}: {not_shown:?}");
+        assert!(
+            run.stderr.contains("in the OS's real time"),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
 /// Bad input: one line naming the flag, exit 1, nothing else printed.
 #[test]
 fn bad_scheduling_flags_get_one_line_naming_the_flag() {

@@ -47,8 +47,9 @@ struct Outcome {
     /// "cleanup done" lines seen by an observer: relayed from the child (daemon), or sent by
     /// the monitor's cleanup guard to the main thread (graceful).
     cleanups: u64,
-    /// From the main thread finishing its work to the program being done.
-    end_delay: Duration,
+    /// From the main thread finishing its work to the program being done (`None` under
+    /// `--schedule` for the child: its exit is the OS's, in real time, not replayed).
+    end_delay: Option<Duration>,
     /// Graceful only: the monitor's last wait, from its start to the stop waking it,
     /// timed by the monitor's own clock.
     last_wait: Option<Duration>,
@@ -124,11 +125,18 @@ fn record(report: &mut Report, table: &mut Table, mode: &str, o: &Outcome) {
         mode.to_string(),
         o.ticks.to_string(),
         ran.to_string(),
-        units::duration(o.end_delay),
+        o.end_delay.map_or(String::from("-"), units::duration),
     ]);
     report.metric(format!("{mode}.ticks"), o.ticks);
     report.metric(format!("{mode}.cleanup_ran"), o.cleanups > 0);
-    report.metric(format!("{mode}.end_delay_ms"), units::ms(o.end_delay));
+    match o.end_delay {
+        Some(d) => report.metric(format!("{mode}.end_delay_ms"), units::ms(d)),
+        None => report.cannot_show(
+            format!("{mode}: how soon after its main thread the OS ended the program"),
+            "under --schedule a child process's exit is the OS's, in real time, which no \
+             schedule replays",
+        ),
+    }
     report.check(
         format!("{mode}.monitor-ticked-main-worked"),
         format!("{mode}: the monitor ticked while main worked"),
@@ -204,9 +212,14 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
     let mut main_done_at = None::<Instant>;
     let deadline = lab.scaled(Duration::from_secs_f64(args.work)) + Duration::from_secs(20);
     let (work, tick) = (args.work.to_string(), args.tick.to_string());
+    let mut child = vec!["daemon", "--child", "--work", &work, "--tick", &tick];
+    // Under the lab's schedule the child runs on the default one: the same run every time.
+    if lab::sched::active() {
+        child.extend(["--schedule", "default"]);
+    }
     let exited = lab::child::run_relayed(
         lab,
-        &["daemon", "--child", "--work", &work, "--tick", &tick],
+        &child,
         deadline,
         "the daemon kept it alive",
         |line, at| {
@@ -227,10 +240,14 @@ fn daemon_in_child(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
         exited.status
     );
     let main_done = main_done_at.unwrap_or(exited.at);
-    let delay = exited.at.saturating_duration_since(main_done);
+    // Under the lab's schedule the child runs on the default schedule, but its exit is the
+    // OS's, in real time: not a figure a replay could repeat.
+    let delay = (!lab::sched::active()).then(|| exited.at.saturating_duration_since(main_done));
+    let after = delay.map_or(String::from("after its main thread (in the OS's real time)"), |d| {
+        format!("{} after its main thread", units::duration(d))
+    });
     info!(
-        "daemon: child exited {} after its main thread; {} ticks; cleanup {}",
-        units::duration(delay),
+        "daemon: child exited {after}; {} ticks; cleanup {}",
         ticks.load(Ordering::Relaxed),
         if cleanups.load(Ordering::Relaxed) > 0 {
             "ran"
@@ -279,7 +296,7 @@ fn graceful(args: &Args, lab: &Lab) -> anyhow::Result<Outcome> {
     Ok(Outcome {
         ticks,
         cleanups: cleaned_rx.try_iter().count() as u64,
-        end_delay: delay,
+        end_delay: Some(delay),
         last_wait: Some(last_wait),
     })
 }

@@ -145,8 +145,7 @@ registry! {
         long: Some(&["--size", "16000000", "--updates", "16000000"]),
         unscheduled: "its point is the throughput of threads running in parallel, in real time";
     /// What happens to a background thread at exit: cut off (daemon) or stopped and joined (graceful).
-    Daemon => daemon, quick: &[], long: Some(&["--work", "30"]),
-        unscheduled: "its point is how the OS ends a real process (a child's exit), in real time";
+    Daemon => daemon, quick: &[], long: Some(&["--work", "30"]);
     /// When a thread fails: join returns the panic, a hook names the thread, workers report errors.
     Exceptions => exceptions, quick: &[], long: Some(&["--work", "30"]);
     /// Threads speed up waiting, not computing beyond the cores; --python shows the GIL beside Rust.

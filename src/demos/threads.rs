@@ -627,11 +627,12 @@ fn what_join_is_for(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             "the child process failed: {}",
             exited.status
         );
-        let lived = exited.at.duration_since(began);
-        info!(
-            "{mode}: the process exited after {}; results written: {written}",
-            units::duration(lived)
-        );
+        // Under the lab's schedule this run's clock is virtual; the child's life is the OS's.
+        let lived = (!lab::sched::active()).then(|| exited.at.saturating_duration_since(began));
+        let after = lived.map_or(String::from(" (in the OS's real time)"), |d| {
+            format!(" after {}", units::duration(d))
+        });
+        info!("{mode}: the process exited{after}; results written: {written}");
         outcomes.push((ending, written, lived));
     }
     let mut table = Table::new(["main", "results written", "process lived"]);
@@ -643,10 +644,17 @@ fn what_join_is_for(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
             }
             .to_string(),
             written.to_string(),
-            units::duration(*lived),
+            lived.map_or(String::from("-"), units::duration),
         ]);
     }
     report.tables.push(table);
+    if lab::sched::active() {
+        report.cannot_show(
+            "how long each child process lived",
+            "under --schedule the child's life is timed by the OS in real time, which no \
+             schedule replays",
+        );
+    }
     let written = |e: Ending| outcomes.iter().find(|o| o.0 == e).map_or(0, |o| o.1);
     report.check(
         "results-written-before-process-ended",

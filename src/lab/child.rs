@@ -58,7 +58,9 @@ pub fn run_relayed(
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 on_line(&line, Instant::now());
                 // The child runs with this run's seed and pace: its own banner would repeat ours.
-                if line.contains("(replays durations") {
+                if line.contains("(replays durations")
+                    || line.contains(": threads run one at a time")
+                {
                     continue;
                 }
                 // One prefix: this line's own, then the child's thread and message.

@@ -116,8 +116,9 @@ pub enum Spec {
 }
 
 impl Spec {
-    /// Parses the flag's value: `os`, `random[:SEED]`, `pct[:SEED[:DEPTH]]`, or a token. A
-    /// missing seed is drawn now (the token prints it).
+    /// Parses the flag's value: `os`, `random[:SEED]`, `pct[:SEED[:DEPTH]]`, `default` (the
+    /// running thread goes on while it can), or a token. A missing seed is drawn now (the
+    /// token prints it).
     pub fn parse(s: &str) -> Result<Spec, String> {
         let mut parts = s.split(':');
         let head = parts.next().unwrap_or_default();
@@ -136,6 +137,7 @@ impl Spec {
         };
         match (head, rest.len()) {
             ("os", 0) => Ok(Spec::Os),
+            ("default", 0) => Ok(Spec::Base(Base::Default)),
             ("random", 0 | 1) => Ok(Spec::Base(Base::Random(seed(0)?))),
             ("pct", 0..=2) => {
                 let depth = match rest.get(1) {
@@ -155,7 +157,7 @@ impl Spec {
             }
             _ if s.contains('.') => parse_token(s).map(Spec::Token),
             _ => Err(format!(
-                "'{s}' is not a schedule: os, random[:SEED], pct[:SEED[:DEPTH]], or a replay \
+                "'{s}' is not a schedule: os, random[:SEED], pct[:SEED[:DEPTH]], default, or a replay \
                  token printed by a scheduled run"
             )),
         }
@@ -312,6 +314,7 @@ mod tests {
     #[test]
     fn flags_parse_and_malformed_ones_say_why() {
         assert_eq!(Spec::parse("os"), Ok(Spec::Os));
+        assert_eq!(Spec::parse("default"), Ok(Spec::Base(Base::Default)));
         assert_eq!(Spec::parse("random:42"), Ok(Spec::Base(Base::Random(42))));
         assert_eq!(
             Spec::parse("pct:7:2"),
