@@ -207,6 +207,9 @@ fn the_registry_the_files_the_pages_and_the_readme_agree() {
 
 #[test]
 fn bad_arguments_for_these_demos_exit_1_naming_the_flag() {
+    // No list of URLs: the usage names the file and the offline way without one.
+    assert_usage_error(&["url-check"], "<FILE>");
+    assert_usage_error(&["url-check"], "threadlab url-check --demo");
     assert_usage_error(&["producer-consumer", "--consumers", "0"], "--consumers");
     assert_usage_error(&["producer-consumer", "--maxsize", "0"], "--maxsize");
     assert_usage_error(&["producer-consumer", "--shutdown", "never"], "--shutdown");

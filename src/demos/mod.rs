@@ -158,7 +158,8 @@ registry! {
     /// A thread pool with futures: speedup, completion vs input order, failures caught, sizing sweep.
     Pool => pool, quick: &[], long: Some(&[]);
     /// Check many URLs concurrently on a thread pool, with a sequential comparison (offline: --demo).
-    #[command(name = "url-check", visible_alias = "url-checker")]
+    #[command(name = "url-check", visible_alias = "url-checker",
+              override_usage = "threadlab url-check [OPTIONS] <FILE>\n       threadlab url-check --demo [OPTIONS]   (offline: no file, no network)")]
     UrlCheck => url_check, quick: &["--demo"], long: None,
         unscheduled: "its point is real network I/O, which no scheduler can replay";
 }

@@ -81,9 +81,21 @@ const JOIN_BOUND: Duration = Duration::from_millis(100);
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("producer-consumer");
     report.params_from(args);
+    let plural = |n: usize, one: &str| match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {one}s"),
+    };
+    let shutdown = match args.shutdown {
+        Shutdown::Sentinel => "sentinel",
+        Shutdown::Timeout => "timeout",
+        Shutdown::Close => "close",
+    };
     info!(
-        "{} producer(s), {} consumers, {} tasks, queue maxsize {}, shutdown by {:?}",
-        args.producers, args.consumers, args.items, args.maxsize, args.shutdown
+        "{}, {}, {} tasks, queue maxsize {}, shutdown: {shutdown}",
+        plural(args.producers, "producer"),
+        plural(args.consumers, "consumer"),
+        args.items,
+        args.maxsize
     );
     let seen = observe(args, lab)?;
     judge(args, &seen, &mut report);
