@@ -73,7 +73,10 @@ fn os_threads() -> Option<Vec<(i64, String)>> {
             all.push((tid, comm.trim_end_matches('\n').to_string()));
         }
     }
-    all.sort();
+    // The main thread first (its id is the process's), then by name: the OS's numbers wrap
+    // around (at 32 768 by default), so their order is not the order of creation.
+    let main = i64::from(std::process::id());
+    all.sort_by(|a, b| (a.0 != main, &a.1, a.0).cmp(&(b.0 != main, &b.1, b.0)));
     Some(all)
 }
 
