@@ -6,6 +6,7 @@ mod common;
 
 use common::{Run, lessons, threadlab};
 use serde_json::Value;
+use threadlab::schedule::examples;
 
 /// The demos that take `--schedule`, with flags for a small run.
 fn scheduled_demos() -> Vec<(String, Vec<&'static str>)> {
@@ -181,8 +182,8 @@ fn exploring_race_counts_every_interleaving_against_the_combinatorics() {
 /// Each outcome's token replays that outcome.
 #[test]
 fn a_census_token_replays_its_outcome() {
-    let args = ["race", "--iterations", "2", "--strategy", "unsynchronized"];
-    let (_, rows) = census(&args);
+    let args = examples::RACE;
+    let (_, rows) = census(args);
     for (outcome, _, _, token) in rows {
         let mut all = args.to_vec();
         all.extend(["--json", "--schedule", &token]);
@@ -195,7 +196,7 @@ fn a_census_token_replays_its_outcome() {
 /// it; with lock ordering, no schedule does.
 #[test]
 fn exploring_the_tellers_finds_the_cycle_in_some_schedules_and_none_with_ordering() {
-    let (_, rows) = census(&["deadlock", "--part", "1", "--hold", "0"]);
+    let (_, rows) = census(examples::TELLERS);
     assert!(
         rows.iter().any(|r| r.2 && r.0.starts_with("cycle: ")),
         "{rows:?}"
@@ -229,23 +230,13 @@ fn exploring_the_tellers_finds_the_cycle_in_some_schedules_and_none_with_orderin
 /// condition's `if` bug loses in some schedules; `while` in none.
 #[test]
 fn exploring_condition_finds_the_if_bug_and_never_with_while() {
-    let small = [
-        "condition",
-        "--items",
-        "2",
-        "--consumers",
-        "2",
-        "--capacity",
-        "1",
-        "--produce-time",
-        "0",
-    ];
+    let small = examples::CONDITION;
     let mut bug = small.to_vec();
     bug.extend(["--bug", "if"]);
     let (_, rows) = census(&bug);
     assert!(rows.iter().any(|r| r.2), "{rows:?}");
     assert!(rows.iter().any(|r| !r.2), "{rows:?}");
-    let (_, rows) = census(&small);
+    let (_, rows) = census(small);
     assert!(rows.iter().all(|r| !r.2), "{rows:?}");
 }
 
@@ -254,19 +245,11 @@ fn exploring_condition_finds_the_if_bug_and_never_with_while() {
 #[test]
 fn search_finds_the_bug_and_its_token_replays_it() {
     let race = ["race", "--iterations", "3", "--strategy", "unsynchronized"];
-    let condition = [
-        "condition",
-        "--items",
-        "3",
-        "--consumers",
-        "2",
-        "--capacity",
-        "1",
-        "--produce-time",
-        "0",
-        "--bug",
-        "if",
-    ];
+    let condition: Vec<&str> = examples::CONDITION
+        .iter()
+        .copied()
+        .chain(["--bug", "if"])
+        .collect();
     for args in [&race[..], &condition[..]] {
         for strategy in ["random:1", "pct:1"] {
             let mut all = args.to_vec();

@@ -513,6 +513,16 @@ struct Shared {
     mutex: crate::sync::Mutex<u64>,
 }
 
+impl Shared {
+    /// Both counters at 0.
+    fn new(lab: &Lab) -> Self {
+        Shared {
+            atomic: AtomicU64::new(0),
+            mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
+        }
+    }
+}
+
 /// Runs `args.trials` trials of `strategy` on one set of threads. Each trial starts every
 /// thread together behind a barrier, so they really overlap, and ends at a second barrier.
 fn run_trials(
@@ -525,10 +535,7 @@ fn run_trials(
     if crate::lab::sched::current().is_some() {
         return scheduled_trials(strategy, args, trials, lab, progress);
     }
-    let shared = Shared {
-        atomic: AtomicU64::new(0),
-        mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
-    };
+    let shared = Shared::new(lab);
     // The trials' start and end line (bounded by the watchdog, not by this timeout).
     let gate = crate::sync::Barrier::new("trial", args.threads + 1, Duration::from_secs(3600));
     let narrate = AtomicBool::new(true);
@@ -623,10 +630,7 @@ fn scheduled_trials(
         if trial > 0 && lab.interrupted() {
             break;
         }
-        let shared = Shared {
-            atomic: AtomicU64::new(0),
-            mutex: crate::sync::Mutex::new(0, lab.hot_probe("counter")),
-        };
+        let shared = Shared::new(lab);
         let story = (trial == 0).then_some(&story);
         let began = crate::lab::now();
         let work = Work {

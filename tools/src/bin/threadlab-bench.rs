@@ -72,36 +72,20 @@ fn sched_rate() {
             runs as f64 / census.schedules as f64
         );
     }
-    for (label, args) in [
-        (
-            "race --iterations 2 --strategy unsynchronized",
-            &["race", "--iterations", "2", "--strategy", "unsynchronized"][..],
-        ),
-        (
-            "race --iterations 3 --strategy unsynchronized",
-            &["race", "--iterations", "3", "--strategy", "unsynchronized"][..],
-        ),
-        (
-            "deadlock --part 1 --hold 0",
-            &["deadlock", "--part", "1", "--hold", "0"][..],
-        ),
-        (
-            "condition --bug if --items 2 --consumers 2 --capacity 1 --produce-time 0",
-            &[
-                "condition",
-                "--bug",
-                "if",
-                "--items",
-                "2",
-                "--consumers",
-                "2",
-                "--capacity",
-                "1",
-                "--produce-time",
-                "0",
-            ][..],
-        ),
+    use threadlab::schedule::examples;
+    let race3 = ["race", "--iterations", "3", "--strategy", "unsynchronized"];
+    let condition_if: Vec<&str> = examples::CONDITION
+        .iter()
+        .copied()
+        .chain(["--bug", "if"])
+        .collect();
+    for args in [
+        examples::RACE,
+        &race3[..],
+        examples::TELLERS,
+        &condition_if[..],
     ] {
+        let label = args.join(" ");
         let out = std::process::Command::new(binary())
             .args(args)
             .args(["--explore", "--json"])

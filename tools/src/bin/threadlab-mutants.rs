@@ -96,21 +96,7 @@ const MUTANTS: &[Mutant] = &[
         file: "src/demos/condition.rs",
         find: "                while st.items.is_empty() && !st.closed {\n                    st = self.wait_for_item(st, tally)?;",
         replace: "                if st.items.is_empty() && !st.closed {\n                    st = self.wait_for_item(st, tally)?;",
-        runs: &[
-            &["condition"],
-            &[
-                "condition",
-                "--items",
-                "2",
-                "--consumers",
-                "2",
-                "--capacity",
-                "1",
-                "--produce-time",
-                "0",
-                "--explore",
-            ],
-        ],
+        runs: &[&["condition"], &["@CONDITION", "--explore"]],
         tests: "demos::condition",
     },
     Mutant {
@@ -438,12 +424,14 @@ fn run_demos(exe: &Path, runs: &[&[&str]], duplicates: &Path) -> Findings {
         for seed in SEEDS {
             let mut args: Vec<String> = run
                 .iter()
-                .map(|a| {
-                    if *a == "@DUPLICATES" {
-                        duplicates.display().to_string()
-                    } else {
-                        a.to_string()
-                    }
+                .flat_map(|a| match *a {
+                    "@DUPLICATES" => vec![duplicates.display().to_string()],
+                    // The small condition configuration the README explores.
+                    "@CONDITION" => threadlab::schedule::examples::CONDITION
+                        .iter()
+                        .map(|s| s.to_string())
+                        .collect(),
+                    a => vec![a.to_string()],
                 })
                 .collect();
             args.extend(
