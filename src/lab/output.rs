@@ -71,15 +71,15 @@ impl Output {
             color: tty && !no_color && !no_color_env,
             verbose,
             json,
-            wrap: tty.then(|| {
+            wrap: if tty {
                 let term = match narrative {
                     Narrative::Stderr => console::Term::stderr(),
                     _ => console::Term::stdout(),
                 };
-                term.size_checked()
-                    .map_or(100, |(_, cols)| usize::from(cols))
-                    .max(40)
-            }),
+                Some(term.size_checked().map_or(100, |(_, cols)| usize::from(cols)).max(40))
+            } else {
+                columns_asked()
+            },
             progress_visible: !quiet && !json && io::stderr().is_terminal(),
             bars: Arc::new(Mutex::new(None)),
         }
@@ -175,6 +175,16 @@ impl Output {
         bar.enable_steady_tick(Duration::from_millis(100));
         bar
     }
+}
+
+/// Off a terminal, the narrative is one line per event (for `grep` and logs) unless the
+/// environment asks for a width with `COLUMNS` (as a shell sets it for a pager): then it
+/// wraps there, as on a terminal of that width.
+pub fn columns_asked() -> Option<usize> {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .map(|c| c.clamp(40, 400))
 }
 
 /// The width of the thread column: 10, as in the tutorials' `%(threadName)-10s`, widened

@@ -85,11 +85,14 @@ pub struct Summary {
     pub width: usize,
 }
 
-/// The terminal's width when stdout is one, else 100 (a projector's usual width).
+/// The terminal's width when stdout is one, else `COLUMNS` if set, else 100 (a projector's
+/// usual width).
 pub fn screen_width() -> usize {
     console::Term::stdout()
         .size_checked()
-        .map_or(100, |(_, cols)| usize::from(cols))
+        .map(|(_, cols)| usize::from(cols))
+        .or_else(crate::lab::output::columns_asked)
+        .unwrap_or(100)
         .clamp(40, 400)
 }
 
@@ -170,6 +173,8 @@ impl Exporter for Summary {
         for check in &report.checks {
             let (mark, style) = if check.ok {
                 ("✔", console::Style::new().green())
+            } else if check.inconclusive.is_some() {
+                ("?", console::Style::new().yellow())
             } else {
                 ("✘", console::Style::new().red().bold())
             };
@@ -194,6 +199,9 @@ impl Exporter for Summary {
                 write_wrapped(out, &format!(" {mark} "), &name, 3, self.width)?;
                 write_wrapped(out, "     expected: ", &expected, 15, self.width)?;
                 write_wrapped(out, "     observed: ", &observed, 15, self.width)?;
+            }
+            if let Some(why) = &check.inconclusive {
+                write_wrapped(out, "     inconclusive: ", &printable(why), 19, self.width)?;
             }
         }
         for note in &report.notes {

@@ -24,6 +24,11 @@ pub struct Check {
     pub observed: String,
     /// Whether the observation bears the claim out.
     pub ok: bool,
+    /// Why this run cannot judge the claim, when the demo's own measure says the machine
+    /// ruled it out (other programs took the cores): then `ok` is false but the report's
+    /// verdict is not (no ✘, no exit 1). Absent on every judged check.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inconclusive: Option<String>,
 }
 
 /// One thread's life and accounting, from the recorder.
@@ -266,7 +271,28 @@ impl Report {
             expected: expected.to_string(),
             observed: observed.to_string(),
             ok,
+            inconclusive: None,
         });
+    }
+
+    /// Records a check that this run could not judge: the claim did not hold, and the
+    /// demo's own measure of the machine names `why` (other programs took the cores). It
+    /// reads "inconclusive" with the reason, and leaves the verdict and the exit code alone.
+    /// Only for a reason the demo measured, never to excuse a failure it cannot explain.
+    pub fn inconclusive(
+        &mut self,
+        id: impl AsRef<str>,
+        name: impl Into<String>,
+        expected: impl Display,
+        observed: impl Display,
+        why: impl Into<String>,
+    ) {
+        let ok = self.ok;
+        self.check(id, name, expected, observed, false);
+        self.ok = ok;
+        if let Some(c) = self.checks.last_mut() {
+            c.inconclusive = Some(why.into());
+        }
     }
 
     /// Records a check that `observed == expected`.

@@ -61,10 +61,21 @@ pub fn threadlab_with_stdin(args: &[&str], stdin: &str) -> Run {
     run_binary(args, stdin)
 }
 
+/// Runs `threadlab ARGS` with the environment variables `env` set.
+pub fn threadlab_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let _shared = machine_shared();
+    run_binary_env(args, "", env)
+}
+
 fn run_binary(args: &[&str], stdin: &str) -> Run {
+    run_binary_env(args, stdin, &[])
+}
+
+fn run_binary_env(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let out = Command::cargo_bin("threadlab")
         .expect("binary built")
         .args(args)
+        .envs(env.iter().copied())
         .env("NO_COLOR", "1")
         .write_stdin(stdin.to_string())
         .timeout(std::time::Duration::from_secs(120))
@@ -86,32 +97,26 @@ pub fn report(demo: &str, args: &[&str]) -> Value {
     run.json()
 }
 
-/// cpu-vs-io's verdict, judged by the load it measured itself: its metric
-/// `cpu.other_programs_cores` is the kernel's count of other programs' CPU use while it timed
-/// the CPU-bound runs. On a quiet machine every check must hold (exit 0). Where other programs
-/// kept cores busy, the CPU-bound checks may fail (the cores were not there), and then the
-/// demo must say so; every other check must hold whatever the load. Returns the report.
+/// cpu-vs-io's verdict: exit 0, and every check holds, except that a CPU-bound speedup may
+/// be marked inconclusive (no ✘) where the demo's own measures name the reason: other
+/// programs kept cores busy (its metric `cpu.other_programs_cores`, the kernel's count), or
+/// the threads computed at once yet each went slower (cores sharing hardware). Returns the
+/// report.
 pub fn assert_cpu_vs_io_verdict(run: &Run) -> Value {
     let r = run.json();
-    // (Where the kernel's count cannot be read, the machine is taken as quiet.)
-    let busy = r["metrics"]["cpu.other_programs_cores"]
-        .as_f64()
-        .unwrap_or(0.0);
-    if busy <= 0.3 {
-        assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
-    } else {
-        assert!(
-            r["notes"].to_string().contains("other programs kept"),
-            "{}",
-            r["notes"]
-        );
-        for c in r["checks"].as_array().unwrap() {
-            let id = c["id"].as_str().unwrap();
-            assert!(
-                c["ok"] == true || id.contains("cpu-bound"),
-                "busy machine ({busy:.2} cores taken), yet {c}"
-            );
+    assert_eq!(run.code, 0, "{}\n{}", run.stderr, run.stdout);
+    for c in r["checks"].as_array().unwrap() {
+        let id = c["id"].as_str().unwrap();
+        if c["ok"] == true {
+            assert!(c.get("inconclusive").is_none(), "{c}");
+            continue;
         }
+        let why = c["inconclusive"].as_str().unwrap_or_else(|| panic!("{c}"));
+        assert!(id.contains("cpu-bound"), "only a CPU-bound speedup may be doubted: {c}");
+        assert!(
+            why.contains("other programs kept") || why.contains("did compute at once"),
+            "{c}"
+        );
     }
     r
 }
