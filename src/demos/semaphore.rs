@@ -8,7 +8,7 @@ use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::lab::{Lab, Report, Table, units};
-use crate::sync::Semaphore;
+use crate::sync::{Semaphore, lock};
 
 /// Flags of `threadlab semaphore`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
@@ -69,6 +69,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     }
     .with_probe(probe.clone());
     let holding = AtomicUsize::new(0);
+    let narration = std::sync::Mutex::new(());
     let most = AtomicUsize::new(0);
     let gate = crate::sync::Barrier::new("start", args.threads, Duration::from_secs(3600));
 
@@ -83,16 +84,26 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                     let asked = crate::lab::now();
                     let permit = sem.permit();
                     let waited = crate::lab::now().saturating_duration_since(asked);
+                    // One snapshot, said in the order it changed: the holders the workers
+                    // count themselves, counted and printed under one lock (the semaphore's
+                    // own count, read at another moment, could pair with a stale one).
+                    let said = lock(&narration);
                     let now = holding.fetch_add(1, SeqCst) + 1;
                     most.fetch_max(now, SeqCst);
                     info!(
-                        "Acquired a permit after {} ({} left, {now} holding)",
+                        "Acquired a permit after {} ({now} of {} permits held)",
                         units::duration(waited),
-                        permit.left_when_acquired()
+                        args.permits
                     );
+                    drop(said);
                     lab.sleep_secs(hold);
-                    holding.fetch_sub(1, SeqCst);
-                    info!("Releasing the permit after {} of work", lab.simulated(hold));
+                    let said = lock(&narration);
+                    let now = holding.fetch_sub(1, SeqCst) - 1;
+                    info!(
+                        "Releasing the permit after {} of work (leaving {now} held)",
+                        lab.simulated(hold)
+                    );
+                    drop(said);
                     drop(permit);
                     Visit {
                         name,

@@ -732,8 +732,9 @@ pub fn accounting(report: &crate::report::Report, t: &Timeline) -> Vec<crate::re
             })
             .collect();
         parts.sort_by(|a, b| b.0.total_cmp(&a.0));
-        let shown: Vec<String> = parts.iter().take(3).map(|(_, s)| s.clone()).collect();
-        let more = parts.len().saturating_sub(3);
+        // The two largest, and how many more: the table fits a 100-column screen.
+        let shown: Vec<String> = parts.iter().take(2).map(|(_, s)| s.clone()).collect();
+        let more = parts.len().saturating_sub(2);
         match (shown.is_empty(), more) {
             (true, _) => "-".into(),
             (false, 0) => shown.join(", "),
