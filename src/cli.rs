@@ -43,6 +43,21 @@ pub struct GlobalArgs {
     /// release, by the thread that made it.
     #[arg(long, short, global = true)]
     pub verbose: bool,
+    /// A classroom's density: no level tag, each thread's name in its own colour (the same
+    /// in --timeline and --svg), and the summary folded to the checks that carry the lesson
+    /// (every check still runs and sets the exit code; a failed one is always shown).
+    #[arg(long, global = true)]
+    pub class: bool,
+    /// Which checks the summary shows: all, or the lesson's (the default with --class; the
+    /// rest folded into one line).
+    #[arg(long, global = true, value_name = "WHICH", value_enum)]
+    pub checks: Option<Checks>,
+    /// On a terminal, stop at each part of the demo and at the lesson's key moments (the
+    /// first lost update, a cycle closing, a queue full, a barrier breaking): Enter goes on,
+    /// q ends with the evidence so far. The lab's clock stops while it waits, so the times
+    /// shown are the demo's own. Off a terminal it is ignored, with a note.
+    #[arg(long, global = true)]
+    pub pause: bool,
     /// After the run, draw what every thread did: a lane per thread (running, sleeping,
     /// waiting for or holding each primitive), the moments that matter, and the time each
     /// thread and primitive spent in each state.
@@ -93,7 +108,24 @@ pub struct GlobalArgs {
     pub search: Option<u32>,
 }
 
+/// Which checks the summary shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Checks {
+    /// Every check.
+    All,
+    /// The checks that carry the lesson; the rest folded into one line.
+    Lesson,
+}
+
 impl GlobalArgs {
+    /// Whether the summary folds the checks to the lesson's.
+    pub fn fold_checks(&self) -> bool {
+        match self.checks {
+            Some(c) => c == Checks::Lesson,
+            None => self.class,
+        }
+    }
+
     /// The text a replay token's hash covers besides the demo's own arguments.
     pub fn hashed(&self) -> String {
         self.part.map_or(String::new(), |p| format!("part {p}"))

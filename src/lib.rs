@@ -258,7 +258,14 @@ fn run_lab(
     guarded: bool,
     scheduled: Option<Scheduled>,
 ) -> anyhow::Result<i32> {
-    let output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
+    let mut output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
+    output.class = g.class;
+    output.fold_checks = g.fold_checks();
+    if g.pause && !g.json && !g.quiet && lab::pause::can_pause() {
+        lab::pause::enable();
+    } else if g.pause {
+        eprintln!("threadlab: --pause stops only with the narrative on a terminal: ignored here");
+    }
     // The picture files are judged and opened before the run: a path that cannot take a
     // picture is an error now, not after a long demo (see `pictures::files`).
     let picture_files = pictures::files::PictureFiles::open(&[
@@ -304,6 +311,8 @@ fn run_lab(
     if let Some(signal) = lab::signals::received() {
         report.interrupt(signal);
     }
+    // `--pause`: the evidence, one key away.
+    lab::pause::stop("the run is over; the evidence next");
     if g.timeline {
         print_timeline(g.json, &output, &mut report)?;
     }
@@ -442,6 +451,10 @@ fn print_report(json: bool, output: &Output, report: &report::Report) -> anyhow:
         Summary {
             color: output.color,
             width: report::export::screen_width(),
+            fold: output
+                .fold_checks
+                .then(|| demos::find(&report.demo).map(|e| e.lesson))
+                .flatten(),
         }
         .export(report, &mut out)?;
         if let Some(next) = demos::next_lesson(&report.demo) {
@@ -484,10 +497,21 @@ fn write_pictures(
 
 /// Ends the process with a clear error if the demo is still running after `limit`.
 fn start_watchdog(done: Arc<sync::Event>, limit: Duration, output: Output) {
+    let began = std::time::Instant::now();
     let _ = std::thread::Builder::new()
         .name("Watchdog".into())
         .spawn(move || {
-            if !done.wait_timeout(limit) {
+            // The time `--pause` held the run does not count.
+            loop {
+                let remaining = (limit + lab::pause::paused()).saturating_sub(began.elapsed());
+                if remaining.is_zero() {
+                    break;
+                }
+                if done.wait_timeout(remaining) {
+                    return;
+                }
+            }
+            {
                 output.error_line(&format!(
                     "threadlab: error: the demo ran longer than --watchdog {} s and was stopped",
                     limit.as_secs()

@@ -279,10 +279,13 @@ fn missing_party(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<
                     let at = crate::lab::now();
                     match &result {
                         Ok(_) => warn!("went on without the third party"),
-                        Err(e) => info!(
-                            "{e} after waiting {}: BrokenBarrierError",
-                            units::duration(at - t)
-                        ),
+                        Err(e) => {
+                            info!(
+                                "{e} after waiting {}: BrokenBarrierError",
+                                units::duration(at - t)
+                            );
+                            crate::lab::pause::moment("broken", "the barrier broke for all");
+                        }
                     }
                     (result.is_err(), at)
                 })
@@ -337,7 +340,10 @@ fn two_waiters_broken_by(
                     let at = crate::lab::now();
                     match &result {
                         Ok(_) => warn!("went on although the barrier was broken"),
-                        Err(e) => info!("{e}: BrokenBarrierError"),
+                        Err(e) => {
+                            info!("{e}: BrokenBarrierError");
+                            crate::lab::pause::moment("broken", "the barrier broke for all");
+                        }
                     }
                     (result.is_err(), at)
                 })

@@ -547,16 +547,15 @@ fn random_transfers(
         How::Ordered => ("ordering", "ordering: lower id first"),
         _ => ("timeout", "timeout: back off, retry"),
     };
+    // The header says what the part does, before it runs: the strategy first.
+    let (part, what) = if key == "ordering" {
+        ("Part 2", "every teller locks the lower account id first")
+    } else {
+        ("Part 3", "a teller that waits too long lets go, backs off and retries")
+    };
     info!(
-        "{}: {} transfers by {} tellers among {} accounts, in random directions",
-        if key == "ordering" {
-            "Part 2"
-        } else {
-            "Part 3"
-        },
-        args.transfers,
-        args.tellers,
-        args.accounts
+        "{part}: {what}; {} transfers by {} tellers among {} accounts, in random directions",
+        args.transfers, args.tellers, args.accounts
     );
     let graph = lab.wait_graph();
     if matches!(how, How::Timeout(_)) {

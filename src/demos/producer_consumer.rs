@@ -208,9 +208,18 @@ fn produce(sh: &Shared, p: usize, name: &str) -> anyhow::Result<u64> {
     for id in (p as u64..args.items).step_by(args.producers) {
         sh.lab.sleep_secs(rng.random_range(0.0..=args.produce_time));
         info!("Adding 'Task Data {id}' to queue.");
+        let mut full = None;
         sh.queue.put_announced(Msg::Task(id), |n| {
-            info!("Queue full ({n}). Waiting for room…");
+            info!("Queue full ({n}): waiting for room…");
+            crate::lab::pause::moment("queue-full", "the queue is full: the producer waits");
+            full = Some(crate::lab::now());
         })?;
+        if let Some(since) = full {
+            info!(
+                "'Task Data {id}' went in after {} waiting for room",
+                units::duration(crate::lab::now().saturating_duration_since(since))
+            );
+        }
         sh.occupancy.put_done(id, crate::lab::now());
         made += 1;
     }

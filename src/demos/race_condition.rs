@@ -810,6 +810,7 @@ impl Story {
                 } else {
                     info!("read {read}, wrote {wrote}, but {found} was there: {n} increments lost");
                 }
+                crate::lab::pause::moment("lost", "the first lost update");
             }
         } else if self.every_step {
             info!("wrote {wrote}");

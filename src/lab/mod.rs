@@ -7,6 +7,7 @@
 pub mod child;
 pub mod evidence;
 pub mod output;
+pub mod pause;
 pub mod probe;
 pub mod python;
 pub mod record;

@@ -47,6 +47,10 @@ pub struct Output {
     pub json: bool,
     /// On a terminal: its width, to which long narrative lines wrap with a hanging indent.
     pub wrap: Option<usize>,
+    /// `--class`: no level tag, each thread's name in its own colour.
+    pub class: bool,
+    /// The summary folds the checks to the lesson's (`--class`, `--checks lesson`).
+    pub fold_checks: bool,
     progress_visible: bool,
     bars: Arc<Mutex<Option<MultiProgress>>>,
 }
@@ -76,10 +80,16 @@ impl Output {
                     Narrative::Stderr => console::Term::stderr(),
                     _ => console::Term::stdout(),
                 };
-                Some(term.size_checked().map_or(100, |(_, cols)| usize::from(cols)).max(40))
+                Some(
+                    term.size_checked()
+                        .map_or(100, |(_, cols)| usize::from(cols))
+                        .max(40),
+                )
             } else {
                 columns_asked()
             },
+            class: false,
+            fold_checks: false,
             progress_visible: !quiet && !json && io::stderr().is_terminal(),
             bars: Arc::new(Mutex::new(None)),
         }
@@ -93,6 +103,8 @@ impl Output {
             verbose: false,
             json: false,
             wrap: None,
+            class: false,
+            fold_checks: false,
             progress_visible: false,
             bars: Arc::new(Mutex::new(None)),
         }
@@ -113,7 +125,10 @@ impl Output {
         };
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(max)
-            .event_format(LineFormat { color: self.color })
+            .event_format(LineFormat {
+                color: self.color,
+                class: self.class,
+            })
             .with_writer(LineSink {
                 narrative: self.narrative,
                 bars: Arc::clone(&self.bars),
@@ -177,6 +192,52 @@ impl Output {
     }
 }
 
+/// The thread colours, in the order threads are first named: MainThread plain, the rest
+/// from one palette of eight, as 256-colour codes for the terminal and hex for the SVG.
+const PALETTE: [(u8, &str); 8] = [
+    (33, "#0087ff"),
+    (166, "#d75f00"),
+    (34, "#00af00"),
+    (163, "#d700af"),
+    (37, "#00afaf"),
+    (136, "#af8700"),
+    (99, "#875fff"),
+    (160, "#d70000"),
+];
+
+/// The threads named so far, in order: a thread's colour is its place here.
+static NAMED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// The palette entry of thread `name` (None for MainThread): the same for the whole
+/// process, so the narrative, the timeline and the SVG agree.
+fn thread_colour(name: &str) -> Option<(u8, &'static str)> {
+    if name == "MainThread" {
+        return None;
+    }
+    let mut named = NAMED.lock().unwrap_or_else(|e| e.into_inner());
+    let at = match named.iter().position(|n| n == name) {
+        Some(at) => at,
+        None => {
+            named.push(name.to_string());
+            named.len() - 1
+        }
+    };
+    Some(PALETTE[at % PALETTE.len()])
+}
+
+/// The terminal style of thread `name`'s label under `--class`.
+pub fn thread_style(name: &str) -> console::Style {
+    match thread_colour(name) {
+        Some((code, _)) => console::Style::new().color256(code).bold(),
+        None => console::Style::new().bold(),
+    }
+}
+
+/// The SVG colour of thread `name`'s label under `--class` (MainThread: black).
+pub fn thread_hex(name: &str) -> &'static str {
+    thread_colour(name).map_or("#000000", |(_, hex)| hex)
+}
+
 /// Off a terminal, the narrative is one line per event (for `grep` and logs) unless the
 /// environment asks for a width with `COLUMNS` (as a shell sets it for a pager): then it
 /// wraps there, as on a terminal of that width.
@@ -194,6 +255,8 @@ static NAME_WIDTH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsi
 
 /// Makes room in the thread column for `name`. Called when a thread is spawned.
 pub fn widen_thread_column(name: &str) {
+    // Its colour too: threads take the palette in the order they are spawned.
+    let _ = thread_colour(name);
     let len = name.chars().count().min(15);
     NAME_WIDTH.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
 }
@@ -253,6 +316,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for Capture {
 /// Formats one event as a narrative line, all but its time (the sink stamps that).
 struct LineFormat {
     color: bool,
+    class: bool,
 }
 
 impl<S, N> FormatEvent<S, N> for LineFormat
@@ -281,8 +345,35 @@ where
         };
         let name = thread_name();
         let width = NAME_WIDTH.load(std::sync::atomic::Ordering::Relaxed);
-        write!(writer, "[{level_text}] ({name:<width$}) ")?;
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        if !self.class {
+            write!(writer, "[{level_text}] ({name:<width$}) ")?;
+            ctx.field_format().format_fields(writer.by_ref(), event)?;
+            return writeln!(writer);
+        }
+        // The classroom's line: the thread in its own colour, no level; a warning's message
+        // in yellow (or marked, without colour).
+        let padded = format!("{name:<width$}");
+        let shown = if self.color {
+            thread_style(&name).force_styling(true).apply_to(padded).to_string()
+        } else {
+            padded
+        };
+        write!(writer, "({shown}) ")?;
+        let warn = level <= Level::WARN;
+        match (warn, self.color) {
+            (true, true) => {
+                let mut message = String::new();
+                ctx.field_format()
+                    .format_fields(Writer::new(&mut message), event)?;
+                let style = console::Style::new().yellow().force_styling(true);
+                write!(writer, "{}", style.apply_to(message))?;
+            }
+            (true, false) => {
+                write!(writer, "! ")?;
+                ctx.field_format().format_fields(writer.by_ref(), event)?;
+            }
+            _ => ctx.field_format().format_fields(writer.by_ref(), event)?,
+        }
         writeln!(writer)
     }
 }
@@ -326,6 +417,13 @@ fn hang(line: &str, width: usize) -> String {
 /// Held while a line is stamped and written: write order is time order.
 static WRITE_ORDER: Mutex<()> = Mutex::new(());
 
+/// Runs `f` with the screen held: no narrative line is written meanwhile (`--pause`'s
+/// prompts).
+pub fn hold_screen<R>(f: impl FnOnce() -> R) -> R {
+    let _order = WRITE_ORDER.lock().unwrap_or_else(|e| e.into_inner());
+    f()
+}
+
 impl<'a> MakeWriter<'a> for LineSink {
     type Writer = LineSink;
     fn make_writer(&'a self) -> Self::Writer {
@@ -339,6 +437,18 @@ impl Write for LineSink {
     /// failing the demo (the narrative is commentary, never the evidence).
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let _order = WRITE_ORDER.lock().unwrap_or_else(|e| e.into_inner());
+        // `--pause`: the run stops before a part's header, and the clock with it.
+        if super::pause::on() && thread_name() == "MainThread" {
+            let text = String::from_utf8_lossy(buf);
+            let message = text.find(") ").map_or("", |i| &text[i + 2..]);
+            if let Some(n) = super::pause::part_header(message) {
+                super::pause::stop(&format!("Part {} is done; Part {n} next", n - 1));
+                if super::signals::interrupted() {
+                    // `q`: the part is not shown starting (it stops at its first step).
+                    return Ok(buf.len());
+                }
+            }
+        }
         let mut line = format!(
             "+{:.3}s ",
             crate::lab::now()

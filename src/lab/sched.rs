@@ -332,7 +332,11 @@ pub fn current() -> Option<Turn> {
 pub fn now() -> Instant {
     CURRENT.with(|c| match &*c.borrow() {
         Some(turn) => turn.scheduler.base + Duration::from_micros(turn.now()),
-        None => Instant::now(),
+        // The OS's clock, less the time `--pause` held the run.
+        None => {
+            let now = Instant::now();
+            now.checked_sub(super::pause::paused()).unwrap_or(now)
+        }
     })
 }
 

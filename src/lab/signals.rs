@@ -79,6 +79,25 @@ fn backstop(sig: i32) {
     }
 }
 
+/// `q` at a `--pause` prompt: the run ends as after a first SIGINT (the evidence so far,
+/// marked interrupted, exit 130), named "q" in the report.
+pub fn quit() {
+    QUIT.store(true, Ordering::SeqCst);
+    if SIGNAL
+        .compare_exchange(0, libc::SIGINT, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        let (lock, cvar) = wake();
+        *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        cvar.notify_all();
+        let _ = std::thread::Builder::new()
+            .name("Backstop".into())
+            .spawn(|| backstop(libc::SIGINT));
+    }
+}
+
+static QUIT: AtomicBool = AtomicBool::new(false);
+
 /// Tells the backstop the run has finished on its own (its report is being printed).
 pub fn finished() {
     FINISHED.store(true, Ordering::SeqCst);
@@ -110,6 +129,7 @@ pub fn signal_name(sig: i32) -> &'static str {
 pub fn received() -> Option<&'static str> {
     match SIGNAL.load(Ordering::SeqCst) {
         0 => None,
+        _ if QUIT.load(Ordering::SeqCst) => Some("q at a --pause prompt"),
         sig => Some(signal_name(sig)),
     }
 }

@@ -494,6 +494,7 @@ impl WaitGraph {
                     tracing::warn!("  {line}");
                 }
                 tracing::warn!("  the cycle: {}", cycle.drawing());
+                super::pause::moment("cycle", "a cycle closed: each thread waits for the next");
             } else {
                 tracing::debug!("deadlock: {}", cycle.drawing());
             }
@@ -611,6 +612,7 @@ impl WaitGraph {
         for line in stall.story() {
             tracing::warn!("  {line}");
         }
+        super::pause::moment("stall", "a wait nobody is left to end");
         crate::sync::lock(&self.found).push(stall.clone());
         Some(Box::new(stall))
     }

@@ -75,9 +75,11 @@ pub fn document(t: &Timeline) -> String {
         let _ = writeln!(s, r#"<g class="lane" data-thread="{}">"#, esc(&lane.name));
         let _ = writeln!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" font-size="15" text-anchor="end">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="15" font-weight="bold" fill="{}" text-anchor="end">{}</text>"#,
             LABEL - 10.0,
             y + BAR * 0.75,
+            // The thread's own colour, as `--class` shows its name in the narrative.
+            crate::lab::output::thread_hex(&lane.name),
             esc(&lane.name)
         );
         for (a, b) in &lane.lives {

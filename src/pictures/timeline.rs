@@ -545,8 +545,15 @@ impl Terminal {
             }
         };
         for lane in &t.lanes {
-            let name = units::clip(&lane.name, label_w);
-            let _ = write!(out, " {name:>label_w$} │");
+            let name = format!("{:>label_w$}", units::clip(&lane.name, label_w));
+            // In colour, each thread's name in its own (as `--class` shows it in the narrative).
+            let name = if self.color {
+                let style = crate::lab::output::thread_style(&lane.name);
+                style.force_styling(true).apply_to(name).to_string()
+            } else {
+                name
+            };
+            let _ = write!(out, " {name} │");
             for c in cells(t, lane, cols) {
                 out.push_str(&style(c));
             }

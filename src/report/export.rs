@@ -83,6 +83,9 @@ pub struct Summary {
     pub color: bool,
     /// Columns to fit checks and notes in (tables are as wide as their cells).
     pub width: usize,
+    /// `Some(ids)`: show only the checks whose ids (without the demo's prefix) are listed,
+    /// and any that did not hold; the rest are counted on one line.
+    pub fold: Option<&'static [&'static str]>,
 }
 
 /// The terminal's width when stdout is one, else `COLUMNS` if set, else 100 (a projector's
@@ -170,7 +173,14 @@ impl Exporter for Summary {
             crate::lab::units::duration(std::time::Duration::from_secs_f64(report.wall_ms / 1e3)),
             seed
         )?;
-        for check in &report.checks {
+        let shown = |c: &&crate::report::Check| match self.fold {
+            None => true,
+            Some(ids) => {
+                !c.ok || ids.iter().any(|id| c.id == format!("{}.{id}", report.demo))
+            }
+        };
+        let folded = report.checks.iter().filter(|c| !shown(c)).count();
+        for check in report.checks.iter().filter(shown) {
             let (mark, style) = if check.ok {
                 ("✔", console::Style::new().green())
             } else if check.inconclusive.is_some() {
@@ -203,6 +213,15 @@ impl Exporter for Summary {
             if let Some(why) = &check.inconclusive {
                 write_wrapped(out, "     inconclusive: ", &printable(why), 19, self.width)?;
             }
+        }
+        if folded > 0 {
+            let mark = if self.color {
+                console::Style::new().green().force_styling(true).apply_to("✔").to_string()
+            } else {
+                "✔".to_string()
+            };
+            let plural = if folded == 1 { "check holds" } else { "checks hold" };
+            writeln!(out, " {mark} {folded} more {plural} (--checks all shows them)")?;
         }
         for note in &report.notes {
             write_wrapped(out, " → ", &printable(note), 3, self.width)?;
@@ -286,6 +305,7 @@ mod tests {
         Summary {
             color: false,
             width: 100,
+            fold: None,
         }
         .export(&r, &mut out)
         .unwrap();

@@ -1,7 +1,7 @@
 //! Driving scheduled runs: one run by a strategy or a token, an exploration of every
 //! schedule (a census), a search for the first schedule that shows the bug, and stepping.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use anyhow::bail;
@@ -451,30 +451,6 @@ pub fn can_step(json: bool) -> bool {
     std::io::stdin().is_terminal() && std::io::stderr().is_terminal() && narrative
 }
 
-/// The student's answer: a line from stdin, or `None` at its end or when Ctrl-C (or a
-/// SIGTERM) asked the run to stop (looked at every 100 ms while waiting).
-fn read_answer() -> Option<String> {
-    loop {
-        if crate::lab::signals::interrupted() {
-            return None;
-        }
-        let mut fds = libc::pollfd {
-            fd: libc::STDIN_FILENO,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let ready = unsafe { libc::poll(&mut fds, 1, 100) };
-        if ready > 0 {
-            let mut line = String::new();
-            return match std::io::stdin().lock().read_line(&mut line) {
-                Ok(0) | Err(_) => None,
-                Ok(_) => Some(line),
-            };
-        }
-    }
-}
-
 /// `--step`'s picker: each decision on stderr, the student's choice from stdin. Choices
 /// before `upto` (a token's) are taken as they are. `u` undoes (the run starts again with
 /// every choice but the last, through a token), `t` prints the token, `q` quits with it.
@@ -516,7 +492,7 @@ fn ask(d: &Decision<'_>, setting: &Setting, base: Base, made: &[Choice], args: &
     loop {
         let _ = write!(err, "  1-{runnable}, Enter, u(ndo), t(oken), q(uit) > ");
         let _ = err.flush();
-        let Some(line) = read_answer() else {
+        let Some(line) = crate::lab::pause::read_answer() else {
             quit(setting, base, made)
         };
         match line.trim() {

@@ -112,7 +112,10 @@ pub fn assert_cpu_vs_io_verdict(run: &Run) -> Value {
             continue;
         }
         let why = c["inconclusive"].as_str().unwrap_or_else(|| panic!("{c}"));
-        assert!(id.contains("cpu-bound"), "only a CPU-bound speedup may be doubted: {c}");
+        assert!(
+            id.contains("cpu-bound"),
+            "only a CPU-bound speedup may be doubted: {c}"
+        );
         assert!(
             why.contains("other programs kept") || why.contains("did compute at once"),
             "{c}"
