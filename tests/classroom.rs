@@ -303,3 +303,122 @@ fn flag_default(help: &str, flag: &str) -> Option<String> {
     let d = entry.find("[default: ")?;
     Some(entry[d + 10..].chars().take_while(|c| *c != ']').collect())
 }
+
+/// The time a narrative line carries: `+0.021s …`.
+fn stamp(line: &str) -> f64 {
+    let t = line.trim().strip_prefix('+').and_then(|l| l.split('s').next());
+    t.and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no time on {line:?}"))
+}
+
+/// `--pause` in a terminal: the run stops at the cycle (the victim's next line is held back
+/// while it waits), before each part, at the stall and before the evidence; the clock stops
+/// meanwhile, so the held line's time is the demo's own, not the pause's.
+#[test]
+fn pause_stops_at_each_part_and_key_moment_with_the_screen_held_and_the_clock_stopped() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let t = Tmux::start(&format!(
+        "{} deadlock --pause --pace 0.05 --no-color; echo EXIT=$?; sleep 60",
+        bin.display()
+    ));
+    let s = t.wait_for("⏸  a cycle closed", 1);
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let held = t.screen();
+    assert!(!held.contains("I am the deadlock's victim"), "{held}");
+    let closed = held
+        .lines()
+        .find(|l| l.contains("the cycle: "))
+        .map(stamp)
+        .expect("the cycle's line");
+    t.answer("");
+    for (n, prompt) in [
+        (2, "Part 1 is done; Part 2 next"),
+        (3, "Part 2 is done; Part 3 next"),
+        (4, "Part 3 is done; Part 4 next"),
+    ] {
+        let s = t.wait_for(prompt, 1);
+        assert!(!s.contains(&format!("Part {n}:")), "{s}");
+        if n == 2 {
+            let refused = s
+                .lines()
+                .find(|l| l.contains("I am the deadlock's victim"))
+                .map(stamp)
+                .expect("the victim's line");
+            assert!(refused - closed < 0.5, "the pause counted: {closed} → {refused}");
+        }
+        t.answer("");
+    }
+    t.wait_for("⏸  a wait nobody is left to end", 1);
+    t.answer("");
+    t.wait_for("⏸  the run is over; the evidence next", 1);
+    assert!(!t.screen().contains("deadlock: wall"), "{s}");
+    t.answer("");
+    let done = t.wait_for("EXIT=", 1);
+    assert!(done.contains("EXIT=0") && done.contains("deadlock: wall"), "{done}");
+}
+
+/// `q` at a `--pause` prompt ends the run with the evidence so far, as a Ctrl-C would; off a
+/// terminal `--pause` is ignored with a note and the run goes through.
+#[test]
+fn q_at_a_pause_ends_with_the_evidence_so_far_and_off_a_terminal_pause_is_ignored() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let t = Tmux::start(&format!(
+        "{} lock --pause --pace 0.05 --no-color; echo EXIT=$?; sleep 60",
+        bin.display()
+    ));
+    t.wait_for("Part 1 is done; Part 2 next", 1);
+    t.answer("q");
+    let done = t.wait_for("EXIT=", 1);
+    assert!(done.contains("EXIT=130"), "{done}");
+    assert!(
+        done.contains("Interrupted by q at a --pause prompt") && done.contains("lock: wall"),
+        "{done}"
+    );
+    assert!(!done.contains("Part 2:"), "{done}");
+    let run = threadlab(&["event", "--pause", "--pace", "0.02"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("--pause stops only"), "{}", run.stderr);
+    assert!(run.stdout.contains("event: wall"), "{}", run.stdout);
+}
+
+/// `--class`: no level tag; the summary shows the checks the registry names as the lesson's
+/// and folds the rest into one counted line; `--checks all` shows them all. Every lesson id
+/// of every demo is one its run reports.
+#[test]
+fn class_drops_the_level_and_folds_the_summary_to_the_lessons_checks() {
+    let run = threadlab(&["deadlock", "--class", "--pace", "0.02"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(!run.stdout.contains("[INFO") && !run.stdout.contains("[WARN"));
+    assert!(run.stdout.contains("(MainThread) Part 1: "), "{}", run.stdout);
+    let all = report("deadlock", &[]);
+    let total = all["checks"].as_array().unwrap().len();
+    let lesson = common::lessons()
+        .into_iter()
+        .find(|e| e.name == "deadlock")
+        .unwrap()
+        .lesson;
+    let shown = run.stdout.lines().filter(|l| l.starts_with(" ✔ ")).count() - 1;
+    assert_eq!(shown, lesson.len(), "{}", run.stdout);
+    let folded = format!("✔ {} more checks hold (--checks all shows them)", total - shown);
+    assert!(run.stdout.contains(&folded), "{folded}\n{}", run.stdout);
+    let every = threadlab(&["deadlock", "--class", "--checks", "all", "--pace", "0.02"]);
+    assert!(!every.stdout.contains("more checks hold"), "{}", every.stdout);
+    for c in all["checks"].as_array().unwrap() {
+        let name = c["name"].as_str().unwrap();
+        let head: String = name.chars().take(40).collect();
+        assert!(every.stdout.contains(&head), "{name}\n{}", every.stdout);
+    }
+    for e in common::lessons() {
+        let mut args: Vec<&str> = e.quick.to_vec();
+        if e.name == "cpu-vs-io" && python3_available() {
+            args.push("--python");
+        }
+        let r = report(&e.name, &args);
+        for id in e.lesson {
+            if id.starts_with("python-") && !python3_available() {
+                continue;
+            }
+            check_by_id(&r, id);
+        }
+    }
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Run, lessons, threadlab};
+use common::{Run, Tmux, lessons, threadlab};
 use serde_json::Value;
 use threadlab::schedule::examples;
 
@@ -455,71 +455,6 @@ fn a_thread_stuck_outside_the_scheduler_is_named_and_the_run_ends() {
         stderr.contains("--schedule: thread Counter-1 ran 1 s without reaching a scheduling point"),
         "{stderr}"
     );
-}
-
-/// A tmux session of 100 × 50 running one command, for what needs a terminal.
-struct Tmux(String);
-
-impl Tmux {
-    fn start(command: &str) -> Tmux {
-        let session = Tmux(format!("threadlab-step-{}", std::process::id()));
-        let new = [
-            "new-session",
-            "-d",
-            "-x",
-            "100",
-            "-y",
-            "50",
-            "-s",
-            &session.0,
-            command,
-        ];
-        let started = session.tmux(&new);
-        assert!(
-            started.status.success(),
-            "{}",
-            String::from_utf8_lossy(&started.stderr)
-        );
-        session
-    }
-
-    fn tmux(&self, args: &[&str]) -> std::process::Output {
-        std::process::Command::new("tmux")
-            .args(args)
-            .output()
-            .expect("tmux is installed (.ci/run installs it)")
-    }
-
-    /// The screen and its history.
-    fn screen(&self) -> String {
-        let out = self
-            .tmux(&["capture-pane", "-p", "-S", "-500", "-t", &self.0])
-            .stdout;
-        String::from_utf8_lossy(&out).into_owned()
-    }
-
-    /// Waits until `text` is on the screen (with its history) `n` times; the screen then.
-    fn wait_for(&self, text: &str, n: usize) -> String {
-        for _ in 0..400 {
-            let s = self.screen();
-            if s.matches(text).count() >= n {
-                return s;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("never saw {text:?} {n} time(s):\n{}", self.screen());
-    }
-
-    /// Types `keys`, then Enter.
-    fn answer(&self, keys: &str) {
-        self.tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        self.tmux(&["kill-session", "-t", &self.0]);
-    }
 }
 
 /// The README's transcript of the stepping session: its lines, bar the elisions.

@@ -356,3 +356,71 @@ pub fn python3_available() -> bool {
         .output()
         .is_ok_and(|o| o.status.success())
 }
+
+/// A tmux session of 100 × 50 running one command, for what needs a terminal.
+pub struct Tmux(String);
+
+impl Tmux {
+    pub fn start(command: &str) -> Tmux {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let session = Tmux(format!("threadlab-{}-{n}", std::process::id()));
+        let new = [
+            "new-session",
+            "-d",
+            "-x",
+            "100",
+            "-y",
+            "50",
+            "-s",
+            &session.0,
+            command,
+        ];
+        let started = session.tmux(&new);
+        assert!(
+            started.status.success(),
+            "{}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        session
+    }
+
+    fn tmux(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("tmux")
+            .args(args)
+            .output()
+            .expect("tmux is installed (.ci/run installs it)")
+    }
+
+    /// The screen and its history.
+    pub fn screen(&self) -> String {
+        let out = self
+            .tmux(&["capture-pane", "-p", "-S", "-500", "-t", &self.0])
+            .stdout;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// Waits until `text` is on the screen (with its history) `n` times; the screen then.
+    pub fn wait_for(&self, text: &str, n: usize) -> String {
+        for _ in 0..400 {
+            let s = self.screen();
+            if s.matches(text).count() >= n {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("never saw {text:?} {n} time(s):\n{}", self.screen());
+    }
+
+    /// Types `keys`, then Enter.
+    pub fn answer(&self, keys: &str) {
+        self.tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.tmux(&["kill-session", "-t", &self.0]);
+    }
+}
+
