@@ -306,7 +306,10 @@ fn flag_default(help: &str, flag: &str) -> Option<String> {
 
 /// The time a narrative line carries: `+0.021s …`.
 fn stamp(line: &str) -> f64 {
-    let t = line.trim().strip_prefix('+').and_then(|l| l.split('s').next());
+    let t = line
+        .trim()
+        .strip_prefix('+')
+        .and_then(|l| l.split('s').next());
     t.and_then(|t| t.parse().ok())
         .unwrap_or_else(|| panic!("no time on {line:?}"))
 }
@@ -322,7 +325,7 @@ fn pause_stops_at_each_part_and_key_moment_with_the_screen_held_and_the_clock_st
         bin.display()
     ));
     let s = t.wait_for("⏸  a cycle closed", 1);
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    t.idle(800);
     let held = t.screen();
     assert!(!held.contains("I am the deadlock's victim"), "{held}");
     let closed = held
@@ -344,7 +347,10 @@ fn pause_stops_at_each_part_and_key_moment_with_the_screen_held_and_the_clock_st
                 .find(|l| l.contains("I am the deadlock's victim"))
                 .map(stamp)
                 .expect("the victim's line");
-            assert!(refused - closed < 0.5, "the pause counted: {closed} → {refused}");
+            assert!(
+                refused - closed < 0.5,
+                "the pause counted: {closed} → {refused}"
+            );
         }
         t.answer("");
     }
@@ -354,7 +360,10 @@ fn pause_stops_at_each_part_and_key_moment_with_the_screen_held_and_the_clock_st
     assert!(!t.screen().contains("deadlock: wall"), "{s}");
     t.answer("");
     let done = t.wait_for("EXIT=", 1);
-    assert!(done.contains("EXIT=0") && done.contains("deadlock: wall"), "{done}");
+    assert!(
+        done.contains("EXIT=0") && done.contains("deadlock: wall"),
+        "{done}"
+    );
 }
 
 /// `q` at a `--pause` prompt ends the run with the evidence so far, as a Ctrl-C would; off a
@@ -389,7 +398,11 @@ fn class_drops_the_level_and_folds_the_summary_to_the_lessons_checks() {
     let run = threadlab(&["deadlock", "--class", "--pace", "0.02"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(!run.stdout.contains("[INFO") && !run.stdout.contains("[WARN"));
-    assert!(run.stdout.contains("(MainThread) Part 1: "), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("(MainThread) Part 1: "),
+        "{}",
+        run.stdout
+    );
     let all = report("deadlock", &[]);
     let total = all["checks"].as_array().unwrap().len();
     let lesson = common::lessons()
@@ -399,10 +412,17 @@ fn class_drops_the_level_and_folds_the_summary_to_the_lessons_checks() {
         .lesson;
     let shown = run.stdout.lines().filter(|l| l.starts_with(" ✔ ")).count() - 1;
     assert_eq!(shown, lesson.len(), "{}", run.stdout);
-    let folded = format!("✔ {} more checks hold (--checks all shows them)", total - shown);
+    let folded = format!(
+        "✔ {} more checks hold (--checks all shows them)",
+        total - shown
+    );
     assert!(run.stdout.contains(&folded), "{folded}\n{}", run.stdout);
     let every = threadlab(&["deadlock", "--class", "--checks", "all", "--pace", "0.02"]);
-    assert!(!every.stdout.contains("more checks hold"), "{}", every.stdout);
+    assert!(
+        !every.stdout.contains("more checks hold"),
+        "{}",
+        every.stdout
+    );
     for c in all["checks"].as_array().unwrap() {
         let name = c["name"].as_str().unwrap();
         let head: String = name.chars().take(40).collect();

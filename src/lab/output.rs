@@ -354,7 +354,10 @@ where
         // in yellow (or marked, without colour).
         let padded = format!("{name:<width$}");
         let shown = if self.color {
-            thread_style(&name).force_styling(true).apply_to(padded).to_string()
+            thread_style(&name)
+                .force_styling(true)
+                .apply_to(padded)
+                .to_string()
         } else {
             padded
         };

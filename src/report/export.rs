@@ -175,9 +175,7 @@ impl Exporter for Summary {
         )?;
         let shown = |c: &&crate::report::Check| match self.fold {
             None => true,
-            Some(ids) => {
-                !c.ok || ids.iter().any(|id| c.id == format!("{}.{id}", report.demo))
-            }
+            Some(ids) => !c.ok || ids.iter().any(|id| c.id == format!("{}.{id}", report.demo)),
         };
         let folded = report.checks.iter().filter(|c| !shown(c)).count();
         for check in report.checks.iter().filter(shown) {
@@ -216,12 +214,23 @@ impl Exporter for Summary {
         }
         if folded > 0 {
             let mark = if self.color {
-                console::Style::new().green().force_styling(true).apply_to("✔").to_string()
+                console::Style::new()
+                    .green()
+                    .force_styling(true)
+                    .apply_to("✔")
+                    .to_string()
             } else {
                 "✔".to_string()
             };
-            let plural = if folded == 1 { "check holds" } else { "checks hold" };
-            writeln!(out, " {mark} {folded} more {plural} (--checks all shows them)")?;
+            let plural = if folded == 1 {
+                "check holds"
+            } else {
+                "checks hold"
+            };
+            writeln!(
+                out,
+                " {mark} {folded} more {plural} (--checks all shows them)"
+            )?;
         }
         for note in &report.notes {
             write_wrapped(out, " → ", &printable(note), 3, self.width)?;

@@ -412,6 +412,11 @@ impl Tmux {
         panic!("never saw {text:?} {n} time(s):\n{}", self.screen());
     }
 
+    /// Lets `ms` milliseconds pass with the terminal left alone.
+    pub fn idle(&self, ms: u64) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+
     /// Types `keys`, then Enter.
     pub fn answer(&self, keys: &str) {
         self.tmux(&["send-keys", "-t", &self.0, keys, "Enter"]);
@@ -423,4 +428,3 @@ impl Drop for Tmux {
         self.tmux(&["kill-session", "-t", &self.0]);
     }
 }
-
