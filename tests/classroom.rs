@@ -141,8 +141,21 @@ fn at_the_defaults_the_producer_is_seen_waiting_for_room() {
         let run = threadlab(&["producer-consumer", "--pace", "0.05", "--seed", seed]);
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert!(
-            run.stdout.contains("Queue full (3). Waiting for room"),
+            run.stdout.contains("Queue full (3): waiting for room"),
             "seed {seed}"
+        );
+        // And when the task that waited went in, after the line that said it was added.
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        let went = lines
+            .iter()
+            .position(|l| l.contains("' went in after "))
+            .unwrap_or_else(|| panic!("seed {seed}: {}", run.stdout));
+        let task = lines[went].split('\'').nth(1).unwrap();
+        let adding = format!("Adding '{task}' to queue.");
+        assert!(
+            lines[..went].iter().any(|l| l.ends_with(&adding)),
+            "{}",
+            run.stdout
         );
         assert!(
             run.stdout

@@ -114,14 +114,20 @@ fn observe_phases(args: &Args, lab: &Lab) -> anyhow::Result<Phases> {
                         let mut mine = Vec::new();
                         for phase in 1..=args.phases {
                             let secs = args.work * rng.random_range(0.2..=1.0);
-                            info!("phase {phase}: working {}", lab.simulated(secs));
+                            // One line per step: through the last phase and on to this one.
+                            let work = lab.simulated(secs);
+                            match phase {
+                                1 => info!("phase 1: working {work}"),
+                                _ => info!("phase {}: through; phase {phase}: working {work}", phase - 1),
+                            }
                             lab.sleep_secs(secs);
                             let arrived = crate::lab::now();
                             info!("phase {phase}: done, waiting at 'phase-end'");
                             let result = barrier.wait();
                             let left = crate::lab::now();
                             match result {
-                                Ok(_) => info!("phase {phase}: through"),
+                                Ok(_) if phase == args.phases => info!("phase {phase}: through"),
+                                Ok(_) => {}
                                 Err(e) => {
                                     warn!("phase {phase}: {e}");
                                     mine.push(Err(e));

@@ -234,6 +234,18 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         "money before → after",
         "time",
     ]);
+    // The parts keep their numbers (as --part names them): a choice that skips some says so.
+    if args.fix != Fix::All && lab.runs_every_part() {
+        info!(
+            "{}",
+            match args.fix {
+                Fix::None => "--fix none: Parts 1 and 4 (the deadlocks); Parts 2 and 3 (the fixes) \
+                              are skipped",
+                Fix::Ordering => "--fix ordering: Part 2 only; --fix all runs Parts 1 to 4",
+                _ => "--fix timeout: Part 3 only; --fix all runs Parts 1 to 4",
+            }
+        );
+    }
     if matches!(args.fix, Fix::None | Fix::All) && lab.runs_part(1) {
         two_tellers(args, lab, &mut report, &mut table)?;
     }

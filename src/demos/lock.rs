@@ -99,8 +99,15 @@ fn bank(
         "without a lock"
     };
     info!(
-        "{label}: {} tellers × {} transactions on an account of {}",
-        args.tellers, args.transactions, args.balance
+        "{}: {} tellers × {} transactions on an account of {}",
+        if locked {
+            "Part 1, again with a lock"
+        } else {
+            "Part 1: without a lock"
+        },
+        args.tellers,
+        args.transactions,
+        args.balance
     );
     info!(
         "each: read the balance, wait {}, write it",

@@ -96,12 +96,16 @@ fn dine(
     table: &mut Table,
 ) -> anyhow::Result<()> {
     let n = args.philosophers;
+    // The header says what the table does, before it runs; the parts keep their numbers
+    // whichever --fix chooses them.
     let label = match fix {
-        Table3::None => "naive: left fork, then right".to_string(),
-        Table3::Ordering => format!("ordering: Philosopher-{n} takes the right fork first"),
-        _ => format!("waiter: {} seats for {n}", n - 1),
+        Table3::None => "Part 1: no fix (none): each takes the left fork, then the right".to_string(),
+        Table3::Ordering => {
+            format!("Part 2: ordering: Philosopher-{n} takes the right fork first")
+        }
+        _ => format!("Part 3: a waiter: {} seats for {n}", n - 1),
     };
-    info!("{label}: {n} philosophers, {} meals each", args.meals);
+    info!("{label}; {n} philosophers, {} meals each", args.meals);
     let seen = observe_table(args, lab, fix, key)?;
     judge_table(args, fix, key, &seen, report, table);
     Ok(())
@@ -481,7 +485,7 @@ fn judge_cycles(
     let whole = found.iter().any(|c| c.matches(&claims));
     report.check(
         "naive-cycle-through-philosopher-fork",
-        "naive: a cycle through every philosopher and fork, as each said it held its left and wanted its right",
+        "none: a cycle through every philosopher and fork, as each said it held its left and wanted its right",
         format!("found (all {n}); every later one broken too"),
         format!(
             "{}; cycles {}, refused {victims}",

@@ -24,7 +24,7 @@ pub struct Args {
           value_parser = crate::cli::whole::<usize>(1, 64))]
     pub consumers: usize,
     /// Tasks to produce in all (1..=1000000).
-    #[arg(long, default_value_t = 12, value_name = "N",
+    #[arg(long, default_value_t = 10, value_name = "N",
           value_parser = crate::cli::whole::<u64>(1, 1_000_000))]
     pub items: u64,
     /// Most tasks the queue holds (1..=100000). Small, so a producer faster than its

@@ -133,8 +133,14 @@ fn calls(
 ) -> anyhow::Result<Calls> {
     let call = lab.scaled(Duration::from_secs_f64(args.call));
     let second = lab.scaled(Duration::from_secs(1));
+    // The header says what the part does before it runs.
+    let part = if label == "Semaphore" {
+        "Part 1: a Semaphore as a rate limit"
+    } else {
+        "Part 2: a real RateLimiter"
+    };
     info!(
-        "{label}: {CLIENTS} clients make {} calls of {}; the limit asked for is {} per {}",
+        "{part}: {CLIENTS} clients make {} calls of {}; the limit asked for is {} per {}",
         args.calls,
         lab.simulated(args.call),
         args.per_second,

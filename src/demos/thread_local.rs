@@ -24,7 +24,7 @@ pub struct Args {
           value_parser = crate::cli::whole::<usize>(1, 32))]
     pub workers: usize,
     /// Tasks each worker runs, each one query on a database connection (1..=100).
-    #[arg(long, default_value_t = 4, value_name = "M",
+    #[arg(long, default_value_t = 3, value_name = "M",
           value_parser = crate::cli::whole::<usize>(1, 100))]
     pub tasks: usize,
     /// Seconds one query takes at the database (scaled by --pace).

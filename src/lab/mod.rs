@@ -111,7 +111,12 @@ impl Lab {
         )
     }
 
-    /// Whether part `n` of a demo in parts runs (all do unless `--part` chose one).
+    /// Whether every part of a demo in parts runs (`--part` chose none).
+    pub fn runs_every_part(&self) -> bool {
+        self.part.is_none()
+    }
+
+    /// Whether part `n` runs: every part does unless `--part` chose one.
     pub fn runs_part(&self, n: u32) -> bool {
         self.part.is_none_or(|p| p == n)
     }

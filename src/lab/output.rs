@@ -248,17 +248,14 @@ pub fn columns_asked() -> Option<usize> {
         .map(|c| c.clamp(40, 400))
 }
 
-/// The width of the thread column: 10, as in the tutorials' `%(threadName)-10s`, widened
-/// (up to 15, the OS's limit) as soon as a thread with a longer name is spawned, so the
-/// messages stay aligned for `Downloader_1`.
-static NAME_WIDTH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(10);
+/// The width of the thread column: 10, as in the tutorials' `%(threadName)-10s`. A longer
+/// name (`Philosopher-3`) runs past it, as in Python's logs: the column never widens
+/// mid-run, so the lines printed before and after a thread starts stay alike.
+const NAME_WIDTH: usize = 10;
 
-/// Makes room in the thread column for `name`. Called when a thread is spawned.
-pub fn widen_thread_column(name: &str) {
-    // Its colour too: threads take the palette in the order they are spawned.
+/// A thread is spawned with `name`: it takes the next colour of the palette.
+pub fn thread_spawned(name: &str) {
     let _ = thread_colour(name);
-    let len = name.chars().count().min(15);
-    NAME_WIDTH.fetch_max(len, std::sync::atomic::Ordering::Relaxed);
 }
 
 #[cfg(test)]
@@ -344,7 +341,7 @@ where
             padded
         };
         let name = thread_name();
-        let width = NAME_WIDTH.load(std::sync::atomic::Ordering::Relaxed);
+        let width = NAME_WIDTH;
         if !self.class {
             write!(writer, "[{level_text}] ({name:<width$}) ")?;
             ctx.field_format().format_fields(writer.by_ref(), event)?;

@@ -231,7 +231,7 @@ impl Recorder {
     /// listed in spawn order whichever starts running first. Hand the slot to
     /// [`Recorder::thread_started_at`] from the new thread.
     pub fn reserve(&self, name: &str) -> usize {
-        super::output::widen_thread_column(name);
+        super::output::thread_spawned(name);
         let mut threads = lock(&self.threads);
         threads.push(ThreadLife {
             name: name.to_string(),

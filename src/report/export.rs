@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use super::{Report, Table};
+use super::{Check, Report, Table};
 use crate::lab::units::printable;
 
 /// Renders a finished report.
@@ -154,6 +154,104 @@ fn write_wrapped(
     Ok(())
 }
 
+impl Summary {
+    /// The checks to print, and how many the lesson's fold left out. A claim made once per
+    /// run of a demo (`none.meals-eaten…`, `ordering.meals-eaten…`: ids `DEMO.RUN.CLAIM`,
+    /// names "RUN: claim") that holds in every run, with one expectation, is printed once
+    /// with each run's measured value; a ✘ among them prints them all.
+    fn checks_shown(&self, report: &Report) -> (Vec<Check>, usize) {
+        let lesson = |c: &Check| match self.fold {
+            None => true,
+            Some(ids) => !c.ok || ids.iter().any(|id| c.id == format!("{}.{id}", report.demo)),
+        };
+        let folded = report.checks.iter().filter(|c| !lesson(c)).count();
+        let mut shown: Vec<Check> = Vec::new();
+        let mut merged: Vec<(String, usize)> = Vec::new();
+        for c in report.checks.iter().filter(|c| lesson(c)) {
+            let Some((run, claim_id, claim)) = per_run(c) else {
+                shown.push(c.clone());
+                continue;
+            };
+            let key = format!("{claim_id}\u{0}{claim}\u{0}{}", c.expected);
+            let same = report.checks.iter().filter(|o| {
+                per_run(o).is_some_and(|(_, i, n)| i == claim_id && n == claim)
+                    && o.expected == c.expected
+            });
+            let (count, all_ok) = same.fold((0, true), |(n, ok), o| (n + 1, ok && o.ok));
+            if count < 2 || !all_ok {
+                shown.push(c.clone());
+            } else if let Some((_, at)) = merged.iter().find(|(k, _)| *k == key) {
+                let into = &mut shown[*at];
+                into.observed = format!("{} · {run} {}", into.observed, c.observed);
+            } else {
+                merged.push((key, shown.len()));
+                let mut first = c.clone();
+                first.name = format!("{claim} (each run)");
+                first.observed = format!("{run} {}", c.observed);
+                shown.push(first);
+            }
+        }
+        (shown, folded)
+    }
+
+    /// One check: on one line when it fits, else the claim, then expected and observed.
+    fn write_check(&self, check: &Check, out: &mut dyn Write) -> io::Result<()> {
+        let mark = if check.ok {
+            self.mark("✔", console::Style::new().green())
+        } else if check.inconclusive.is_some() {
+            self.mark("?", console::Style::new().yellow())
+        } else {
+            self.mark("✘", console::Style::new().red().bold())
+        };
+        let (name, expected, observed) = (
+            printable(&check.name),
+            printable(&check.expected),
+            printable(&check.observed),
+        );
+        let one_line = format!(" ✔ {name}  (expected {expected}, observed {observed})");
+        if one_line.chars().count() <= self.width {
+            writeln!(
+                out,
+                " {mark} {name}  (expected {expected}, observed {observed})"
+            )?;
+        } else {
+            write_wrapped(out, &format!(" {mark} "), &name, 3, self.width)?;
+            write_wrapped(out, "     expected: ", &expected, 15, self.width)?;
+            write_wrapped(out, "     observed: ", &observed, 15, self.width)?;
+        }
+        if let Some(why) = &check.inconclusive {
+            write_wrapped(out, "     inconclusive: ", &printable(why), 19, self.width)?;
+        }
+        Ok(())
+    }
+
+    /// A check mark, in its colour when the summary has colour.
+    fn mark(&self, mark: &str, style: console::Style) -> String {
+        if self.color {
+            style.force_styling(true).apply_to(mark).to_string()
+        } else {
+            mark.to_string()
+        }
+    }
+}
+
+/// A claim made once per run: the run's label, the claim's id and its sentence, when the
+/// id is `DEMO.RUN.CLAIM` and the name "RUN: claim" (the run as the id spells it, letters
+/// and digits compared).
+fn per_run(c: &Check) -> Option<(String, String, String)> {
+    let mut parts = c.id.splitn(3, '.');
+    let (_, run, claim_id) = (parts.next()?, parts.next()?, parts.next()?);
+    let (label, claim) = c.name.split_once(": ")?;
+    let plain = |s: &str| -> String {
+        s.chars()
+            .filter(char::is_ascii_alphanumeric)
+            .map(|ch| ch.to_ascii_lowercase())
+            .collect()
+    };
+    (plain(label) == plain(run))
+        .then(|| (label.to_string(), claim_id.to_string(), claim.to_string()))
+}
+
 impl Exporter for Summary {
     fn export(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
@@ -173,60 +271,17 @@ impl Exporter for Summary {
             crate::lab::units::duration(std::time::Duration::from_secs_f64(report.wall_ms / 1e3)),
             seed
         )?;
-        let shown = |c: &&crate::report::Check| match self.fold {
-            None => true,
-            Some(ids) => !c.ok || ids.iter().any(|id| c.id == format!("{}.{id}", report.demo)),
-        };
-        let folded = report.checks.iter().filter(|c| !shown(c)).count();
-        for check in report.checks.iter().filter(shown) {
-            let (mark, style) = if check.ok {
-                ("✔", console::Style::new().green())
-            } else if check.inconclusive.is_some() {
-                ("?", console::Style::new().yellow())
-            } else {
-                ("✘", console::Style::new().red().bold())
-            };
-            let mark = if self.color {
-                style.force_styling(true).apply_to(mark).to_string()
-            } else {
-                mark.to_string()
-            };
-            let (name, expected, observed) = (
-                printable(&check.name),
-                printable(&check.expected),
-                printable(&check.observed),
-            );
-            let one_line = format!(" ✔ {name}  (expected {expected}, observed {observed})");
-            if one_line.chars().count() <= self.width {
-                writeln!(
-                    out,
-                    " {mark} {name}  (expected {expected}, observed {observed})"
-                )?;
-            } else {
-                // Too long for one line: the claim, then what was expected and seen.
-                write_wrapped(out, &format!(" {mark} "), &name, 3, self.width)?;
-                write_wrapped(out, "     expected: ", &expected, 15, self.width)?;
-                write_wrapped(out, "     observed: ", &observed, 15, self.width)?;
-            }
-            if let Some(why) = &check.inconclusive {
-                write_wrapped(out, "     inconclusive: ", &printable(why), 19, self.width)?;
-            }
+        let (checks, folded) = self.checks_shown(report);
+        for check in &checks {
+            self.write_check(check, out)?;
         }
         if folded > 0 {
-            let mark = if self.color {
-                console::Style::new()
-                    .green()
-                    .force_styling(true)
-                    .apply_to("✔")
-                    .to_string()
-            } else {
-                "✔".to_string()
-            };
             let plural = if folded == 1 {
                 "check holds"
             } else {
                 "checks hold"
             };
+            let mark = self.mark("✔", console::Style::new().green());
             writeln!(
                 out,
                 " {mark} {folded} more {plural} (--checks all shows them)"
