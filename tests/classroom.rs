@@ -455,3 +455,33 @@ fn class_drops_the_level_and_folds_the_summary_to_the_lessons_checks() {
         }
     }
 }
+
+/// Where Python answers differently, the screen says what Python does at that moment: the
+/// timer's cancel() (None either way), try-lock (a bool), the plain lock's owner (it waits for
+/// itself), threading.local(), the condition's notify_all(), and shared-data's Python column.
+#[test]
+fn the_screen_says_python_s_words_where_they_differ() {
+    for (args, said) in [
+        (&["timer"][..], "Python's cancel() returns None either way"),
+        (&["lock", "--part", "2"][..], "Python: acquire(blocking=False) → False"),
+        (&["rlock"][..], "Python's Lock would hang here forever"),
+        (&["thread-local"][..], "Python's threading.local()"),
+        (&["condition"][..], "(Python: cond.notify_all())"),
+        (
+            &["shared-data", "--size", "20000", "--updates", "20000"][..],
+            "a dict + one Lock",
+        ),
+    ] {
+        let mut all = args.to_vec();
+        all.extend(["--pace", "0.02"]);
+        let run = threadlab(&all);
+        assert_eq!(run.code, 0, "{all:?}: {}", run.stderr);
+        assert!(run.stdout.contains(said), "{all:?}: {said}\n{}", run.stdout);
+    }
+    // The words of the check, not the enum's: "in time", "too late".
+    let r = report("timer", &[]);
+    let halfway = check_by_id(&r, "timer-cancelled-halfway-cancel-answer");
+    assert!(halfway["observed"].as_str().unwrap().starts_with("in time;"), "{halfway}");
+    let after = check_by_id(&r, "timer-cancelled-after-fired-cancel");
+    assert!(after["observed"].as_str().unwrap().starts_with("too late;"), "{after}");
+}

@@ -188,7 +188,15 @@ impl Buffer {
         tally.wakeups += 1;
         if st.items.is_empty() && !st.closed {
             tally.empty_wakeups += 1;
-            info!("Woke up, but the buffer is empty again.");
+            if tally.empty_wakeups == 1 {
+                info!(
+                    "Woke up, but the buffer is empty again: the Producer's notify_all() woke \
+                     every waiting consumer and another took the item (notify() would have woken \
+                     one); the `while` re-check sends me back to wait"
+                );
+            } else {
+                info!("Woke up, but the buffer is empty again.");
+            }
         } else {
             info!("Woke up.");
         }
@@ -237,7 +245,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let mut report = Report::new("condition");
     report.params_from(args);
     info!(
-        "1 producer making {} items, {} consumers, buffer capacity {}",
+        "1 producer making {} items, {} consumers, buffer capacity {}; the Producer calls \
+         notify_all() after each put (Python: cond.notify_all()), so every waiting consumer \
+         wakes",
         args.items, args.consumers, args.capacity
     );
     let (tallies, high_water) = observe(args, lab)?;

@@ -421,7 +421,14 @@ fn timed_acquire(lock: &Lock, timeout: Duration) -> Try {
     } else {
         format!("acquire(timeout={})", units::duration(timeout))
     };
-    info!("{call}: {answer} after {}", units::duration(took));
+    // What Python's call answers: a bool, never the reason.
+    let python = match (timeout.is_zero(), got) {
+        (true, false) => "; Python: acquire(blocking=False) → False",
+        (true, true) => "; Python: acquire(blocking=False) → True",
+        (false, false) => "; Python: acquire(timeout=…) → False",
+        (false, true) => "; Python: acquire(timeout=…) → True",
+    };
+    info!("{call}: {answer} after {}{python}", units::duration(took));
     Try {
         timeout,
         got,

@@ -311,8 +311,10 @@ fn plain_lock_self_deadlock(args: &Args, lab: &Lab, report: &mut Report) {
                 ..
             }) => {
                 warn!(
-                    "would deadlock: {owner} already holds '{lock}'. A plain lock has no owner \
-                     check; skipping"
+                    "timed out: {owner} waited for itself. '{lock}' is a plain lock and does not \
+                     know its owner, so {owner}'s own second acquire waits for {owner} to \
+                     release it; Python's Lock would hang here forever (the lab's wait had a \
+                     bound)"
                 );
                 outcome = format!(
                     "at depth {level}: timed out after {}; held by {owner}, the caller",
@@ -388,7 +390,11 @@ impl Counter {
 
 /// Part 3: `add_many` calling `add`, from two threads at once.
 fn add_many_calls_add(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
-    info!("Part 3: add_many calls add; both take 'counter-lock'");
+    info!(
+        "Part 3: add_many([1, 2, 3]) calls add; both take 'counter-lock'; 2 Adders × {} rounds \
+         (the first told, the rest quiet)",
+        args.rounds
+    );
     let counter = Counter {
         lock: RLock::new(lab.probe("counter-lock")),
         value: AtomicU64::new(0),

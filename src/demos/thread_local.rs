@@ -101,7 +101,8 @@ thread_local! {
 /// works a moment, and reads both back.
 fn each_its_own(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     info!(
-        "Part 1: {} workers each set user = their name in a thread-local and in a shared variable",
+        "Part 1: {} workers each set user = their name in a thread-local (Rust's thread_local!, \
+         Python's threading.local()) and in a shared variable (a global)",
         args.workers
     );
     let shared: Mutex<Option<String>> = Mutex::new(None);
@@ -314,8 +315,14 @@ fn connections(
     table: &mut Table,
 ) -> anyhow::Result<Duration> {
     let query = lab.scaled(Duration::from_secs_f64(args.query));
+    // What each way is in Python, said as the run starts.
+    let python = match strategy {
+        Strategy::ThreadLocal => "Python: a connection kept in a threading.local()",
+        Strategy::Shared => "Python: one connection and a Lock around each query",
+        Strategy::PerTask => "Python: connect() inside each task",
+    };
     info!(
-        "{}: {} workers × {} queries of {}",
+        "{}: {} workers × {} queries of {} ({python})",
         strategy.label(),
         args.workers,
         args.tasks,

@@ -127,9 +127,10 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     lab::sleep(delay / 2);
     let answer = timer.cancel();
     info!(
-        "cancel() at {} of {}: {answer:?}",
+        "cancel() at {} of {}: {}",
         units::duration(delay / 2),
-        units::duration(delay)
+        units::duration(delay),
+        said(answer)
     );
     // Wait past the deadline to prove it never fires.
     lab::sleep(delay);
@@ -145,7 +146,8 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
         "a timer cancelled halfway: cancel()'s answer, and whether it fired by the deadline + 50 %",
         "in time; never fired",
         format!(
-            "{answer:?}; {}",
+            "{}; {}",
+            short_answer(answer),
             if fired { "fired" } else { "never fired" }
         ),
         answer == Cancel::InTime && !fired && ended,
@@ -162,17 +164,37 @@ fn cancelled(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     })?;
     let seen = signals::recv_timeout(&rx, short * 2 + Duration::from_secs(5)).is_some();
     let answer = timer.cancel();
-    info!("cancel() after it fired: {answer:?}");
+    info!("cancel() after it fired: {}", said(answer));
     timer.join_timeout(Duration::from_secs(5));
     let runs = runs.load(SeqCst);
     report.check(
         "timer-cancelled-after-fired-cancel",
         "a timer cancelled after it fired: cancel()'s answer, and the action's runs",
         "too late; ran once",
-        format!("{answer:?}; ran {runs}×"),
+        format!("{}; ran {runs}×", short_answer(answer)),
         seen && answer == Cancel::TooLate && runs == 1,
     );
     Ok(())
+}
+
+/// What `cancel()` answered, in words, and what Python says instead: its `cancel()`
+/// returns None whether it was in time or not.
+fn said(answer: Cancel) -> String {
+    format!(
+        "{}; Python's cancel() returns None either way (only the action's effects tell)",
+        match answer {
+            Cancel::InTime => "in time, it will not run",
+            Cancel::TooLate => "too late, it already ran",
+        }
+    )
+}
+
+/// `cancel()`'s answer as the checks state it.
+fn short_answer(answer: Cancel) -> &'static str {
+    match answer {
+        Cancel::InTime => "in time",
+        Cancel::TooLate => "too late",
+    }
 }
 
 /// What one tick's work noted: its number and when it started.
