@@ -120,7 +120,7 @@ fn check_pool_evidence(
     report.check(
         format!("{scenario}.tasks-ran-on-named-workers"),
         format!("{scenario}: tasks ran on workers named {prefix}_N"),
-        format!("{prefix}_0 … {prefix}_N"),
+        format!("every name {prefix}_<number> (thread_name_prefix={prefix:?})"),
         names.iter().cloned().collect::<Vec<_>>().join(", "),
         bad.is_empty() && !names.is_empty(),
     );

@@ -338,7 +338,7 @@ fn judge_unsynchronized(report: &mut Report, args: &Args, trials: &[Trial], lost
     if trials.len() == 1 {
         report.check(
             "unsynchronized-increments-writers-saw-themselves",
-            "unsynchronized: increments the writers saw themselves overwrite",
+            "unsynchronized: increments lost, as the writers counted them (each found more than it read when it wrote)",
             format!("{} (expected − final)", units::count(lost[0])),
             units::count(trials[0].counted_lost.max(0) as u64),
             agree == 1,

@@ -347,12 +347,12 @@ fn names_and_counts(lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
         let listed = os_threads().unwrap_or_default();
         let shown: Vec<String> = listed
             .iter()
-            .map(|(_, c)| {
-                if c == "threadlab" {
-                    format!("{c} (main)")
-                } else {
-                    c.clone()
-                }
+            .map(|(_, c)| match c.as_str() {
+                "threadlab" => format!("{c} (main)"),
+                // The lab's own helpers, named as what they do.
+                "Signals" => format!("{c} (the lab's: listens for Ctrl-C)"),
+                "Watchdog" => format!("{c} (the lab's: ends a hung run)"),
+                _ => c.clone(),
             })
             .collect();
         info!("the OS lists (threading.enumerate()): {}", shown.join(", "));

@@ -680,7 +680,8 @@ fn finish(
 }
 
 /// Evidence from the input itself: its lines (counted from the newline bytes) less blanks
-/// and comments, against the results handed on, each for a later line.
+/// and comments, against the results handed on, in input order (each for a later line than
+/// the one before).
 fn judge_lines(list: &UrlList, total: usize, ascending: bool, report: &mut Report) {
     let expected = list.lines - list.skipped;
     report.check(
@@ -693,7 +694,7 @@ fn judge_lines(list: &UrlList, total: usize, ascending: bool, report: &mut Repor
         format!(
             "{total} results{}",
             if ascending {
-                ", each for a later line"
+                ", in input order"
             } else {
                 ", some for the same line or out of order"
             }
