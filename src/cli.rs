@@ -161,6 +161,9 @@ pub enum Command {
     Serve(crate::serve::Args),
     /// List the demos in lesson order.
     List,
+    /// The lessons in order for a class: a title card per demo, then the demo with --class
+    /// and --pause (on a terminal); the next one key away.
+    Tour(crate::tour::Args),
     /// Explain a demo: what it teaches, what to watch for, the broken form, Python beside Rust.
     Explain(ExplainArgs),
 }

@@ -26,6 +26,7 @@
 //! - [`serve`]: a small httpbin-like HTTP server on 127.0.0.1 (hyper + tokio) for offline
 //!   url-check runs, tests and benchmarks.
 //! - [`demos`]: one module per demo, and the registry that lists each demo once.
+//! - [`tour`]: `threadlab tour`, the lessons in order with a title card each, for a class.
 
 // `std::thread::sleep` is denied in the demos only (clippy.toml): there every duration is
 // the lab's, scaled by --pace, interruptible and recorded.
@@ -42,6 +43,7 @@ pub mod report;
 pub mod schedule;
 pub mod serve;
 pub mod sync;
+pub mod tour;
 
 use anyhow::Context;
 use std::ffi::OsString;
@@ -166,6 +168,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     // long; serve runs until Ctrl-C. The watchdog guards the other demos.
     let (job, guarded): (Job, bool) = match &cli.command {
         Command::List => return list(),
+        Command::Tour(t) => return tour::run(t, &cli.global),
         Command::Explain(e) => return explain(&e.demo),
         Command::Demo(demo) => (
             Box::new(move |lab| demo.run(lab)),

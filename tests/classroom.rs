@@ -463,7 +463,10 @@ fn class_drops_the_level_and_folds_the_summary_to_the_lessons_checks() {
 fn the_screen_says_python_s_words_where_they_differ() {
     for (args, said) in [
         (&["timer"][..], "Python's cancel() returns None either way"),
-        (&["lock", "--part", "2"][..], "Python: acquire(blocking=False) → False"),
+        (
+            &["lock", "--part", "2"][..],
+            "Python: acquire(blocking=False) → False",
+        ),
         (&["rlock"][..], "Python's Lock would hang here forever"),
         (&["thread-local"][..], "Python's threading.local()"),
         (&["condition"][..], "(Python: cond.notify_all())"),
@@ -481,7 +484,79 @@ fn the_screen_says_python_s_words_where_they_differ() {
     // The words of the check, not the enum's: "in time", "too late".
     let r = report("timer", &[]);
     let halfway = check_by_id(&r, "timer-cancelled-halfway-cancel-answer");
-    assert!(halfway["observed"].as_str().unwrap().starts_with("in time;"), "{halfway}");
+    assert!(
+        halfway["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with("in time;"),
+        "{halfway}"
+    );
     let after = check_by_id(&r, "timer-cancelled-after-fired-cancel");
-    assert!(after["observed"].as_str().unwrap().starts_with("too late;"), "{after}");
+    assert!(
+        after["observed"].as_str().unwrap().starts_with("too late;"),
+        "{after}"
+    );
+}
+
+/// `threadlab tour` in a terminal: a title card per lesson (its summary and what to watch
+/// for), the demo with `--class` and `--pause`, `s` skips a lesson, and the tour ends after
+/// the last one. Off a terminal, the lessons run one after another.
+#[test]
+fn the_tour_shows_a_card_per_lesson_and_runs_them_in_order_one_key_apart() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let t = Tmux::start(&format!(
+        "{} tour --only deadlock,semaphore,event --pace 0.05 --no-color; echo EXIT=$?; sleep 60",
+        bin.display()
+    ));
+    let card = t.wait_for("Lesson 1 of 3: semaphore", 1);
+    assert!(card.contains("What to watch for:"), "{card}");
+    assert!(
+        !card.contains("permits held)\n+"),
+        "the lesson waits for Enter:\n{card}"
+    );
+    t.answer("");
+    t.wait_for("⏸  the run is over; the evidence next", 1);
+    t.answer("");
+    t.wait_for("Lesson 2 of 3: deadlock", 1);
+    t.answer("s");
+    t.wait_for("Lesson 3 of 3: event", 1);
+    assert!(
+        !t.screen().contains("deadlock: wall"),
+        "deadlock was skipped:\n{}",
+        t.screen()
+    );
+    t.answer("");
+    // Every pause of the lesson, then the end of the tour.
+    let mut done = String::new();
+    for _ in 0..20 {
+        done = t.screen();
+        if done.contains("EXIT=") {
+            break;
+        }
+        t.answer("");
+        t.idle(300);
+    }
+    assert!(
+        done.contains("tour: 3 lessons done") && done.contains("EXIT=0"),
+        "{done}"
+    );
+    assert!(
+        done.contains("semaphore: wall") && done.contains("event: wall"),
+        "{done}"
+    );
+    // (MainThread) with no level tag: the lessons run with --class.
+    assert!(
+        done.contains("(MainThread) Part 1: ") && !done.contains("[INFO"),
+        "{done}"
+    );
+
+    let run = threadlab(&["tour", "--only", "event,semaphore", "--pace", "0.02"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("not on a terminal"), "{}", run.stderr);
+    let (sem, ev) = (
+        run.stdout.find("semaphore: wall").expect("semaphore ran"),
+        run.stdout.find("event: wall").expect("event ran"),
+    );
+    assert!(sem < ev, "lesson order:\n{}", run.stdout);
+    assert_usage_error(&["tour", "--only", "nope"], "'nope'");
 }
