@@ -165,7 +165,7 @@ pub enum Command {
     /// and --pause (on a terminal); the next one key away.
     Tour(crate::tour::Args),
     /// Explain a demo: what it teaches, what to watch for, the broken form, Python beside Rust.
-    Explain(ExplainArgs),
+    Explain(crate::explain::Args),
 }
 
 /// A value parser for a whole number from `lo` to `hi`, with a message that names the range
@@ -187,14 +187,6 @@ where
             )),
         }
     }
-}
-
-/// Flags of `threadlab explain`.
-#[derive(Debug, Clone, Args)]
-pub struct ExplainArgs {
-    /// The demo (a name or alias from `threadlab list`).
-    #[arg(value_name = "DEMO")]
-    pub demo: String,
 }
 
 /// Parses `--pace`: a finite number in (0, 100].

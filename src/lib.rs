@@ -26,6 +26,7 @@
 //! - [`serve`]: a small httpbin-like HTTP server on 127.0.0.1 (hyper + tokio) for offline
 //!   url-check runs, tests and benchmarks.
 //! - [`demos`]: one module per demo, and the registry that lists each demo once.
+//! - [`explain`]: `threadlab explain`, a page rendered for the terminal or as a handout.
 //! - [`tour`]: `threadlab tour`, the lessons in order with a title card each, for a class.
 
 // `std::thread::sleep` is denied in the demos only (clippy.toml): there every duration is
@@ -36,6 +37,7 @@ pub mod check;
 pub mod cli;
 #[deny(clippy::disallowed_methods)]
 pub mod demos;
+pub mod explain;
 pub mod lab;
 pub mod pictures;
 pub mod pool;
@@ -169,7 +171,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
     let (job, guarded): (Job, bool) = match &cli.command {
         Command::List => return list(),
         Command::Tour(t) => return tour::run(t, &cli.global),
-        Command::Explain(e) => return explain(&e.demo),
+        Command::Explain(e) => return explain(e, cli.global.no_color),
         Command::Demo(demo) => (
             Box::new(move |lab| demo.run(lab)),
             !matches!(demo, demos::Demo::UrlCheck(_)),
@@ -409,15 +411,15 @@ fn list() -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `threadlab explain DEMO`: the demo's page.
-fn explain(demo: &str) -> anyhow::Result<i32> {
-    let Some(page) = demos::find(demo).map(|d| d.page) else {
-        let names: Vec<String> = demos::registry().into_iter().map(|d| d.name).collect();
-        anyhow::bail!("no demo '{demo}' (the demos: {})", names.join(", "));
-    };
+/// `threadlab explain DEMO`: the demo's page, rendered for the terminal (or piped: 100
+/// columns at most), or the HTML handout.
+fn explain(args: &explain::Args, no_color: bool) -> anyhow::Result<i32> {
+    use std::io::IsTerminal;
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let color = std::io::stdout().is_terminal() && !no_color && !no_color_env;
+    let text = explain::run(args, color)?;
     let mut out = std::io::stdout().lock();
-    // The page is Markdown; on a terminal, table pipes need no escaping.
-    out.write_all(page.replace("\\|", "|").as_bytes())?;
+    out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(0)
 }

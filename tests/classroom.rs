@@ -10,17 +10,40 @@ fn every_demo_has_an_explain_page_with_every_part() {
         let demo = demo.as_str();
         let run = threadlab(&["explain", demo]);
         assert_eq!(run.code, 0, "{demo}: {}", run.stderr);
+        // Rendered: each heading on its line, underlined; no Markdown marks; 100 columns.
         for part in [
-            "# What to watch for",
-            "# Why it works",
-            "# The broken form",
-            "# Python and Rust",
+            "What to watch for",
+            "Why it works",
+            "The broken form",
+            "Python and Rust",
         ] {
-            assert!(run.stdout.contains(part), "{demo}: no {part:?}");
+            let underlined = format!("\n{part}\n{}\n", "─".repeat(part.chars().count()));
+            assert!(run.stdout.contains(&underlined), "{demo}: no {part:?}");
         }
+        assert!(
+            !run.stdout.contains("\n# ") && !run.stdout.contains("|---|"),
+            "{demo}"
+        );
+        assert!(
+            run.stdout.lines().all(|l| l.chars().count() <= 100),
+            "{demo}"
+        );
     }
     assert_eq!(threadlab(&["explain", "race"]).code, 0, "aliases work");
     assert_usage_error(&["explain", "nope"], "no demo 'nope'");
+    // The handout: one printable HTML page per demo, the checked transcript in it.
+    let one = threadlab(&["explain", "deadlock", "--html"]);
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert!(one.stdout.starts_with("<!DOCTYPE html>") && one.stdout.contains("<table>"));
+    assert!(
+        one.stdout
+            .contains("$ threadlab deadlock --pace 0.5 --seed 3")
+    );
+    let all = threadlab(&["explain", "all", "--html"]);
+    assert_eq!(
+        all.stdout.matches("<section>").count(),
+        lesson_names().len()
+    );
 }
 
 #[test]
