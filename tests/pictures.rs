@@ -645,3 +645,106 @@ fn a_closed_pipe_costs_the_report_not_the_picture_and_leaves_no_scratch_file() {
         "no scratch file left"
     );
 }
+
+/// The moments the pictures must show (issue: "pictures that show the moment"): deadlock's
+/// cycle as its two waits with an arrow from each to the other, its parts as labelled bands
+/// whose threads never share a lane across parts, each mark at its own instant, race's reads
+/// and writes as ticks with the lost update between two writes, and a queue's depth as a
+/// strip.
+#[test]
+fn the_svg_shows_the_cycle_the_parts_the_race_and_the_marks_at_their_instants() {
+    let (_, svg, report) = pictures("deadlock", &[]);
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let class = |c: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(c))
+            .collect::<Vec<_>>()
+    };
+    // Part 1's cycle: a wait each, an arrow each (the first cycle drawn is Part 1's).
+    let cycle = class("cycle")[0];
+    let waits = cycle
+        .children()
+        .filter(|n| n.attribute("class") == Some("cycle-wait"))
+        .count();
+    let arrows = cycle
+        .children()
+        .filter(|n| n.attribute("marker-end").is_some())
+        .count();
+    assert_eq!((waits, arrows), (2, 2), "{svg}");
+    // Four parts, labelled; Teller-1 has a lane in each of the three parts it ran in.
+    let parts: Vec<String> = class("part")
+        .iter()
+        .filter_map(|g| g.descendants().find(|n| n.tag_name().name() == "text"))
+        .filter_map(|t| t.text().map(str::to_string))
+        .collect();
+    assert_eq!(parts, ["Part 1", "Part 2", "Part 3", "Part 4"]);
+    let teller_lanes = class("lane")
+        .iter()
+        .filter(|g| g.attribute("data-thread") == Some("Teller-1"))
+        .count();
+    assert_eq!(teller_lanes, 3);
+    assert!(!class("gauge").is_empty(), "the orders queue's depth");
+    // Each mark's badge sits on the line through its instant.
+    for m in class("mark") {
+        let line = m
+            .children()
+            .find(|n| n.tag_name().name() == "line")
+            .unwrap();
+        let badge = m
+            .children()
+            .find(|n| n.tag_name().name() == "text")
+            .unwrap();
+        assert_eq!(line.attribute("x1"), badge.attribute("x"), "{svg}");
+    }
+    assert_eq!(report["ok"], true);
+
+    let (_, svg, _) = pictures(
+        "race",
+        &[
+            "--iterations",
+            "3",
+            "--window",
+            "sleep:20000",
+            "--strategy",
+            "unsynchronized",
+        ],
+    );
+    let doc = roxmltree::Document::parse(&svg).unwrap();
+    let count = |c: &str| {
+        doc.descendants()
+            .filter(|n| n.attribute("class") == Some(c))
+            .count()
+    };
+    // 2 threads × 3 increments, each a read and a write.
+    assert_eq!(count("step"), 12, "{svg}");
+    assert!(
+        count("lost") >= 1,
+        "a lost update between two writes:\n{svg}"
+    );
+}
+
+/// In the terminal timeline, the waits that closed a cycle show at their moment however
+/// short (refused at once, they took no time).
+#[test]
+fn the_terminal_timeline_shows_the_waits_of_the_cycle() {
+    let run = threadlab(&[
+        "deadlock",
+        "--part",
+        "1",
+        "--pace",
+        "0.1",
+        "--timeline",
+        "--no-color",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lane = |who: &str| {
+        run.stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{who} │")))
+            .unwrap_or_else(|| panic!("no lane {who}:\n{}", run.stdout))
+            .to_string()
+    };
+    // Teller-1 holds A (upper case) and waits for b; Teller-2 holds B and waits for a.
+    assert!(lane("Teller-1").contains("Ab"), "{}", lane("Teller-1"));
+    assert!(lane("Teller-2").contains("Ba"), "{}", lane("Teller-2"));
+}

@@ -766,7 +766,12 @@ struct Story {
     /// itself, under this lock, so the lines come in the order the steps happened. The gap
     /// between a read and its write stays open: that is where the race is.
     step: Mutex<()>,
+    /// Writes drawn as ticks so far (outside the slow-motion story).
+    ticks: AtomicU64,
 }
+
+/// The most writes drawn as ticks before the first lost updates, outside the story.
+const MOST_TICKS: u64 = 2_000;
 
 /// How many lost updates the narrative shows (every one in the slow-motion story).
 const LOSSES_SHOWN: u64 = 3;
@@ -779,6 +784,7 @@ impl Story {
             every_step: args.iterations * args.threads as u64 <= SLOW_MOTION_STEPS,
             losses_shown: AtomicU64::new(0),
             step: Mutex::new(()),
+            ticks: AtomicU64::new(0),
         }
     }
 
@@ -797,6 +803,14 @@ impl Story {
         let wrote = read + 1;
         // The pictures' counter track: each write, including those that set it back.
         crate::lab::record::count("counter", wrote as f64);
+        // Each write a tick on the lane while the story tells it (every step, or around the
+        // first lost updates).
+        if self.every_step
+            || (self.losses_shown.load(Relaxed) < LOSSES_SHOWN
+                && self.ticks.fetch_add(1, Relaxed) < MOST_TICKS)
+        {
+            crate::lab::record::step(|| format!("wrote {wrote}"));
+        }
         if found > read {
             let n = found - read;
             crate::lab::record::mark(|| {
@@ -835,6 +849,7 @@ fn unsynchronized(
             Some(s) if s.every_step => s.step(|| {
                 let v = counter.load(Relaxed);
                 info!("read {v}");
+                crate::lab::record::step(|| format!("read {v}"));
                 v
             }),
             _ => counter.load(Relaxed), // read

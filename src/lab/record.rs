@@ -74,6 +74,9 @@ pub enum MomentKind {
     /// A wait for a signal that was answered; the text lists the kinds of signal that answer
     /// it (`put close` for a `get`), so the pictures' arrow comes from one of those.
     Answered,
+    /// One step of a lesson's own, on its thread's lane (race's reads and writes): text
+    /// `read N` or `wrote N`.
+    Step,
 }
 
 /// An instant in one thread's life worth showing.
@@ -304,6 +307,14 @@ static DETAIL_ANYWHERE: AtomicBool = AtomicBool::new(false);
 pub fn mark(text: impl FnOnce() -> String) {
     if let Some(r) = detailed() {
         r.moment(MomentKind::Mark, None, text());
+    }
+}
+
+/// A step of the lesson on the current thread (race's `read 3`, `wrote 4`), drawn as a
+/// tick on its lane.
+pub fn step(text: impl FnOnce() -> String) {
+    if let Some(r) = detailed() {
+        r.moment(MomentKind::Step, None, text());
     }
 }
 

@@ -84,6 +84,50 @@ pub struct Timeline {
     pub flows: Vec<Flow>,
     /// Moments past the recorder's bound, not kept (so not drawn).
     pub moments_dropped: usize,
+    /// The demo's parts, as its main thread announced them ("Part 2: …"): when each began
+    /// and its header. Lanes never join threads of two parts; the pictures band them.
+    pub parts: Vec<(Duration, String)>,
+    /// The deadlock cycles the detector found, to draw as arrows between their waits.
+    pub cycles: Vec<Cycle>,
+    /// The lesson's own steps (race's reads and writes), to draw as ticks on the lanes.
+    pub steps: Vec<Moment>,
+}
+
+/// The part a main-thread narrative line begins ("Part 2: …", "Part 1, again …").
+fn part_number(text: &str) -> Option<u32> {
+    let rest = text.strip_prefix("Part ")?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let after = &rest[digits.len()..];
+    let n = digits.parse().ok()?;
+    (after.starts_with(':') || after.starts_with(',')).then_some(n)
+}
+
+/// Each part's start and header, from the main thread's narrative (a part announced twice,
+/// as lock's Part 1 is, starts at its first line).
+fn parts_of(moments: &[Moment]) -> Vec<(Duration, String)> {
+    let mut parts: Vec<(Duration, u32, String)> = Vec::new();
+    for m in moments
+        .iter()
+        .filter(|m| m.kind == MomentKind::Narrative && &*m.thread == "MainThread")
+    {
+        if let Some(n) = part_number(&m.text)
+            && parts.last().is_none_or(|p| p.1 != n)
+        {
+            let header = m.text.split(';').next().unwrap_or(&m.text).to_string();
+            parts.push((m.at, n, header));
+        }
+    }
+    parts.into_iter().map(|(at, _, h)| (at, h)).collect()
+}
+
+/// A part's short name, "Part 2", from its header.
+pub fn part_label(header: &str) -> &str {
+    header.split([':', ',']).next().unwrap_or(header)
+}
+
+/// Which part (its index in `parts`) was under way at `at`.
+pub fn part_at(parts: &[(Duration, String)], at: Duration) -> Option<usize> {
+    parts.iter().rposition(|(start, _)| *start <= at)
 }
 
 /// How close (in time) a wait's end and a hold's start must be to be one acquire.
@@ -94,7 +138,11 @@ const SAME_MOMENT: Duration = Duration::from_millis(2);
 /// deadlock), and gets a lane of its own when they do (worker-pool's daemon workers, still
 /// alive when the fixed pool's workers of the same names start). Returns the lanes and each
 /// recorder slot's lane.
-fn thread_lanes(rec: &Recorder, wall: Duration) -> (Vec<Lane>, Vec<usize>) {
+fn thread_lanes(
+    rec: &Recorder,
+    wall: Duration,
+    parts: &[(Duration, String)],
+) -> (Vec<Lane>, Vec<usize>) {
     let mut lanes = vec![Lane {
         name: "MainThread".into(),
         lives: vec![(Duration::ZERO, wall)],
@@ -107,6 +155,8 @@ fn thread_lanes(rec: &Recorder, wall: Duration) -> (Vec<Lane>, Vec<usize>) {
             *l.name == *t.name
                 && &*l.name != "MainThread"
                 && l.lives.iter().all(|(a, b)| life.1 < *a || life.0 > *b)
+                // Part 1's tellers are not Part 2's, whatever their names.
+                && part_at(parts, l.lives[0].0) == part_at(parts, life.0)
         });
         match free {
             Some(i) => lanes[i].lives.push(life),
@@ -208,11 +258,17 @@ fn first_handovers(flows: &[Flow]) -> Vec<MarkAt> {
 impl Timeline {
     /// The picture of a run recorded by `rec`, which lasted `wall`.
     pub fn build(demo: &str, rec: &Recorder, deadlocks: &[Cycle], wall: Duration) -> Self {
-        let (mut lanes, lane_of_slot) = thread_lanes(rec, wall);
+        let moments = rec.moments();
+        let parts = parts_of(&moments);
+        let rec_steps: Vec<Moment> = moments
+            .iter()
+            .filter(|m| m.kind == MomentKind::Step)
+            .cloned()
+            .collect();
+        let (mut lanes, lane_of_slot) = thread_lanes(rec, wall, &parts);
         let mut spans = rec.spans();
         spans.sort_by_key(|s| (s.start, s.end));
         let primitives = place_spans(&mut lanes, &lane_of_slot, &spans);
-        let moments = rec.moments();
         let flows = flows(&spans, &moments);
         let mut marks: Vec<MarkAt> = moments
             .iter()
@@ -241,6 +297,13 @@ impl Timeline {
             samples,
             flows,
             moments_dropped: rec.moments_dropped(),
+            parts,
+            steps: rec_steps,
+            cycles: deadlocks
+                .iter()
+                .filter(|c| c.kind == Kind::Cycle)
+                .cloned()
+                .collect(),
         }
     }
 
@@ -424,7 +487,8 @@ pub fn cells(t: &Timeline, lane: &Lane, cols: usize) -> Vec<Cell> {
         };
         add(s.start, s.end, slot);
     }
-    acc.iter()
+    let mut out: Vec<Cell> = acc
+        .iter()
         .map(|c| {
             let alive = c[2 * n + 1];
             if alive < dt * 0.25 {
@@ -446,6 +510,40 @@ pub fn cells(t: &Timeline, lane: &Lane, cols: usize) -> Vec<Cell> {
                 Cell::Running
             }
         })
+        .collect();
+    // A wait that closed a cycle is drawn, however short: the cell of the moment shows it.
+    for c in drawn_cycles(t) {
+        let at = Duration::from_secs_f64(c.at_ms / 1e3);
+        let Some(i) = c.threads.iter().position(|who| **who == *lane.name) else {
+            continue;
+        };
+        if !lane.lives.iter().any(|(a, b)| at >= *a && at <= *b) {
+            continue;
+        }
+        let lock = c.locks.get(i).map(|l| l.to_string()).unwrap_or_default();
+        let lock = lock.trim_matches('\'');
+        if let Some(p) = t.primitives.iter().position(|p| &**p == lock) {
+            let col = ((at.as_secs_f64() / dt) as usize).min(cols - 1);
+            out[col] = Cell::Waiting(p);
+        }
+    }
+    out
+}
+
+/// The deadlock cycles the pictures draw: every one the detector broke (it named a
+/// victim), and the first of each part it only observed (timed waits end the others; drawn
+/// all, they would hide each other).
+pub fn drawn_cycles(t: &Timeline) -> Vec<&Cycle> {
+    let mut seen_parts: Vec<Option<usize>> = Vec::new();
+    t.cycles
+        .iter()
+        .filter(|c| {
+            let part = part_at(&t.parts, Duration::from_secs_f64(c.at_ms / 1e3));
+            let first = !seen_parts.contains(&part);
+            seen_parts.push(part);
+            c.victim.is_some() || first
+        })
+        .take(6)
         .collect()
 }
 
@@ -759,8 +857,16 @@ pub fn accounting(report: &crate::report::Report, t: &Timeline) -> Vec<crate::re
     .titled("time per thread (letters as in the timeline's legend)");
     for th in &report.threads {
         let alive = th.finished_ms.unwrap_or(report.wall_ms) - th.started_ms;
+        // In a demo of parts, each thread with the part it ran in (names repeat).
+        let started = std::time::Duration::from_secs_f64(th.started_ms.max(0.0) / 1e3);
+        let name = match part_at(&t.parts, started) {
+            Some(i) if t.parts.len() > 1 && th.name != "MainThread" => {
+                format!("{} ({})", th.name, part_label(&t.parts[i].1))
+            }
+            _ => th.name.clone(),
+        };
         threads.row([
-            th.name.clone(),
+            name,
             ms(alive.max(0.0)),
             ms(th.running_ms),
             ms(th.sleeping_ms),
