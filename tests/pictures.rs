@@ -721,6 +721,17 @@ fn the_svg_shows_the_cycle_the_parts_the_race_and_the_marks_at_their_instants() 
         count("lost") >= 1,
         "a lost update between two writes:\n{svg}"
     );
+
+    // A put blocked on a full queue, a get on an empty one and queue.join() look and say
+    // what they are (at the defaults the producer waits for room).
+    let (_, svg, _) = pictures("producer-consumer", &[]);
+    for said in [
+        "waiting to put into 'queue': full, until a get",
+        "waiting to get from 'queue': empty, until a put",
+        "waiting in 'queue'.join() until every task_done()",
+    ] {
+        assert!(svg.contains(said), "{said}\n{svg}");
+    }
 }
 
 /// In the terminal timeline, the waits that closed a cycle show at their moment however

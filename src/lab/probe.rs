@@ -529,7 +529,10 @@ impl Probe {
             }
             self.narrate_end("woke: done waiting for", &mark);
         }
-        self.end_gauge(mark, State::Waiting, |g| &g.waiting);
+        let by = wait.answered_by();
+        let detail = self.sink.as_ref().is_some_and(|(rec, _)| rec.detail());
+        let answered_by = (detail && !by.is_empty()).then(|| Arc::from(by.join(" ")));
+        self.end_span(mark, State::Waiting, |g| &g.waiting, answered_by);
     }
 
     /// How a recorded wait ended, kept (when pictures are on) just before its span closes.
@@ -567,6 +570,16 @@ impl Probe {
     }
 
     fn end_gauge(&self, mark: Mark, state: State, gauge: impl Fn(&Gauges) -> &AtomicUsize) {
+        self.end_span(mark, state, gauge, None);
+    }
+
+    fn end_span(
+        &self,
+        mark: Mark,
+        state: State,
+        gauge: impl Fn(&Gauges) -> &AtomicUsize,
+        answered_by: Option<Arc<str>>,
+    ) {
         let (Some((recorder, gauges)), Some(start)) = (&self.sink, mark.0) else {
             return;
         };
@@ -578,6 +591,7 @@ impl Probe {
             state,
             start: recorder.offset(start),
             end: crate::lab::now().saturating_duration_since(recorder.start),
+            answered_by,
         });
     }
 }

@@ -45,6 +45,10 @@ pub struct Span {
     pub start: Duration,
     /// Offset from the demo's start.
     pub end: Duration,
+    /// For a wait for a signal, recorded with the pictures: the signals that answer it
+    /// (`get close` for a blocked put, `put close` for a blocked get, `task_done` for a
+    /// queue's join), so the pictures tell a full queue from an empty one.
+    pub answered_by: Option<Arc<str>>,
 }
 
 /// When a thread started and finished, as offsets from the demo's start.
@@ -373,6 +377,7 @@ impl Drop for ThreadSpan {
                 state,
                 start: rec.offset(began),
                 end: crate::lab::now().saturating_duration_since(rec.start),
+                answered_by: None,
             });
         }
     }

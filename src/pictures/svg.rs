@@ -19,6 +19,9 @@ const RUNNING: &str = "#9ecae1";
 const SLEEPING: &str = "#d9d9d9";
 const WAITING: &str = "#d6604d";
 const HOLDING: &str = "#1a9850";
+/// A put waiting for room (the queue full), and a queue's join waiting for its tasks.
+const PUTTING: &str = "#e08214";
+const JOINING: &str = "#8073ac";
 
 /// The SVG exporter: the run's timeline as a standalone SVG document.
 pub struct Svg;
@@ -76,7 +79,7 @@ pub fn document(t: &Timeline) -> String {
     );
     let _ = writeln!(
         s,
-        r##"<text x="20" y="52" font-size="14" fill="#555">one lane per thread; red: waiting for, green: holding, grey: sleeping (simulated work), blue: running</text>"##
+        r##"<text x="20" y="52" font-size="14" fill="#555">one lane per thread; red: waiting for (a get: the queue empty), orange: a put waiting for room, purple: a queue's join(), green: holding, grey: sleeping, blue: running</text>"##
     );
     part_bands(&mut s, t, &x, TOP - 6.0, axis_y);
     for (i, lane) in t.lanes.iter().enumerate() {
@@ -105,26 +108,27 @@ pub fn document(t: &Timeline) -> String {
         // Sleeps, then holds, then waits on top; neighbours closer than half a pixel merge,
         // so a hot loop's thousands of holds draw as the band they are.
         for state in [State::Sleeping, State::Holding, State::Waiting] {
-            let mut run: Option<(f64, f64, &str)> = None;
+            let mut run: Option<(f64, f64, &str, Option<&str>)> = None;
             let mut spans: Vec<&crate::lab::record::Span> =
                 lane.spans.iter().filter(|sp| sp.state == state).collect();
             spans.sort_by_key(|sp| sp.start);
             for sp in spans {
                 let (a, b) = (x(sp.start), x(sp.end).max(x(sp.start) + 0.6));
+                let by = sp.answered_by.as_deref();
                 match &mut run {
-                    Some((_, end, p)) if a - *end < 0.5 && *p == &*sp.primitive => {
+                    Some((_, end, p, k)) if a - *end < 0.5 && *p == &*sp.primitive && *k == by => {
                         *end = end.max(b);
                     }
                     _ => {
-                        if let Some((ra, rb, p)) = run.take() {
-                            span_rect(&mut s, t, state, ra, rb, y, p);
+                        if let Some((ra, rb, p, k)) = run.take() {
+                            span_bar(&mut s, t, (state, k), ra, rb, y, p);
                         }
-                        run = Some((a, b, &sp.primitive));
+                        run = Some((a, b, &sp.primitive, by));
                     }
                 }
             }
-            if let Some((ra, rb, p)) = run {
-                span_rect(&mut s, t, state, ra, rb, y, p);
+            if let Some((ra, rb, p, k)) = run {
+                span_bar(&mut s, t, (state, k), ra, rb, y, p);
             }
         }
         let _ = writeln!(s, "</g>");
@@ -189,11 +193,13 @@ pub fn document(t: &Timeline) -> String {
         (SLEEPING, "sleeping"),
         (WAITING, "waiting for (letter: which)"),
         (HOLDING, "holding (letter: which)"),
+        (PUTTING, "put waiting for room (full)"),
+        (JOINING, "queue.join(): tasks undone"),
     ]
     .iter()
     .enumerate()
     {
-        let lx = 20.0 + 260.0 * i as f64;
+        let lx = 20.0 + 225.0 * i as f64;
         let _ = writeln!(
             s,
             r#"<rect x="{lx}" y="{:.1}" width="18" height="14" fill="{colour}"/><text x="{:.1}" y="{:.1}" font-size="14">{label}</text>"#,
@@ -483,6 +489,55 @@ fn rect(s: &mut String, a: f64, b: f64, y: f64, fill: &str, class: &str, title: 
         let _ = write!(s, "<title>{}</title>", esc(t));
     }
     let _ = writeln!(s, "</rect>");
+}
+
+/// A wait for a signal as what it is: `put` (full, until a get), `get` (empty, until a
+/// put) or a queue's `join()` (until every task_done); its fill, label and title.
+fn wait_for_signal(by: &str, p: &str) -> Option<(&'static str, String, String)> {
+    let first = by.split(' ').next().unwrap_or("");
+    match first {
+        "task_done" => Some((
+            JOINING,
+            format!("{p}.join()"),
+            format!("waiting in '{p}'.join() until every task_done()"),
+        )),
+        "get" => Some((
+            PUTTING,
+            format!("put: {p}"),
+            format!("waiting to put into '{p}': full, until a get"),
+        )),
+        "put" => Some((
+            WAITING,
+            format!("get: {p}"),
+            format!("waiting to get from '{p}': empty, until a put"),
+        )),
+        _ => None,
+    }
+}
+
+/// A bar that may be a wait for a signal (see [`wait_for_signal`]), else [`span_rect`].
+fn span_bar(
+    s: &mut String,
+    t: &Timeline,
+    (state, by): (State, Option<&str>),
+    a: f64,
+    b: f64,
+    y: f64,
+    p: &str,
+) {
+    let Some((fill, label, title)) = by.and_then(|by| wait_for_signal(by, p)) else {
+        return span_rect(s, t, state, a, b, y, p);
+    };
+    rect(s, a, b, y, fill, "waiting", Some(&title));
+    if b - a >= 9.0 * label.chars().count() as f64 + 8.0 {
+        let _ = writeln!(
+            s,
+            r#"<text x="{:.1}" y="{:.1}" font-size="13" fill="white" text-anchor="middle">{}</text>"#,
+            (a + b) / 2.0,
+            y + (LANE - BAR) / 2.0 - 4.0 + BAR * 0.72,
+            esc(&label)
+        );
+    }
 }
 
 /// A wait, hold or sleep bar, labelled with its primitive's letter (or name) if it fits.
