@@ -56,7 +56,7 @@ pub struct GlobalArgs {
     /// first lost update, a cycle closing, a queue full, a barrier breaking): Enter goes on,
     /// q ends with the evidence so far. The lab's clock stops while it waits, so the times
     /// shown are the demo's own. Off a terminal it is ignored, with a note.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, conflicts_with_all = ["explore", "search", "step"])]
     pub pause: bool,
     /// After the run, draw what every thread did: a lane per thread (running, sleeping,
     /// waiting for or holding each primitive), the moments that matter, and the time each

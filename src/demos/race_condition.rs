@@ -202,9 +202,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     }
     if args.strategy.len() > 1 {
         report.note(
-            "Speed is not compared here: each time includes the --window, which the atomic and \
-             local-sum strategies have no place for. `make bench` measures ns per increment with \
-             no window (the JSON's *.ms and *.ns_per_incr are this run's, window included).",
+            "The times are not a race between the fixes: the unsynchronized counter's include \
+             its --window (the pause between read and write that invites the loss), which the \
+             atomic and local-sum counters have no place for.",
         );
     }
     Ok(report)

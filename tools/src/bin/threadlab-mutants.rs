@@ -341,8 +341,8 @@ const MUTANTS: &[Mutant] = &[
     Mutant {
         name: "shared-data: the sharded map's merge misses a shard",
         file: "src/demos/shared_data.rs",
-        find: "    for shard in &shards {",
-        replace: "    for shard in shards.iter().skip(1) {",
+        find: "    for shard in &maps {",
+        replace: "    for shard in maps.iter().skip(1) {",
         runs: &[&["shared-data", "--size", "1000", "--updates", "2000"]],
         tests: "demos::shared_data",
     },
