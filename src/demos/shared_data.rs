@@ -422,23 +422,15 @@ fn judge_maps(
     let pct = |m: &MapRun| 100.0 * m.found_taken as f64 / updates.max(1) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ratio = rate(many) / rate(one).max(1e-9);
-    info!(
-        "one lock: {:.1} % of updates found it taken; {} shards: {:.1} %; the shards ran at {:.1}× \
-         the one lock's rate with {} threads on {cores} cores",
-        pct(one),
-        args.shards,
-        pct(many),
-        ratio,
-        args.threads
-    );
     report.note(format!(
-        "Sharding pays as far as the one lock was contended: {:.1} % of updates found it \
-         taken, each a wait and a wake-up through the kernel; {} shards cut that to {:.1} %, and \
-         their writers update on {cores} cores at once. With one core, or one writer, the one \
-         lock costs no more (and under Python's GIL one thread runs at a time: sharding saves \
-         only the waits).",
-        pct(one),
+        "Sharding pays when writers on different cores would otherwise queue for one lock: \
+         here the {} shards ran at {ratio:.1}× the one lock's rate with {} threads on {cores} \
+         cores ({:.1} % of the one lock's updates found it taken, {:.1} % of the shards'). With \
+         one core, or one writer, nothing runs in parallel and the one lock costs no more; \
+         under Python's GIL one thread runs at a time, so sharding saves only the waits.",
         args.shards,
+        args.threads,
+        pct(one),
         pct(many),
     ));
 }

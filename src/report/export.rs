@@ -182,12 +182,12 @@ impl Summary {
                 shown.push(c.clone());
             } else if let Some((_, at)) = merged.iter().find(|(k, _)| *k == key) {
                 let into = &mut shown[*at];
-                into.observed = format!("{} · {run} {}", into.observed, c.observed);
+                into.observed = format!("{} · {run} {}", into.observed, whole(&c.observed));
             } else {
                 merged.push((key, shown.len()));
                 let mut first = c.clone();
                 first.name = format!("{claim} (each run)");
-                first.observed = format!("{run} {}", c.observed);
+                first.observed = format!("{run} {}", whole(&c.observed));
                 shown.push(first);
             }
         }
@@ -233,6 +233,19 @@ impl Summary {
             mark.to_string()
         }
     }
+}
+
+/// `text` with the spaces inside its numbers ("4 000 000") made no-break, so a wrapped list
+/// of runs' values never breaks a number across lines.
+fn whole(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |i: usize| chars.get(i).is_some_and(char::is_ascii_digit);
+    (0..chars.len())
+        .map(|i| match chars[i] {
+            ' ' if i > 0 && digit(i - 1) && digit(i + 1) => '\u{a0}',
+            ch => ch,
+        })
+        .collect()
 }
 
 /// A claim made once per run: the run's label, the claim's id and its sentence, when the
