@@ -27,7 +27,16 @@ pub fn run(args: &Args, color: bool) -> anyhow::Result<String> {
     } else {
         vec![demos::find(&args.demo).ok_or_else(|| {
             let names: Vec<String> = demos::registry().into_iter().map(|d| d.name).collect();
-            anyhow::anyhow!("no demo '{}' (the demos: {})", args.demo, names.join(", "))
+            let all = if args.demo == "all" {
+                "; `all` goes with --html"
+            } else {
+                ""
+            };
+            anyhow::anyhow!(
+                "no demo '{}' (the demos: {}){all}",
+                args.demo,
+                names.join(", ")
+            )
         })?]
     };
     if args.html {

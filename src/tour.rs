@@ -78,10 +78,10 @@ pub fn run(args: &Args, global: &crate::cli::GlobalArgs) -> anyhow::Result<i32> 
             return Ok(code);
         }
     }
-    println!(
-        "\n tour: {total} lesson{} done",
+    say(&format!(
+        "\n tour: {total} lesson{} done\n",
         if total == 1 { "" } else { "s" }
-    );
+    ));
     Ok(0)
 }
 
@@ -133,8 +133,21 @@ fn print_card(lesson: &Entry, n: usize, total: usize) {
         " (threadlab explain {} has the whole page)\n\n",
         lesson.name
     ));
-    print!("{out}");
-    let _ = std::io::stdout().flush();
+    say(&out);
+}
+
+/// Writes `text` to stdout whole; a closed pipe (`tour | head`) ends the process quietly,
+/// as it ends a demo.
+fn say(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    if let Err(e) = written
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        crate::lab::signals::pipe_closed();
+    }
 }
 
 /// The bullets of a page's "What to watch for" section, each joined onto one line.

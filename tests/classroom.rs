@@ -602,3 +602,25 @@ fn the_tour_shows_a_card_per_lesson_and_runs_them_in_order_one_key_apart() {
     assert!(sem < ev, "lesson order:\n{}", run.stdout);
     assert_usage_error(&["tour", "--only", "nope"], "'nope'");
 }
+
+/// `tour | head -1` ends quietly, as a demo does on a closed pipe (SIGPIPE, 141), never with
+/// a panic; `explain all` without --html says what `all` goes with.
+#[test]
+fn the_tour_on_a_closed_pipe_ends_quietly() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} tour --only race --pace 0.02 | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
+            bin.display()
+        ))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("rc=141"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_usage_error(&["explain", "all"], "`all` goes with --html");
+}
