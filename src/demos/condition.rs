@@ -431,9 +431,14 @@ fn judge(args: &Args, tallies: &[Tally], high_water: usize, report: &mut Report)
         tallies[0].items.saturating_sub(consumed),
     );
     if args.bug == Bug::None && empty_wakeups > 0 {
+        let woke = if empty_wakeups == 1 {
+            "1 wake-up".to_string()
+        } else {
+            format!("{empty_wakeups} wake-ups")
+        };
         report.note(format!(
-            "{empty_wakeups} wake-up(s) found the buffer empty again (another consumer took the \
-             item first) and waited again: that is what the while loop is for. Try --bug if."
+            "{woke} found the buffer empty again (another consumer took the item first) and \
+             waited again: that is what the while loop is for. Try --bug if."
         ));
     }
     if args.bug == Bug::If {
