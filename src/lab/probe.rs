@@ -529,10 +529,8 @@ impl Probe {
             }
             self.narrate_end("woke: done waiting for", &mark);
         }
-        let by = wait.answered_by();
-        let detail = self.sink.as_ref().is_some_and(|(rec, _)| rec.detail());
-        let answered_by = (detail && !by.is_empty()).then(|| Arc::from(by.join(" ")));
-        self.end_span(mark, State::Waiting, |g| &g.waiting, answered_by);
+        let waits_for = crate::lab::record::WaitsFor::answered_by(wait.answered_by());
+        self.end_span(mark, State::Waiting, |g| &g.waiting, waits_for);
     }
 
     /// How a recorded wait ended, kept (when pictures are on) just before its span closes.
@@ -570,7 +568,7 @@ impl Probe {
     }
 
     fn end_gauge(&self, mark: Mark, state: State, gauge: impl Fn(&Gauges) -> &AtomicUsize) {
-        self.end_span(mark, state, gauge, None);
+        self.end_span(mark, state, gauge, crate::lab::record::WaitsFor::Other);
     }
 
     fn end_span(
@@ -578,7 +576,7 @@ impl Probe {
         mark: Mark,
         state: State,
         gauge: impl Fn(&Gauges) -> &AtomicUsize,
-        answered_by: Option<Arc<str>>,
+        waits_for: crate::lab::record::WaitsFor,
     ) {
         let (Some((recorder, gauges)), Some(start)) = (&self.sink, mark.0) else {
             return;
@@ -591,7 +589,7 @@ impl Probe {
             state,
             start: recorder.offset(start),
             end: crate::lab::now().saturating_duration_since(recorder.start),
-            answered_by,
+            waits_for,
         });
     }
 }

@@ -45,10 +45,35 @@ pub struct Span {
     pub start: Duration,
     /// Offset from the demo's start.
     pub end: Duration,
-    /// For a wait for a signal, recorded with the pictures: the signals that answer it
-    /// (`get close` for a blocked put, `put close` for a blocked get, `task_done` for a
-    /// queue's join), so the pictures tell a full queue from an empty one.
-    pub answered_by: Option<Arc<str>>,
+    /// For a wait for a signal: what answers it, so the pictures tell a full queue from an
+    /// empty one (one byte: it fits the span's padding, the size race's hot loop records).
+    pub waits_for: WaitsFor,
+}
+
+/// What a wait for a signal waits for, from the signals that answer it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WaitsFor {
+    /// Not a wait for a signal, or one of another kind.
+    #[default]
+    Other,
+    /// Room: a `put` on a full queue, answered by a `get` (or a close).
+    Room,
+    /// An item: a `get` on an empty queue, answered by a `put` (or a close).
+    Item,
+    /// Every task done: a queue's `join()`, answered by `task_done`.
+    TasksDone,
+}
+
+impl WaitsFor {
+    /// The kind of wait the answering signals (`get close`, `put close`, `task_done`) make.
+    pub fn answered_by(by: &[&str]) -> Self {
+        match by.first().copied() {
+            Some("get") => WaitsFor::Room,
+            Some("put") => WaitsFor::Item,
+            Some("task_done") => WaitsFor::TasksDone,
+            _ => WaitsFor::Other,
+        }
+    }
 }
 
 /// When a thread started and finished, as offsets from the demo's start.
@@ -377,7 +402,7 @@ impl Drop for ThreadSpan {
                 state,
                 start: rec.offset(began),
                 end: crate::lab::now().saturating_duration_since(rec.start),
-                answered_by: None,
+                waits_for: WaitsFor::Other,
             });
         }
     }
@@ -408,6 +433,13 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Race's hot loop records millions of spans: what a wait waits for costs no size.
+    #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn a_span_stays_88_bytes() {
+        assert_eq!(std::mem::size_of::<Span>(), 88);
+    }
 
     #[test]
     fn a_thread_is_marked_finished_even_when_it_panics() {

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::timeline::{Timeline, tick_label, tick_step};
-use crate::lab::record::State;
+use crate::lab::record::{State, WaitsFor};
 
 const WIDTH: f64 = 1400.0;
 const LABEL: f64 = 190.0;
@@ -108,13 +108,13 @@ pub fn document(t: &Timeline) -> String {
         // Sleeps, then holds, then waits on top; neighbours closer than half a pixel merge,
         // so a hot loop's thousands of holds draw as the band they are.
         for state in [State::Sleeping, State::Holding, State::Waiting] {
-            let mut run: Option<(f64, f64, &str, Option<&str>)> = None;
+            let mut run: Option<(f64, f64, &str, WaitsFor)> = None;
             let mut spans: Vec<&crate::lab::record::Span> =
                 lane.spans.iter().filter(|sp| sp.state == state).collect();
             spans.sort_by_key(|sp| sp.start);
             for sp in spans {
                 let (a, b) = (x(sp.start), x(sp.end).max(x(sp.start) + 0.6));
-                let by = sp.answered_by.as_deref();
+                let by = sp.waits_for;
                 match &mut run {
                     Some((_, end, p, k)) if a - *end < 0.5 && *p == &*sp.primitive && *k == by => {
                         *end = end.max(b);
@@ -493,25 +493,24 @@ fn rect(s: &mut String, a: f64, b: f64, y: f64, fill: &str, class: &str, title: 
 
 /// A wait for a signal as what it is: `put` (full, until a get), `get` (empty, until a
 /// put) or a queue's `join()` (until every task_done); its fill, label and title.
-fn wait_for_signal(by: &str, p: &str) -> Option<(&'static str, String, String)> {
-    let first = by.split(' ').next().unwrap_or("");
-    match first {
-        "task_done" => Some((
+fn wait_for_signal(kind: WaitsFor, p: &str) -> Option<(&'static str, String, String)> {
+    match kind {
+        WaitsFor::TasksDone => Some((
             JOINING,
             format!("{p}.join()"),
             format!("waiting in '{p}'.join() until every task_done()"),
         )),
-        "get" => Some((
+        WaitsFor::Room => Some((
             PUTTING,
             format!("put: {p}"),
             format!("waiting to put into '{p}': full, until a get"),
         )),
-        "put" => Some((
+        WaitsFor::Item => Some((
             WAITING,
             format!("get: {p}"),
             format!("waiting to get from '{p}': empty, until a put"),
         )),
-        _ => None,
+        WaitsFor::Other => None,
     }
 }
 
@@ -519,13 +518,13 @@ fn wait_for_signal(by: &str, p: &str) -> Option<(&'static str, String, String)> 
 fn span_bar(
     s: &mut String,
     t: &Timeline,
-    (state, by): (State, Option<&str>),
+    (state, by): (State, WaitsFor),
     a: f64,
     b: f64,
     y: f64,
     p: &str,
 ) {
-    let Some((fill, label, title)) = by.and_then(|by| wait_for_signal(by, p)) else {
+    let Some((fill, label, title)) = wait_for_signal(by, p) else {
         return span_rect(s, t, state, a, b, y, p);
     };
     rect(s, a, b, y, fill, "waiting", Some(&title));

@@ -934,7 +934,7 @@ mod tests {
 
     fn span(thread: &str, p: &str, state: State, a: u64, b: u64) -> Span {
         Span {
-            answered_by: None,
+            waits_for: crate::lab::record::WaitsFor::Other,
             thread: thread.into(),
             slot: None,
             primitive: p.into(),
