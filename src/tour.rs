@@ -66,11 +66,12 @@ pub fn run(args: &Args, global: &crate::cli::GlobalArgs) -> anyhow::Result<i32> 
     let total = lessons.len();
     for (i, lesson) in lessons.iter().enumerate() {
         print_card(lesson, i + 1, total);
-        if interactive && !ask("Enter runs it · s skips it · q ends the tour")? {
-            return Ok(crate::lab::signals::exit_code().unwrap_or(0));
-        }
-        if interactive && skipped() {
-            continue;
+        if interactive {
+            match ask("Enter runs it · s skips it · q ends the tour")? {
+                Answer::Quit => return Ok(crate::lab::signals::exit_code().unwrap_or(0)),
+                Answer::Skip => continue,
+                Answer::Run => {}
+            }
         }
         let code = run_lesson(lesson, global, interactive)?;
         // Ctrl-C (or SIGTERM) in a lesson ends the tour with it.
@@ -85,28 +86,25 @@ pub fn run(args: &Args, global: &crate::cli::GlobalArgs) -> anyhow::Result<i32> 
     Ok(0)
 }
 
-/// The last answer was `s`.
-static SKIP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn skipped() -> bool {
-    SKIP.swap(false, std::sync::atomic::Ordering::SeqCst)
+/// What the class answered at a title card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Run,
+    Skip,
+    Quit,
 }
 
-/// Asks on the terminal; false when the answer is `q` (or the input ended).
-fn ask(prompt: &str) -> anyhow::Result<bool> {
+/// Asks on the terminal: Enter runs, `s` skips, `q` (or the input's end, or a signal) quits.
+fn ask(prompt: &str) -> anyhow::Result<Answer> {
     let mut err = std::io::stderr().lock();
     write!(err, "   ▶  {prompt} ")?;
     err.flush()?;
     drop(err);
-    let answer = pause::read_answer();
-    match answer.as_deref().map(str::trim) {
-        None | Some("q") | Some("Q") => Ok(false),
-        Some("s") | Some("S") => {
-            SKIP.store(true, std::sync::atomic::Ordering::SeqCst);
-            Ok(true)
-        }
-        _ => Ok(true),
-    }
+    Ok(match pause::read_answer().as_deref().map(str::trim) {
+        None | Some("q") | Some("Q") => Answer::Quit,
+        Some("s") | Some("S") => Answer::Skip,
+        _ => Answer::Run,
+    })
 }
 
 /// The title card: the lesson's number and name, what it teaches, what to watch for.

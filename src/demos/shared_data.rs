@@ -422,9 +422,10 @@ fn judge_maps(
     let pct = |m: &MapRun| 100.0 * m.found_taken as f64 / updates.max(1) as f64;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let ratio = rate(many) / rate(one).max(1e-9);
+    let here = if ratio >= 1.1 { "here" } else { "here it did not pay:" };
     report.note(format!(
         "Sharding pays when writers on different cores would otherwise queue for one lock: \
-         here the {} shards ran at {ratio:.1}× the one lock's rate with {} threads on {cores} \
+         {here} the {} shards ran at {ratio:.1}× the one lock's rate with {} threads on {cores} \
          cores ({:.1} % of the one lock's updates found it taken, {:.1} % of the shards'). With \
          one core, or one writer, nothing runs in parallel and the one lock costs no more; \
          under Python's GIL one thread runs at a time, so sharding saves only the waits.",

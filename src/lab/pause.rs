@@ -100,14 +100,19 @@ pub fn read_answer() -> Option<String> {
     }
 }
 
-/// The part a narrative line announces, when it is a main-thread header "Part N: …" with
-/// N >= 2: the run stops before it.
-pub(crate) fn part_header(message: &str) -> Option<u32> {
+/// The part a main-thread narrative line begins ("Part 2: …", "Part 1, again …"): the one
+/// reading of a part header, shared by `--pause` and the pictures' part bands.
+pub fn part_number(message: &str) -> Option<u32> {
     let rest = message.strip_prefix("Part ")?;
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     let n: u32 = digits.parse().ok()?;
     let after = &rest[digits.len()..];
-    (n >= 2 && (after.starts_with(':') || after.starts_with(','))).then_some(n)
+    (after.starts_with(':') || after.starts_with(',')).then_some(n)
+}
+
+/// The part a header line announces when the run stops before it: Part 2 or later.
+pub(crate) fn part_header(message: &str) -> Option<u32> {
+    part_number(message).filter(|&n| n >= 2)
 }
 
 #[cfg(test)]
@@ -119,6 +124,7 @@ mod tests {
         assert_eq!(part_header("Part 2: timed waits on 'signal'"), Some(2));
         assert_eq!(part_header("Part 12, connections"), Some(12));
         assert_eq!(part_header("Part 1: the life of one thread"), None);
+        assert_eq!(part_number("Part 1, again with a lock: …"), Some(1));
         assert_eq!(part_header("Partial results"), None);
         assert_eq!(part_header("Part two"), None);
     }

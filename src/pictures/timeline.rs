@@ -93,15 +93,6 @@ pub struct Timeline {
     pub steps: Vec<Moment>,
 }
 
-/// The part a main-thread narrative line begins ("Part 2: …", "Part 1, again …").
-fn part_number(text: &str) -> Option<u32> {
-    let rest = text.strip_prefix("Part ")?;
-    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-    let after = &rest[digits.len()..];
-    let n = digits.parse().ok()?;
-    (after.starts_with(':') || after.starts_with(',')).then_some(n)
-}
-
 /// Each part's start and header, from the main thread's narrative (a part announced twice,
 /// as lock's Part 1 is, starts at its first line).
 fn parts_of(moments: &[Moment]) -> Vec<(Duration, String)> {
@@ -110,7 +101,7 @@ fn parts_of(moments: &[Moment]) -> Vec<(Duration, String)> {
         .iter()
         .filter(|m| m.kind == MomentKind::Narrative && &*m.thread == "MainThread")
     {
-        if let Some(n) = part_number(&m.text)
+        if let Some(n) = crate::lab::pause::part_number(&m.text)
             && parts.last().is_none_or(|p| p.1 != n)
         {
             let header = m.text.split(';').next().unwrap_or(&m.text).to_string();
