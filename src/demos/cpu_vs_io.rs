@@ -321,8 +321,7 @@ fn checks(
         );
         let cpu = speed(base.cpu, most.cpu);
         let cap = (most.threads.min(cores) as f64 / base.threads.min(cores) as f64) * 1.25;
-        judged(
-            report,
+        report.judged(
             busy_doubt(busy, cores),
             "cpu-bound-speedup-threads-cores",
             format!(
@@ -350,8 +349,7 @@ fn checks(
     {
         let cpu = speed(base.cpu, two.cpu);
         let doubt = busy_doubt(busy, cores).or_else(|| shared_cores(two));
-        judged(
-            report,
+        report.judged(
             doubt,
             "cpu-bound-speedup-threads",
             format!(
@@ -362,24 +360,6 @@ fn checks(
             units::speedup(cpu),
             cpu >= 1.3,
         );
-    }
-}
-
-/// A check, or, where it failed and the machine gave a measured reason (`doubt`), the same
-/// claim marked inconclusive with that reason: no ✘ and no exit 1 for what the machine
-/// did. On a quiet machine `doubt` is `None` and the check is strict.
-fn judged(
-    report: &mut Report,
-    doubt: Option<String>,
-    id: &str,
-    name: String,
-    expected: impl std::fmt::Display,
-    observed: String,
-    ok: bool,
-) {
-    match doubt {
-        Some(why) if !ok => report.inconclusive(id, name, expected, observed, why),
-        _ => report.check(id, name, expected, observed, ok),
     }
 }
 
@@ -544,8 +524,7 @@ fn python_check(py: &Python, rows: &[Row], report: &mut Report, doubt: Option<St
     );
     if py.gil {
         // A busy machine slows the one-thread run more than the others: a "speedup".
-        judged(
-            report,
+        report.judged(
             doubt,
             "python-cpu-bound-speedup-threads",
             format!(

@@ -1,7 +1,7 @@
 #![doc = include_str!("pages/rate_limit.md")]
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -97,7 +97,8 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
             || {},
         )?;
         report.metric("rate_limiter.busiest", fixed.busiest as u64);
-        report.check(
+        report.judged(
+            late_doubt(fixed.latest_wake, slack(second, n)),
             "ratelimiter-calls-started-busiest-second",
             format!(
                 "RateLimiter({n}/s): calls started in the busiest second (less {} of slack)",
@@ -119,6 +120,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
 struct Calls {
     most_in_flight: usize,
     busiest: usize,
+    /// The latest any caller woke from its call's sleep: how late this machine ran a
+    /// thread whose time had come.
+    latest_wake: Duration,
 }
 
 /// K calls by six clients, each call through `enter`/`leave`; the callers count how many
@@ -149,13 +153,14 @@ fn calls(
     let next = AtomicUsize::new(0);
     let in_flight = Mutex::new(0usize);
     let most = AtomicUsize::new(0);
+    let latest = AtomicU64::new(0);
     let starts: Mutex<Vec<Instant>> = Mutex::new(Vec::new());
     let began = crate::lab::now();
     lab.scope(|s| -> anyhow::Result<()> {
         let clients: Vec<_> = (1..=CLIENTS)
             .map(|c| {
-                let (next, in_flight, most, starts, enter, leave) =
-                    (&next, &in_flight, &most, &starts, &enter, &leave);
+                let (next, in_flight, most, latest, starts, enter, leave) =
+                    (&next, &in_flight, &most, &latest, &starts, &enter, &leave);
                 s.spawn(format!("Client-{c}"), move || {
                     while next.fetch_add(1, SeqCst) < args.calls && !lab.interrupted() {
                         if !enter() {
@@ -171,7 +176,12 @@ fn calls(
                             lock(starts).push(crate::lab::now());
                             info!("call starts ({} in flight)", *now);
                         }
+                        let asked = crate::lab::now();
                         lab::sleep(call);
+                        // How late this sleeper woke: the machine's scheduling delay,
+                        // measured outside the primitive under test.
+                        let late = crate::lab::now().saturating_duration_since(asked + call);
+                        latest.fetch_max(late.as_nanos() as u64, SeqCst);
                         *lock(in_flight) -= 1;
                         leave();
                     }
@@ -205,6 +215,7 @@ fn calls(
     Ok(Calls {
         most_in_flight: most,
         busiest,
+        latest_wake: Duration::from_nanos(latest.load(SeqCst)),
     })
 }
 
@@ -215,6 +226,19 @@ fn calls(
 /// them by whole intervals.
 fn slack(second: Duration, per_second: usize) -> Duration {
     second / (2 * per_second.max(1)) as u32
+}
+
+/// A caller that woke later than the slack allows could have squeezed a correct limiter's
+/// starts into the window: the machine, not the limiter, is then the likelier cause.
+fn late_doubt(latest_wake: Duration, slack: Duration) -> Option<String> {
+    (latest_wake >= slack).then(|| {
+        format!(
+            "this machine woke a sleeping caller {} late, more than the {} of slack: the \
+             starts the callers noted were not when the limiter let them go",
+            units::duration(latest_wake),
+            units::duration(slack)
+        )
+    })
 }
 
 /// The most start times (sorted) that fall within any window of length `window`.
@@ -324,6 +348,14 @@ fn connection_pool(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_caller_woken_later_than_the_slack_casts_doubt() {
+        let slack = Duration::from_micros(16_700);
+        assert!(late_doubt(Duration::from_millis(1), slack).is_none());
+        let why = late_doubt(Duration::from_millis(17), slack).unwrap();
+        assert!(why.contains("17.0 ms late") && why.contains("16.7 ms of slack"), "{why}");
+    }
 
     #[test]
     fn the_busiest_window_counts_starts_closer_than_the_window() {

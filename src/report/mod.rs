@@ -295,6 +295,24 @@ impl Report {
         }
     }
 
+    /// A check, or, where it failed and the demo measured a reason the machine gave
+    /// (`doubt`), the same claim marked [inconclusive](Self::inconclusive) with that reason.
+    /// On a quiet machine `doubt` is `None` and the check is strict.
+    pub fn judged(
+        &mut self,
+        doubt: Option<String>,
+        id: impl AsRef<str>,
+        name: impl Into<String>,
+        expected: impl Display,
+        observed: impl Display,
+        ok: bool,
+    ) {
+        match doubt {
+            Some(why) if !ok => self.inconclusive(id, name, expected, observed, why),
+            _ => self.check(id, name, expected, observed, ok),
+        }
+    }
+
     /// Records a check that `observed == expected`.
     pub fn check_eq<T: PartialEq + Display>(
         &mut self,
