@@ -159,6 +159,10 @@ pub enum Command {
     Demo(demos::Demo),
     /// A small httpbin-like HTTP server on 127.0.0.1 for offline url-check runs.
     Serve(crate::serve::Args),
+    /// Run your own Python threading program under the lab: every wait and hold narrated
+    /// (-v), deadlocks named the moment they form (with the file:line of each acquire),
+    /// per-thread CPU against wall time, and the pictures (--timeline, --svg, --trace).
+    Py(crate::py::Args),
     /// List the demos in lesson order.
     List,
     /// The lessons in order for a class: a title card per demo, then the demo with --class

@@ -41,6 +41,7 @@ pub mod explain;
 pub mod lab;
 pub mod pictures;
 pub mod pool;
+pub mod py;
 pub mod report;
 pub mod schedule;
 pub mod serve;
@@ -177,6 +178,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             !matches!(demo, demos::Demo::UrlCheck(_)),
         ),
         Command::Serve(args) => (Box::new(move |lab| serve::run(args, lab)), false),
+        // Bounded by its own --timeout.
+        Command::Py(args) => (Box::new(move |lab| py::run(args, lab)), false),
     };
     let g = &cli.global;
     if let Some(n) = g.part {
@@ -190,8 +193,10 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
             _ => {}
         }
     }
+    // A Python program's run has no seed or pace of the lab's to replay.
+    let banner = !matches!(cli.command, Command::Py(_));
     if !g.scheduled() {
-        return run_lab(g, job, guarded, None);
+        return run_lab(g, job, guarded, banner, None);
     }
     let Command::Demo(demo) = &cli.command else {
         anyhow::bail!(
@@ -200,7 +205,7 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         );
     };
     match scheduled(g, demo, &job)? {
-        Some(plan) => run_lab(g, job, guarded, Some(plan)),
+        Some(plan) => run_lab(g, job, guarded, banner, Some(plan)),
         None => Ok(0),
     }
 }
@@ -261,6 +266,7 @@ fn run_lab(
     g: &cli::GlobalArgs,
     job: Job,
     guarded: bool,
+    banner: bool,
     scheduled: Option<Scheduled>,
 ) -> anyhow::Result<i32> {
     let mut output = Output::new(g.json, g.quiet, g.no_color, g.verbose);
@@ -288,6 +294,7 @@ fn run_lab(
     let lab = new_lab(
         g,
         &output,
+        banner,
         picture_files.any(),
         scheduled.as_ref().map(|s| s.1),
     );
@@ -336,6 +343,7 @@ fn run_lab(
 fn new_lab(
     g: &cli::GlobalArgs,
     output: &Output,
+    banner: bool,
     picture_files: bool,
     schedule: Option<schedule::Base>,
 ) -> Lab {
@@ -356,6 +364,7 @@ fn new_lab(
     let lab = Lab::new(settings, output.clone());
     output.install_logger(lab.start(), pictures.then(|| Arc::clone(lab.recorder())));
     match schedule {
+        _ if !banner => {}
         Some(base) => tracing::info!(
             "seed {} · pace {} · schedule {base}: threads run one at a time",
             lab.seed(),

@@ -112,6 +112,18 @@ pub struct Wait<'s> {
     what: For<'s>,
     bound: Bound,
     asked: Instant,
+    registered: Option<Registered<'s>>,
+}
+
+/// Called once the wait is registered (in the graph, the record): a reported wait's
+/// stand-in tells the event intake it may read on (`threadlab py`).
+#[derive(Clone, Copy)]
+pub struct Registered<'s>(pub &'s (dyn Fn() + Sync));
+
+impl std::fmt::Debug for Registered<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Registered")
+    }
 }
 
 impl<'s> Wait<'s> {
@@ -121,6 +133,15 @@ impl<'s> Wait<'s> {
             what,
             bound,
             asked: crate::lab::now(),
+            registered: None,
+        }
+    }
+
+    /// The same wait, calling `f` once it is registered (and not if it is refused).
+    pub fn when_registered(self, f: &'s (dyn Fn() + Sync)) -> Self {
+        Self {
+            registered: Some(Registered(f)),
+            ..self
         }
     }
 
@@ -238,6 +259,9 @@ impl Probe {
             Ok(session) => session,
             Err(cycle) => return (guard, Outcome::Refused(cycle)),
         };
+        if let Some(Registered(f)) = wait.registered {
+            f();
+        }
         let (guard, outcome) = match super::sched::current() {
             Some(turn) => self.park_scheduled(&turn, mutex, guard, &wait, blocked),
             None => self.park(guard, cv, &wait, &session, blocked),

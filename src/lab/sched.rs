@@ -332,12 +332,33 @@ pub fn current() -> Option<Turn> {
 pub fn now() -> Instant {
     CURRENT.with(|c| match &*c.borrow() {
         Some(turn) => turn.scheduler.base + Duration::from_micros(turn.now()),
-        // The OS's clock, less the time `--pause` held the run.
-        None => {
-            let now = Instant::now();
-            now.checked_sub(super::pause::paused()).unwrap_or(now)
-        }
+        None => REPORTED.with(|r| match &*r.borrow() {
+            // A stand-in for a reported thread (`threadlab py`): the time of the event it
+            // is playing, as the reporting program's clock said it.
+            Some((base, clock)) => {
+                *base + Duration::from_nanos(clock.load(std::sync::atomic::Ordering::Acquire))
+            }
+            // The OS's clock, less the time `--pause` held the run.
+            None => {
+                let now = Instant::now();
+                now.checked_sub(super::pause::paused()).unwrap_or(now)
+            }
+        }),
     })
+}
+
+thread_local! {
+    /// A stand-in's clock: its zero, and the offset of the event it plays (see [`now`]).
+    static REPORTED: std::cell::RefCell<Option<(Instant, Arc<std::sync::atomic::AtomicU64>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Makes the current thread a stand-in for a thread another program reports: from now on its
+/// [`now`] is `base` plus the nanoseconds in `clock`, which the event intake sets to each
+/// event's time before the stand-in plays it. Every record, narrative line and detector
+/// verdict the stand-in makes then carries the time the event happened, not when it was read.
+pub fn use_reported_clock(base: Instant, clock: Arc<std::sync::atomic::AtomicU64>) {
+    REPORTED.with(|r| *r.borrow_mut() = Some((base, clock)));
 }
 
 /// The virtual time one step (a thread's run from one scheduling point to the next) takes.

@@ -248,6 +248,10 @@ struct Graph {
     signalled: HashMap<u64, u64>,
     /// Thread → the thread it is joining (through `lab::join`).
     joins: HashMap<ThreadId, ThreadId>,
+    /// Stand-ins for another program's threads (`threadlab py`): they cannot look at the
+    /// program's state themselves, so a slice does not count as their looking again; the
+    /// program says when its thread looked ([`WaitGraph::looked_again`]).
+    reported: Vec<ThreadId>,
 }
 
 impl Graph {
@@ -261,6 +265,7 @@ impl Graph {
             finished: Vec::new(),
             signalled: HashMap::new(),
             joins: HashMap::new(),
+            reported: Vec::new(),
             generation: 0,
             changed_at: start,
         }
@@ -526,6 +531,34 @@ impl WaitGraph {
         g.touch();
     }
 
+    /// The current thread stands in for a thread another program reports (`threadlab py`).
+    pub fn stands_in(&self) {
+        let me = std::thread::current().id();
+        crate::sync::lock(&self.graph).reported.push(me);
+    }
+
+    /// Stand-in `t`'s program thread looked at what it waits for and found it still
+    /// missing: a signal before now was not for it (what a slice's look is for a lab thread).
+    pub fn looked_again(&self, t: ThreadId) {
+        let mut g = crate::sync::lock(&self.graph);
+        let now = g.generation;
+        if let Some(w) = g.waits.get_mut(&t) {
+            w.since = now;
+        }
+    }
+
+    /// The current thread leaves the lab's threads without having run its program: it only
+    /// watches (`threadlab py`'s main thread, while stand-ins play the program's threads).
+    /// It is no longer counted as a thread that might yet signal, nor as finished.
+    pub fn step_aside(&self) {
+        let me = std::thread::current().id();
+        let mut g = crate::sync::lock(&self.graph);
+        g.live.retain(|t| *t != me);
+        // Nor a stranger, which the stall test also counts as able to signal.
+        g.threads.remove(&me);
+        g.touch();
+    }
+
     /// The current thread, one of the lab's, has finished: it will signal nobody.
     pub fn thread_finished(&self) {
         let me = std::thread::current().id();
@@ -564,7 +597,8 @@ impl WaitGraph {
         // The caller holds its primitive's lock and found its condition still false: any
         // signal before now was not for it (or was taken by another). It looked again.
         let now = g.generation;
-        if let Some(w) = g.waits.get_mut(&me) {
+        let reported = g.reported.contains(&me);
+        if let Some(w) = g.waits.get_mut(&me).filter(|_| !reported) {
             w.since = now;
         }
         let g = g;

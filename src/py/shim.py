@@ -1,0 +1,746 @@
+# threadlab's shim for `threadlab py`: loaded as `sitecustomize` from a private folder before
+# the learner's script, it wraps what the tutorials use (threading's Thread, Lock, RLock,
+# Condition, Semaphore, BoundedSemaphore, Event, Barrier, Timer; queue's Queue, LifoQueue,
+# PriorityQueue; concurrent.futures' Future) and reports each operation to threadlab over a
+# private socket, one line per event (the wire format is in src/py/wire.rs, tested there):
+#
+#     <monotonic ns> <thread ident> <op> <fields...>
+#
+# Every blocking call waits in slices (a lock's acquire, a get, a wait, a join), so that a
+# wait threadlab finds hopeless can raise `threadlab.DeadlockError` in the thread that made
+# it. Between slices a Condition's waiter holds its lock, so no notify is ever missed.
+# Primitives made by the standard library itself (a Queue's own lock, a Thread's own Event)
+# are left plain: only the program's own are reported.
+import os
+import sys
+
+
+def _install():
+    path = os.environ.pop("THREADLAB_PY_SOCKET", None)
+    here = os.path.dirname(os.path.abspath(__file__))
+    # The learner's environment as they had it: child processes run unobserved.
+    for var in ("PYTHONPATH",):
+        old = os.environ.pop("THREADLAB_PY_OLD_" + var, None)
+        if old is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = old
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
+    # The interpreter's own sitecustomize, if it has one, still runs.
+    try:
+        import importlib.machinery
+        import importlib.util
+
+        spec = importlib.machinery.PathFinder.find_spec("sitecustomize", sys.path)
+        if spec is not None and spec.loader is not None:
+            spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    except Exception:
+        pass
+    if path:
+        _Shim(path, os.environ.pop("THREADLAB_PY_POLICY", "raise"))
+
+
+class _Shim:
+    def __init__(self, path, policy):
+        import _thread
+        import socket
+        import threading
+        import time
+
+        self.policy = policy
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        _wire(sock, _thread, threading, time, policy)
+
+
+def _wire(sock, _thread, threading, time, policy):
+    import queue
+    import sysconfig
+
+    mono = time.monotonic_ns
+    ident = _thread.get_ident
+    getframe = sys._getframe
+    buf = []
+    send_lock = _thread.allocate_lock()
+    verdicts = {}
+    in_barrier = {}
+    state = {"dead": False, "next": 0, "names": {}}
+    SLICE = 0.05
+    lib = tuple(
+        os.path.abspath(p) + os.sep
+        for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
+                  sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    )
+    script_dir = os.path.abspath(os.path.dirname(sys.argv[0] or ".")) + os.sep if sys.argv else ""
+
+    class DeadlockError(RuntimeError):
+        """A wait threadlab found hopeless: a cycle of waits, or a wait nobody can end."""
+
+    DeadlockError.__module__ = "threadlab"
+    DeadlockError.__qualname__ = "DeadlockError"
+
+    mod = type(sys)("threadlab")
+    mod.DeadlockError = DeadlockError
+    sys.modules["threadlab"] = mod
+
+    def flush():
+        with send_lock:
+            n = len(buf)
+            if not n or state["dead"]:
+                return
+            data = "".join(buf[:n])
+            del buf[:n]
+            try:
+                sock.sendall(data.encode("utf-8", "replace"))
+            except OSError:
+                state["dead"] = True
+
+    def emit(text):
+        buf.append("%d %d %s\n" % (mono(), ident(), text))
+        if len(buf) >= 256:
+            flush()
+
+    shim_file = _install.__code__.co_filename
+
+    def outside(f):
+        """The first frame at or above `f` that is not the shim's own."""
+        while f is not None and f.f_code.co_filename == shim_file:
+            f = f.f_back
+        return f
+
+    def where(depth):
+        f = outside(getframe(depth))
+        return "%s:%d" % (os.path.basename(f.f_code.co_filename), f.f_lineno)
+
+    def users(depth):
+        """Whether the primitive being made is the program's own (not the library's)."""
+        name = getframe(depth).f_code.co_filename
+        if name.startswith("<"):
+            return False
+        name = os.path.abspath(name)
+        return name.startswith(script_dir) or not name.startswith(lib)
+
+    def new_id(kind, depth):
+        if not users(depth + 1):
+            return None
+        state["next"] += 1
+        pid = state["next"]
+        f = getframe(depth)
+        state["names"][pid] = (kind, "%s:%d" % (os.path.basename(f.f_code.co_filename), f.f_lineno))
+        return pid
+
+    def named(obj, pid, depth):
+        """Tells threadlab the primitive's name the first time it is used: the variable that
+        holds it where one can be found, else its kind and the line that made it."""
+        entry = state["names"].get(pid)
+        if isinstance(entry, tuple):
+            kind, made = entry
+            name = find_name(obj, outside(getframe(depth + 1))) or "%s@%s" % (kind, made)
+            state["names"][pid] = name
+            emit("N %d %s %s %s" % (pid, kind, made, name))
+
+    def find_name(obj, frame):
+        # The module's names first: they are the same from every thread (a local `source`
+        # is account A in one teller and account B in the other).
+        for scope in (frame.f_globals, frame.f_locals):
+            found = find_in(obj, scope)
+            if found:
+                return found
+        return None
+
+    def find_in(obj, scope):
+        for k, v in list(scope.items()):
+            if v is obj:
+                return k
+        for k, v in list(scope.items()):
+            if isinstance(v, (list, tuple)):
+                for i, x in enumerate(v):
+                    if x is obj:
+                        return "%s[%d]" % (k, i)
+            elif isinstance(v, dict):
+                for key, x in list(v.items()):
+                    if x is obj:
+                        return "%s[%r]" % (k, key)
+            elif hasattr(v, "__dict__") and not isinstance(v, type):
+                try:
+                    items = list(vars(v).items())
+                except TypeError:
+                    continue
+                for a, x in items:
+                    if x is obj:
+                        # A reported Condition's own lock: CPython's name for it.
+                        return "%s.%s" % (k, "_lock" if a == "_tl_lock" else a)
+        return None
+
+    def wait(pid, kind, by, timeout, attempt, site):
+        """One reported wait: sliced `attempt(seconds)` until it succeeds (True), the
+        program's timeout runs out (False), or threadlab refuses it (DeadlockError)."""
+        me = ident()
+        tmo = "-" if timeout is None else "%.3f" % (timeout * 1000)
+        emit("W %d %s %s %s %s" % (pid, kind, by, tmo, site))
+        flush()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = SLICE
+            if deadline is not None:
+                left = max(0.0, min(SLICE, deadline - time.monotonic()))
+            try:
+                got = attempt(left)
+            except BaseException:
+                emit("D gave-up")
+                flush()
+                raise
+            if got:
+                emit("D ok")
+                return True
+            why = verdicts.pop(me, None)
+            if why is not None:
+                emit("D refused")
+                flush()
+                raise DeadlockError(why) from None
+            if deadline is not None and time.monotonic() >= deadline:
+                emit("D timeout")
+                return False
+            # Still blocked, having looked: a signal before now was not for this thread.
+            emit("K")
+            flush()
+
+    def reader():
+        f = sock.makefile("r", encoding="utf-8", errors="replace")
+        for line in f:
+            tid, _, why = line.rstrip("\n").partition(" ")
+            try:
+                tid = int(tid)
+            except ValueError:
+                continue
+            why = why.replace("\\n", "\n")
+            verdicts[tid] = why
+            b = in_barrier.get(tid)
+            if b is not None:
+                b.abort()
+
+    # -- threads ---------------------------------------------------------------------------
+    Thread = threading.Thread
+    orig_inner = Thread._bootstrap_inner
+    orig_join = Thread.join
+
+    def _bootstrap_inner(self):
+        emit("T %d %s" % (1 if self.daemon else 0, self.name))
+        flush()
+        try:
+            orig_inner(self)
+        finally:
+            emit("E %d" % time.thread_time_ns())
+            flush()
+
+    def join(self, timeout=None):
+        if self.ident is None or self is threading.current_thread() or not self.is_alive():
+            return orig_join(self, timeout)
+        if timeout is not None and timeout <= 0:
+            return orig_join(self, timeout)
+
+        def attempt(t):
+            orig_join(self, t)
+            return not self.is_alive()
+
+        wait(self.ident, "J", "-", timeout, attempt, where(2))
+
+    Thread._bootstrap_inner = _bootstrap_inner
+    Thread.join = join
+
+    # -- locks -----------------------------------------------------------------------------
+    OCondition, OEvent, OBarrier = threading.Condition, threading.Event, threading.Barrier
+    orig_Lock = threading.Lock
+    orig_RLock = threading.RLock
+
+    class Lock:
+        """threading.Lock, reported."""
+
+        __slots__ = ("_lock", "_pid", "__weakref__")
+
+        def __init__(self, _depth=1):
+            self._lock = orig_Lock()
+            self._pid = new_id("Lock", _depth + 1)
+
+        def _acquire(self, blocking, timeout, site):
+            if self._lock.acquire(False):
+                if self._pid is not None:
+                    named(self, self._pid, 2)
+                    emit("H %d %s" % (self._pid, site()))
+                return True
+            if not blocking or self._pid is None:
+                return self._lock.acquire(blocking, timeout) if blocking else False
+            named(self, self._pid, 2)
+            s = site()
+            t = None if timeout is None or timeout < 0 else timeout
+            if wait(self._pid, "L", "-", t, lambda left: self._lock.acquire(True, left), s):
+                emit("H %d %s" % (self._pid, s))
+                return True
+            return False
+
+        def acquire(self, blocking=True, timeout=-1):
+            return self._acquire(blocking, timeout, lambda: where(4))
+
+        def __enter__(self):
+            return self._acquire(True, -1, lambda: where(4))
+
+        def release(self):
+            if self._pid is not None and self._lock.locked():
+                emit("R %d" % self._pid)
+            self._lock.release()
+
+        def __exit__(self, *exc):
+            self.release()
+
+        def locked(self):
+            return self._lock.locked()
+
+        def _at_fork_reinit(self):
+            self._lock._at_fork_reinit()
+
+        def __repr__(self):
+            return repr(self._lock).replace("_thread.lock", "threadlab Lock")
+
+    class RLock:
+        """threading.RLock, reported: a hold is one, however many times its owner re-enters."""
+
+        def __init__(self, _depth=1):
+            self._lock = orig_RLock()
+            self._pid = new_id("RLock", _depth + 1)
+            self._owner = None
+            self._count = 0
+
+        def _acquire(self, blocking, timeout, site):
+            me = ident()
+            if self._owner == me:
+                self._lock.acquire()
+                self._count += 1
+                return True
+            if self._lock.acquire(False):
+                self._owner, self._count = me, 1
+                if self._pid is not None:
+                    named(self, self._pid, 2)
+                    emit("H %d %s" % (self._pid, site()))
+                return True
+            if not blocking:
+                return False
+            t = None if timeout is None or timeout < 0 else timeout
+            if self._pid is None:
+                got = self._lock.acquire(True, -1 if t is None else t)
+            else:
+                named(self, self._pid, 2)
+                s = site()
+                got = wait(self._pid, "L", "-", t, lambda left: self._lock.acquire(True, left), s)
+                if got:
+                    emit("H %d %s" % (self._pid, s))
+            if got:
+                self._owner, self._count = me, 1
+            return got
+
+        def acquire(self, blocking=True, timeout=-1):
+            return self._acquire(blocking, timeout, lambda: where(4))
+
+        def __enter__(self):
+            return self._acquire(True, -1, lambda: where(4))
+
+        def release(self):
+            if self._owner != ident():
+                raise RuntimeError("cannot release un-acquired lock")
+            self._count -= 1
+            if self._count == 0:
+                self._owner = None
+                if self._pid is not None:
+                    emit("R %d" % self._pid)
+            self._lock.release()
+
+        def __exit__(self, *exc):
+            self.release()
+
+        # What threading.Condition asks of its lock.
+        def _is_owned(self):
+            return self._owner == ident()
+
+        def _release_save(self):
+            saved = (self._owner, self._count)
+            self._owner, self._count = None, 0
+            return (self._lock._release_save(), saved)
+
+        def _acquire_restore(self, state):
+            inner, (owner, count) = state
+            self._lock._acquire_restore(inner)
+            self._owner, self._count = owner, count
+
+        def __repr__(self):
+            return "<threadlab RLock owner=%r count=%d>" % (self._owner, self._count)
+
+    # The library's own locks stay plain (and keep what it asks of them, `_at_fork_reinit`).
+    def lock_factory():
+        return Lock(_depth=2) if users(2) else orig_Lock()
+
+    def rlock_factory(*a, **k):
+        return RLock(_depth=2) if users(2) else orig_RLock()
+
+    # -- Condition -------------------------------------------------------------------------
+    class Condition(OCondition):
+        """OCondition, reported: a wait is a wait for a notify; its lock's holds and
+        releases are the lock's."""
+
+        def __init__(self, lock=None, _depth=1):
+            self._tl_pid = new_id("Condition", _depth + 1)
+            if lock is None:
+                lock = RLock(_depth=_depth + 1) if self._tl_pid is not None else orig_RLock()
+            self._tl_lock = lock
+            OCondition.__init__(self, lock)
+            if isinstance(lock, (Lock, RLock)):
+                # The wait releases and retakes the plain lock inside; the holds are told here.
+                self.acquire = lock.acquire
+                self.release = lock.release
+                self._release_save = self._tl_release_save
+                self._acquire_restore = self._tl_acquire_restore
+                self._is_owned = self._tl_is_owned
+
+        def __enter__(self):
+            return self._tl_lock.__enter__()
+
+        def __exit__(self, *exc):
+            return self._tl_lock.__exit__(*exc)
+
+        def _tl_is_owned(self):
+            lock = self._tl_lock
+            if isinstance(lock, RLock):
+                return lock._is_owned()
+            if lock._lock.acquire(False):
+                lock._lock.release()
+                return False
+            return True
+
+        # Inside a reported wait the lock's release and retaking are told by `wait` itself,
+        # once each, around the whole wait (not at every slice).
+        def _tl_release_save(self):
+            lock = self._tl_lock
+            if isinstance(lock, RLock):
+                return lock._release_save()
+            lock._lock.release()
+            return None
+
+        def _tl_acquire_restore(self, saved):
+            lock = self._tl_lock
+            if isinstance(lock, RLock):
+                lock._acquire_restore(saved)
+            else:
+                lock._lock.acquire()
+
+        def wait(self, timeout=None):
+            pid = self._tl_pid
+            if pid is None:
+                return OCondition.wait(self, timeout)
+            if not self._is_owned():
+                raise RuntimeError("cannot wait on un-acquired lock")
+            named(self, pid, 1)
+            site = where(2)
+            sup = OCondition.wait
+            lpid = getattr(self._tl_lock, "_pid", None)
+            if lpid is not None:
+                emit("R %d" % lpid)
+            try:
+                return wait(pid, "S", "notify", timeout, lambda t: sup(self, t), site)
+            finally:
+                if lpid is not None:
+                    emit("H %d %s" % (lpid, site))
+
+        def wait_for(self, predicate, timeout=None):
+            end = None if timeout is None else time.monotonic() + timeout
+            result = predicate()
+            while not result:
+                left = None
+                if end is not None:
+                    left = end - time.monotonic()
+                    if left <= 0:
+                        break
+                self.wait(left)
+                result = predicate()
+            return result
+
+        def notify(self, n=1):
+            if self._tl_pid is not None:
+                named(self, self._tl_pid, 1)
+                emit("S %d notify" % self._tl_pid)
+            OCondition.notify(self, n)
+
+        def notify_all(self):
+            if self._tl_pid is not None:
+                named(self, self._tl_pid, 1)
+                emit("S %d notify" % self._tl_pid)
+            OCondition.notify_all(self)
+
+        notifyAll = notify_all
+
+    # -- Semaphore, BoundedSemaphore -------------------------------------------------------
+    def semaphore(base, kind):
+        class Sem(base):
+            def __init__(self, value=1, _depth=1):
+                # First the base: BoundedSemaphore's __init__ calls threading's Semaphore,
+                # this class's sibling, which would set the id as the library's.
+                base.__init__(self, value)
+                self._tl_pid = new_id(kind, _depth + 1)
+
+            def acquire(self, blocking=True, timeout=None):
+                pid = self._tl_pid
+                if pid is None:
+                    return base.acquire(self, blocking, timeout)
+                named(self, pid, 1)
+                if base.acquire(self, False):
+                    emit("H %d %s" % (pid, where(2)))
+                    return True
+                if not blocking:
+                    return False
+                site = where(2)
+                if wait(pid, "L", "-", timeout, lambda t: base.acquire(self, True, t), site):
+                    emit("H %d %s" % (pid, site))
+                    return True
+                return False
+
+            __enter__ = acquire
+
+            def release(self, *n):
+                if self._tl_pid is not None:
+                    for _ in range(n[0] if n else 1):
+                        emit("R %d" % self._tl_pid)
+                base.release(self, *n)
+
+            def __exit__(self, *exc):
+                self.release()
+
+        Sem.__name__ = Sem.__qualname__ = kind
+        return Sem
+
+    Semaphore = semaphore(threading.Semaphore, "Semaphore")
+    BoundedSemaphore = semaphore(threading.BoundedSemaphore, "BoundedSemaphore")
+
+    # -- Event, Barrier --------------------------------------------------------------------
+    class Event(OEvent):
+        def __init__(self, _depth=1):
+            self._tl_pid = new_id("Event", _depth + 1)
+            OEvent.__init__(self)
+
+        def set(self):
+            if self._tl_pid is not None:
+                named(self, self._tl_pid, 1)
+                emit("S %d set" % self._tl_pid)
+            OEvent.set(self)
+
+        def wait(self, timeout=None):
+            pid = self._tl_pid
+            if pid is None or self.is_set():
+                return OEvent.wait(self, timeout)
+            named(self, pid, 1)
+            sup = OEvent.wait
+            return wait(pid, "S", "set", timeout, lambda t: sup(self, t), where(2))
+
+    class Barrier(OBarrier):
+        def __init__(self, parties, action=None, timeout=None, _depth=1):
+            self._tl_pid = new_id("Barrier", _depth + 1)
+            OBarrier.__init__(self, parties, action, timeout)
+
+        def wait(self, timeout=None):
+            pid = self._tl_pid
+            if pid is None:
+                return OBarrier.wait(self, timeout)
+            named(self, pid, 1)
+            me = ident()
+            tmo = "-" if timeout is None else "%.3f" % (timeout * 1000)
+            emit("S %d arrive" % pid)
+            emit("W %d S arrive %s %s" % (pid, tmo, where(2)))
+            flush()
+            in_barrier[me] = self
+            try:
+                n = OBarrier.wait(self, timeout)
+            except threading.BrokenBarrierError:
+                why = verdicts.pop(me, None)
+                emit("D refused" if why else "D gave-up")
+                flush()
+                if why:
+                    raise DeadlockError(why) from None
+                raise
+            finally:
+                in_barrier.pop(me, None)
+            emit("D ok")
+            return n
+
+    # -- queues ----------------------------------------------------------------------------
+    OQueue = queue.Queue
+
+    class Reported:
+        """What each reported queue adds to queue.Queue: its put, get, task_done, join told."""
+
+        def __init__(self, maxsize=0, _depth=1):
+            self._tl_pid = new_id(type(self).__name__, _depth + 1)
+            OQueue.__init__(self, maxsize)
+
+        def put(self, item, block=True, timeout=None):
+            pid = self._tl_pid
+            if pid is None:
+                return OQueue.put(self, item, block, timeout)
+            named(self, pid, 1)
+            try:
+                OQueue.put(self, item, False)
+            except queue.Full:
+                if not block:
+                    raise
+                site = where(2)
+
+                def attempt(t):
+                    try:
+                        OQueue.put(self, item, True, t)
+                        return True
+                    except queue.Full:
+                        return False
+
+                if not wait(pid, "S", "get", timeout, attempt, site):
+                    raise
+            emit("S %d put" % pid)
+
+        def get(self, block=True, timeout=None):
+            pid = self._tl_pid
+            if pid is None:
+                return OQueue.get(self, block, timeout)
+            named(self, pid, 1)
+            try:
+                item = OQueue.get(self, False)
+            except queue.Empty:
+                if not block:
+                    raise
+                site = where(2)
+                box = []
+
+                def attempt(t):
+                    try:
+                        box.append(OQueue.get(self, True, t))
+                        return True
+                    except queue.Empty:
+                        return False
+
+                if not wait(pid, "S", "put", timeout, attempt, site):
+                    raise
+                item = box[0]
+            emit("S %d get" % pid)
+            return item
+
+        def task_done(self):
+            if self._tl_pid is not None:
+                emit("S %d task_done" % self._tl_pid)
+            OQueue.task_done(self)
+
+        def join(self):
+            pid = self._tl_pid
+            if pid is None or not self.unfinished_tasks:
+                return OQueue.join(self)
+            named(self, pid, 1)
+
+            def attempt(t):
+                with self.all_tasks_done:
+                    if self.unfinished_tasks:
+                        self.all_tasks_done.wait(t)
+                    return not self.unfinished_tasks
+
+            wait(pid, "S", "task_done", None, attempt, where(2))
+
+    # Each reported queue is still an instance of the reported queue.Queue.
+    RQueue = type("Queue", (Reported, OQueue), {"__module__": "queue"})
+    RLifo = type("LifoQueue", (queue.LifoQueue, RQueue), {"__module__": "queue"})
+    RPrio = type("PriorityQueue", (queue.PriorityQueue, RQueue), {"__module__": "queue"})
+
+    # -- futures ---------------------------------------------------------------------------
+    def wrap_futures():
+        from concurrent.futures import _base
+
+        F = _base.Future
+        orig_result, orig_set, orig_exc = F.result, F.set_result, F.set_exception
+
+        def pid_of(fut):
+            pid = fut.__dict__.get("_tl_pid")
+            if pid is None:
+                state["next"] += 1
+                pid = fut._tl_pid = state["next"]
+                state["names"][pid] = "future-%d" % pid
+                emit("N %d Future - future-%d" % (pid, pid))
+            return pid
+
+        def result(self, timeout=None):
+            if self.done():
+                return orig_result(self, 0)
+            pid = pid_of(self)
+            site = where(2)
+
+            def attempt(t):
+                with self._condition:
+                    if not self.done():
+                        self._condition.wait(t)
+                return self.done()
+
+            if not wait(pid, "S", "done", timeout, attempt, site):
+                raise TimeoutError()
+            return orig_result(self, 0)
+
+        def set_result(self, value):
+            emit("S %d done" % pid_of(self))
+            return orig_set(self, value)
+
+        def set_exception(self, exc):
+            emit("S %d done" % pid_of(self))
+            return orig_exc(self, exc)
+
+        F.result, F.set_result, F.set_exception = result, set_result, set_exception
+
+    # -- the program's end, child processes --------------------------------------------------
+    orig_shutdown = threading._shutdown
+
+    main_cpu0 = time.thread_time_ns()
+
+    def _shutdown():
+        if threading.Lock is not lock_factory:
+            emit("P threading.Lock was replaced by the program: its locks are not observed")
+        emit("E %d" % (time.thread_time_ns() - main_cpu0))
+        flush()
+        orig_shutdown()
+
+    def forked_child():
+        state["dead"] = True
+        del buf[:]
+
+    os.register_at_fork(
+        before=lambda: emit("P a child process (fork) runs unobserved"),
+        after_in_child=forked_child,
+    )
+    try:
+        import subprocess
+
+        orig_popen = subprocess.Popen.__init__
+
+        def popen(self, *a, **k):
+            emit("P a child process (subprocess) runs unobserved")
+            return orig_popen(self, *a, **k)
+
+        subprocess.Popen.__init__ = popen
+    except ImportError:
+        pass
+
+    threading.Lock = lock_factory
+    threading.RLock = rlock_factory
+    threading.Condition = Condition
+    threading.Semaphore = Semaphore
+    threading.BoundedSemaphore = BoundedSemaphore
+    threading.Event = Event
+    threading.Barrier = Barrier
+    threading._shutdown = _shutdown
+    queue.Queue, queue.LifoQueue, queue.PriorityQueue = RQueue, RLifo, RPrio
+    wrap_futures()
+
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    emit("I %d %s %s" % (1 if gil else 0, sys.getswitchinterval(), sys.version.split()[0]))
+    emit("T 0 %s" % threading.current_thread().name)
+    flush()
+    _thread.start_new_thread(reader, ())
+
+
+_install()
