@@ -22,6 +22,13 @@ pub struct Args {
 
 /// Runs `explain`: the page rendered, or the handout.
 pub fn run(args: &Args, color: bool) -> anyhow::Result<String> {
+    if args.demo == "py" {
+        return Ok(if args.html {
+            html(&[py_entry()])
+        } else {
+            terminal(PY_PAGE, crate::report::export::screen_width(), color)
+        });
+    }
     let pages: Vec<Entry> = if args.demo == "all" && args.html {
         demos::registry()
     } else {
@@ -44,6 +51,25 @@ pub fn run(args: &Args, color: bool) -> anyhow::Result<String> {
     }
     let width = crate::report::export::screen_width();
     Ok(terminal(pages[0].page, width, color))
+}
+
+/// The page of `threadlab py` (a tool beside the demos, not one of them).
+pub const PY_PAGE: &str = include_str!("py/page.md");
+
+/// `threadlab py` as a page entry, for the handout.
+fn py_entry() -> Entry {
+    Entry {
+        name: "py".into(),
+        aliases: Vec::new(),
+        about: "your own Python program, under the lab".into(),
+        module: "py",
+        page: PY_PAGE,
+        quick: &[],
+        long: None,
+        unscheduled: None,
+        parts: 0,
+        lesson: &[],
+    }
 }
 
 /// Inline text with its style: plain, emphasis, strong, or code.

@@ -30,6 +30,8 @@ fn transcripts() -> Vec<Transcript> {
         .collect();
     pages.sort();
     files.extend(pages);
+    // `threadlab py`'s page, beside its module.
+    files.push(root.join("src/py/page.md"));
     let mut found = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file).unwrap();
