@@ -59,15 +59,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn the_classic_programs_print_what_plain_python_prints() {
-    for name in [
-        "thread_basics",
-        "racy_counter",
-        "bank_ordered",
-        "producer_consumer",
-        "event_shutdown",
-        "barrier",
-        "pool_as_completed",
-    ] {
+    for name in threadlab::py::CLASSICS_THAT_END {
         let path = demo(name);
         let run = threadlab(&["-q", "py", &path]);
         assert_eq!(run.code, 0, "{name}: {}", run.stderr);

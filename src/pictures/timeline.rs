@@ -129,16 +129,22 @@ const SAME_MOMENT: Duration = Duration::from_millis(2);
 /// deadlock), and gets a lane of its own when they do (worker-pool's daemon workers, still
 /// alive when the fixed pool's workers of the same names start). Returns the lanes and each
 /// recorder slot's lane.
+/// Under `threadlab py` the lab's own main thread only watches the program: no lane (the
+/// program's MainThread is a stand-in, with a lane of its own like every other thread).
 fn thread_lanes(
     rec: &Recorder,
     wall: Duration,
     parts: &[(Duration, String)],
+    main_lane: bool,
 ) -> (Vec<Lane>, Vec<usize>) {
-    let mut lanes = vec![Lane {
-        name: "MainThread".into(),
-        lives: vec![(Duration::ZERO, wall)],
-        spans: Vec::new(),
-    }];
+    let mut lanes = Vec::new();
+    if main_lane {
+        lanes.push(Lane {
+            name: "MainThread".into(),
+            lives: vec![(Duration::ZERO, wall)],
+            spans: Vec::new(),
+        });
+    }
     let mut lane_of_slot: Vec<usize> = Vec::new();
     for t in rec.threads() {
         let life = (t.started, t.finished.unwrap_or(wall).max(t.started));
@@ -256,7 +262,7 @@ impl Timeline {
             .filter(|m| m.kind == MomentKind::Step)
             .cloned()
             .collect();
-        let (mut lanes, lane_of_slot) = thread_lanes(rec, wall, &parts);
+        let (mut lanes, lane_of_slot) = thread_lanes(rec, wall, &parts, demo != "py");
         let mut spans = rec.spans();
         spans.sort_by_key(|s| (s.start, s.end));
         let primitives = place_spans(&mut lanes, &lane_of_slot, &spans);

@@ -167,6 +167,7 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
                 }
             }
             Op::Done(how) => self.done(tid, at, how),
+            Op::TooOld(version) => self.seen.too_old = Some(version),
             Op::Note(text) => {
                 if !self.seen.notes.contains(&text) {
                     self.seen.notes.push(text);
@@ -362,12 +363,12 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
         let me = self.thread_name(tid);
         self.judge.waits(&me, &site);
         self.queue(tid, at, Play::Wait(probe, what, timeout))?;
-        self.send_pending_wait(at, timeout);
+        self.send_pending_wait(tid, at, timeout);
         Ok(())
     }
 
     /// Sends a batch ending in a wait: answered once the wait is registered, or refused.
-    fn send_pending_wait(&mut self, at: u64, timeout: Option<Duration>) {
+    fn send_pending_wait(&mut self, tid: u64, at: u64, timeout: Option<Duration>) {
         let Some((t, plays)) = self.pending.take() else {
             return;
         };
@@ -377,11 +378,18 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
         if st.plays.send(plays).is_err() {
             return;
         }
-        // A wait refused at once was judged by its stand-in (the victim tells it).
-        if let Some(Ack::Played) = self.expect(Ack::Played)
-            && let Some(st) = self.threads.get_mut(&t)
-        {
-            st.wait = Some((at, timeout));
+        // A wait refused at once was judged by its stand-in (the victim tells it, and under
+        // `raise` answers the program); any other wait is answered `ok`: the program's thread
+        // blocks only once its wait is registered.
+        match self.expect(Ack::Played) {
+            Some(Ack::Refused(_)) => self.judge.answer_ok_unless_raised(tid),
+            Some(_) => {
+                if let Some(st) = self.threads.get_mut(&t) {
+                    st.wait = Some((at, timeout));
+                }
+                self.judge.answer_ok(tid);
+            }
+            None => self.judge.answer_ok(tid),
         }
         // A cycle only observed is told here with its sites: one a wait with the program's
         // own timeout closed (it ends by itself, and is no deadlock), or any under

@@ -36,26 +36,24 @@ def _install():
             spec.loader.exec_module(importlib.util.module_from_spec(spec))
     except Exception:
         pass
-    if path:
-        _Shim(path, os.environ.pop("THREADLAB_PY_POLICY", "raise"))
+    if not path:
+        return
+    import _socket
 
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.connect(path)
+    if sys.version_info < (3, 8):
+        # threadlab says so in one line; the program does not run unobserved.
+        sock.sendall(("0 0 X %d.%d\n" % sys.version_info[:2]).encode())
+        os._exit(1)
+    import _thread
+    import threading
+    import time
 
-class _Shim:
-    def __init__(self, path, policy):
-        import _thread
-        import socket
-        import threading
-        import time
-
-        self.policy = policy
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.connect(path)
-        _wire(sock, _thread, threading, time, policy)
+    _wire(sock, _thread, threading, time, os.environ.pop("THREADLAB_PY_POLICY", "raise"))
 
 
 def _wire(sock, _thread, threading, time, policy):
-    import queue
-    import sysconfig
 
     mono = time.monotonic_ns
     ident = _thread.get_ident
@@ -66,10 +64,11 @@ def _wire(sock, _thread, threading, time, policy):
     in_barrier = {}
     state = {"dead": False, "next": 0, "names": {}}
     SLICE = 0.05
+    # The interpreter's library and installed packages: what they make is not the program's.
     lib = tuple(
         os.path.abspath(p) + os.sep
-        for p in {sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
-                  sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+        for p in [os.path.dirname(os.__file__)]
+        + [p for p in sys.path if "site-packages" in p or "dist-packages" in p]
     )
     script_dir = os.path.abspath(os.path.dirname(sys.argv[0] or ".")) + os.sep if sys.argv else ""
 
@@ -96,7 +95,7 @@ def _wire(sock, _thread, threading, time, policy):
                 state["dead"] = True
 
     def emit(text):
-        buf.append("%d %d %s\n" % (mono(), ident(), text))
+        buf.append(f"{mono()} {ident()} {text}\n")
         if len(buf) >= 256:
             flush()
 
@@ -108,9 +107,21 @@ def _wire(sock, _thread, threading, time, policy):
             f = f.f_back
         return f
 
+    sites = {}
+
+    def site_of(f):
+        """`file:line` of frame `f` (the first outside the shim), cached by the instruction
+        (`f_lineno` is computed from a table on each read: the cache saves it)."""
+        while f.f_code.co_filename == shim_file:
+            f = f.f_back
+        key = (f.f_code, f.f_lasti)
+        site = sites.get(key)
+        if site is None:
+            site = sites[key] = f"{os.path.basename(f.f_code.co_filename)}:{f.f_lineno}"
+        return site
+
     def where(depth):
-        f = outside(getframe(depth))
-        return "%s:%d" % (os.path.basename(f.f_code.co_filename), f.f_lineno)
+        return site_of(getframe(depth))
 
     def users(depth):
         """Whether the primitive being made is the program's own (not the library's)."""
@@ -120,23 +131,23 @@ def _wire(sock, _thread, threading, time, policy):
         name = os.path.abspath(name)
         return name.startswith(script_dir) or not name.startswith(lib)
 
+    unnamed = {}
+
     def new_id(kind, depth):
         if not users(depth + 1):
             return None
         state["next"] += 1
         pid = state["next"]
-        f = getframe(depth)
-        state["names"][pid] = (kind, "%s:%d" % (os.path.basename(f.f_code.co_filename), f.f_lineno))
+        unnamed[pid] = (kind, site_of(getframe(depth)))
         return pid
 
     def named(obj, pid, depth):
         """Tells threadlab the primitive's name the first time it is used: the variable that
         holds it where one can be found, else its kind and the line that made it."""
-        entry = state["names"].get(pid)
-        if isinstance(entry, tuple):
+        entry = unnamed.pop(pid, None)
+        if entry is not None:
             kind, made = entry
             name = find_name(obj, outside(getframe(depth + 1))) or "%s@%s" % (kind, made)
-            state["names"][pid] = name
             emit("N %d %s %s %s" % (pid, kind, made, name))
 
     def find_name(obj, frame):
@@ -178,7 +189,13 @@ def _wire(sock, _thread, threading, time, policy):
         me = ident()
         tmo = "-" if timeout is None else "%.3f" % (timeout * 1000)
         emit("W %d %s %s %s %s" % (pid, kind, by, tmo, site))
-        flush()
+        judged(me)
+        why = verdicts.pop(me, None)
+        if why is not None:
+            # Refused before it began: it would have closed a cycle.
+            emit("D refused")
+            flush()
+            raise DeadlockError(why) from None
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             left = SLICE
@@ -205,19 +222,52 @@ def _wire(sock, _thread, threading, time, policy):
             emit("K")
             flush()
 
+    def lines():
+        rest = b""
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            rest += chunk
+            *whole, rest = rest.split(b"\n")
+            for line in whole:
+                yield line.decode("utf-8", "replace")
+
+    answers = {}
+    awaiting = set()
+
+    def judged(me):
+        """Sends the wait just told and waits (at most a second) for threadlab's answer: `ok`,
+        or a refusal (then in `verdicts`). A wait that would close a cycle is refused before
+        the thread blocks at all."""
+        answer = answers.get(me)
+        if answer is None:
+            answer = answers[me] = _thread.allocate_lock()
+            answer.acquire()
+        awaiting.add(me)
+        flush()
+        if not state["dead"]:
+            answer.acquire(True, 1.0)
+        awaiting.discard(me)
+
     def reader():
-        f = sock.makefile("r", encoding="utf-8", errors="replace")
-        for line in f:
-            tid, _, why = line.rstrip("\n").partition(" ")
+        for line in lines():
+            tid, _, why = line.partition(" ")
             try:
                 tid = int(tid)
             except ValueError:
                 continue
-            why = why.replace("\\n", "\n")
-            verdicts[tid] = why
-            b = in_barrier.get(tid)
-            if b is not None:
-                b.abort()
+            if why != "ok":
+                verdicts[tid] = why.replace("\\n", "\n")
+                b = in_barrier.get(tid)
+                if b is not None:
+                    b.abort()
+            answer = answers.get(tid)
+            if tid in awaiting and answer is not None and answer.locked():
+                answer.release()
 
     # -- threads ---------------------------------------------------------------------------
     Thread = threading.Thread
@@ -262,31 +312,36 @@ def _wire(sock, _thread, threading, time, policy):
             self._lock = orig_Lock()
             self._pid = new_id("Lock", _depth + 1)
 
-        def _acquire(self, blocking, timeout, site):
+        def acquire(self, blocking=True, timeout=-1):
+            pid = self._pid
             if self._lock.acquire(False):
-                if self._pid is not None:
-                    named(self, self._pid, 2)
-                    emit("H %d %s" % (self._pid, site()))
+                # The uncontended path, kept short: one line for the hold.
+                if pid is not None:
+                    if pid in unnamed:
+                        named(self, pid, 1)
+                    buf.append(f"{mono()} {ident()} H {pid} {site_of(getframe(1))}\n")
+                    if len(buf) >= 256:
+                        flush()
                 return True
-            if not blocking or self._pid is None:
-                return self._lock.acquire(blocking, timeout) if blocking else False
-            named(self, self._pid, 2)
-            s = site()
+            if not blocking:
+                return False
+            if pid is None:
+                return self._lock.acquire(True, timeout)
+            named(self, pid, 1)
+            s = site_of(getframe(1))
             t = None if timeout is None or timeout < 0 else timeout
-            if wait(self._pid, "L", "-", t, lambda left: self._lock.acquire(True, left), s):
-                emit("H %d %s" % (self._pid, s))
+            if wait(pid, "L", "-", t, lambda left: self._lock.acquire(True, left), s):
+                emit(f"H {pid} {s}")
                 return True
             return False
 
-        def acquire(self, blocking=True, timeout=-1):
-            return self._acquire(blocking, timeout, lambda: where(4))
-
         def __enter__(self):
-            return self._acquire(True, -1, lambda: where(4))
+            return self.acquire()
 
         def release(self):
-            if self._pid is not None and self._lock.locked():
-                emit("R %d" % self._pid)
+            pid = self._pid
+            if pid is not None and self._lock.locked():
+                buf.append(f"{mono()} {ident()} R {pid}\n")
             self._lock.release()
 
         def __exit__(self, *exc):
@@ -568,92 +623,98 @@ def _wire(sock, _thread, threading, time, policy):
             return n
 
     # -- queues ----------------------------------------------------------------------------
-    OQueue = queue.Queue
+    def patch_queue(queue):
+        OQueue = queue.Queue
 
-    class Reported:
-        """What each reported queue adds to queue.Queue: its put, get, task_done, join told."""
+        class Reported:
+            """What each reported queue adds to queue.Queue: its put, get, task_done, join told."""
 
-        def __init__(self, maxsize=0, _depth=1):
-            self._tl_pid = new_id(type(self).__name__, _depth + 1)
-            OQueue.__init__(self, maxsize)
+            def __init__(self, maxsize=0, _depth=1):
+                self._tl_pid = new_id(type(self).__name__, _depth + 1)
+                OQueue.__init__(self, maxsize)
 
-        def put(self, item, block=True, timeout=None):
-            pid = self._tl_pid
-            if pid is None:
-                return OQueue.put(self, item, block, timeout)
-            named(self, pid, 1)
-            try:
-                OQueue.put(self, item, False)
-            except queue.Full:
-                if not block:
-                    raise
-                site = where(2)
+            def put(self, item, block=True, timeout=None):
+                pid = self._tl_pid
+                if pid is None:
+                    return OQueue.put(self, item, block, timeout)
+                if pid in unnamed:
+                    named(self, pid, 1)
+                try:
+                    OQueue.put(self, item, False)
+                except queue.Full:
+                    if not block:
+                        raise
+                    site = where(2)
+
+                    def attempt(t):
+                        try:
+                            OQueue.put(self, item, True, t)
+                            return True
+                        except queue.Full:
+                            return False
+
+                    if not wait(pid, "S", "get", timeout, attempt, site):
+                        raise
+                buf.append(f"{mono()} {ident()} S {pid} put\n")
+                if len(buf) >= 256:
+                    flush()
+
+            def get(self, block=True, timeout=None):
+                pid = self._tl_pid
+                if pid is None:
+                    return OQueue.get(self, block, timeout)
+                if pid in unnamed:
+                    named(self, pid, 1)
+                try:
+                    item = OQueue.get(self, False)
+                except queue.Empty:
+                    if not block:
+                        raise
+                    site = where(2)
+                    box = []
+
+                    def attempt(t):
+                        try:
+                            box.append(OQueue.get(self, True, t))
+                            return True
+                        except queue.Empty:
+                            return False
+
+                    if not wait(pid, "S", "put", timeout, attempt, site):
+                        raise
+                    item = box[0]
+                buf.append(f"{mono()} {ident()} S {pid} get\n")
+                if len(buf) >= 256:
+                    flush()
+                return item
+
+            def task_done(self):
+                if self._tl_pid is not None:
+                    emit("S %d task_done" % self._tl_pid)
+                OQueue.task_done(self)
+
+            def join(self):
+                pid = self._tl_pid
+                if pid is None or not self.unfinished_tasks:
+                    return OQueue.join(self)
+                named(self, pid, 1)
 
                 def attempt(t):
-                    try:
-                        OQueue.put(self, item, True, t)
-                        return True
-                    except queue.Full:
-                        return False
+                    with self.all_tasks_done:
+                        if self.unfinished_tasks:
+                            self.all_tasks_done.wait(t)
+                        return not self.unfinished_tasks
 
-                if not wait(pid, "S", "get", timeout, attempt, site):
-                    raise
-            emit("S %d put" % pid)
+                wait(pid, "S", "task_done", None, attempt, where(2))
 
-        def get(self, block=True, timeout=None):
-            pid = self._tl_pid
-            if pid is None:
-                return OQueue.get(self, block, timeout)
-            named(self, pid, 1)
-            try:
-                item = OQueue.get(self, False)
-            except queue.Empty:
-                if not block:
-                    raise
-                site = where(2)
-                box = []
-
-                def attempt(t):
-                    try:
-                        box.append(OQueue.get(self, True, t))
-                        return True
-                    except queue.Empty:
-                        return False
-
-                if not wait(pid, "S", "put", timeout, attempt, site):
-                    raise
-                item = box[0]
-            emit("S %d get" % pid)
-            return item
-
-        def task_done(self):
-            if self._tl_pid is not None:
-                emit("S %d task_done" % self._tl_pid)
-            OQueue.task_done(self)
-
-        def join(self):
-            pid = self._tl_pid
-            if pid is None or not self.unfinished_tasks:
-                return OQueue.join(self)
-            named(self, pid, 1)
-
-            def attempt(t):
-                with self.all_tasks_done:
-                    if self.unfinished_tasks:
-                        self.all_tasks_done.wait(t)
-                    return not self.unfinished_tasks
-
-            wait(pid, "S", "task_done", None, attempt, where(2))
-
-    # Each reported queue is still an instance of the reported queue.Queue.
-    RQueue = type("Queue", (Reported, OQueue), {"__module__": "queue"})
-    RLifo = type("LifoQueue", (queue.LifoQueue, RQueue), {"__module__": "queue"})
-    RPrio = type("PriorityQueue", (queue.PriorityQueue, RQueue), {"__module__": "queue"})
+        # Each reported queue is still an instance of the reported queue.Queue.
+        RQueue = type("Queue", (Reported, OQueue), {"__module__": "queue"})
+        RLifo = type("LifoQueue", (queue.LifoQueue, RQueue), {"__module__": "queue"})
+        RPrio = type("PriorityQueue", (queue.PriorityQueue, RQueue), {"__module__": "queue"})
+        queue.Queue, queue.LifoQueue, queue.PriorityQueue = RQueue, RLifo, RPrio
 
     # -- futures ---------------------------------------------------------------------------
-    def wrap_futures():
-        from concurrent.futures import _base
-
+    def wrap_futures(_base):
         F = _base.Future
         orig_result, orig_set, orig_exc = F.result, F.set_result, F.set_exception
 
@@ -662,7 +723,6 @@ def _wire(sock, _thread, threading, time, policy):
             if pid is None:
                 state["next"] += 1
                 pid = fut._tl_pid = state["next"]
-                state["names"][pid] = "future-%d" % pid
                 emit("N %d Future - future-%d" % (pid, pid))
             return pid
 
@@ -712,18 +772,44 @@ def _wire(sock, _thread, threading, time, policy):
         before=lambda: emit("P a child process (fork) runs unobserved"),
         after_in_child=forked_child,
     )
-    try:
-        import subprocess
 
-        orig_popen = subprocess.Popen.__init__
-
-        def popen(self, *a, **k):
+    def audit(event, args):
+        if event == "subprocess.Popen" or event == "os.posix_spawn":
             emit("P a child process (subprocess) runs unobserved")
-            return orig_popen(self, *a, **k)
 
-        subprocess.Popen.__init__ = popen
-    except ImportError:
-        pass
+    sys.addaudithook(audit)
+
+    # queue and concurrent.futures are wrapped when the program imports them (not before:
+    # a program without them starts as fast as under plain python3).
+    patches = {"queue": patch_queue, "concurrent.futures._base": wrap_futures}
+
+    class Later:
+        """A finder that lets the others load a module, then patches it."""
+
+        def find_spec(self, name, path=None, target=None):
+            patch = patches.get(name)
+            if patch is None:
+                return None
+            for finder in sys.meta_path:
+                find = getattr(finder, "find_spec", None)
+                if finder is self or find is None:
+                    continue
+                spec = find(name, path, target)
+                if spec is not None:
+                    break
+            else:
+                return None
+            loader = spec.loader
+            if loader is None or isinstance(loader, type):
+                return None
+            plain = loader.exec_module
+
+            def exec_module(module):
+                plain(module)
+                patch(module)
+
+            loader.exec_module = exec_module
+            return spec
 
     threading.Lock = lock_factory
     threading.RLock = rlock_factory
@@ -733,8 +819,10 @@ def _wire(sock, _thread, threading, time, policy):
     threading.Event = Event
     threading.Barrier = Barrier
     threading._shutdown = _shutdown
-    queue.Queue, queue.LifoQueue, queue.PriorityQueue = RQueue, RLifo, RPrio
-    wrap_futures()
+    for name, patch in patches.items():
+        if name in sys.modules:
+            patch(sys.modules[name])
+    sys.meta_path.insert(0, Later())
 
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     emit("I %d %s %s" % (1 if gil else 0, sys.getswitchinterval(), sys.version.split()[0]))

@@ -17,6 +17,7 @@
 //! | `D` | `how` | this thread's wait ended: `ok`, `timeout`, `refused`, `gave-up` |
 //! | `S` | `pid what` | this thread signalled `pid`: `put`, `get`, `set`, `notify`, `task_done`, `arrive`, `done` |
 //! | `P` | `text…` | a note for the report (a child process, a patched `threading`) |
+//! | `X` | `version` | the interpreter is older than 3.8: the shim ended the program |
 //!
 //! The reply, threadlab to Python, is one line per refused wait: `<thread ident> <why>`, with
 //! newlines in `why` written `\n`.
@@ -84,6 +85,8 @@ pub enum Op {
     Signals { pid: u64, what: &'static str },
     /// A note.
     Note(String),
+    /// The interpreter is too old; the shim ended the program.
+    TooOld(String),
 }
 
 /// How a wait ended, as the program saw it.
@@ -177,6 +180,7 @@ pub fn parse(line: &str) -> Option<Line> {
             }
         }
         "P" => Op::Note(rest.to_string()),
+        "X" => Op::TooOld(rest.to_string()),
         _ => return None,
     };
     Some(Line { at_ns, tid, op })
@@ -265,6 +269,7 @@ mod tests {
         );
         assert_eq!(parse("1 7 D timeout").unwrap().op, Op::Done(Ended::Timeout));
         assert_eq!(parse("1 7 K").unwrap().op, Op::Looked);
+        assert_eq!(parse("0 0 X 3.7").unwrap().op, Op::TooOld("3.7".into()));
         assert_eq!(
             parse("1 7 E 1500").unwrap().op,
             Op::Ended {

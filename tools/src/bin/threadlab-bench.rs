@@ -24,9 +24,88 @@ fn main() -> anyhow::Result<()> {
     if wanted("sched") {
         sched_rate();
     }
+    if wanted("py") {
+        py_figures()?;
+    }
     // Last: its recording lab asks for pictures, which the process then records everywhere.
     if wanted("recording") {
         recording_cost();
+    }
+    Ok(())
+}
+
+/// `threadlab py`: the shim's cost per operation (demos/python/bench_ops.py prints it), and
+/// the wall time of each classic that ends by itself, plain python3 beside `threadlab py`,
+/// interleaved, median of 5.
+fn py_figures() -> anyhow::Result<()> {
+    use std::process::{Command, Stdio};
+    let exe = std::env::current_exe()?.with_file_name("threadlab");
+    anyhow::ensure!(
+        exe.exists(),
+        "build the threadlab binary first (cargo build --release)"
+    );
+    if Command::new("python3").arg("-V").output().is_err() {
+        println!("\npy: no python3 here: skipped");
+        return Ok(());
+    }
+    let ops = |under: bool| -> String {
+        let out = if under {
+            Command::new(&exe)
+                .args(["-q", "py", "demos/python/bench_ops.py"])
+                .output()
+        } else {
+            Command::new("python3")
+                .arg("demos/python/bench_ops.py")
+                .output()
+        };
+        out.map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default()
+    };
+    println!("\npy: cost per operation (100 000 uncontended pairs), 3 runs each, interleaved");
+    for _ in 0..3 {
+        println!("  plain python3:  {}", ops(false));
+        println!("  threadlab py:   {}", ops(true));
+    }
+    println!("\npy: wall time of each classic, median of 5 (interleaved)");
+    println!(
+        "  {:<22} {:>10} {:>14} {:>7}",
+        "program", "python3", "threadlab py", "ratio"
+    );
+    for name in threadlab::py::CLASSICS_THAT_END {
+        let path = format!("demos/python/{name}.py");
+        let (mut plain, mut under) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let t = std::time::Instant::now();
+            Command::new("python3")
+                .arg(&path)
+                .stdout(Stdio::null())
+                .status()?;
+            plain.push(t.elapsed().as_secs_f64());
+            let t = std::time::Instant::now();
+            Command::new(&exe)
+                .args(["-q", "py", &path])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()?;
+            under.push(t.elapsed().as_secs_f64());
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        let (p, u) = (median(&mut plain), median(&mut under));
+        println!(
+            "  {name:<22} {:>8.0} ms {:>12.0} ms {:>6.2}×",
+            p * 1e3,
+            u * 1e3,
+            u / p
+        );
     }
     Ok(())
 }
