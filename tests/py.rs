@@ -336,6 +336,10 @@ fn verbose_narrates_each_wait_and_hold_with_pythons_thread_names() {
             || out.contains("(Teller-1  ) waiting for 'a.lock'"),
         "{out}"
     );
+    // The program's own line comes after the narrative of every event before it.
+    let balances = out.find("balances:").expect("the program printed");
+    let last_release = out.rfind("released 'a.lock'").unwrap();
+    assert!(last_release < balances, "{out}");
     // Times never go backwards.
     let times: Vec<f64> = out
         .lines()
@@ -430,4 +434,91 @@ fn cpu_bound_threads_take_turns_under_the_gil() {
         assert!(cores < 1.3, "{cores}");
     }
     assert!(r["python_threads"].as_array().unwrap().len() >= 3);
+}
+
+#[test]
+fn sigterm_reaches_the_program_and_the_partial_report_is_printed() {
+    let pidfile = std::env::temp_dir().join(format!("threadlab-py-term-{}", std::process::id()));
+    let path = script(
+        "term.py",
+        &format!(
+            "import os, threading, time\nopen({:?}, 'w').write(str(os.getpid()))\n\
+             def spin():\n    while True:\n        time.sleep(0.01)\n\
+             threading.Thread(target=spin, daemon=True, name='Spinner').start()\n\
+             print('ready', flush=True)\nwhile True:\n    time.sleep(0.05)\n",
+            pidfile.to_string_lossy()
+        ),
+    );
+    let mut run = common::Spawned::start(&["--json", "py", &path]);
+    run.wait_for("ready", std::time::Duration::from_secs(20));
+    run.signal(libc::SIGTERM);
+    let (status, stdout, _, _) = run.finish(std::time::Duration::from_secs(20));
+    assert_eq!(status.code(), Some(143));
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(r["interrupted"], true);
+    assert!(
+        strings(&Value::Array(
+            r["threads"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].clone())
+                .collect()
+        ))
+        .contains(&"Spinner".to_string())
+    );
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "python {pid} left"
+    );
+}
+
+#[test]
+fn a_closed_pipe_ends_both_quietly_and_leaves_no_python_behind() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let path = script(
+        "piped_forever.py",
+        "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.01)\n",
+    );
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} py {path} | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
+            bin.display()
+        ))
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(stdout.contains("rc=141"), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let left = Command::new("pgrep").args(["-f", &path]).output().unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
+#[test]
+fn child_processes_and_an_interpreter_without_the_shim_are_said_so() {
+    let path = script(
+        "child.py",
+        "import subprocess\nsubprocess.run(['true'])\nprint('ran')\n",
+    );
+    let (run, r) = py_json(&[&path]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let notes = r["notes"].to_string();
+    assert!(
+        notes.contains("a child process (subprocess) runs unobserved"),
+        "{notes}"
+    );
+    // Not a Python at all: it runs, threadlab says nothing was observed, the status passes.
+    let run = threadlab(&["-q", "py", "--python", "/bin/true", &demo("thread_basics")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("ran unobserved"), "{}", run.stdout);
 }

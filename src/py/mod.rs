@@ -300,12 +300,15 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
                         args.python
                     );
                 }
+                let mut seen = seen;
                 if !seen.connected {
-                    warn!(
-                        "py: the program ran unobserved: threadlab's shim never reported (is {} \
+                    let why = format!(
+                        "the program ran unobserved: threadlab's shim never reported (is {} \
                          Python 3.8 or newer?)",
                         args.python
                     );
+                    warn!("py: {why}");
+                    seen.notes.push(why);
                 }
                 let end = lock(&done).unwrap_or(End::Stopped);
                 Ok(report(args, lab, &seen, end))
@@ -378,6 +381,11 @@ fn spawn(args: &Args, lab: &Lab, private: &Private) -> anyhow::Result<Child> {
                 .as_str()
                 .unwrap_or("raise"),
         );
+    // With -v the narrative tells every event: the program's writes wait for the lines of
+    // the events before them, so the screen keeps the order things happened in.
+    if lab.output().verbose && !lab.output().json {
+        cmd.env("THREADLAB_PY_SYNC", "1");
+    }
     // With --json the report owns stdout: the program's output goes to stderr.
     if lab.output().json {
         cmd.stdout(std::io::stderr());

@@ -8,7 +8,8 @@
 #
 # Every blocking call waits in slices (a lock's acquire, a get, a wait, a join), so that a
 # wait threadlab finds hopeless can raise `threadlab.DeadlockError` in the thread that made
-# it. Between slices a Condition's waiter holds its lock, so no notify is ever missed.
+# it. Each slice waits on what lasts between slices (the lock, the queue's items, the event's
+# flag, a Condition's waiter lock), so no release, item or notify is ever missed.
 # Primitives made by the standard library itself (a Queue's own lock, a Thread's own Event)
 # are left plain: only the program's own are reported.
 import os
@@ -62,7 +63,7 @@ def _wire(sock, _thread, threading, time, policy):
     send_lock = _thread.allocate_lock()
     verdicts = {}
     in_barrier = {}
-    state = {"dead": False, "next": 0, "names": {}}
+    state = {"dead": False, "next": 0, "unsynced": False}
     SLICE = 0.05
     # The interpreter's library and installed packages: what they make is not the program's.
     lib = tuple(
@@ -89,6 +90,7 @@ def _wire(sock, _thread, threading, time, policy):
                 return
             data = "".join(buf[:n])
             del buf[:n]
+            state["unsynced"] = True
             try:
                 sock.sendall(data.encode("utf-8", "replace"))
             except OSError:
@@ -218,9 +220,14 @@ def _wire(sock, _thread, threading, time, policy):
             if deadline is not None and time.monotonic() >= deadline:
                 emit("D timeout")
                 return False
-            # Still blocked, having looked: a signal before now was not for this thread.
+            # Still blocked, having looked: a signal before now was not for this thread. Told
+            # first, then looked at once more: a signal that came as the slice ran out is
+            # taken now, and one after the look comes after it in the stream.
             emit("K")
             flush()
+            if attempt(0):
+                emit("D ok")
+                return True
 
     def lines():
         rest = b""
@@ -268,6 +275,34 @@ def _wire(sock, _thread, threading, time, policy):
             answer = answers.get(tid)
             if tid in awaiting and answer is not None and answer.locked():
                 answer.release()
+
+    class Synced:
+        """sys.stdout or sys.stderr, each write held until threadlab has told every event
+        before it (with -v): the narrative and the program's output in the order they
+        happened."""
+
+        def __init__(self, inner):
+            self._inner = inner
+
+        def write(self, text):
+            if (buf or state["unsynced"]) and not state["dead"]:
+                emit("Y")
+                judged(ident())
+                state["unsynced"] = False
+            return self._inner.write(text)
+
+        def __getattr__(self, name):
+            return getattr(self._inner, name)
+
+    if os.environ.pop("THREADLAB_PY_SYNC", None) == "1":
+        for stream in ("stdout", "stderr"):
+            inner = getattr(sys, stream)
+            if inner is not None:
+                try:
+                    inner.reconfigure(line_buffering=True)
+                except (AttributeError, ValueError):
+                    pass
+                setattr(sys, stream, Synced(inner))
 
     # -- threads ---------------------------------------------------------------------------
     Thread = threading.Thread
@@ -493,13 +528,26 @@ def _wire(sock, _thread, threading, time, policy):
                 raise RuntimeError("cannot wait on un-acquired lock")
             named(self, pid, 1)
             site = where(2)
-            sup = OCondition.wait
+            # CPython's own wait, in slices on one waiter lock: a notify releases it whenever
+            # it comes, between slices too, so none is ever missed.
+            waiter = _thread.allocate_lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
             lpid = getattr(self._tl_lock, "_pid", None)
             if lpid is not None:
                 emit("R %d" % lpid)
+            saved = self._release_save()
+            got = False
             try:
-                return wait(pid, "S", "notify", timeout, lambda t: sup(self, t), site)
+                got = wait(pid, "S", "notify", timeout, lambda t: waiter.acquire(True, t), site)
+                return got
             finally:
+                self._acquire_restore(saved)
+                if not got:
+                    try:
+                        self._waiters.remove(waiter)
+                    except ValueError:
+                        pass
                 if lpid is not None:
                     emit("H %d %s" % (lpid, site))
 

@@ -17,6 +17,7 @@
 //! | `D` | `how` | this thread's wait ended: `ok`, `timeout`, `refused`, `gave-up` |
 //! | `S` | `pid what` | this thread signalled `pid`: `put`, `get`, `set`, `notify`, `task_done`, `arrive`, `done` |
 //! | `P` | `text…` | a note for the report (a child process, a patched `threading`) |
+//! | `Y` | | the program is about to write to stdout or stderr (with `-v`): answered `ok` once every event before it is told |
 //! | `X` | `version` | the interpreter is older than 3.8: the shim ended the program |
 //!
 //! The reply, threadlab to Python, is one line per refused wait: `<thread ident> <why>`, with
@@ -87,6 +88,8 @@ pub enum Op {
     Note(String),
     /// The interpreter is too old; the shim ended the program.
     TooOld(String),
+    /// The program is about to write: tell what came before, then answer.
+    Sync,
 }
 
 /// How a wait ended, as the program saw it.
@@ -181,6 +184,7 @@ pub fn parse(line: &str) -> Option<Line> {
         }
         "P" => Op::Note(rest.to_string()),
         "X" => Op::TooOld(rest.to_string()),
+        "Y" => Op::Sync,
         _ => return None,
     };
     Some(Line { at_ns, tid, op })
@@ -270,6 +274,7 @@ mod tests {
         assert_eq!(parse("1 7 D timeout").unwrap().op, Op::Done(Ended::Timeout));
         assert_eq!(parse("1 7 K").unwrap().op, Op::Looked);
         assert_eq!(parse("0 0 X 3.7").unwrap().op, Op::TooOld("3.7".into()));
+        assert_eq!(parse("1 7 Y").unwrap().op, Op::Sync);
         assert_eq!(
             parse("1 7 E 1500").unwrap().op,
             Op::Ended {
