@@ -607,19 +607,7 @@ fn the_tour_shows_a_card_per_lesson_and_runs_them_in_order_one_key_apart() {
 /// a panic; `explain all` without --html says what `all` goes with.
 #[test]
 fn the_tour_on_a_closed_pipe_ends_quietly() {
-    let bin = assert_cmd::cargo::cargo_bin("threadlab");
-    let out = std::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "{} tour --only race --pace 0.02 | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
-            bin.display()
-        ))
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (stdout, stderr) = piped_to_head("tour --only race --pace 0.02");
     assert!(stdout.contains("rc=141"), "{stdout}\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert_usage_error(&["explain", "all"], "`all` goes with --html");

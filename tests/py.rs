@@ -476,26 +476,26 @@ fn sigterm_reaches_the_program_and_the_partial_report_is_printed() {
 
 #[test]
 fn a_closed_pipe_ends_both_quietly_and_leaves_no_python_behind() {
-    let bin = assert_cmd::cargo::cargo_bin("threadlab");
     let path = script(
         "piped_forever.py",
         "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.01)\n",
     );
-    let out = Command::new("bash")
-        .arg("-c")
-        .arg(format!(
-            "{} py {path} | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
-            bin.display()
-        ))
-        .output()
-        .unwrap();
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
+    let (stdout, stderr) = common::piped_to_head(&format!("py {path}"));
     assert!(stdout.contains("rc=141"), "{stdout}\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The kernel ends the program with threadlab (PR_SET_PDEATHSIG): give it a moment.
+    let gone = || {
+        Command::new("pgrep")
+            .args(["-f", &path])
+            .output()
+            .is_ok_and(|o| o.stdout.is_empty())
+    };
+    for _ in 0..50 {
+        if gone() {
+            break;
+        }
+        let _ = Command::new("sleep").arg("0.01").status();
+    }
     let left = Command::new("pgrep").args(["-f", &path]).output().unwrap();
     assert!(
         left.stdout.is_empty(),

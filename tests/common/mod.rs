@@ -428,3 +428,21 @@ impl Drop for Tmux {
         self.tmux(&["kill-session", "-t", &self.0]);
     }
 }
+
+/// `threadlab ARGS | head -1`, as a shell runs it: the shell's stdout (with `rc=N`, the
+/// status threadlab ended with) and stderr.
+pub fn piped_to_head(args: &str) -> (String, String) {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "{} {args} | head -1; echo \"rc=${{PIPESTATUS[0]}}\"",
+            bin.display()
+        ))
+        .output()
+        .unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
