@@ -28,6 +28,8 @@
 //! - [`demos`]: one module per demo, and the registry that lists each demo once.
 //! - [`explain`]: `threadlab explain`, a page rendered for the terminal or as a handout.
 //! - [`tour`]: `threadlab tour`, the lessons in order with a title card each, for a class.
+//! - [`py`]: `threadlab py`, a Python program's threading operations reported by a shim and
+//!   played into the same runtime by stand-in threads (its wire format, intake, stand-ins).
 
 // `std::thread::sleep` is denied in the demos only (clippy.toml): there every duration is
 // the lab's, scaled by --pace, interruptible and recorded.
@@ -310,6 +312,11 @@ fn run_lab(
     // The lab's accounting is taken before a scheduled run ends: in its virtual time.
     let result = job(&lab).map(|mut report| {
         lab.finish(&mut report);
+        if !banner {
+            // A Python program's run: the lab's seed and pace played no part in it.
+            report.params.remove("seed");
+            report.params.remove("pace");
+        }
         report
     });
     let summary = session.map(lab::sched::Session::end);

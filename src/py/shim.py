@@ -55,6 +55,7 @@ def _install():
 
 
 def _wire(sock, _thread, threading, time, policy):
+    import types
 
     mono = time.monotonic_ns
     ident = _thread.get_ident
@@ -811,6 +812,39 @@ def _wire(sock, _thread, threading, time, policy):
         emit("E %d" % (time.thread_time_ns() - main_cpu0))
         flush()
         orig_shutdown()
+
+    # A traceback shows the program's frames, never the shim's (the wrapped acquire, get…).
+    def program_frames(tb):
+        kept = []
+        while tb is not None:
+            if tb.tb_frame.f_code.co_filename != shim_file:
+                kept.append(tb)
+            tb = tb.tb_next
+        rebuilt = None
+        for t in reversed(kept):
+            rebuilt = types.TracebackType(rebuilt, t.tb_frame, t.tb_lasti, t.tb_lineno)
+        return rebuilt
+
+    orig_excepthook = sys.excepthook
+    orig_thread_hook = threading.excepthook
+
+    def shown(value, tb):
+        tb = program_frames(tb)
+        if value is not None:
+            # The printer reads the exception's own traceback.
+            value = value.with_traceback(tb)
+        return value, tb
+
+    def excepthook(kind, value, tb):
+        value, tb = shown(value, tb)
+        orig_excepthook(kind, value, tb)
+
+    def thread_hook(args):
+        value, tb = shown(args.exc_value, args.exc_traceback)
+        orig_thread_hook(type(args)((args.exc_type, value, tb, args.thread)))
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_hook
 
     def forked_child():
         state["dead"] = True

@@ -272,17 +272,17 @@ impl Exporter for Summary {
             write_table(table, out)?;
             writeln!(out)?;
         }
+        // A run with no seed of the lab's (`threadlab py`) says none.
         let seed = report
             .params
             .get("seed")
-            .map(|s| s.to_string())
+            .map(|s| format!(" · seed {s}"))
             .unwrap_or_default();
         writeln!(
             out,
-            " {}: wall {} · seed {}",
+            " {}: wall {}{seed}",
             report.demo,
             crate::lab::units::duration(std::time::Duration::from_secs_f64(report.wall_ms / 1e3)),
-            seed
         )?;
         let (checks, folded) = self.checks_shown(report);
         for check in &checks {
