@@ -169,6 +169,28 @@ fn stop_ends_the_program_with_status_3_and_observe_leaves_it_to_the_timeout() {
     let d = deadlocks(&r);
     assert_eq!(d.len(), 1, "{r}");
     assert_eq!(d[0]["victim"], Value::Null, "observed, nobody refused");
+
+    // A stall observed: told, nobody refused, and the program hangs on to the timeout.
+    let (run, r) = py_json(&[
+        "--on-deadlock",
+        "observe",
+        "--timeout",
+        "2",
+        &demo("lonely_consumer"),
+    ]);
+    assert_eq!(run.code, 124, "{}", run.stderr);
+    let d = deadlocks(&r);
+    assert_eq!(d.len(), 1, "{r}");
+    assert_eq!(
+        (&d[0]["kind"], &d[0]["victim"]),
+        (&Value::from("stall"), &Value::Null)
+    );
+    assert!(
+        run.stderr.contains("told, not refused (observed)"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("DeadlockError"), "{}", run.stderr);
 }
 
 #[test]

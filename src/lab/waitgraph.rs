@@ -611,6 +611,9 @@ impl WaitGraph {
             *seen = Some(g.generation);
             return None;
         }
+        // A stand-in's program decides for itself under Observe (`threadlab py --on-deadlock
+        // observe`): its thread waits on, nobody is refused; only the stand-in's wait ends.
+        let observed = reported && *crate::sync::lock(&self.policy) == Policy::Observe;
         let name = |t: &ThreadId| g.threads.get(t).cloned().unwrap_or_default();
         // The victim first, then the others in the order the lab knows them.
         let mut order = vec![me];
@@ -633,15 +636,20 @@ impl WaitGraph {
                 })
                 .collect(),
             threads: order.iter().map(name).collect(),
-            victim: Some(name(&me)),
+            victim: (!observed).then(|| name(&me)),
             at_ms: super::units::ms(g.changed_at.saturating_duration_since(self.start)),
             detect_us: now.saturating_duration_since(g.changed_at).as_secs_f64() * 1e6,
             finished: g.finished.iter().map(|(_, n)| n.clone()).collect(),
         };
         drop(g);
         tracing::warn!(
-            "deadlock without a lock: {} threads stuck; this wait is refused (the victim)",
-            stall.threads.len()
+            "deadlock without a lock: {} threads stuck; {}",
+            stall.threads.len(),
+            if observed {
+                "told, not refused (observed)"
+            } else {
+                "this wait is refused (the victim)"
+            }
         );
         for line in stall.story() {
             tracing::warn!("  {line}");

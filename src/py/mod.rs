@@ -420,6 +420,7 @@ fn watch<'j>(
     move || {
         let began = Instant::now();
         let mut forwarded: Option<Instant> = None;
+        let mut heard: Option<Instant> = None;
         loop {
             let mut c = lock(&child);
             if let Ok(Some(status)) = c.0.try_wait() {
@@ -438,8 +439,12 @@ fn watch<'j>(
                 return kill(&mut c, End::TimedOut);
             }
             if let Some(sig) = crate::lab::signals::exit_code().map(|c| c - 128) {
+                // A Ctrl-C at a terminal reaches the program too (one process group): it is
+                // passed on only if the program is still running 0.2 s later (a signal sent
+                // to threadlab alone), and the program is ended 2 s after that.
+                let since = *heard.get_or_insert_with(Instant::now);
                 match forwarded {
-                    None => {
+                    None if since.elapsed() > Duration::from_millis(200) => {
                         // SAFETY: kill(2) on our own child's pid.
                         unsafe { libc::kill(c.0.id() as i32, sig) };
                         forwarded = Some(Instant::now());

@@ -311,12 +311,13 @@ def _wire(sock, _thread, threading, time, policy):
     orig_join = Thread.join
 
     def _bootstrap_inner(self):
+        cpu0 = time.thread_time_ns()
         emit("T %d %s" % (1 if self.daemon else 0, self.name))
         flush()
         try:
             orig_inner(self)
         finally:
-            emit("E %d" % time.thread_time_ns())
+            emit("E %d" % (time.thread_time_ns() - cpu0))
             flush()
 
     def join(self, timeout=None):
