@@ -75,6 +75,12 @@ fn the_classic_programs_print_what_plain_python_prints() {
             run.stdout.contains("deadlocks and stalls that formed"),
             "{name}"
         );
+        // Every wait was answered before the thread blocked (none waited out the second).
+        assert!(
+            !run.stdout.contains("did not answer"),
+            "{name}: {}",
+            run.stdout
+        );
     }
 }
 

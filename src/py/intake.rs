@@ -361,8 +361,13 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
             Kind::Signal(by) => WaitFor::Signal(by),
             Kind::Join => match self.threads.get(&pid) {
                 Some(target) => WaitFor::Join(target.id),
-                // Joining a thread already over, or one the shim never saw: no wait.
-                None => return Ok(()),
+                // Joining a thread already over (it said so just before it stopped), or one
+                // the shim never saw: no wait to register; the program goes on at once.
+                None => {
+                    self.send_pending();
+                    self.judge.answer_ok(tid);
+                    return Ok(());
+                }
             },
         };
         let probe = match kind {
@@ -378,14 +383,15 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
 
     /// Sends a batch ending in a wait: answered once the wait is registered, or refused.
     fn send_pending_wait(&mut self, tid: u64, at: u64, timeout: Option<Duration>) {
+        // Whatever happens, the program's thread hears back (it waits for the answer).
         let Some((t, plays)) = self.pending.take() else {
-            return;
+            return self.judge.answer_ok(tid);
         };
         let Some(st) = self.threads.get(&t) else {
-            return;
+            return self.judge.answer_ok(tid);
         };
         if st.plays.send(plays).is_err() {
-            return;
+            return self.judge.answer_ok(tid);
         }
         // A wait refused at once was judged by its stand-in (the victim tells it, and under
         // `raise` answers the program); any other wait is answered `ok`: the program's thread

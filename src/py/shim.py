@@ -257,8 +257,8 @@ def _wire(sock, _thread, threading, time, policy):
             answer.acquire()
         awaiting.add(me)
         flush()
-        if not state["dead"]:
-            answer.acquire(True, 1.0)
+        if not state["dead"] and not answer.acquire(True, 1.0):
+            emit("P threadlab did not answer a wait within a second: the program went on")
         awaiting.discard(me)
 
     def reader():
