@@ -156,6 +156,26 @@ fn a_consumer_nobody_will_feed_is_a_stall_named_at_its_get() {
 }
 
 #[test]
+fn a_pool_task_waiting_for_a_task_queued_behind_it_is_a_stall() {
+    let (run, r) = py_json(&[&demo("pool_deadlock")]);
+    let d = deadlocks(&r);
+    assert!(!d.is_empty(), "{r}");
+    assert_eq!(d[0]["kind"], "stall");
+    let mut threads = strings(&d[0]["threads"]);
+    threads.sort();
+    assert_eq!(threads, ["MainThread", "Worker_0"]);
+    assert!(run.stderr.contains("waits for 'future-"), "{}", run.stderr);
+    assert!(run.stderr.contains("pool_deadlock.py:14"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("threadlab.DeadlockError"),
+        "{}",
+        run.stderr
+    );
+    // The program ends (with the uncaught error's status) instead of hanging.
+    assert_eq!(run.code, 1, "{}", run.stderr);
+}
+
+#[test]
 fn stop_ends_the_program_with_status_3_and_observe_leaves_it_to_the_timeout() {
     let (run, r) = py_json(&["--on-deadlock", "stop", &demo("bank_deadlock")]);
     assert_eq!(run.code, 3, "{}", run.stderr);

@@ -601,7 +601,6 @@ impl WaitGraph {
         if let Some(w) = g.waits.get_mut(&me).filter(|_| !reported) {
             w.since = now;
         }
-        let g = g;
         let stuck = stalled(&g);
         if !stuck.contains(&me) {
             *seen = None;
@@ -641,6 +640,9 @@ impl WaitGraph {
             detect_us: now.saturating_duration_since(g.changed_at).as_secs_f64() * 1e6,
             finished: g.finished.iter().map(|(_, n)| n.clone()).collect(),
         };
+        // A change: another thread of the same stall, checking in this same slice, looks
+        // again a slice later, when this victim's wait has ended. One victim per stall.
+        g.touch();
         drop(g);
         tracing::warn!(
             "deadlock without a lock: {} threads stuck; {}",

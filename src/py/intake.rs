@@ -113,6 +113,14 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
 
     fn event(&mut self, ev: Line) -> anyhow::Result<()> {
         let at = self.at(ev.at_ns);
+        // The main thread ended its program (the interpreter's shutdown runs on after): what
+        // it does then is the interpreter's (joining a pool's workers), not the program's.
+        if self.main_ended && Some(ev.tid) == self.main_tid {
+            if matches!(ev.op, Op::Waits { .. }) {
+                self.judge.answer_ok(ev.tid);
+            }
+            return Ok(());
+        }
         let tid = ev.tid;
         match ev.op {
             Op::Interpreter {

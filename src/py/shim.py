@@ -802,6 +802,21 @@ def _wire(sock, _thread, threading, time, policy):
 
         F.result, F.set_result, F.set_exception = result, set_result, set_exception
 
+        # as_completed() and wait() block on their waiter's Event, which the library makes
+        # for itself: that one is made a reported Event, named for the call.
+        waiter_init = _base._Waiter.__init__
+
+        def init_waiter(self):
+            waiter_init(self)
+            ev = Event()
+            state["next"] += 1
+            pid = ev._tl_pid = state["next"]
+            call = "as_completed" if isinstance(self, _base._AsCompletedWaiter) else "wait"
+            emit("N %d Event - futures.%s" % (pid, call))
+            self.event = ev
+
+        _base._Waiter.__init__ = init_waiter
+
     # -- the program's end, child processes --------------------------------------------------
     orig_shutdown = threading._shutdown
 
