@@ -99,25 +99,33 @@ const SETTLE: Duration = Duration::from_secs(1);
 /// Whether the OS lists thread `tid`, waiting up to a second for it to be `listed` (a
 /// thread's entry lingers a moment after `join` returns; one being created appears at once).
 fn os_lists_settled(tid: i64, listed: bool) -> Option<bool> {
-    let deadline = crate::lab::now() + SETTLE;
-    loop {
+    settled(|| {
         let now = os_threads()?.iter().any(|(t, _)| *t == tid);
-        if now == listed || crate::lab::now() >= deadline {
-            return Some(now);
-        }
-        crate::lab::pause(Duration::from_millis(1));
-    }
+        Some((now, now == listed))
+    })
 }
 
 /// The OS's count of this process's threads, waiting up to a second for it to reach `want`.
 fn os_count_settled(want: usize) -> Option<usize> {
-    let deadline = crate::lab::now() + SETTLE;
-    loop {
+    settled(|| {
         let n = os_threads()?.len();
-        if n == want || crate::lab::now() >= deadline {
-            return Some(n);
+        Some((n, n == want))
+    })
+}
+
+/// Looks at the OS (`look` gives what it saw and whether that is what was expected) every
+/// millisecond until it is, or [`SETTLE`] has passed. The OS's own time, not the lab's: how
+/// long the kernel takes to drop a thread is no step of the demo, so a scheduled run's
+/// virtual clock (and its replay) does not depend on it.
+#[allow(clippy::disallowed_methods)]
+fn settled<T>(mut look: impl FnMut() -> Option<(T, bool)>) -> Option<T> {
+    let deadline = std::time::Instant::now() + SETTLE;
+    loop {
+        let (seen, done) = look()?;
+        if done || std::time::Instant::now() >= deadline {
+            return Some(seen);
         }
-        crate::lab::pause(Duration::from_millis(1));
+        std::thread::sleep(Duration::from_millis(1));
     }
 }
 
