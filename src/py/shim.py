@@ -871,15 +871,23 @@ def _wire(sock, _thread, threading, time, policy):
         after_in_child=forked_child,
     )
 
-    def audit(event, args):
-        if event == "subprocess.Popen" or event == "os.posix_spawn":
+    # Not an audit hook: sys._getframe is audited, and a hook would cost every operation.
+    def patch_subprocess(subprocess):
+        popen = subprocess.Popen.__init__
+
+        def init(self, *a, **k):
             emit("P a child process (subprocess) runs unobserved")
+            return popen(self, *a, **k)
 
-    sys.addaudithook(audit)
+        subprocess.Popen.__init__ = init
 
-    # queue and concurrent.futures are wrapped when the program imports them (not before:
+    # queue, concurrent.futures and subprocess are wrapped when the program imports them (not before:
     # a program without them starts as fast as under plain python3).
-    patches = {"queue": patch_queue, "concurrent.futures._base": wrap_futures}
+    patches = {
+        "queue": patch_queue,
+        "concurrent.futures._base": wrap_futures,
+        "subprocess": patch_subprocess,
+    }
 
     class Later:
         """A finder that lets the others load a module, then patches it."""
