@@ -935,6 +935,10 @@ def _wire(sock, _thread, threading, time, policy):
     emit("T 0 %s" % threading.current_thread().name)
     flush()
     _thread.start_new_thread(reader, ())
+    if isinstance(sys.stdout, Synced):
+        # The first lines told before the program's first (input() prompts bypass stdout).
+        emit("Y")
+        judged(ident())
 
 
 _install()
