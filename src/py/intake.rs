@@ -171,6 +171,9 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
             Op::Looked => {
                 self.send_pending();
                 if let Some(t) = self.threads.get(&tid) {
+                    // The waiting stand-in's clock follows its thread's looks: a wait refused
+                    // later (a stall) ends at the program's time, not at its start.
+                    t.clock.fetch_max(at, std::sync::atomic::Ordering::AcqRel);
                     self.lab.wait_graph().looked_again(t.id);
                 }
             }

@@ -65,7 +65,7 @@ def _wire(sock, _thread, threading, time, policy):
     verdicts = {}
     in_barrier = {}
     state = {"dead": False, "next": 0, "unsynced": False}
-    SLICE = 0.05
+    SLICE = 0.02
     # The interpreter's library and installed packages: what they make is not the program's.
     lib = tuple(
         os.path.abspath(p) + os.sep
