@@ -175,6 +175,8 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::List => return list(),
         Command::Tour(t) => return tour::run(t, &cli.global),
         Command::Explain(e) => return explain(e, cli.global.no_color),
+        // A listing, not a run: no lab, no network.
+        Command::Demo(demos::Demo::UrlCheck(a)) if a.dump => return demos::url_check::dump(a),
         Command::Demo(demo) => (
             Box::new(move |lab| demo.run(lab)),
             !matches!(demo, demos::Demo::UrlCheck(_)),

@@ -376,3 +376,43 @@ fn serve_prints_its_address_and_stops_on_its_own() {
         run.stderr
     );
 }
+
+/// `--dump` lists a docs tree's links with their places, in file and document order, from
+/// Markdown read as Markdown (no code spans, no fenced code; references where used; images
+/// and autolinks), hidden folders skipped; and a plain list line by line. No network.
+#[test]
+fn dump_lists_each_link_with_its_file_line_and_column() {
+    let run = threadlab(&["url-check", "--dump", "tests/docs"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "tests/docs/README.md:3:12: guide/intro.md",
+            "tests/docs/README.md:3:47: https://project.example/",
+            "tests/docs/README.md:11:1: img/logo.png",
+            "tests/docs/README.md:11:23: https://project.example/",
+            "tests/docs/guide/intro.md:1:6: https://reference.example/api",
+        ]
+    );
+    assert!(
+        run.stderr.contains("5 links in 2 files (4 distinct URLs)"),
+        "{}",
+        run.stderr
+    );
+    let list = list_file(
+        "dump-list.txt",
+        b"# urls\nhttps://a.example/\n\n  https://b.example/\n",
+    );
+    let run = threadlab(&["url-check", "--dump", list.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let path = list.display().to_string();
+    assert_eq!(
+        run.stdout,
+        format!("{path}:2:1: https://a.example/\n{path}:4:3: https://b.example/\n")
+    );
+    assert_usage_error(&["url-check", "--dump", "--demo"], "--dump");
+    let run = threadlab(&["url-check", "--dump", "tests/no-such-docs"]);
+    assert_eq!(run.code, 1);
+    assert!(run.stderr.contains("tests/no-such-docs"), "{}", run.stderr);
+}

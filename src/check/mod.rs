@@ -25,6 +25,7 @@
 //! one that has not arrived within [`BODY_GRACE`] is left, and its connection closed, so a
 //! server that writes its body late (or a delayed ACK) never delays the result.
 
+pub mod extract;
 pub mod input;
 
 use std::fmt;

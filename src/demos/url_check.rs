@@ -57,6 +57,45 @@ pub struct Args {
     /// Check a built-in list against threadlab's own server on 127.0.0.1 (no file, no network).
     #[arg(long, conflicts_with = "input")]
     pub demo: bool,
+    /// List the links that would be checked, each as `file:line:column: url`, without any
+    /// network: from a plain list, a Markdown file (.md), or every Markdown file in a folder.
+    #[arg(long, conflicts_with_all = ["demo", "compare", "sweep"])]
+    pub dump: bool,
+}
+
+/// `url-check --dump`: every link of the input with its place, in input order, on stdout;
+/// how many (links, files, distinct URLs) on stderr. No lab, no network.
+pub fn dump(args: &Args) -> anyhow::Result<i32> {
+    use std::io::Write;
+    use std::collections::HashSet;
+    let input = args
+        .input
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!("--dump: name a file or a folder to list the links of"))?;
+    let files = crate::check::extract::files(input)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let (mut links, mut distinct) = (0usize, HashSet::new());
+    for file in &files {
+        for link in crate::check::extract::links_of(file)? {
+            let written = writeln!(out, "{}:{}:{}: {}", file.display(), link.line, link.col, link.url);
+            if written.is_err() {
+                crate::lab::signals::pipe_closed();
+            }
+            links += 1;
+            distinct.insert(link.url);
+        }
+    }
+    if out.flush().is_err() {
+        crate::lab::signals::pipe_closed();
+    }
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    eprintln!(
+        "url-check --dump: {} in {} ({})",
+        plural(links, "link", "links"),
+        plural(files.len(), "file", "files"),
+        plural(distinct.len(), "distinct URL", "distinct URLs")
+    );
+    Ok(0)
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {

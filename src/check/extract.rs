@@ -1,0 +1,208 @@
+//! Links found in documents, each with where it is: `file:line:column`.
+//!
+//! Markdown is read with a real Markdown parser (pulldown-cmark), so a link is what a
+//! Markdown renderer would make a link: inline links and images, autolinks (`<https://…>`),
+//! links through a reference definition (reported where they are used); never the text of a
+//! code span or a fenced block. A plain list (one URL per line, as url-check has always read)
+//! gives one link per line that is not blank or a `#` comment.
+
+use std::path::{Path, PathBuf};
+
+use pulldown_cmark::{Event, Options, Parser, Tag};
+
+/// One link and where it was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Link {
+    /// The link's target as written (a URL, or a relative path).
+    pub url: String,
+    /// 1-based line.
+    pub line: u32,
+    /// 1-based column, in characters.
+    pub col: u32,
+}
+
+/// How a file's links are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One URL per line.
+    List,
+    /// Markdown.
+    Markdown,
+}
+
+impl Format {
+    /// The format a file's name says: `.md`, `.markdown`, `.mdown`, `.mkd` are Markdown;
+    /// anything else is a plain list.
+    pub fn of(path: &Path) -> Self {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("md" | "markdown" | "mdown" | "mkd") => Format::Markdown,
+            _ => Format::List,
+        }
+    }
+}
+
+/// Byte offset → (line, column), both 1-based, the column in characters.
+struct Lines<'t> {
+    text: &'t str,
+    starts: Vec<usize>,
+}
+
+impl<'t> Lines<'t> {
+    fn new(text: &'t str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Self { text, starts }
+    }
+
+    fn at(&self, offset: usize) -> (u32, u32) {
+        let line = self.starts.partition_point(|&s| s <= offset) - 1;
+        let start = self.starts[line];
+        let col = self.text[start..offset.min(self.text.len())]
+            .chars()
+            .count()
+            + 1;
+        (line as u32 + 1, col as u32)
+    }
+}
+
+/// The links of a Markdown text, in document order.
+pub fn markdown(text: &str) -> Vec<Link> {
+    let lines = Lines::new(text);
+    let mut links = Vec::new();
+    let options = Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES;
+    for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
+        let url = match event {
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => dest_url,
+            _ => continue,
+        };
+        if url.is_empty() {
+            continue;
+        }
+        let (line, col) = lines.at(range.start);
+        links.push(Link {
+            url: url.to_string(),
+            line,
+            col,
+        });
+    }
+    links
+}
+
+/// The links of a plain list: each line that is not blank or a `#` comment, trimmed.
+pub fn list(text: &str) -> Vec<Link> {
+    let mut links = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start_matches('\u{feff}');
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let col = line.chars().take_while(|c| c.is_whitespace()).count() + 1;
+        links.push(Link {
+            url: trimmed.to_string(),
+            line: i as u32 + 1,
+            col: col as u32,
+        });
+    }
+    links
+}
+
+/// The files an input names: the file itself, or a folder's Markdown files, walked in name
+/// order (hidden files and folders skipped, as `ignore`-style tools do). An error names the
+/// input that could not be read.
+pub fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let meta = std::fs::metadata(input)
+        .map_err(|e| anyhow::anyhow!("{}: {}", input.display(), e.kind()))?;
+    if !meta.is_dir() {
+        return Ok(vec![input.to_path_buf()]);
+    }
+    let mut found = Vec::new();
+    let walk = walkdir::WalkDir::new(input)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for entry in walk {
+        let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+        if entry.file_type().is_file() && Format::of(entry.path()) == Format::Markdown {
+            found.push(entry.into_path());
+        }
+    }
+    Ok(found)
+}
+
+/// The links of one file, read by its format. A file that is not UTF-8 text is an error
+/// naming it.
+pub fn links_of(path: &Path) -> anyhow::Result<Vec<Link>> {
+    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 text (byte {})",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
+    Ok(match Format::of(path) {
+        Format::Markdown => markdown(&text),
+        Format::List => list(&text),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn urls(links: &[Link]) -> Vec<(String, u32, u32)> {
+        links
+            .iter()
+            .map(|l| (l.url.clone(), l.line, l.col))
+            .collect()
+    }
+
+    #[test]
+    fn markdown_links_images_autolinks_and_references_not_code() {
+        let md = "# Title\n\
+                  See [the docs](https://a.example/docs) and ![logo](img/logo.png).\n\
+                  \n\
+                  `https://not.a.link/in-code` and <https://b.example/auto>.\n\
+                  \n\
+                  ```\n\
+                  [nope](https://c.example/in-fence)\n\
+                  ```\n\
+                  \n\
+                  Use [the guide][g].\n\
+                  \n\
+                  [g]: https://d.example/guide\n";
+        assert_eq!(
+            urls(&markdown(md)),
+            [
+                ("https://a.example/docs".into(), 2, 5),
+                ("img/logo.png".into(), 2, 44),
+                ("https://b.example/auto".into(), 4, 34),
+                ("https://d.example/guide".into(), 10, 5),
+            ]
+        );
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        let md = "é → [x](https://e.example/)\n";
+        assert_eq!(urls(&markdown(md)), [("https://e.example/".into(), 1, 5)]);
+    }
+
+    #[test]
+    fn a_plain_list_skips_blanks_and_comments_and_keeps_line_numbers() {
+        let text = "\u{feff}https://a.example/\n\n# comment\n  https://b.example/  \n";
+        assert_eq!(
+            urls(&list(text)),
+            [
+                ("https://a.example/".into(), 1, 1),
+                ("https://b.example/".into(), 4, 3)
+            ]
+        );
+    }
+}
