@@ -373,6 +373,13 @@ print("isinstance", isinstance(ev, threading.Event), isinstance(lifo, queue.Queu
         assert!(threads.contains(&name), "{name} in {threads:?}");
     }
     assert!(deadlocks(&r).is_empty(), "{r}");
+    // Where each was made, as Python would say it.
+    let made = r["python_primitives"].to_string();
+    assert!(made.contains(r#""name":"bsem""#), "{made}");
+    assert!(
+        made.contains(r#""kind":"BoundedSemaphore","made_at":"every.py:5""#),
+        "{made}"
+    );
 }
 
 #[test]

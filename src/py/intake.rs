@@ -408,7 +408,7 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
         // `raise` answers the program); any other wait is answered `ok`: the program's thread
         // blocks only once its wait is registered.
         match self.expect(Ack::Played) {
-            Some(Ack::Refused(_)) => self.judge.answer_ok_unless_raised(tid),
+            Some(Ack::Refused) => self.judge.answer_ok_unless_raised(tid),
             Some(_) => {
                 if let Some(st) = self.threads.get_mut(&t) {
                     st.wait = Some((at, timeout));

@@ -553,6 +553,12 @@ fn report(args: &Args, lab: &Lab, seen: &Seen, end: End) -> Report {
         formed,
         formed == 0,
     );
+    let made: Vec<serde_json::Value> = seen
+        .primitives
+        .iter()
+        .map(|(name, kind, made)| json!({"name": name, "kind": kind, "made_at": made}))
+        .collect();
+    report.extra.insert("python_primitives".into(), json!(made));
     report.notes.extend(seen.notes.iter().cloned());
     report
 }

@@ -44,8 +44,8 @@ pub enum WaitFor {
 pub enum Ack {
     /// The batch was played (a wait in it is registered).
     Played,
-    /// The wait was refused at once: it would close this cycle.
-    Refused(Box<Cycle>),
+    /// The wait was refused at once: it would close a cycle (told by the victim itself).
+    Refused,
     /// A wait the intake ended is over, and recorded.
     WaitOver,
 }
@@ -183,7 +183,7 @@ fn wait(
     if let Outcome::Refused(cycle) = outcome {
         refused(&cycle);
         if !was_registered {
-            return Ack::Refused(cycle);
+            return Ack::Refused;
         }
     }
     if awaited {
