@@ -411,6 +411,24 @@ fn dump_lists_each_link_with_its_file_line_and_column() {
         run.stdout,
         format!("{path}:2:1: https://a.example/\n{path}:4:3: https://b.example/\n")
     );
+    // Running text, read as text: its http(s) URLs, the sentence's punctuation left out.
+    let prose = list_file(
+        "dump-prose.txt",
+        b"Our site is https://a.example/home. Write to me@b.example.\n",
+    );
+    let run = threadlab(&[
+        "url-check",
+        "--dump",
+        "--format-in",
+        "text",
+        prose.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        format!("{}:1:13: https://a.example/home\n", prose.display())
+    );
+    assert_usage_error(&["url-check", "--format-in", "text", "x.txt"], "--dump");
     assert_usage_error(&["url-check", "--dump", "--demo"], "--dump");
     let run = threadlab(&["url-check", "--dump", "tests/no-such-docs"]);
     assert_eq!(run.code, 1);

@@ -4,7 +4,8 @@
 //! Markdown renderer would make a link: inline links and images, autolinks (`<https://…>`),
 //! links through a reference definition (reported where they are used); never the text of a
 //! code span or a fenced block. A plain list (one URL per line, as url-check has always read)
-//! gives one link per line that is not blank or a `#` comment.
+//! gives one link per line that is not blank or a `#` comment. Plain text (`--format-in
+//! text`) gives the URLs a URL finder (linkify) sees in running prose.
 
 use std::path::{Path, PathBuf};
 
@@ -22,12 +23,15 @@ pub struct Link {
 }
 
 /// How a file's links are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Format {
-    /// One URL per line.
+    /// One URL per line (url-check's own lists).
     List,
-    /// Markdown.
+    /// Markdown: its links, images, autolinks and reference links.
     Markdown,
+    /// Running text: the http(s) URLs in it.
+    Text,
 }
 
 impl Format {
@@ -93,6 +97,29 @@ pub fn markdown(text: &str) -> Vec<Link> {
     links
 }
 
+/// The http(s) URLs in running text, as a URL finder sees them (trailing punctuation of the
+/// sentence left out).
+pub fn text(text: &str) -> Vec<Link> {
+    let lines = Lines::new(text);
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
+    finder
+        .links(text)
+        .filter(|l| {
+            let s = l.as_str();
+            s.starts_with("http://") || s.starts_with("https://")
+        })
+        .map(|l| {
+            let (line, col) = lines.at(l.start());
+            Link {
+                url: l.as_str().to_string(),
+                line,
+                col,
+            }
+        })
+        .collect()
+}
+
 /// The links of a plain list: each line that is not blank or a `#` comment, trimmed.
 pub fn list(text: &str) -> Vec<Link> {
     let mut links = Vec::new();
@@ -135,9 +162,9 @@ pub fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
-/// The links of one file, read by its format. A file that is not UTF-8 text is an error
-/// naming it.
-pub fn links_of(path: &Path) -> anyhow::Result<Vec<Link>> {
+/// The links of one file, read as `format` says, or as its name says. A file that is not
+/// UTF-8 text is an error naming it.
+pub fn links_of(path: &Path, format: Option<Format>) -> anyhow::Result<Vec<Link>> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         anyhow::anyhow!(
@@ -146,9 +173,10 @@ pub fn links_of(path: &Path) -> anyhow::Result<Vec<Link>> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    Ok(match Format::of(path) {
+    Ok(match format.unwrap_or_else(|| Format::of(path)) {
         Format::Markdown => markdown(&text),
         Format::List => list(&text),
+        Format::Text => self::text(&text),
     })
 }
 
@@ -192,6 +220,18 @@ mod tests {
     fn columns_count_characters_not_bytes() {
         let md = "é → [x](https://e.example/)\n";
         assert_eq!(urls(&markdown(md)), [("https://e.example/".into(), 1, 5)]);
+    }
+
+    #[test]
+    fn running_text_gives_its_http_urls_without_the_sentence_s_punctuation() {
+        let t = "Docs: https://a.example/guide. Mail me@b.example or see\n(https://c.example/x).\n";
+        assert_eq!(
+            urls(&text(t)),
+            [
+                ("https://a.example/guide".into(), 1, 7),
+                ("https://c.example/x".into(), 2, 2)
+            ]
+        );
     }
 
     #[test]

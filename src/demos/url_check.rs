@@ -61,6 +61,10 @@ pub struct Args {
     /// network: from a plain list, a Markdown file (.md), or every Markdown file in a folder.
     #[arg(long, conflicts_with_all = ["demo", "compare", "sweep"])]
     pub dump: bool,
+    /// With --dump: read the input as this format, whatever its name says (by default .md
+    /// files are Markdown and any other file is a list of URLs, one a line).
+    #[arg(long, value_enum, value_name = "FORMAT", requires = "dump")]
+    pub format_in: Option<crate::check::extract::Format>,
 }
 
 /// `url-check --dump`: every link of the input with its place, in input order, on stdout;
@@ -76,7 +80,7 @@ pub fn dump(args: &Args) -> anyhow::Result<i32> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let (mut links, mut distinct) = (0usize, HashSet::new());
     for file in &files {
-        for link in crate::check::extract::links_of(file)? {
+        for link in crate::check::extract::links_of(file, args.format_in)? {
             let written = writeln!(out, "{}:{}:{}: {}", file.display(), link.line, link.col, link.url);
             if written.is_err() {
                 crate::lab::signals::pipe_closed();
