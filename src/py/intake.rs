@@ -226,7 +226,7 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
         let id = handle.thread().id();
         // Played before the next event: its "started" line keeps its place in time.
         if tx.send(Vec::new()).is_ok() {
-            self.expect(Ack::Played);
+            self.answer();
         }
         self.seen.threads.push(ThreadSeen {
             name: name.clone(),
@@ -260,13 +260,13 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
             return;
         };
         if t.gate.end_wait(true) {
-            self.expect(Ack::WaitOver);
+            self.answer();
         }
         self.seen.threads[t.seen].ended_ns = Some(at);
         self.seen.threads[t.seen].cpu = cpu;
         t.clock.fetch_max(at, std::sync::atomic::Ordering::AcqRel);
         let _ = t.plays.send(vec![(at, Play::Exit)]);
-        self.expect(Ack::Played);
+        self.answer();
         if let Some(h) = t.handle.take() {
             let _ = h.join();
         }
@@ -350,11 +350,13 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
         if let Some(t) = self.threads.get(&tid)
             && t.plays.send(plays).is_ok()
         {
-            self.expect(Ack::Played);
+            self.answer();
         }
     }
 
-    fn expect(&self, _what: Ack) -> Option<Ack> {
+    /// The next stand-in's answer (the one the intake just handed something to): at most
+    /// 30 s, and none at once when the run is interrupted.
+    fn answer(&self) -> Option<Ack> {
         crate::lab::signals::recv_timeout(&self.acks.1, Duration::from_secs(30))
     }
 
@@ -407,7 +409,7 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
         // A wait refused at once was judged by its stand-in (the victim tells it, and under
         // `raise` answers the program); any other wait is answered `ok`: the program's thread
         // blocks only once its wait is registered.
-        match self.expect(Ack::Played) {
+        match self.answer() {
             Some(Ack::Refused) => self.judge.answer_ok_unless_raised(tid),
             Some(_) => {
                 if let Some(st) = self.threads.get_mut(&t) {
@@ -452,7 +454,7 @@ impl<'a, 'scope, 'env> Intake<'a, 'scope, 'env> {
             }
         };
         if t.gate.end_wait(got) {
-            self.expect(Ack::WaitOver);
+            self.answer();
         }
     }
 }
