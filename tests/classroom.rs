@@ -403,6 +403,38 @@ fn pause_stops_at_each_part_and_key_moment_with_the_screen_held_and_the_clock_st
     );
 }
 
+/// race `--pause`: the prompt at the first lost update stays on the screen (the progress
+/// bar is off it while it waits), and the counters stop and go on together, so the race
+/// after the pause is still a race: one counter running alone would lose nothing more.
+#[test]
+fn race_pause_keeps_its_prompt_on_screen_and_the_race_going_after_it() {
+    let bin = assert_cmd::cargo::cargo_bin("threadlab");
+    let t = Tmux::start(&format!(
+        "{} race --pause --no-color --iterations 200000 --strategy unsynchronized; echo EXIT=$?; sleep 60",
+        bin.display()
+    ));
+    t.wait_for("⏸  the first lost update", 1);
+    t.idle(800);
+    let held = t.screen();
+    assert!(held.contains("⏸  the first lost update"), "{held}");
+    t.answer("");
+    t.wait_for("⏸  the run is over", 1);
+    t.answer("");
+    let done = t.wait_for("EXIT=", 1);
+    let lost: u64 = done
+        .lines()
+        .find(|l| l.contains("unsynchronized: final"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split(" lost").next())
+        .map(|n| n.chars().filter(char::is_ascii_digit).collect::<String>())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no final count: {done}"));
+    assert!(
+        lost >= 100,
+        "{lost} lost after the pause: the counters did not race on\n{done}"
+    );
+}
+
 /// `q` at a `--pause` prompt ends the run with the evidence so far, as a Ctrl-C would; off a
 /// terminal `--pause` is ignored with a note and the run goes through.
 #[test]

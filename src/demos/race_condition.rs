@@ -844,7 +844,13 @@ fn unsynchronized(
     story: Option<&Story>,
 ) -> (u64, i64) {
     let mut overwritten = 0i64;
+    // `--pause`: every counter stops with the one that met the first lost update, so the race
+    // goes on as a race afterwards (one thread running alone meanwhile would lose nothing).
+    let pausing = story.is_some() && crate::lab::pause::on();
     let done = work.run(|| {
+        if pausing {
+            crate::lab::pause::hold_point();
+        }
         let value = match story {
             Some(s) if s.every_step => s.step(|| {
                 let v = counter.load(Relaxed);

@@ -185,6 +185,7 @@ impl Output {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("█▉▊▋▌▍▎▏ ");
+        *SHOWN_BARS.lock().unwrap_or_else(|e| e.into_inner()) = Some(multi.clone());
         let bar = multi.add(ProgressBar::new(len).with_style(style));
         bar.set_prefix(label.to_string());
         bar.enable_steady_tick(Duration::from_millis(100));
@@ -412,6 +413,19 @@ fn hang(line: &str, width: usize) -> String {
     }
     out.push('\n');
     out
+}
+
+/// The progress bars on the screen, if any: a `--pause` prompt hides them while it waits
+/// (their steady tick would draw over it).
+static SHOWN_BARS: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Runs `f` with the progress bars off the screen (redrawn after it).
+pub(crate) fn bars_hidden<R>(f: impl FnOnce() -> R) -> R {
+    let bars = SHOWN_BARS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bars {
+        Some(multi) => multi.suspend(f),
+        None => f(),
+    }
 }
 
 /// Held while a line is stamped and written: write order is time order.

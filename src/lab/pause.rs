@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 static ON: AtomicBool = AtomicBool::new(false);
 static PAUSED_NS: AtomicU64 = AtomicU64::new(0);
+/// A prompt is waiting for its answer.
+static WAITING: AtomicBool = AtomicBool::new(false);
 /// The key moments already stopped at: each kind stops the run once.
 static SEEN: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
 
@@ -63,16 +65,29 @@ pub(crate) fn stop(what: &str) {
         return;
     }
     let began = Instant::now();
-    let _ = std::io::stdout().flush();
-    let mut err = std::io::stderr().lock();
-    let _ = write!(err, "   ⏸  {what} · Enter goes on · q ends here ");
-    let _ = err.flush();
-    drop(err);
-    let answer = read_answer();
+    WAITING.store(true, Ordering::SeqCst);
+    // The bars' steady tick would draw over the prompt: they are off the screen meanwhile.
+    let answer = super::output::bars_hidden(|| {
+        let _ = std::io::stdout().flush();
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "   ⏸  {what} · Enter goes on · q ends here ");
+        let _ = err.flush();
+        drop(err);
+        read_answer()
+    });
+    WAITING.store(false, Ordering::SeqCst);
     PAUSED_NS.fetch_add(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
     match answer.as_deref().map(str::trim) {
         Some("q") | Some("Q") | None => super::signals::quit(),
         _ => {}
+    }
+}
+
+/// For a thread that neither logs nor waits (race's counters): while a prompt waits, wait
+/// with it, so the threads stop together and go on together.
+pub fn hold_point() {
+    while WAITING.load(Ordering::Relaxed) && !super::signals::interrupted() {
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
