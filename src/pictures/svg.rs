@@ -77,9 +77,21 @@ pub fn document(t: &Timeline) -> String {
         esc(&t.demo),
         esc(&crate::lab::units::duration(t.wall))
     );
+    // The queue's kinds of wait are named only in a picture that has a queue.
+    let queue_waits = t.lanes.iter().flat_map(|l| &l.spans).any(|sp| {
+        matches!(
+            sp.waits_for,
+            WaitsFor::Room | WaitsFor::Item | WaitsFor::TasksDone
+        )
+    });
     let _ = writeln!(
         s,
-        r##"<text x="20" y="52" font-size="14" fill="#555">one lane per thread; red: waiting for (a get: the queue empty), orange: a put waiting for room, purple: a queue's join(), green: holding, grey: sleeping, blue: running</text>"##
+        r##"<text x="20" y="52" font-size="14" fill="#555">one lane per thread; {}green: holding, grey: sleeping, blue: running</text>"##,
+        if queue_waits {
+            "red: waiting for (a get: the queue empty), orange: a put waiting for room, purple: a queue's join(), "
+        } else {
+            "red: waiting for, "
+        }
     );
     part_bands(&mut s, t, &x, TOP - 6.0, axis_y);
     for (i, lane) in t.lanes.iter().enumerate() {
@@ -188,17 +200,16 @@ pub fn document(t: &Timeline) -> String {
     }
     // The legend: the states, then each primitive's letter.
     let ly = legend_y;
-    for (i, (colour, label)) in [
+    let states = [
         (RUNNING, "running"),
         (SLEEPING, "sleeping"),
         (WAITING, "waiting for (letter: which)"),
         (HOLDING, "holding (letter: which)"),
         (PUTTING, "put waiting for room (full)"),
         (JOINING, "queue.join(): tasks undone"),
-    ]
-    .iter()
-    .enumerate()
-    {
+    ];
+    let shown = if queue_waits { 6 } else { 4 };
+    for (i, (colour, label)) in states[..shown].iter().enumerate() {
         let lx = 20.0 + 225.0 * i as f64;
         let _ = writeln!(
             s,
