@@ -153,6 +153,7 @@ impl GlobalArgs {
 
 /// The demos (from the registry, in lesson order), then the tools.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run; a box would buy nothing
 pub enum Command {
     /// A demo.
     #[command(flatten)]

@@ -177,6 +177,12 @@ fn run(cli: Cli) -> anyhow::Result<i32> {
         Command::Explain(e) => return explain(e, cli.global.no_color),
         // A listing, not a run: no lab, no network.
         Command::Demo(demos::Demo::UrlCheck(a)) if a.dump => return demos::url_check::dump(a),
+        Command::Demo(demo @ demos::Demo::UrlCheck(a)) => {
+            if a.results_take_stdout() {
+                lab::output::stdout_taken();
+            }
+            (Box::new(move |lab| demo.run(lab)), false)
+        }
         Command::Demo(demo) => (
             Box::new(move |lab| demo.run(lab)),
             !matches!(demo, demos::Demo::UrlCheck(_)),
@@ -467,7 +473,11 @@ fn print_timeline(json: bool, output: &Output, report: &mut report::Report) -> a
 
 /// The report on stdout: JSON, or the summary and the next lesson.
 fn print_report(json: bool, output: &Output, report: &report::Report) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out: Box<dyn Write> = if report.summary_to_stderr && !json {
+        Box::new(std::io::stderr().lock())
+    } else {
+        Box::new(std::io::stdout().lock())
+    };
     if json {
         Json.export(report, &mut out)?;
     } else {

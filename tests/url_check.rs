@@ -359,8 +359,6 @@ fn bad_url_check_input_exits_1_naming_the_culprit() {
     assert_usage_error(&["url-check", "x.txt", "--timeout", "0"], "--timeout");
     assert_usage_error(&["url-check", "x.txt", "--accept", "abc"], "--accept");
     assert_usage_error(&["url-check", "/no/such/file.txt"], "/no/such/file.txt");
-    let dir = std::env::temp_dir();
-    assert_usage_error(&["url-check", dir.to_str().unwrap()], "is a directory");
     let empty = list_file("empty", b"# nothing\n\n");
     assert_usage_error(&["url-check", empty.to_str().unwrap()], "no URLs found");
     assert_usage_error(&["url-check"], "FILE");
@@ -388,15 +386,16 @@ fn dump_lists_each_link_with_its_file_line_and_column() {
     assert_eq!(
         lines,
         [
-            "tests/docs/README.md:3:12: guide/intro.md",
+            "tests/docs/README.md:3:12: tests/docs/guide/intro.md",
             "tests/docs/README.md:3:47: https://project.example/",
-            "tests/docs/README.md:11:1: img/logo.png",
+            "tests/docs/README.md:11:1: tests/docs/img/logo.png",
             "tests/docs/README.md:11:23: https://project.example/",
             "tests/docs/guide/intro.md:1:6: https://reference.example/api",
         ]
     );
     assert!(
-        run.stderr.contains("5 links in 2 files (4 distinct URLs)"),
+        run.stderr
+            .contains("5 links in 2 files (4 distinct targets)"),
         "{}",
         run.stderr
     );
@@ -428,9 +427,18 @@ fn dump_lists_each_link_with_its_file_line_and_column() {
         run.stdout,
         format!("{}:1:13: https://a.example/home\n", prose.display())
     );
-    assert_usage_error(&["url-check", "--format-in", "text", "x.txt"], "--dump");
     assert_usage_error(&["url-check", "--dump", "--demo"], "--dump");
-    let run = threadlab(&["url-check", "--dump", "tests/no-such-docs"]);
-    assert_eq!(run.code, 1);
-    assert!(run.stderr.contains("tests/no-such-docs"), "{}", run.stderr);
+    // A missing input is its own row, and the exit status says something is broken.
+    let run = threadlab(&[
+        "url-check",
+        "--dump",
+        "tests/no-such-docs",
+        "tests/docs/guide",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "tests/no-such-docs: tests/no-such-docs  (broken: no such file or folder)\n\
+         tests/docs/guide/intro.md:1:6: https://reference.example/api\n"
+    );
 }

@@ -140,8 +140,9 @@ pub fn list(text: &str) -> Vec<Link> {
 }
 
 /// The files an input names: the file itself, or a folder's Markdown files, walked in name
-/// order (hidden files and folders skipped, as `ignore`-style tools do). An error names the
-/// input that could not be read.
+/// order with `.gitignore`, `.ignore` and hidden-file rules honoured (ripgrep's walker, in or
+/// out of a git repository). An error names the input that could not be read; a folder
+/// that cannot be read inside the walk is skipped with a warning naming it.
 pub fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let meta = std::fs::metadata(input)
         .map_err(|e| anyhow::anyhow!("{}: {}", input.display(), e.kind()))?;
@@ -149,17 +150,33 @@ pub fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
         return Ok(vec![input.to_path_buf()]);
     }
     let mut found = Vec::new();
-    let walk = walkdir::WalkDir::new(input)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    let walk = ignore::WalkBuilder::new(input)
+        .sort_by_file_name(|a, b| a.cmp(b))
+        .require_git(false)
+        .follow_links(true)
+        .build();
     for entry in walk {
-        let entry = entry.map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
-        if entry.file_type().is_file() && Format::of(entry.path()) == Format::Markdown {
-            found.push(entry.into_path());
+        match entry {
+            Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
+                if Format::of(e.path()) == Format::Markdown {
+                    found.push(e.into_path());
+                }
+            }
+            Ok(_) => {}
+            // A loop of symbolic links, an unreadable folder: said, and the walk goes on.
+            Err(e) => tracing::warn!("{}: {}", input.display(), e),
         }
     }
     Ok(found)
+}
+
+/// The links of a text read as `format`.
+pub fn links_in(text: &str, format: Format) -> Vec<Link> {
+    match format {
+        Format::Markdown => markdown(text),
+        Format::List => list(text),
+        Format::Text => self::text(text),
+    }
 }
 
 /// The links of one file, read as `format` says, or as its name says. A file that is not
@@ -173,11 +190,69 @@ pub fn links_of(path: &Path, format: Option<Format>) -> anyhow::Result<Vec<Link>
             e.utf8_error().valid_up_to()
         )
     })?;
-    Ok(match format.unwrap_or_else(|| Format::of(path)) {
-        Format::Markdown => markdown(&text),
-        Format::List => list(&text),
-        Format::Text => self::text(&text),
-    })
+    Ok(links_in(&text, format.unwrap_or_else(|| Format::of(path))))
+}
+
+/// The anchors a Markdown text offers a `#fragment`: each heading's id as GitHub makes it
+/// (lower case, spaces to `-`, punctuation dropped; a repeated heading gets `-1`, `-2`), an
+/// explicit `{#id}`, and the `id`/`name` of raw HTML anchors.
+pub fn anchors(text: &str) -> std::collections::HashSet<String> {
+    use std::collections::{HashMap, HashSet};
+    let mut found = HashSet::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut heading: Option<String> = None;
+    let options = Options::ENABLE_HEADING_ATTRIBUTES | Options::ENABLE_TABLES;
+    for event in Parser::new_ext(text, options) {
+        match event {
+            Event::Start(Tag::Heading { id, .. }) => {
+                if let Some(id) = id {
+                    found.insert(id.to_string());
+                }
+                heading = Some(String::new());
+            }
+            Event::Text(t) | Event::Code(t) => {
+                if let Some(h) = heading.as_mut() {
+                    h.push_str(&t);
+                }
+            }
+            Event::End(pulldown_cmark::TagEnd::Heading(_)) => {
+                let slug = slug(&heading.take().unwrap_or_default());
+                let n = seen.entry(slug.clone()).or_default();
+                found.insert(if *n == 0 {
+                    slug.clone()
+                } else {
+                    format!("{slug}-{n}")
+                });
+                *n += 1;
+            }
+            Event::Html(h) | Event::InlineHtml(h) => {
+                for attr in ["id=\"", "name=\""] {
+                    for (i, _) in h.match_indices(attr) {
+                        let rest = &h[i + attr.len()..];
+                        if let Some(end) = rest.find('"') {
+                            found.insert(rest[..end].to_string());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+/// A heading's id as GitHub makes it.
+fn slug(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -189,6 +264,23 @@ mod tests {
             .iter()
             .map(|l| (l.url.clone(), l.line, l.col))
             .collect()
+    }
+
+    #[test]
+    fn anchors_are_github_heading_ids_explicit_ids_and_html_anchors() {
+        let md = "# Getting Started!\n## Install `threadlab`\n## FAQ\n## FAQ\n### Custom {#mine}\n<a name=\"old\"></a>\n";
+        let a = anchors(md);
+        for id in [
+            "getting-started",
+            "install-threadlab",
+            "faq",
+            "faq-1",
+            "mine",
+            "old",
+        ] {
+            assert!(a.contains(id), "{id} missing from {a:?}");
+        }
+        assert!(!a.contains("Getting-Started"));
     }
 
     #[test]

@@ -25,7 +25,9 @@
 //! one that has not arrived within [`BODY_GRACE`] is left, and its connection closed, so a
 //! server that writes its body late (or a delayed ACK) never delays the result.
 
+pub mod corpus;
 pub mod extract;
+pub mod hosts;
 pub mod input;
 
 use std::fmt;
@@ -86,11 +88,19 @@ pub enum Kind {
     LineTooLong,
     /// Interrupted before it was checked.
     NotChecked,
+    /// A relative link to a local file or folder that is not there.
+    MissingFile,
+    /// A `#fragment` the local file it points into has no anchor for.
+    MissingAnchor,
+    /// A link from a site's root (`/page`) with no `--base` to resolve it against.
+    NeedsBase,
+    /// An input that could not be read: missing, binary, too large, not a regular file.
+    UnreadableInput,
 }
 
 impl Kind {
     /// Every kind, in the order the README lists them.
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Timeout,
         Kind::ConnectionRefused,
         Kind::ConnectionError,
@@ -106,6 +116,10 @@ impl Kind {
         Kind::InvalidLine,
         Kind::LineTooLong,
         Kind::NotChecked,
+        Kind::MissingFile,
+        Kind::MissingAnchor,
+        Kind::NeedsBase,
+        Kind::UnreadableInput,
     ];
 
     /// The kind's stable name (the JSON `kind` field).
@@ -126,6 +140,10 @@ impl Kind {
             Kind::InvalidLine => "invalid line",
             Kind::LineTooLong => "line too long",
             Kind::NotChecked => "not checked",
+            Kind::MissingFile => "missing file",
+            Kind::MissingAnchor => "missing anchor",
+            Kind::NeedsBase => "needs --base",
+            Kind::UnreadableInput => "unreadable input",
         }
     }
 
@@ -246,6 +264,14 @@ pub struct Options {
     pub max_idle_per_host: usize,
     /// Whether to stop: checked before and during every attempt and back-off.
     pub cancelled: fn() -> bool,
+    /// Per-host limits: checks at once and spacing between requests.
+    pub hosts: hosts::Limits,
+    /// Headers sent with every request.
+    pub headers: Vec<(String, String)>,
+    /// Sent as a bearer token to GitHub's hosts only.
+    pub github_token: Option<String>,
+    /// Accept any TLS certificate.
+    pub insecure: bool,
 }
 
 impl Default for Options {
@@ -259,6 +285,10 @@ impl Default for Options {
             user_agent: concat!("threadlab/", env!("CARGO_PKG_VERSION")).into(),
             max_idle_per_host: 8,
             cancelled: crate::lab::signals::interrupted,
+            hosts: hosts::Limits::default(),
+            headers: Vec::new(),
+            github_token: None,
+            insecure: false,
         }
     }
 }
@@ -314,6 +344,7 @@ pub struct Checker {
     runtime: tokio::runtime::Runtime,
     options: Options,
     narrate: AtomicBool,
+    hosts: hosts::Hosts,
 }
 
 impl Checker {
@@ -354,7 +385,16 @@ impl Checker {
         let client = {
             // The client's connection tasks belong to this runtime.
             let _guard = runtime.enter();
+            let mut headers = reqwest::header::HeaderMap::new();
+            for (name, value) in &options.headers {
+                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())?;
+                let mut value = reqwest::header::HeaderValue::from_str(value)?;
+                value.set_sensitive(true);
+                headers.append(name, value);
+            }
             reqwest::Client::builder()
+                .default_headers(headers)
+                .danger_accept_invalid_certs(options.insecure)
                 .redirect(policy)
                 .user_agent(options.user_agent.clone())
                 .pool_max_idle_per_host(options.max_idle_per_host)
@@ -366,6 +406,7 @@ impl Checker {
         Ok(Checker {
             client,
             runtime,
+            hosts: hosts::Hosts::new(options.hosts),
             options,
             narrate: AtomicBool::new(false),
         })
@@ -385,6 +426,13 @@ impl Checker {
     /// appears in narration (credentials masked). Blocks for at most the bound in the
     /// module docs.
     pub fn check(&self, url: &Url, shown: &str) -> Outcome {
+        self.check_gated(url, shown, &|_| {})
+    }
+
+    /// [`Checker::check`], telling `inside(true)` once the host's gate let this check in and
+    /// `inside(false)` just before it gives its place back: so a caller can count, from
+    /// outside the gate, how many checks of one host are in at once.
+    pub fn check_gated(&self, url: &Url, shown: &str, inside: &dyn Fn(bool)) -> Outcome {
         if (self.options.cancelled)() {
             return Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into());
         }
@@ -393,7 +441,7 @@ impl Checker {
             info!("Checking {shown}");
         }
         let started = Instant::now();
-        let outcome = self.runtime.handle().block_on(self.check_async(url, shown));
+        let outcome = self.attempts(url, shown, inside);
         let outcome = Outcome {
             elapsed: started.elapsed(),
             ..outcome
@@ -409,18 +457,42 @@ impl Checker {
         outcome
     }
 
-    async fn check_async(&self, url: &Url, shown: &str) -> Outcome {
+    /// What every host saw so far (requests, 429s, mean latency).
+    pub fn host_stats(&self) -> Vec<hosts::HostStats> {
+        self.hosts.stats()
+    }
+
+    /// The attempts at one URL: inside one of its host's permits, each attempt at the host's
+    /// next turn, retried (after a back-off or the server's `Retry-After`) on a timeout, a
+    /// connection error, 429 or 5xx.
+    fn attempts(&self, url: &Url, shown: &str, inside: &dyn Fn(bool)) -> Outcome {
+        let host = self.hosts.of(url);
+        let Ok(_permit) = host.enter(self.options.cancelled) else {
+            return interrupted(0);
+        };
+        // Told in, and told out before the permit goes back (dropped in reverse order).
+        inside(true);
+        let _told = Told(inside);
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let attempt = tokio::time::timeout(self.options.timeout, self.attempt(url));
-            let result = tokio::select! {
-                r = attempt => r.unwrap_or_else(|_| Err((
-                    Kind::Timeout,
-                    format!("timeout after {}", units::duration(self.options.timeout)),
-                ))),
-                () = until(self.options.cancelled) => return interrupted(attempts),
+            host.turn();
+            let began = Instant::now();
+            let result = self.runtime.handle().block_on(async {
+                // Made inside the runtime: a timer needs its reactor.
+                let attempt = tokio::time::timeout(self.options.timeout, self.attempt(url));
+                tokio::select! {
+                    r = attempt => Some(r.unwrap_or_else(|_| Err((
+                        Kind::Timeout,
+                        format!("timeout after {}", units::duration(self.options.timeout)),
+                    )))),
+                    () = until(self.options.cancelled) => None,
+                }
+            });
+            let Some(result) = result else {
+                return interrupted(attempts);
             };
+            host.record(result.as_ref().ok().map(|r| r.0), began.elapsed());
             let retry = match &result {
                 Ok((code, after)) if *code == 429 || (500..=599).contains(code) => {
                     Some((format!("status {code}"), *after))
@@ -428,29 +500,39 @@ impl Checker {
                 Err((kind, msg)) if kind.retryable() => Some((msg.clone(), None)),
                 _ => None,
             };
-            if let Some((why, after)) = retry
-                && attempts <= self.options.retries
-            {
-                let wait = after.unwrap_or_else(|| backoff(attempts));
-                if self.narrate.load(Ordering::Relaxed) {
-                    let source = if after.is_some() {
-                        " (the server's Retry-After)"
-                    } else {
-                        ""
-                    };
-                    warn!(
-                        "{shown}: {why}; retry {attempts}/{} in {}{source}",
-                        self.options.retries,
-                        units::duration(wait)
-                    );
+            match retry {
+                Some((why, after)) if attempts <= self.options.retries => {
+                    if !self.back_off(shown, &why, attempts, after) {
+                        return interrupted(attempts);
+                    }
                 }
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => continue,
-                    () = until(self.options.cancelled) => return interrupted(attempts),
-                }
+                _ => return self.judge(result, attempts),
             }
-            return self.judge(result, attempts);
         }
+    }
+
+    /// Waits before retry `attempt` (the server's `Retry-After`, or 100 ms·2ⁿ); false when
+    /// cancelled meanwhile.
+    fn back_off(&self, shown: &str, why: &str, attempt: u32, after: Option<Duration>) -> bool {
+        let wait = after.unwrap_or_else(|| backoff(attempt));
+        if self.narrate.load(Ordering::Relaxed) {
+            let source = if after.is_some() {
+                " (the server's Retry-After)"
+            } else {
+                ""
+            };
+            warn!(
+                "{shown}: {why}; retry {attempt}/{} in {}{source}",
+                self.options.retries,
+                units::duration(wait)
+            );
+        }
+        self.runtime.handle().block_on(async {
+            tokio::select! {
+                () = tokio::time::sleep(wait) => true,
+                () = until(self.options.cancelled) => false,
+            }
+        })
     }
 
     /// Turns an attempt's result into an outcome under `--accept`.
@@ -479,10 +561,15 @@ impl Checker {
 
     /// One request: its status and any `Retry-After`, or why it failed.
     async fn attempt(&self, url: &Url) -> Attempt {
-        let request = match self.options.method {
+        let mut request = match self.options.method {
             Method::Get => self.client.get(url.clone()),
             Method::Head => self.client.head(url.clone()),
         };
+        if let Some(token) = &self.options.github_token
+            && is_github(url)
+        {
+            request = request.bearer_auth(token);
+        }
         let mut response = request.send().await.map_err(|e| classify(&e))?;
         let code = response.status().as_u16();
         if (300..=399).contains(&code) {
@@ -503,6 +590,23 @@ impl Checker {
             .await;
         }
         Ok((code, retry_after))
+    }
+}
+
+/// GitHub's hosts, the only ones a GitHub token is sent to.
+pub fn is_github(url: &Url) -> bool {
+    matches!(
+        url.host_str(),
+        Some("github.com" | "api.github.com" | "raw.githubusercontent.com" | "gist.github.com")
+    )
+}
+
+/// Tells `inside(false)` when dropped.
+struct Told<'a>(&'a dyn Fn(bool));
+
+impl Drop for Told<'_> {
+    fn drop(&mut self) {
+        (self.0)(false);
     }
 }
 

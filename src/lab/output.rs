@@ -58,7 +58,8 @@ pub struct Output {
 impl Output {
     /// Decides targets from the global flags and the environment (TTY, `NO_COLOR`).
     pub fn new(json: bool, quiet: bool, no_color: bool, verbose: bool) -> Self {
-        let narrative = match (quiet, json) {
+        let taken = STDOUT_TAKEN.load(std::sync::atomic::Ordering::Relaxed);
+        let narrative = match (quiet, json || taken) {
             (true, _) => Narrative::Off,
             (false, true) => Narrative::Stderr,
             (false, false) => Narrative::Stdout,
@@ -413,6 +414,15 @@ fn hang(line: &str, width: usize) -> String {
     }
     out.push('\n');
     out
+}
+
+/// stdout carries a command's own output (url-check `--output-format compact|json|…`): the
+/// narrative goes to stderr, as with `--json`.
+static STDOUT_TAKEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Says, before the lab's output is made, that stdout is taken (see [`STDOUT_TAKEN`]).
+pub fn stdout_taken() {
+    STDOUT_TAKEN.store(true, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The progress bars on the screen, if any: a `--pause` prompt hides them while it waits

@@ -70,10 +70,12 @@ impl<W: Write> ResultStream<W> {
         Ok(())
     }
 
-    /// Closes the array (the document stays open for [`Json`]) and flushes.
-    pub fn end(mut self) -> io::Result<()> {
+    /// Closes the array (the document stays open for [`Json`] or the caller's next field)
+    /// and flushes; hands the writer back.
+    pub fn end(mut self) -> io::Result<W> {
         self.out.write_all(b"\n  ]")?;
-        self.out.flush()
+        self.out.flush()?;
+        Ok(self.out)
     }
 }
 

@@ -192,6 +192,10 @@ pub struct Report {
     /// `--json`, see [`super::export::ResultStream`]): the JSON exporter finishes that document.
     #[serde(skip)]
     pub results_streamed: bool,
+    /// The evidence goes to stderr: stdout carries results in a format of their own
+    /// (url-check `--output-format compact|json|markdown|junit`).
+    #[serde(skip)]
+    pub summary_to_stderr: bool,
     /// Exit code other than the default (0 when ok, 1 otherwise): url-check's 2 and 130.
     #[serde(skip)]
     pub exit_code: Option<i32>,
@@ -217,6 +221,7 @@ impl Report {
             timeline: None,
             primitives: Vec::new(),
             results_streamed: false,
+            summary_to_stderr: false,
             extra: Map::new(),
             tables: Vec::new(),
             exit_code: None,

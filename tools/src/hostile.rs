@@ -100,6 +100,12 @@ impl Drop for Hostile {
 
 /// Reads a request head (up to a blank line, 64 KiB at most, 5 s at most); returns its path.
 fn read_head(stream: &mut TcpStream) -> Option<String> {
+    let text = read_head_text(stream)?;
+    text.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// A request head's text (up to a blank line, 64 KiB at most, 5 s at most).
+pub(crate) fn read_head_text(stream: &mut TcpStream) -> Option<String> {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let mut head = Vec::new();
     let mut buf = [0u8; 4096];
@@ -109,8 +115,7 @@ fn read_head(stream: &mut TcpStream) -> Option<String> {
             Ok(n) => head.extend_from_slice(&buf[..n]),
         }
     }
-    let text = String::from_utf8_lossy(&head);
-    text.split_whitespace().nth(1).map(str::to_string)
+    Some(String::from_utf8_lossy(&head).into_owned())
 }
 
 /// Sleeps `d` in small steps; false once the server is stopping or the connection is old.

@@ -6,4 +6,5 @@
 // The servers misbehave in real time: they sleep for real.
 #![allow(clippy::disallowed_methods)]
 
+pub mod counting;
 pub mod hostile;

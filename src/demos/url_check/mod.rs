@@ -1,4 +1,4 @@
-#![doc = include_str!("pages/url_check.md")]
+#![doc = include_str!("../pages/url_check.md")]
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,12 +15,17 @@ use crate::lab::{self, Lab, Report, Table, units};
 use crate::pool::ThreadPool;
 use crate::serve::Server;
 
+mod docs;
+mod report_formats;
+
 /// Flags of `threadlab url-check`.
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Args {
-    /// File with one URL per line (`-` for stdin). Blank lines and `#` comments are skipped.
-    #[arg(required_unless_present = "demo", value_name = "FILE")]
-    pub input: Option<PathBuf>,
+    /// What to check: a file of URLs (one a line, `-` for stdin: the lesson's list), or
+    /// documents: Markdown files, folders (their Markdown files; .gitignore and hidden files
+    /// honoured), globs, URLs given directly. Every link is reported with its file:line:col.
+    #[arg(required_unless_present = "demo", value_name = "INPUT")]
+    pub inputs: Vec<String>,
     /// Worker threads (1..=512).
     #[arg(long, default_value_t = 5, value_name = "N",
           value_parser = crate::cli::whole::<usize>(1, 512))]
@@ -40,10 +45,10 @@ pub struct Args {
           value_parser = crate::cli::whole::<usize>(0, 100))]
     pub max_redirects: usize,
     /// Retries on timeouts, connection errors, 429 and 5xx, with exponential backoff or the
-    /// server's Retry-After (0..=10).
-    #[arg(long, default_value_t = 0, value_name = "N",
-          value_parser = crate::cli::whole::<u32>(0, 10))]
-    pub retries: u32,
+    /// server's Retry-After (0..=10) [default: 2 for documents, 0 for a plain list: the
+    /// lesson's one attempt each].
+    #[arg(long, value_name = "N", value_parser = crate::cli::whole::<u32>(0, 10))]
+    pub retries: Option<u32>,
     /// User-Agent header (visible ASCII and spaces).
     #[arg(long, default_value = concat!("threadlab/", env!("CARGO_PKG_VERSION")),
           value_parser = parse_header_value)]
@@ -61,45 +66,103 @@ pub struct Args {
     /// network: from a plain list, a Markdown file (.md), or every Markdown file in a folder.
     #[arg(long, conflicts_with_all = ["demo", "compare", "sweep"])]
     pub dump: bool,
-    /// With --dump: read the input as this format, whatever its name says (by default .md
-    /// files are Markdown and any other file is a list of URLs, one a line).
-    #[arg(long, value_enum, value_name = "FORMAT", requires = "dump")]
+    /// Read every input as this format, whatever its name says (by default .md files are
+    /// Markdown and any other file is a list of URLs, one a line).
+    #[arg(long, value_enum, value_name = "FORMAT")]
     pub format_in: Option<crate::check::extract::Format>,
+    /// What relative links resolve against: a folder (links from `/` start there) or a URL
+    /// (relative links become web links). By default, the folder of the file they are in.
+    #[arg(long, value_name = "FOLDER|URL")]
+    pub base: Option<String>,
+    /// Leave out links matching this regex (repeatable); counted, and listed with -v.
+    #[arg(long, value_name = "REGEX")]
+    pub exclude: Vec<String>,
+    /// Check links matching this regex even if an exclude matches (repeatable).
+    #[arg(long, value_name = "REGEX")]
+    pub include: Vec<String>,
+    /// Exclude patterns, one regex a line, `#` comments [default: .threadlab-ignore in the
+    /// current folder, if there].
+    #[arg(long, value_name = "FILE")]
+    pub exclude_file: Option<PathBuf>,
+    /// Leave out links to private addresses (10/8, 172.16/12, 192.168/16, fc00::/7,
+    /// link-local).
+    #[arg(long)]
+    pub exclude_private: bool,
+    /// Leave out links to loopback (127/8, ::1, localhost).
+    #[arg(long)]
+    pub exclude_loopback: bool,
+    /// Checks of one host at once (1..=512) [default: 4 for documents; a plain list: as many
+    /// as --workers].
+    #[arg(long, value_name = "N", value_parser = crate::cli::whole::<usize>(1, 512))]
+    pub host_concurrency: Option<usize>,
+    /// Least seconds between two requests to one host (0 < SECS <= 3600) [default: none].
+    #[arg(long, value_name = "SECS", value_parser = parse_timeout)]
+    pub host_interval: Option<f64>,
+    /// A request header, `Name: value` (repeatable); never printed.
+    #[arg(long, value_name = "'NAME: VALUE'", value_parser = parse_header)]
+    #[serde(serialize_with = "header_names")]
+    pub header: Vec<(String, String)>,
+    /// A token sent as `Authorization: Bearer` to GitHub's hosts only (github.com,
+    /// api.github.com, raw.githubusercontent.com) [default: $GITHUB_TOKEN]; never printed.
+    #[arg(long, value_name = "TOKEN", env = "GITHUB_TOKEN", hide_env_values = true)]
+    #[serde(skip)]
+    pub github_token: Option<String>,
+    /// Accept invalid TLS certificates (self-signed, expired, another host's): said in the
+    /// summary of every run that uses it.
+    #[arg(long)]
+    pub insecure: bool,
+    /// How the links' results are written.
+    #[arg(long, value_enum, default_value_t = report_formats::OutputFormat::Text)]
+    pub output_format: report_formats::OutputFormat,
+    /// Write the results there instead of stdout (complete or not at all).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
-/// `url-check --dump`: every link of the input with its place, in input order, on stdout;
-/// how many (links, files, distinct URLs) on stderr. No lab, no network.
+/// `url-check --dump`: every link of the inputs with its place and its target as it would
+/// be checked (excluded ones said so), in input order, on stdout; how many on stderr. No
+/// lab, no network.
 pub fn dump(args: &Args) -> anyhow::Result<i32> {
     use std::io::Write;
-    use std::collections::HashSet;
-    let input = args
-        .input
-        .as_deref()
-        .ok_or_else(|| anyhow::anyhow!("--dump: name a file or a folder to list the links of"))?;
-    let files = crate::check::extract::files(input)?;
+    anyhow::ensure!(
+        !args.inputs.is_empty(),
+        "--dump: name a file, a folder or a glob to list the links of"
+    );
+    let corpus = crate::check::corpus::Corpus::read(&args.inputs, &docs::reading(args)?);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let (mut links, mut distinct) = (0usize, HashSet::new());
-    for file in &files {
-        for link in crate::check::extract::links_of(file, args.format_in)? {
-            let written = writeln!(out, "{}:{}:{}: {}", file.display(), link.line, link.col, link.url);
-            if written.is_err() {
-                crate::lab::signals::pipe_closed();
+    let mut broken = 0;
+    for o in &corpus.occurrences {
+        let name = &corpus.sources[o.source as usize].name;
+        let (shown, target) = &corpus.targets[o.target as usize];
+        let note = match target {
+            crate::check::corpus::Target::Excluded { why } => format!("  ({why})"),
+            crate::check::corpus::Target::Broken { why, .. } => {
+                broken += 1;
+                format!("  (broken: {why})")
             }
-            links += 1;
-            distinct.insert(link.url);
+            _ => String::new(),
+        };
+        let place = if o.line == 0 {
+            name.clone()
+        } else {
+            format!("{name}:{}:{}", o.line, o.col)
+        };
+        if writeln!(out, "{place}: {shown}{note}").is_err() {
+            crate::lab::signals::pipe_closed();
         }
     }
     if out.flush().is_err() {
         crate::lab::signals::pipe_closed();
     }
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let files = corpus.sources.iter().filter(|s| s.dir.is_some()).count();
     eprintln!(
         "url-check --dump: {} in {} ({})",
-        plural(links, "link", "links"),
-        plural(files.len(), "file", "files"),
-        plural(distinct.len(), "distinct URL", "distinct URLs")
+        plural(corpus.occurrences.len(), "link", "links"),
+        plural(files, "file", "files"),
+        plural(corpus.targets.len(), "distinct target", "distinct targets")
     );
-    Ok(0)
+    Ok(if broken > 0 { 2 } else { 0 })
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {
@@ -124,6 +187,44 @@ fn parse_header_value(s: &str) -> Result<String, String> {
         )),
         None => Ok(s.to_string()),
     }
+}
+
+impl Args {
+    /// Whether the results are written to stdout in a format of their own (the narrative
+    /// and the evidence then go to stderr).
+    pub fn results_take_stdout(&self) -> bool {
+        self.output.is_none()
+            && self.output_format != report_formats::OutputFormat::Text
+            && !self.demo
+    }
+}
+
+/// The report's params name the headers sent, never their values.
+fn header_names<S: serde::Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(h.iter().map(|(name, _)| format!("{name}: (not shown)")))
+}
+
+/// Said in the summary of every run with `--insecure`.
+fn warn_insecure(args: &Args, report: &mut Report) {
+    if args.insecure {
+        report.note(
+            "⚠ --insecure: TLS certificates were NOT verified in this run (self-signed, expired or another host's were accepted).",
+        );
+    }
+}
+
+/// `--header 'Name: value'`: a valid header name and value, or one line saying which part
+/// is wrong.
+fn parse_header(s: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = s.split_once(':') else {
+        return Err(format!("expected 'Name: value', with a colon (got {s:?})"));
+    };
+    let (name, value) = (name.trim(), value.trim());
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("{name:?} is not a header name"))?;
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| format!("the value of {name} has characters a header cannot carry"))?;
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn parse_workers_list(s: &str) -> Result<Vec<usize>, String> {
@@ -220,32 +321,47 @@ fn check_all(
     lab: &Lab,
     mut emit: impl FnMut(CheckResult) -> anyhow::Result<()>,
 ) -> anyhow::Result<Duration> {
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let narrate = lab.output().narrative != lab::output::Narrative::Off;
+    let job = {
+        let (list, checker) = (Arc::clone(list), Arc::clone(checker));
+        Arc::new(move |i: usize| {
+            check_entry(&list, &checker, &list.entries()[i], narrate, &in_flight)
+        })
+    };
+    let not_checked = |i: usize| {
+        let outcome = Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into());
+        CheckResult::new(list, &list.entries()[i], outcome, None)
+    };
+    in_order(list.len(), workers, lab, job, not_checked, |_, r| emit(r))
+}
+
+/// Runs `job(i)` for every `i` in `0..count` on a pool of `workers` threads (`Checker_N`),
+/// each taking the next index as it becomes free, and hands each result to `emit` in index
+/// order as soon as every earlier one has been handed on. Stops handing out work when the
+/// run is interrupted; `left(i)` stands for each result never made. Returns the pool's time.
+pub(super) fn in_order<R: Send + 'static>(
+    count: usize,
+    workers: usize,
+    lab: &Lab,
+    job: Arc<dyn Fn(usize) -> R + Send + Sync>,
+    left: impl Fn(usize) -> R,
+    mut emit: impl FnMut(usize, R) -> anyhow::Result<()>,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     let pool = ThreadPool::recorded(
-        workers.min(list.len()).max(1),
+        workers.min(count).max(1),
         "Checker",
         Arc::clone(lab.recorder()),
     )?;
     let next = Arc::new(AtomicUsize::new(0));
-    let in_flight = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = crossbeam_channel::unbounded::<(usize, CheckResult)>();
-    let narrate = lab.output().narrative != lab::output::Narrative::Off;
+    let (tx, rx) = crossbeam_channel::unbounded::<(usize, R)>();
     for _ in 0..pool.workers() {
-        let (list, checker, next, in_flight, tx) = (
-            Arc::clone(list),
-            Arc::clone(checker),
-            Arc::clone(&next),
-            Arc::clone(&in_flight),
-            tx.clone(),
-        );
+        let (job, next, tx) = (Arc::clone(&job), Arc::clone(&next), tx.clone());
         pool.submit(move || {
             while !lab::signals::interrupted() {
                 let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(entry) = list.entries().get(i) else {
-                    break;
-                };
-                let result = check_entry(&list, &checker, entry, narrate, &in_flight);
-                if tx.send((i, result)).is_err() {
+                if i >= count || tx.send((i, job(i))).is_err() {
                     break;
                 }
             }
@@ -253,25 +369,22 @@ fn check_all(
     }
     drop(tx);
     // Results arrive in completion order; hold the early arrivals until their turn.
-    let mut waiting: BTreeMap<usize, CheckResult> = BTreeMap::new();
+    let mut waiting: BTreeMap<usize, R> = BTreeMap::new();
     let mut turn = 0;
     loop {
         let got = crate::lab::blocking("results", || rx.recv());
         let Ok((i, result)) = got else { break };
         waiting.insert(i, result);
         while let Some(result) = waiting.remove(&turn) {
-            emit(result)?;
+            emit(turn, result)?;
             turn += 1;
         }
     }
     drop(pool); // joins every worker
     let elapsed = started.elapsed();
-    for (i, entry) in list.entries().iter().enumerate().skip(turn) {
-        let result = waiting.remove(&i).unwrap_or_else(|| {
-            let outcome = Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into());
-            CheckResult::new(list, entry, outcome, None)
-        });
-        emit(result)?;
+    for i in turn..count {
+        let result = waiting.remove(&i).unwrap_or_else(|| left(i));
+        emit(i, result)?;
     }
     Ok(elapsed)
 }
@@ -479,7 +592,10 @@ fn options(args: &Args) -> Options {
         accept: args.accept.clone(),
         timeout: Duration::from_secs_f64(args.timeout),
         max_redirects: args.max_redirects,
-        retries: args.retries,
+        retries: args.retries.unwrap_or(0),
+        headers: args.header.clone(),
+        github_token: args.github_token.clone().filter(|t| !t.is_empty()),
+        insecure: args.insecure,
         user_agent: args.user_agent.clone(),
         max_idle_per_host: args
             .workers
@@ -490,6 +606,9 @@ fn options(args: &Args) -> Options {
 
 /// Runs the demo.
 pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
+    if !args.demo && docs::wanted(args) {
+        return docs::run(args, lab);
+    }
     let mut report = Report::new("url-check");
     report.params_from(args);
     let server = if args.demo {
@@ -499,9 +618,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     };
     let (list, designed) = the_list(args, lab, server.as_ref())?;
     let source = args
-        .input
-        .as_ref()
-        .map_or("the demo list".to_string(), |p| p.display().to_string());
+        .inputs
+        .first()
+        .map_or("the demo list".to_string(), Clone::clone);
     anyhow::ensure!(
         !list.is_empty(),
         "{source}: no URLs found ({} blank or comment lines)",
@@ -580,9 +699,9 @@ fn the_list(
     lab: &Lab,
     server: Option<&Server>,
 ) -> anyhow::Result<(UrlList, Option<Vec<Designed>>)> {
-    Ok(match (server, &args.input) {
+    Ok(match (server, args.inputs.first()) {
         (Some(server), _) => {
-            let (bytes, designed) = demo_list(server, lab, args.retries)?;
+            let (bytes, designed) = demo_list(server, lab, args.retries.unwrap_or(0))?;
             info!(
                 "demo: threadlab's server is on {}; checking {} URLs",
                 server.base_url(),
@@ -590,7 +709,7 @@ fn the_list(
             );
             (UrlList::parse(&bytes), Some(designed))
         }
-        (None, Some(path)) => (read_input(path)?, None),
+        (None, Some(path)) => (read_input(std::path::Path::new(path))?, None),
         (None, None) => anyhow::bail!("give a file of URLs (or - for stdin), or --demo"),
     })
 }
@@ -698,6 +817,7 @@ fn finish(
             "Every failure is a DNS failure: is this machine offline? `threadlab url-check --demo` runs offline.",
         );
     }
+    warn_insecure(args, report);
     judge_lines(list, total, tally.ascending, report);
     if let Some(designed) = &tally.designed {
         judge_demo(args, designed.len(), &tally.not_as_designed, report);

@@ -1,0 +1,363 @@
+//! url-check on documents, against a counting server the tests start on 127.0.0.1 (and
+//! 127.0.0.2, and `localhost`): every link with its place and kind, each URL requested once,
+//! per-host limits counted by the server, excludes, outputs, request headers, bad inputs.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{assert_usage_error, threadlab, threadlab_env};
+use serde_json::Value;
+use threadlab_tools::counting::Counting;
+
+/// A copy of `tests/linkcheck` with the server's port in every link, plus a folder its
+/// `.gitignore` leaves out (a link there would be a failure if it were read).
+fn corpus(tag: &str, port: u16) -> PathBuf {
+    let root = std::env::temp_dir().join(format!("threadlab-links-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/linkcheck");
+    copy(&from, &root, port);
+    std::fs::create_dir_all(root.join("build")).unwrap();
+    std::fs::write(
+        root.join("build/out.md"),
+        format!("[ignored](http://127.0.0.1:{port}/missing-ignored)\n"),
+    )
+    .unwrap();
+    std::fs::write(root.join(".gitignore"), "build/\n").unwrap();
+    root
+}
+
+fn copy(from: &Path, to: &Path, port: u16) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy(&path, &target, port);
+        } else {
+            let text = std::fs::read_to_string(&path).unwrap();
+            std::fs::write(target, text.replace("PORT", &port.to_string())).unwrap();
+        }
+    }
+}
+
+/// (place relative to the corpus, kind or "ok" or "excluded") of every row of a JSON run.
+fn rows(results: &Value, root: &Path) -> Vec<(String, String)> {
+    let prefix = format!("{}/", root.display());
+    results
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            let file = r["file"].as_str().unwrap().trim_start_matches(&prefix);
+            let what = if r["excluded"].is_string() {
+                "excluded".to_string()
+            } else if r["ok"].as_bool().unwrap() {
+                "ok".to_string()
+            } else {
+                r["kind"].as_str().unwrap().to_string()
+            };
+            (format!("{file}:{}:{}", r["line"], r["col"]), what)
+        })
+        .collect()
+}
+
+/// Every link of the corpus, with its place and its kind, in input order; the same URL
+/// linked twice is requested once (counted by the server); hidden and .gitignored files
+/// are not read; a 429 with Retry-After is retried and passes.
+#[test]
+fn each_link_has_its_place_and_kind_and_each_url_is_requested_once() {
+    let server = Counting::start().unwrap();
+    let root = corpus("kinds", server.port());
+    let out = root.join("results.json");
+    let run = threadlab(&[
+        "url-check",
+        root.to_str().unwrap(),
+        "--exclude",
+        r"excluded\.example",
+        "--output-format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 2, "failures exit 2\n{}{}", run.stdout, run.stderr);
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let got = rows(&doc["results"], &root);
+    // Each link's column, found in the file as the test wrote it (the port's digits move
+    // them): the `[` of a link, the `<` of an autolink.
+    let want = [
+        ("README.md", 3, "[ok]", "ok"),
+        ("README.md", 3, "[missing page]", "status"),
+        ("README.md", 4, "<http", "ok"),
+        ("README.md", 4, "[slow one]", "ok"),
+        ("README.md", 6, "[busy host]", "ok"),
+        ("README.md", 7, "[Moved]", "ok"),
+        ("README.md", 7, "[gone]", "status"),
+        ("README.md", 9, "[the guide]", "ok"),
+        ("README.md", 9, "[a wrong anchor]", "missing anchor"),
+        ("README.md", 10, "[nowhere]", "missing file"),
+        ("README.md", 10, "[this file]", "ok"),
+        ("README.md", 12, "[me]", "excluded"),
+        ("README.md", 13, "[excluded one]", "excluded"),
+        ("guide/intro.md", 5, "[127.0.0.2]", "ok"),
+        ("guide/intro.md", 5, "[back]", "ok"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(file, line, needle, kind)| {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            let l = text.lines().nth(line - 1).unwrap();
+            let col = l[..l.find(needle).unwrap()].chars().count() + 1;
+            (format!("{file}:{line}:{col}"), kind.to_string())
+        })
+        .collect();
+    assert_eq!(got, want);
+    let seen = server.seen();
+    let asked = |host: &str, path: &str| {
+        seen.iter()
+            .filter(|s| s.host == host && s.path == path)
+            .count()
+    };
+    assert_eq!(
+        asked("127.0.0.1", "/ok"),
+        2,
+        "linked twice, asked once; once more by /moved"
+    );
+    assert_eq!(asked("127.0.0.1", "/busy/a"), 2, "429 then the retry");
+    assert_eq!(asked("127.0.0.2", "/ok"), 1);
+    assert!(
+        seen.iter()
+            .all(|s| !s.path.contains("hidden") && !s.path.contains("ignored"))
+    );
+    let summary = &doc["summary"];
+    assert_eq!(summary["links"], 15);
+    assert_eq!(summary["failed"], 4);
+    assert_eq!(summary["excluded"], 2);
+}
+
+/// `--host-concurrency` and `--host-interval`, proved by the server: per host name, never
+/// more requests in progress than the limit, and the starts at least the interval apart.
+#[test]
+fn per_host_limits_hold_as_the_server_counts_them() {
+    let server = Counting::start().unwrap();
+    let port = server.port();
+    let dir = std::env::temp_dir().join(format!("threadlab-hosts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut md = String::new();
+    for host in ["localhost", "127.0.0.1", "127.0.0.2"] {
+        for i in 0..12 {
+            md.push_str(&format!("- <http://{host}:{port}/slow/{i}>\n"));
+        }
+    }
+    let file = dir.join("many.md");
+    std::fs::write(&file, md).unwrap();
+    let run = threadlab(&[
+        "url-check",
+        file.to_str().unwrap(),
+        "--workers",
+        "24",
+        "--host-concurrency",
+        "2",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let most = server.most_at_once();
+    for host in ["localhost", "127.0.0.1", "127.0.0.2"] {
+        assert_eq!(most.get(host), Some(&2), "{host}: {most:?}");
+    }
+    // Spacing: 4 requests to one host at least 0.2 s apart, as the server saw them start.
+    let server = Counting::start().unwrap();
+    let md: String = (0..4)
+        .map(|i| format!("- <http://127.0.0.1:{}/ok/{i}>\n", server.port()))
+        .collect();
+    std::fs::write(&file, md).unwrap();
+    let run = threadlab(&[
+        "url-check",
+        file.to_str().unwrap(),
+        "--host-interval",
+        "0.2",
+        "-q",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let mut starts: Vec<_> = server.seen().iter().map(|s| s.began).collect();
+    starts.sort();
+    assert_eq!(starts.len(), 4);
+    for pair in starts.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(gap.as_secs_f64() >= 0.18, "requests {gap:?} apart");
+    }
+}
+
+/// compact: only failures, `file:line:col: url: reason`, nothing else on stdout; markdown:
+/// the totals and the failures' table; JUnit: well-formed XML, a test case per link.
+#[test]
+fn outputs_compact_markdown_and_junit() {
+    let server = Counting::start().unwrap();
+    let root = corpus("outputs", server.port());
+    let dir = root.to_str().unwrap();
+    let run = threadlab(&[
+        "url-check",
+        dir,
+        "--output-format",
+        "compact",
+        "--exclude-loopback",
+        "--exclude",
+        "excluded",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let readme = format!("{dir}/README.md");
+    let line9 = std::fs::read_to_string(&readme).unwrap();
+    let line9 = line9.lines().nth(8).unwrap();
+    let col = line9[..line9.find("[a wrong").unwrap()].chars().count() + 1;
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{readme}:9:{col}: {dir}/guide/intro.md#nope: no heading or anchor for #nope in {dir}/guide/intro.md\n\
+             {readme}:10:1: {dir}/missing.md: no such file: {dir}/missing.md\n"
+        )
+    );
+    assert!(server.seen().is_empty(), "--exclude-loopback sent requests");
+    let run = threadlab(&[
+        "url-check",
+        dir,
+        "--output-format",
+        "markdown",
+        "--exclude",
+        "excluded",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .starts_with("## ❌ url-check: 9 of 13 checked links ok (2 excluded)\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("| 15 | 9 | 4 | 2 | 14 | 7 | 2 |"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("| `"), "{}", run.stdout);
+    let xml_file = root.join("junit.xml");
+    let run = threadlab(&[
+        "url-check",
+        dir,
+        "--output-format",
+        "junit",
+        "--output",
+        xml_file.to_str().unwrap(),
+        "--exclude",
+        "excluded",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let xml = std::fs::read_to_string(&xml_file).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 15);
+    let failures = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .count();
+    assert_eq!(failures, 4);
+    // Nothing beside the report: the scratch file was renamed over it.
+    let partial = std::fs::read_dir(&root)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".partial")
+        })
+        .count();
+    assert_eq!(partial, 0);
+}
+
+/// `--header` is sent with every request and never printed; a GitHub token goes to GitHub's
+/// hosts only (not to this server).
+#[test]
+fn headers_are_sent_and_never_shown_and_a_github_token_stays_with_github() {
+    let server = Counting::start().unwrap();
+    let url = format!("http://127.0.0.1:{}/needs-header", server.port());
+    let run = threadlab_env(
+        &["url-check", &url, "--header", "X-Test: yes", "--json"],
+        &[("GITHUB_TOKEN", "ghp_secret_token")],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(!all.contains("ghp_secret_token"), "{all}");
+    assert!(!all.contains("X-Test: yes"), "{all}");
+    let seen = server.seen();
+    assert_eq!(seen.len(), 1);
+    assert!(
+        seen[0]
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-test" && v == "yes")
+    );
+    assert!(seen[0].headers.iter().all(|(n, _)| n != "authorization"));
+    let run = threadlab(&["url-check", &url]);
+    assert_eq!(run.code, 2, "without the header: 401\n{}", run.stdout);
+}
+
+/// Bad inputs: each a clear line, and the rest of the run goes on (a binary file, a file
+/// that is not UTF-8, a missing input, a symlink loop); bad flags are one line naming them.
+#[test]
+fn bad_documents_are_each_a_row_and_the_rest_goes_on() {
+    let server = Counting::start().unwrap();
+    let dir = std::env::temp_dir().join(format!("threadlab-bad-docs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("binary.md"),
+        b"\x00\x01\x02 [x](http://a.example/)",
+    )
+    .unwrap();
+    let mut latin1 = format!("[ok](http://127.0.0.1:{}/ok) caf", server.port()).into_bytes();
+    latin1.extend_from_slice(b"\xe9\n");
+    std::fs::write(dir.join("latin1.md"), latin1).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&dir, dir.join("loop")).unwrap();
+    let missing = dir.join("nope.md");
+    let run = threadlab(&[
+        "url-check",
+        dir.to_str().unwrap(),
+        missing.to_str().unwrap(),
+        "--output-format",
+        "compact",
+    ]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    let d = dir.display();
+    assert_eq!(
+        run.stdout,
+        format!(
+            "{d}/binary.md: {d}/binary.md: a binary file (a NUL byte in its first 8 KiB): not read\n\
+             {d}/nope.md: {d}/nope.md: no such file or folder\n"
+        )
+    );
+    assert!(
+        run.stderr.contains("latin1.md: not valid UTF-8"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        server.seen().len(),
+        1,
+        "the latin-1 file's link was checked"
+    );
+    assert_usage_error(
+        &["url-check", "tests/linkcheck", "--exclude", "a(b"],
+        "--exclude",
+    );
+    assert_usage_error(
+        &["url-check", "tests/linkcheck", "--header", "NoColon"],
+        "--header",
+    );
+    assert_usage_error(
+        &["url-check", "tests/linkcheck", "--base", "ftp://x/"],
+        "--base",
+    );
+}
