@@ -361,3 +361,28 @@ fn bad_documents_are_each_a_row_and_the_rest_goes_on() {
         "--base",
     );
 }
+
+/// The README's sample of a docs check (`console` blocks that run `threadlab url-check`) is
+/// what the binary prints on stdout, line for line: a sample that cannot drift.
+#[test]
+fn the_readme_docs_check_sample_is_what_the_binary_prints() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let mut shown = 0;
+    for block in readme.split("```console\n").skip(1) {
+        let block = &block[..block.find("```").unwrap()];
+        let mut lines = block.lines();
+        let command = lines.next().unwrap();
+        let Some(args) = command.strip_prefix("$ threadlab url-check ") else {
+            continue;
+        };
+        let args: Vec<&str> = std::iter::once("url-check")
+            .chain(args.split_whitespace().filter(|a| *a != "2>/dev/null"))
+            .collect();
+        let run = threadlab(&args);
+        let expected: String = lines.map(|l| format!("{l}\n")).collect();
+        assert_eq!(run.stdout, expected, "README: {command}");
+        shown += 1;
+    }
+    assert!(shown >= 1, "no url-check sample found in the README");
+}
