@@ -78,41 +78,105 @@ impl<'t> Lines<'t> {
 pub fn markdown(text: &str) -> Vec<Link> {
     let lines = Lines::new(text);
     let mut links = Vec::new();
+    let mut push = |url: &str, at: usize| {
+        if !url.is_empty() {
+            let (line, col) = lines.at(at);
+            links.push(Link {
+                url: url.to_string(),
+                line,
+                col,
+            });
+        }
+    };
+    // Where `piece` sits in the source slice of an event (escapes can make them differ).
+    let place = |range: &std::ops::Range<usize>, piece: &str| {
+        text.get(range.clone())
+            .and_then(|src| src.find(piece))
+            .map_or(range.start, |i| range.start + i)
+    };
+    let (mut in_link, mut in_code) = (0, false);
     let options = Options::ENABLE_TABLES | Options::ENABLE_FOOTNOTES;
     for (event, range) in Parser::new_ext(text, options).into_offset_iter() {
-        let url = match event {
-            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => dest_url,
-            _ => continue,
-        };
-        if url.is_empty() {
-            continue;
+        match event {
+            Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
+                in_link += 1;
+                push(&dest_url, range.start);
+            }
+            Event::End(pulldown_cmark::TagEnd::Link | pulldown_cmark::TagEnd::Image) => {
+                in_link -= 1;
+            }
+            Event::Start(Tag::CodeBlock(_)) => in_code = true,
+            Event::End(pulldown_cmark::TagEnd::CodeBlock) => in_code = false,
+            // A bare URL in the prose is a link too, as GitHub renders it (GFM's autolink
+            // literals); not inside a link's own text.
+            Event::Text(t) if in_link == 0 && !in_code => {
+                for url in urls(&t) {
+                    push(url, place(&range, url));
+                }
+            }
+            // Raw HTML in Markdown: its `href` and `src` attributes.
+            Event::Html(h) | Event::InlineHtml(h) => {
+                for url in html_attributes(&h) {
+                    push(url, place(&range, url));
+                }
+            }
+            _ => {}
         }
-        let (line, col) = lines.at(range.start);
-        links.push(Link {
-            url: url.to_string(),
-            line,
-            col,
-        });
     }
     links
+}
+
+/// The http(s) URLs a URL finder sees in `text`, the sentence's punctuation left out.
+fn urls(text: &str) -> impl Iterator<Item = &str> {
+    let mut finder = linkify::LinkFinder::new();
+    finder.kinds(&[linkify::LinkKind::Url]);
+    finder
+        .links(text)
+        .map(|l| l.as_str())
+        .filter(|s| s.starts_with("http://") || s.starts_with("https://"))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// The quoted values of the `href` and `src` attributes in a piece of raw HTML.
+fn html_attributes(html: &str) -> Vec<&str> {
+    let mut found = Vec::new();
+    let lower = html.to_ascii_lowercase();
+    for name in [" href=", " src=", "\nhref=", "\nsrc=", "\thref=", "\tsrc="] {
+        for (i, _) in lower.match_indices(name) {
+            let rest = &html[i + name.len()..];
+            match rest.chars().next() {
+                Some(quote @ ('"' | '\'')) => {
+                    if let Some(end) = rest[1..].find(quote) {
+                        found.push((i, rest[1..1 + end].trim()));
+                    }
+                }
+                // An unquoted value ends at a space or the tag's end.
+                Some(_) => {
+                    let end = rest
+                        .find(|c: char| c.is_whitespace() || c == '>')
+                        .unwrap_or(rest.len());
+                    found.push((i, &rest[..end]));
+                }
+                None => {}
+            }
+        }
+    }
+    found.sort_by_key(|&(i, _)| i);
+    found.into_iter().map(|(_, v)| v).collect()
 }
 
 /// The http(s) URLs in running text, as a URL finder sees them (trailing punctuation of the
 /// sentence left out).
 pub fn text(text: &str) -> Vec<Link> {
     let lines = Lines::new(text);
-    let mut finder = linkify::LinkFinder::new();
-    finder.kinds(&[linkify::LinkKind::Url]);
-    finder
-        .links(text)
-        .filter(|l| {
-            let s = l.as_str();
-            s.starts_with("http://") || s.starts_with("https://")
-        })
-        .map(|l| {
-            let (line, col) = lines.at(l.start());
+    let base = text.as_ptr() as usize;
+    urls(text)
+        .map(|url| {
+            // The finder's pieces are slices of `text`: their offset is where they start.
+            let (line, col) = lines.at(url.as_ptr() as usize - base);
             Link {
-                url: l.as_str().to_string(),
+                url: url.to_string(),
                 line,
                 col,
             }
@@ -264,6 +328,23 @@ mod tests {
             .iter()
             .map(|l| (l.url.clone(), l.line, l.col))
             .collect()
+    }
+
+    #[test]
+    fn markdown_bare_urls_and_raw_html_links_count_as_github_renders_them() {
+        let md = "See https://a.example/x. and [https://b.example/](https://b.example/)\n\
+                  <img src=\"logo.png\"> <a href='https://c.example/'>c</a> <a href=d.html>\n\
+                  \n```\nhttps://not.a.link/\n```\n";
+        assert_eq!(
+            urls(&markdown(md)),
+            [
+                ("https://a.example/x".to_string(), 1, 5),
+                ("https://b.example/".to_string(), 1, 30),
+                ("logo.png".to_string(), 2, 11),
+                ("https://c.example/".to_string(), 2, 31),
+                ("d.html".to_string(), 2, 65),
+            ]
+        );
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_parser = parse_workers_list)]
     pub sweep: Option<::std::vec::Vec<usize>>,
     /// Check a built-in list against threadlab's own server on 127.0.0.1 (no file, no network).
-    #[arg(long, conflicts_with = "input")]
+    #[arg(long, conflicts_with = "inputs")]
     pub demo: bool,
     /// List the links that would be checked, each as `file:line:column: url`, without any
     /// network: from a plain list, a Markdown file (.md), or every Markdown file in a folder.
