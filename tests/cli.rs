@@ -203,7 +203,8 @@ fn the_registry_the_files_the_pages_and_the_readme_agree() {
         }
         assert!(row.starts_with(&format!("{head} |")), "{row} ≠ {head}");
         assert!(
-            row.contains(&format!("`src/demos/{}.rs`", e.module)),
+            row.contains(&format!("`src/demos/{}.rs`", e.module))
+                || row.contains(&format!("`src/demos/{}/`", e.module)),
             "{row}"
         );
         // The last column says whether it takes --schedule, as the registry does.

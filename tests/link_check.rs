@@ -212,8 +212,8 @@ fn outputs_compact_markdown_and_junit() {
     assert_eq!(
         run.stdout,
         format!(
-            "{readme}:9:{col}: {dir}/guide/intro.md#nope: no heading or anchor for #nope in {dir}/guide/intro.md\n\
-             {readme}:10:1: {dir}/missing.md: no such file: {dir}/missing.md\n"
+            "{readme}:9:{col}: {dir}/guide/intro.md#nope: no heading or anchor #nope in it\n\
+             {readme}:10:1: {dir}/missing.md: no such file\n"
         )
     );
     assert!(server.seen().is_empty(), "--exclude-loopback sent requests");

@@ -271,7 +271,7 @@ impl Exporter for Summary {
     fn export(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
         writeln!(out)?;
         for table in &report.tables {
-            write_table(table, out)?;
+            write_table(table, Some(self.width), out)?;
             writeln!(out)?;
         }
         // A run with no seed of the lab's (`threadlab py`) says none.
@@ -322,8 +322,10 @@ impl Exporter for Summary {
     }
 }
 
-/// Writes a table with columns padded to their widest cell (counted in characters).
-pub fn write_table(table: &Table, out: &mut dyn Write) -> io::Result<()> {
+/// Writes a table with columns padded to their widest cell (counted in characters). With
+/// `fit`, a table wider than that has its widest columns cut, each cut cell ending in `…`
+/// (a link checker's long paths and reasons: the JSON keeps them whole).
+pub fn write_table(table: &Table, fit: Option<usize>, out: &mut dyn Write) -> io::Result<()> {
     if let Some(title) = &table.title {
         writeln!(out, " {}", printable(title))?;
     }
@@ -334,8 +336,15 @@ pub fn write_table(table: &Table, out: &mut dyn Write) -> io::Result<()> {
             widths[i] = widths[i].max(printable(cell).chars().count());
         }
     }
+    if let Some(fit) = fit {
+        fit_widths(&mut widths, fit);
+    }
     let line = |cells: &[String], out: &mut dyn Write| -> io::Result<()> {
-        let cells: Vec<_> = cells.iter().map(|c| printable(c)).collect();
+        let cells: Vec<_> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, &w)| crate::lab::units::clip(&printable(c), w))
+            .collect();
         let mut s = String::new();
         for (i, cell) in cells.iter().enumerate().take(columns) {
             s.push(' ');
@@ -352,6 +361,21 @@ pub fn write_table(table: &Table, out: &mut dyn Write) -> io::Result<()> {
         line(row, out)?;
     }
     Ok(())
+}
+
+/// Narrows the widest columns, one character at a time, until a row fits `width` (a space
+/// before each cell and two between cells); no column below 12 characters.
+fn fit_widths(widths: &mut [usize], width: usize) {
+    let total = |w: &[usize]| w.iter().sum::<usize>() + 2 * w.len() - 1;
+    while total(widths) > width {
+        let Some((i, &w)) = widths.iter().enumerate().max_by_key(|&(_, w)| *w) else {
+            return;
+        };
+        if w <= 12 {
+            return;
+        }
+        widths[i] -= 1;
+    }
 }
 
 #[cfg(test)]
@@ -395,11 +419,24 @@ mod tests {
     }
 
     #[test]
+    fn a_table_too_wide_for_the_screen_cuts_its_widest_cells() {
+        let mut t = Table::new(["where", "result"]);
+        t.row(["a.md:1:1".to_string(), "x".repeat(120)]);
+        t.row(["b.md:22:7".to_string(), "short".to_string()]);
+        let mut out = Vec::new();
+        write_table(&t, Some(60), &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
+        assert!(text.contains("xxx…"), "{text}");
+        assert!(text.contains(" b.md:22:7  short"), "{text}");
+    }
+
+    #[test]
     fn tables_pad_columns_to_the_widest_cell() {
         let mut t = Table::new(["a", "bb"]);
         t.row(["long", "x"]);
         let mut out = Vec::new();
-        write_table(&t, &mut out).unwrap();
+        write_table(&t, None, &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert_eq!(text, " a     bb\n long  x\n");
     }

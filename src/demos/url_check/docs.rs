@@ -97,10 +97,9 @@ impl Anchors {
 
 /// A local target: there or not, and its anchor in a Markdown file.
 fn check_local(path: &Path, fragment: Option<&str>, anchors: &Anchors) -> Outcome {
-    let shown = path.display();
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
-        Err(_) => return Outcome::failed(Kind::MissingFile, format!("no such file: {shown}")),
+        Err(_) => return Outcome::failed(Kind::MissingFile, "no such file".into()),
     };
     let ok = Outcome {
         status: None,
@@ -124,7 +123,7 @@ fn check_local(path: &Path, fragment: Option<&str>, anchors: &Anchors) -> Outcom
     } else {
         Outcome::failed(
             Kind::MissingAnchor,
-            format!("no heading or anchor for #{fragment} in {shown}"),
+            format!("no heading or anchor #{fragment} in it"),
         )
     }
 }
@@ -472,8 +471,12 @@ fn finish(
 
 /// `-v`: what each host saw.
 fn host_table(checker: &Checker, report: &mut Report) {
+    let stats = checker.host_stats();
+    if stats.is_empty() {
+        return;
+    }
     let mut table = Table::new(["host", "requests", "429s", "mean latency"]);
-    for h in checker.host_stats() {
+    for h in stats {
         table.row([
             h.host,
             h.requests.to_string(),
