@@ -386,3 +386,89 @@ fn the_readme_docs_check_sample_is_what_the_binary_prints() {
     }
     assert!(shown >= 1, "no url-check sample found in the README");
 }
+
+/// `--cache`: a second run requests no cached success or 404 (counted by the server), asks
+/// again for what failed on the server's side (a 500), refreshes an entry older than
+/// `--max-cache-age`, and ignores a corrupt cache file with a warning.
+#[test]
+fn the_cache_spares_settled_links_and_never_keeps_errors() {
+    let server = Counting::start().unwrap();
+    let port = server.port();
+    let dir = std::env::temp_dir().join(format!("threadlab-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = dir.join("links.md");
+    std::fs::write(
+        &doc,
+        format!(
+            "<http://127.0.0.1:{port}/ok> <http://127.0.0.1:{port}/missing> \
+             <http://127.0.0.1:{port}/error>\n"
+        ),
+    )
+    .unwrap();
+    let cache = dir.join("cache.json");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "url-check",
+            doc.to_str().unwrap(),
+            "--cache",
+            "--cache-file",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        a.push(cache.to_str().unwrap().into());
+        a.extend(["--retries".to_string(), "0".to_string()]);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let run_with = |extra: &[&str]| {
+        let a = args(extra);
+        let a: Vec<&str> = a.iter().map(String::as_str).collect();
+        threadlab(&a)
+    };
+    let asked = |path: &str| server.seen().iter().filter(|s| s.path == path).count();
+    let run = run_with(&[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        (asked("/ok"), asked("/missing"), asked("/error")),
+        (1, 1, 1)
+    );
+    let run = run_with(&[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("2 links answered from the cache"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        (asked("/ok"), asked("/missing"), asked("/error")),
+        (1, 1, 2)
+    );
+    // Entries older than the bound are asked for again.
+    let mut kept: Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    for entry in kept["entries"].as_object_mut().unwrap().values_mut() {
+        entry["checked_at"] = 0.into();
+    }
+    std::fs::write(&cache, kept.to_string()).unwrap();
+    let run = run_with(&["--max-cache-age", "1h"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        (asked("/ok"), asked("/missing"), asked("/error")),
+        (2, 2, 3)
+    );
+    // A corrupt file: said, ignored, replaced by a good one.
+    std::fs::write(&cache, "{ half a file").unwrap();
+    let run = run_with(&[]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("not a cache file"), "{all}");
+    assert_eq!(asked("/ok"), 3);
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&cache).unwrap()).unwrap();
+    assert_eq!(saved["version"], "threadlab-cache 1");
+    assert_eq!(
+        saved["entries"].as_object().unwrap().len(),
+        2,
+        "the 500 is never kept"
+    );
+}

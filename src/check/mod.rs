@@ -25,6 +25,7 @@
 //! one that has not arrived within [`BODY_GRACE`] is left, and its connection closed, so a
 //! server that writes its body late (or a delayed ACK) never delays the result.
 
+pub mod cache;
 pub mod corpus;
 pub mod extract;
 pub mod hosts;
@@ -145,6 +146,11 @@ impl Kind {
             Kind::NeedsBase => "needs --base",
             Kind::UnreadableInput => "unreadable input",
         }
+    }
+
+    /// The kind with this name (see [`Kind::as_str`]).
+    pub fn named(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
     }
 
     /// Whether another attempt may succeed (a status is judged by its code instead).

@@ -17,6 +17,7 @@ use tracing::info;
 use super::report_formats::{OutputFormat, Results, Totals};
 use super::{Args, this_thread};
 use crate::check::corpus::{self, Base, Corpus, Filter, Reading, Target};
+use crate::check::cache::Cache;
 use crate::check::{Checker, Kind, Outcome, extract};
 use crate::lab::{self, Lab, Report, Table, units};
 
@@ -44,6 +45,8 @@ pub struct LinkResult {
     pub attempts: u32,
     /// The first place that links to this target: the one its request stands for.
     pub first: bool,
+    /// Answered from `--cache`, not requested.
+    pub cached: bool,
 }
 
 impl LinkResult {
@@ -183,15 +186,22 @@ impl AtOnce {
     }
 }
 
-/// Checks target `i` on the calling worker.
+/// Checks target `i` on the calling worker (a fresh cached result stands for a web
+/// request); true when it came from the cache.
 fn check_target(
     target: &Target,
     shown: &str,
     checker: &Checker,
     anchors: &Anchors,
     at_once: &AtOnce,
-) -> Outcome {
-    match target {
+    cache: Option<&Mutex<Cache>>,
+) -> (Outcome, bool) {
+    if let (Target::Web(url), Some(cache)) = (target, cache)
+        && let Some(kept) = crate::sync::lock(cache).get(url.as_str())
+    {
+        return (kept, true);
+    }
+    let outcome = match target {
         Target::Web(url) => {
             let host = format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
             // Counted by the worker, inside the host's gate: the gate is what is checked.
@@ -206,7 +216,8 @@ fn check_target(
         Target::Local { path, fragment } => check_local(path, fragment.as_deref(), anchors),
         Target::Excluded { .. } => Outcome::failed(Kind::NotChecked, String::new()),
         Target::Broken { kind, why } => Outcome::failed(*kind, why.clone()),
-    }
+    };
+    (outcome, false)
 }
 
 /// The rows of every place, in input order, from each target's outcome (given in target
@@ -222,6 +233,9 @@ struct Rows<'c> {
     by_kind: std::collections::BTreeMap<Kind, u64>,
     verbose: bool,
 }
+
+/// A target's outcome, the worker that made it, and whether the cache answered.
+type Done = (Outcome, Option<Arc<str>>, bool);
 
 /// Most rows the text table shows.
 const TABLE_ROWS: usize = 200;
@@ -244,11 +258,11 @@ impl<'c> Rows<'c> {
     /// Target `t`'s outcome is in: write every place up to the next target not yet known.
     fn flush(
         &mut self,
-        outcomes: &HashMap<u32, (Outcome, Option<Arc<str>>)>,
+        outcomes: &HashMap<u32, Done>,
         results: &mut Results,
     ) -> anyhow::Result<()> {
         while let Some(o) = self.corpus.occurrences.get(self.next) {
-            let Some((outcome, thread)) = outcomes.get(&o.target) else {
+            let Some((outcome, thread, cached)) = outcomes.get(&o.target) else {
                 break;
             };
             let (shown, target) = &self.corpus.targets[o.target as usize];
@@ -270,6 +284,7 @@ impl<'c> Rows<'c> {
                 thread: thread.clone(),
                 attempts: outcome.attempts,
                 first,
+                cached: *cached,
             };
             self.count(&row);
             results.row(&row)?;
@@ -286,6 +301,9 @@ impl<'c> Rows<'c> {
                 self.excluded.push(format!("{}: {} ({})", r.place(), r.url, r.reason()));
             }
             return;
+        }
+        if r.cached {
+            self.totals.cached += 1;
         }
         if r.ok {
             self.totals.ok += 1;
@@ -307,6 +325,22 @@ impl<'c> Rows<'c> {
             }
         }
     }
+}
+
+/// `--cache`: the cache file read (a bad one ignored with a warning naming it).
+fn open_cache(args: &Args) -> Option<Cache> {
+    if !args.cache {
+        return None;
+    }
+    let path = args
+        .cache_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(crate::check::cache::DEFAULT_FILE));
+    let (cache, warning) = Cache::load(&path, args.max_cache_age);
+    if let Some(w) = warning {
+        tracing::warn!("{w}");
+    }
+    Some(cache)
 }
 
 /// Runs url-check over documents.
@@ -346,28 +380,52 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let anchors = Arc::new(Anchors::default());
     let at_once = Arc::new(AtOnce::default());
     let mut rows = Rows::new(&corpus, lab.output().verbose);
-    let mut outcomes: HashMap<u32, (Outcome, Option<Arc<str>>)> = HashMap::new();
+    let mut outcomes: HashMap<u32, Done> = HashMap::new();
+    let cache = open_cache(args).map(|c| Arc::new(Mutex::new(c)));
     let progress = lab.progress(corpus.targets.len() as u64, "checked");
     let job = {
-        let (corpus, checker, anchors, at_once) =
-            (Arc::clone(&corpus), Arc::clone(&checker), anchors, Arc::clone(&at_once));
+        let (corpus, checker, anchors, at_once, cache) = (
+            Arc::clone(&corpus),
+            Arc::clone(&checker),
+            anchors,
+            Arc::clone(&at_once),
+            cache.clone(),
+        );
         Arc::new(move |i: usize| {
             let (shown, target) = &corpus.targets[i];
-            (check_target(target, shown, &checker, &anchors, &at_once), Some(this_thread()))
+            let (outcome, cached) =
+                check_target(target, shown, &checker, &anchors, &at_once, cache.as_deref());
+            (outcome, Some(this_thread()), cached)
         })
     };
+    let mut settled: Vec<(u32, Outcome)> = Vec::new();
     let wall = super::in_order(
         corpus.targets.len(),
         args.workers,
         lab,
         job,
-        |_| (Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into()), None),
+        |_| {
+            let outcome = Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into());
+            (outcome, None, false)
+        },
         |i, done| {
             progress.inc(1);
+            if !done.2 && matches!(corpus.targets[i].1, Target::Web(_)) {
+                settled.push((i as u32, done.0.clone()));
+            }
             outcomes.insert(i as u32, done);
             rows.flush(&outcomes, &mut results)
         },
     )?;
+    if let Some(cache) = &cache {
+        let mut cache = crate::sync::lock(cache);
+        for (i, outcome) in &settled {
+            if let Target::Web(url) = &corpus.targets[*i as usize].1 {
+                cache.put(url.as_str(), outcome);
+            }
+        }
+        cache.save()?;
+    }
     progress.finish_and_clear();
     rows.totals.files = files;
     rows.totals.distinct = corpus.targets.len();
@@ -400,6 +458,13 @@ fn finish(
     report.tables.push(table);
     let t = &rows.totals;
     let kinds: Vec<String> = rows.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    if args.cache {
+        report.note(format!(
+            "{} answered from the cache (kept results under {} old; errors are never kept).",
+            plural(t.cached, "link"),
+            units::duration(args.max_cache_age)
+        ));
+    }
     report.note(format!(
         "{} links in {}: {} ok, {} failed{}, {} excluded; {} distinct targets, each checked once; {}",
         t.links,
@@ -499,7 +564,8 @@ pub fn wanted(args: &Args) -> bool {
         || args.output.is_some()
         || args.output_format != OutputFormat::Text
         || args.host_concurrency.is_some()
-        || args.host_interval.is_some();
+        || args.host_interval.is_some()
+        || args.cache;
     let [input] = args.inputs.as_slice() else {
         return !args.inputs.is_empty();
     };

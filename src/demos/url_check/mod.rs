@@ -111,6 +111,18 @@ pub struct Args {
     /// summary of every run that uses it.
     #[arg(long)]
     pub insecure: bool,
+    /// Keep results between runs in the cache file: a cached success or definitive failure
+    /// (404, 410, no such host) is not requested again while fresh; errors are never kept.
+    #[arg(long)]
+    pub cache: bool,
+    /// The cache file [default: .threadlab-cache in the current folder].
+    #[arg(long, value_name = "FILE", requires = "cache")]
+    pub cache_file: Option<PathBuf>,
+    /// How old a cached result may be: 90s, 30m, 12h, 1d.
+    #[arg(long, value_name = "AGE", default_value = "1d",
+          value_parser = crate::check::cache::parse_age)]
+    #[serde(skip)]
+    pub max_cache_age: Duration,
     /// How the links' results are written.
     #[arg(long, value_enum, default_value_t = report_formats::OutputFormat::Text)]
     pub output_format: report_formats::OutputFormat,

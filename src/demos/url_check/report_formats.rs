@@ -44,6 +44,8 @@ pub struct Totals {
     /// Distinct web URLs: each requested once (retries aside).
     pub requested: usize,
     pub files: usize,
+    /// Rows answered from `--cache`.
+    pub cached: usize,
     pub wall_ms: f64,
 }
 
