@@ -579,8 +579,13 @@ pub fn wanted(args: &Args) -> bool {
         return true;
     }
     let path = Path::new(input);
-    if !path.exists() && !input.contains(['*', '?', '[']) {
-        return false; // the plain list's own "cannot read" line
+    if path.is_dir() {
+        return true;
     }
-    !path.is_file() || args.format_in.unwrap_or_else(|| extract::Format::of(path)) != extract::Format::List
+    if !path.exists() {
+        // A glob is documents; a missing file keeps the plain list's own "cannot read" line.
+        return input.contains(['*', '?', '[']);
+    }
+    // A file, a device or a pipe: a list unless its name or --format-in says otherwise.
+    args.format_in.unwrap_or_else(|| extract::Format::of(path)) != extract::Format::List
 }
