@@ -152,6 +152,22 @@ fn serve(mut stream: TcpStream, book: &Mutex<Book>) {
         path.starts_with("/busy/") && b.busy_asked.insert(path.clone())
     };
     let (status, extra) = answer(&path, &headers, first_busy);
+    // Counted and recorded before the reply goes: once the client has it, it may send the
+    // next request (which must not find this one still in progress) or end (and the test
+    // then reads what was seen).
+    {
+        let mut b = book.lock().unwrap();
+        if let Some(n) = b.now.get_mut(&host) {
+            *n -= 1;
+        }
+        b.seen.push(Seen {
+            host,
+            path,
+            headers,
+            began,
+            ended: Instant::now(),
+        });
+    }
     let body = format!("{status}\n");
     let reply = format!(
         "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n{extra}\r\n{body}",
@@ -159,17 +175,6 @@ fn serve(mut stream: TcpStream, book: &Mutex<Book>) {
     );
     let _ = stream.write_all(reply.as_bytes());
     let _ = stream.flush();
-    let mut b = book.lock().unwrap();
-    if let Some(n) = b.now.get_mut(&host) {
-        *n -= 1;
-    }
-    b.seen.push(Seen {
-        host,
-        path,
-        headers,
-        began,
-        ended: Instant::now(),
-    });
 }
 
 /// The status line's code and reason, and any extra header lines, for `path`.

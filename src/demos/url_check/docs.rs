@@ -214,7 +214,12 @@ fn check_target(
             })
         }
         Target::Local { path, fragment } => check_local(path, fragment.as_deref(), anchors),
-        Target::Excluded { .. } => Outcome::failed(Kind::NotChecked, String::new()),
+        // Left out: no kind of failure (the row says which rule in `excluded`).
+        Target::Excluded { .. } => Outcome {
+            kind: None,
+            error: None,
+            ..Outcome::failed(Kind::NotChecked, String::new())
+        },
         Target::Broken { kind, why } => Outcome::failed(*kind, why.clone()),
     };
     (outcome, false)
