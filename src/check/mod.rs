@@ -443,9 +443,6 @@ impl Checker {
             return Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into());
         }
         let narrate = self.narrate.load(Ordering::Relaxed);
-        if narrate {
-            info!("Checking {shown}");
-        }
         let started = Instant::now();
         let outcome = self.attempts(url, shown, inside);
         let outcome = Outcome {
@@ -479,6 +476,10 @@ impl Checker {
         // Told in, and told out before the permit goes back (dropped in reverse order).
         inside(true);
         let _told = Told(inside);
+        // Said once the host's gate let it in: a check waiting for its host is not checking.
+        if self.narrate.load(Ordering::Relaxed) {
+            info!("Checking {shown}");
+        }
         let mut attempts = 0;
         loop {
             attempts += 1;
