@@ -43,7 +43,6 @@ struct File {
 #[derive(Debug)]
 pub struct Cache {
     path: PathBuf,
-    max_age: Duration,
     entries: HashMap<String, Entry>,
 }
 
@@ -60,7 +59,6 @@ impl Cache {
     pub fn load(path: &Path, max_age: Duration) -> (Cache, Option<String>) {
         let mut cache = Cache {
             path: path.to_path_buf(),
-            max_age,
             entries: HashMap::new(),
         };
         let text = match std::fs::read_to_string(path) {
@@ -139,11 +137,6 @@ impl Cache {
             anyhow::bail!("--cache-file {}: {e}", self.path.display());
         }
         Ok(())
-    }
-
-    /// Its age bound (for the summary).
-    pub fn max_age(&self) -> Duration {
-        self.max_age
     }
 }
 

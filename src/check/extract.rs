@@ -243,20 +243,6 @@ pub fn links_in(text: &str, format: Format) -> Vec<Link> {
     }
 }
 
-/// The links of one file, read as `format` says, or as its name says. A file that is not
-/// UTF-8 text is an error naming it.
-pub fn links_of(path: &Path, format: Option<Format>) -> anyhow::Result<Vec<Link>> {
-    let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{}: not UTF-8 text (byte {})",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok(links_in(&text, format.unwrap_or_else(|| Format::of(path))))
-}
-
 /// The anchors a Markdown text offers a `#fragment`: each heading's id as GitHub makes it
 /// (lower case, spaces to `-`, punctuation dropped; a repeated heading gets `-1`, `-2`), an
 /// explicit `{#id}`, and the `id`/`name` of raw HTML anchors.
