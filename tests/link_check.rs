@@ -347,6 +347,25 @@ fn bad_documents_are_each_a_row_and_the_rest_goes_on() {
         "{}",
         run.stderr
     );
+    // A #fragment into a document over the cap: one line, the file never read whole.
+    let big = dir.join("huge");
+    std::fs::create_dir_all(&big).unwrap();
+    let f = std::fs::File::create(big.join("big.md")).unwrap();
+    f.set_len(65 * 1024 * 1024).unwrap(); // sparse: no disk, no memory
+    std::fs::write(big.join("index.md"), "[x](big.md#part)\n").unwrap();
+    let run = threadlab(&[
+        "url-check",
+        big.join("index.md").to_str().unwrap(),
+        "--output-format",
+        "compact",
+    ]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .ends_with("big.md#part: 65 MiB, too large to look for #part in\n"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(
         server.seen().len(),
         1,

@@ -119,6 +119,16 @@ fn check_local(path: &Path, fragment: Option<&str>, anchors: &Anchors) -> Outcom
     if !meta.is_file() || !markdown {
         return ok; // anchors are looked for in Markdown files only
     }
+    // A document too large to read (the inputs' own cap) cannot be searched: said, not read.
+    if meta.len() > corpus::MAX_FILE {
+        return Outcome::failed(
+            Kind::UnreadableInput,
+            format!(
+                "{} MiB, too large to look for #{fragment} in",
+                meta.len() >> 20
+            ),
+        );
+    }
     let anchors = anchors.of(path);
     let decoded = fragment.replace("%20", " ");
     if anchors.contains(fragment) || anchors.contains(&decoded.to_lowercase()) {
