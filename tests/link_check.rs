@@ -99,15 +99,37 @@ fn each_link_has_its_place_and_kind_and_each_url_is_requested_once() {
         ("README.md", 10, "[this file]", "ok"),
         ("README.md", 12, "[me]", "excluded"),
         ("README.md", 13, "[excluded one]", "excluded"),
+        ("README.md", 15, "[site]", "ok"),
+        ("README.md", 15, "[its missing anchor]", "missing anchor"),
         ("guide/intro.md", 5, "[127.0.0.2]", "ok"),
         ("guide/intro.md", 5, "[back]", "ok"),
+        // HTML: the value's first character; a preconnect hint, a comment, text: no links.
+        ("site/index.html", 4, "style.css", "ok"),
+        ("site/index.html", 6, "missing.js", "missing file"),
+        ("site/index.html", 10, "http://127.0.0.1:PORT/ok", "ok"),
+        (
+            "site/index.html",
+            10,
+            "http://127.0.0.1:PORT/gone",
+            "status",
+        ),
+        ("site/index.html", 11, "logo.svg\"", "ok"),
+        ("site/index.html", 11, "logo.svg 1x", "ok"),
+        ("site/index.html", 11, "logo-2x.svg", "missing file"),
+        ("site/index.html", 12, "#top", "ok"),
+        ("site/index.html", 12, "#nowhere", "missing anchor"),
+        ("site/index.html", 12, "../guide", "ok"),
     ];
+    let port = server.port().to_string();
     let want: Vec<(String, String)> = want
         .iter()
         .map(|(file, line, needle, kind)| {
             let text = std::fs::read_to_string(root.join(file)).unwrap();
             let l = text.lines().nth(line - 1).unwrap();
-            let col = l[..l.find(needle).unwrap()].chars().count() + 1;
+            let col = l[..l.find(&needle.replace("PORT", &port)).unwrap()]
+                .chars()
+                .count()
+                + 1;
             (format!("{file}:{line}:{col}"), kind.to_string())
         })
         .collect();
@@ -124,14 +146,25 @@ fn each_link_has_its_place_and_kind_and_each_url_is_requested_once() {
         "linked twice, asked once; once more by /moved"
     );
     assert_eq!(asked("127.0.0.1", "/busy/a"), 2, "429 then the retry");
+    assert_eq!(
+        asked("127.0.0.1", "/gone"),
+        1,
+        "in Markdown and in HTML, asked once"
+    );
+    assert_eq!(asked("127.0.0.1", "/preconnect-is-no-link"), 0);
+    assert_eq!(
+        asked("127.0.0.1", "/error"),
+        0,
+        "a comment and text are no links"
+    );
     assert_eq!(asked("127.0.0.2", "/ok"), 1);
     assert!(
         seen.iter()
             .all(|s| !s.path.contains("hidden") && !s.path.contains("ignored"))
     );
     let summary = &doc["summary"];
-    assert_eq!(summary["links"], 15);
-    assert_eq!(summary["failed"], 4);
+    assert_eq!(summary["links"], 27);
+    assert_eq!(summary["failed"], 9);
     assert_eq!(summary["excluded"], 2);
 }
 
@@ -209,17 +242,53 @@ fn outputs_compact_markdown_and_junit() {
         "excluded",
     ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let readme = format!("{dir}/README.md");
-    let line9 = std::fs::read_to_string(&readme).unwrap();
-    let line9 = line9.lines().nth(8).unwrap();
-    let col = line9[..line9.find("[a wrong").unwrap()].chars().count() + 1;
-    assert_eq!(
-        run.stdout,
-        format!(
-            "{readme}:9:{col}: {dir}/guide/intro.md#nope: no heading or anchor #nope in it\n\
-             {readme}:10:1: {dir}/missing.md: no such file\n"
-        )
-    );
+    // (file, line, the text the column points at, target, reason): the local failures.
+    let failures = [
+        (
+            "README.md",
+            9,
+            "[a wrong",
+            "guide/intro.md#nope",
+            "no heading or anchor #nope in it",
+        ),
+        ("README.md", 10, "[nowhere", "missing.md", "no such file"),
+        (
+            "README.md",
+            15,
+            "[its missing",
+            "site/index.html#gone",
+            "no heading or anchor #gone in it",
+        ),
+        (
+            "site/index.html",
+            6,
+            "missing.js",
+            "site/missing.js",
+            "no such file",
+        ),
+        (
+            "site/index.html",
+            11,
+            "logo-2x",
+            "site/logo-2x.svg",
+            "no such file",
+        ),
+        (
+            "site/index.html",
+            12,
+            "#nowhere",
+            "site/index.html#nowhere",
+            "no heading or anchor #nowhere in it",
+        ),
+    ];
+    let mut want = String::new();
+    for (file, line, needle, target, reason) in failures {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let l = text.lines().nth(line - 1).unwrap();
+        let col = l[..l.find(needle).unwrap()].chars().count() + 1;
+        want += &format!("{dir}/{file}:{line}:{col}: {dir}/{target}: {reason}\n");
+    }
+    assert_eq!(run.stdout, want);
     assert!(server.seen().is_empty(), "--exclude-loopback sent requests");
     let run = threadlab(&[
         "url-check",
@@ -232,12 +301,12 @@ fn outputs_compact_markdown_and_junit() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(
         run.stdout
-            .starts_with("## ❌ url-check: 9 of 13 checked links ok (2 excluded)\n"),
+            .starts_with("## ❌ url-check: 16 of 25 checked links ok (2 excluded)\n"),
         "{}",
         run.stdout
     );
     assert!(
-        run.stdout.contains("| 15 | 9 | 4 | 2 | 14 | 7 | 2 |"),
+        run.stdout.contains("| 27 | 16 | 9 | 2 | 22 | 7 | 3 |"),
         "{}",
         run.stdout
     );
@@ -260,12 +329,12 @@ fn outputs_compact_markdown_and_junit() {
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 15);
+    assert_eq!(cases.len(), 27);
     let failures = cases
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
         .count();
-    assert_eq!(failures, 4);
+    assert_eq!(failures, 9);
     // Nothing beside the report: the scratch file was renamed over it.
     let partial = std::fs::read_dir(&root)
         .unwrap()

@@ -14,11 +14,13 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use reqwest::Url;
 
 use super::Kind;
 use super::extract::{self, Format, Link};
+use crate::pool::ordered::InOrder;
 
 /// Largest document read; a larger file is one failed row naming its size.
 pub const MAX_FILE: u64 = 64 * 1024 * 1024;
@@ -178,39 +180,173 @@ pub fn exclude_file(path: &Path) -> anyhow::Result<Vec<(regex::Regex, String)>> 
     Ok(out)
 }
 
-impl Corpus {
-    /// Reads every input. A problem with one input (missing, unreadable, binary, too large)
-    /// is a broken row at that input, and the rest goes on.
-    pub fn read(inputs: &[String], reading: &Reading) -> Corpus {
-        let mut corpus = Corpus::default();
-        let mut direct: Vec<String> = Vec::new();
-        for input in inputs {
-            if input.starts_with("http://") || input.starts_with("https://") {
-                direct.push(input.clone());
-                continue;
-            }
-            if input == "-" {
-                corpus.read_stdin(reading);
-                continue;
-            }
+/// One piece of input, in the order given: a document to read, or why one cannot be.
+enum Piece {
+    File(PathBuf),
+    Stdin(Vec<u8>),
+    Broken { name: String, why: String },
+}
+
+/// A piece read on a reader thread: its name, its folder, and its links resolved (each
+/// with the target as shown), or why it could not be read.
+struct Read {
+    name: String,
+    dir: Option<PathBuf>,
+    links: Result<Vec<(Link, String, Target)>, String>,
+}
+
+/// How many results the readers may make ahead of the merge: memory stays bounded by this
+/// many documents' links, whatever the number of files.
+const READ_WINDOW: usize = 32;
+
+/// The pieces the inputs name, in order, and the URLs given directly.
+fn pieces(inputs: &[String]) -> (Vec<Piece>, Vec<String>) {
+    let (mut pieces, mut direct) = (Vec::new(), Vec::new());
+    for input in inputs {
+        if input.starts_with("http://") || input.starts_with("https://") {
+            direct.push(input.clone());
+        } else if input == "-" {
+            pieces.push(stdin_piece());
+        } else {
             match expand(input) {
-                Ok(files) => {
-                    for file in files {
-                        corpus.read_file(&file, reading);
-                    }
-                }
-                Err(why) => corpus.broken_input(input, Kind::UnreadableInput, why),
+                Ok(files) => pieces.extend(files.into_iter().map(Piece::File)),
+                Err(why) => pieces.push(Piece::Broken {
+                    name: input.clone(),
+                    why,
+                }),
             }
         }
+    }
+    (pieces, direct)
+}
+
+fn stdin_piece() -> Piece {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let broken = |why: String| Piece::Broken {
+        name: "-".into(),
+        why,
+    };
+    match std::io::stdin().take(MAX_FILE + 1).read_to_end(&mut bytes) {
+        Err(e) => broken(e.to_string()),
+        Ok(_) if bytes.len() as u64 > MAX_FILE => {
+            broken(format!("more than {} MiB: not read", MAX_FILE >> 20))
+        }
+        Ok(_) => Piece::Stdin(bytes),
+    }
+}
+
+/// Reads one piece and resolves its links (a reader thread's job).
+fn read_piece(piece: &Piece, reading: &Reading) -> Read {
+    let (name, dir, bytes, format) = match piece {
+        Piece::Broken { name, why } => {
+            return Read {
+                name: name.clone(),
+                dir: None,
+                links: Err(why.clone()),
+            };
+        }
+        Piece::Stdin(bytes) => (
+            "-".to_string(),
+            None,
+            std::borrow::Cow::Borrowed(bytes.as_slice()),
+            reading.format.unwrap_or(Format::List),
+        ),
+        Piece::File(path) => {
+            let name = path.display().to_string();
+            let dir = path.parent().map(Path::to_path_buf);
+            match document(path) {
+                Ok(bytes) => (
+                    name,
+                    dir,
+                    std::borrow::Cow::Owned(bytes),
+                    reading.format.unwrap_or_else(|| Format::of(path)),
+                ),
+                Err(why) => {
+                    return Read {
+                        name,
+                        dir: None,
+                        links: Err(why),
+                    };
+                }
+            }
+        }
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    if let std::borrow::Cow::Owned(_) = text {
+        tracing::warn!("{name}: not valid UTF-8: its bad bytes read as U+FFFD");
+    }
+    let own = dir.is_some().then(|| PathBuf::from(&name));
+    let links = extract::links_in(&text, format)
+        .into_iter()
+        .map(|link| {
+            let target = resolve(&link.url, dir.as_deref(), own.as_deref(), reading);
+            let shown = shown(&link.url, &target);
+            (link, shown, target)
+        })
+        .collect();
+    Read {
+        name,
+        dir,
+        links: Ok(links),
+    }
+}
+
+/// A target as every row shows it: credentials masked, a local path with its fragment.
+fn shown(raw: &str, target: &Target) -> String {
+    match target {
+        Target::Web(u) => super::input::mask_credentials(u),
+        Target::Local { path, fragment } => match fragment {
+            Some(f) => format!("{}#{f}", path.display()),
+            None => path.display().to_string(),
+        },
+        _ => crate::lab::units::printable(raw).into_owned(),
+    }
+}
+
+impl Corpus {
+    /// Reads every input: the documents on reader threads (`Reader_N`, one a core), merged
+    /// in input order. A problem with one input (missing, unreadable, binary, too large) is
+    /// a broken row at that input, and the rest goes on.
+    pub fn read(inputs: &[String], reading: &Arc<Reading>) -> Corpus {
+        let mut corpus = Corpus::default();
+        let (pieces, direct) = pieces(inputs);
+        let pieces = Arc::new(pieces);
+        let job = {
+            let (pieces, reading) = (Arc::clone(&pieces), Arc::clone(reading));
+            Arc::new(move |i: usize| read_piece(&pieces[i], &reading))
+        };
+        let interrupted = |i: usize| Read {
+            name: match &pieces[i] {
+                Piece::File(path) => path.display().to_string(),
+                Piece::Stdin(_) => "-".into(),
+                Piece::Broken { name, .. } => name.clone(),
+            },
+            dir: None,
+            links: Err("not read (interrupted)".into()),
+        };
+        let readers = InOrder {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            prefix: "Reader",
+            recorder: None,
+            window: Some(READ_WINDOW),
+        };
+        let merged = readers.run(pieces.len(), job, interrupted, |_, read| {
+            corpus.merge(read);
+            Ok(())
+        });
+        debug_assert!(merged.is_ok(), "the merge never fails");
         if !direct.is_empty() {
             let source = corpus.source("(arguments)", None);
             for (i, url) in direct.iter().enumerate() {
+                let target = resolve(url, None, None, reading);
                 let link = Link {
                     url: url.clone(),
                     line: 1,
                     col: i as u32 + 1,
                 };
-                corpus.add(source, &link, reading);
+                let shown = shown(url, &target);
+                corpus.add(source, &link, shown, target);
             }
         }
         corpus
@@ -224,84 +360,37 @@ impl Corpus {
         self.sources.len() as u32 - 1
     }
 
-    fn broken_input(&mut self, name: &str, kind: Kind, why: String) {
-        let source = self.source(name, None);
-        let target = self.target(format!("{name}\n{why}"), Target::Broken { kind, why });
-        self.occurrences.push(Occurrence {
-            source,
-            line: 0,
-            col: 0,
-            target,
-        });
-    }
-
-    fn read_stdin(&mut self, reading: &Reading) {
-        use std::io::Read;
-        let mut bytes = Vec::new();
-        let read = std::io::stdin().take(MAX_FILE + 1).read_to_end(&mut bytes);
-        match read {
-            Err(e) => self.broken_input("-", Kind::UnreadableInput, e.to_string()),
-            Ok(_) if bytes.len() as u64 > MAX_FILE => self.broken_input(
-                "-",
-                Kind::UnreadableInput,
-                format!("more than {} MiB: not read", MAX_FILE >> 20),
-            ),
-            Ok(_) => {
-                let format = reading.format.unwrap_or(Format::List);
-                self.read_text("-", None, &bytes, format, reading);
+    /// A piece's links, numbered against the targets seen so far (in input order).
+    fn merge(&mut self, read: Read) {
+        match read.links {
+            Ok(links) => {
+                let source = self.source(&read.name, read.dir);
+                for (link, shown, target) in links {
+                    self.add(source, &link, shown, target);
+                }
+            }
+            Err(why) => {
+                let source = self.source(&read.name, None);
+                let key = format!("{}\n{why}", read.name);
+                let kind = Kind::UnreadableInput;
+                let target = self.target(key, Target::Broken { kind, why });
+                self.occurrences.push(Occurrence {
+                    source,
+                    line: 0,
+                    col: 0,
+                    target,
+                });
             }
         }
     }
 
-    fn read_file(&mut self, path: &Path, reading: &Reading) {
-        let name = path.display().to_string();
-        match document(path) {
-            Ok(bytes) => {
-                let format = reading.format.unwrap_or_else(|| Format::of(path));
-                let dir = path.parent().map(Path::to_path_buf);
-                self.read_text(&name, dir, &bytes, format, reading);
-            }
-            Err(why) => self.broken_input(&name, Kind::UnreadableInput, why),
-        }
-    }
-
-    fn read_text(
-        &mut self,
-        name: &str,
-        dir: Option<PathBuf>,
-        bytes: &[u8],
-        format: Format,
-        reading: &Reading,
-    ) {
-        let text = String::from_utf8_lossy(bytes);
-        if let std::borrow::Cow::Owned(_) = text {
-            tracing::warn!("{name}: not valid UTF-8: its bad bytes read as U+FFFD");
-        }
-        let links = extract::links_in(&text, format);
-        let source = self.source(name, dir);
-        for link in &links {
-            self.add(source, link, reading);
-        }
-    }
-
-    /// One link at its place: resolved, filtered, and counted against its target.
-    fn add(&mut self, source: u32, link: &Link, reading: &Reading) {
-        let dir = self.sources[source as usize].dir.clone();
-        let own = (dir.is_some()).then(|| PathBuf::from(&self.sources[source as usize].name));
-        let target = resolve(&link.url, dir.as_deref(), own.as_deref(), reading);
-        let shown = match &target {
-            Target::Web(u) => super::input::mask_credentials(u),
-            Target::Local { path, fragment } => match fragment {
-                Some(f) => format!("{}#{f}", path.display()),
-                None => path.display().to_string(),
-            },
-            _ => crate::lab::units::printable(&link.url).into_owned(),
-        };
+    /// One link at its place, counted against its target.
+    fn add(&mut self, source: u32, link: &Link, shown: String, target: Target) {
         // The same text means the same target; an excluded or broken link is keyed by its
         // reason too, so each keeps its own.
         let key = match &target {
             Target::Excluded { why } | Target::Broken { why, .. } => format!("{shown}\n{why}"),
-            _ => shown.clone(),
+            _ => shown,
         };
         let target = self.target(key, target);
         self.occurrences.push(Occurrence {

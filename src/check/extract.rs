@@ -30,13 +30,15 @@ pub enum Format {
     List,
     /// Markdown: its links, images, autolinks and reference links.
     Markdown,
+    /// HTML: `href`, `src`, `srcset` and the other attributes that hold links.
+    Html,
     /// Running text: the http(s) URLs in it.
     Text,
 }
 
 impl Format {
     /// The format a file's name says: `.md`, `.markdown`, `.mdown`, `.mkd` are Markdown;
-    /// anything else is a plain list.
+    /// `.html`, `.htm`, `.xhtml` are HTML; anything else is a plain list.
     pub fn of(path: &Path) -> Self {
         match path
             .extension()
@@ -45,31 +47,33 @@ impl Format {
             .as_deref()
         {
             Some("md" | "markdown" | "mdown" | "mkd") => Format::Markdown,
+            Some("html" | "htm" | "xhtml") => Format::Html,
             _ => Format::List,
         }
     }
 }
 
 /// Byte offset → (line, column), both 1-based, the column in characters.
-struct Lines<'t> {
+pub(super) struct Lines<'t> {
     text: &'t str,
     starts: Vec<usize>,
 }
 
 impl<'t> Lines<'t> {
-    fn new(text: &'t str) -> Self {
+    pub(super) fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self { text, starts }
     }
 
-    fn at(&self, offset: usize) -> (u32, u32) {
+    pub(super) fn at(&self, offset: usize) -> (u32, u32) {
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
         let start = self.starts[line];
-        let col = self.text[start..offset.min(self.text.len())]
-            .chars()
-            .count()
-            + 1;
+        let mut end = offset.min(self.text.len());
+        while !self.text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let col = self.text[start..end].chars().count() + 1;
         (line as u32 + 1, col as u32)
     }
 }
@@ -109,7 +113,7 @@ pub fn markdown(text: &str) -> Vec<Link> {
             Event::End(pulldown_cmark::TagEnd::CodeBlock) => in_code = false,
             // A bare URL in the prose is a link too, as GitHub renders it (GFM's autolink
             // literals); not inside a link's own text.
-            Event::Text(t) if in_link == 0 && !in_code => {
+            Event::Text(t) if in_link == 0 && !in_code && t.contains("://") => {
                 for url in urls(&t) {
                     push(url, place(&range, url));
                 }
@@ -203,7 +207,7 @@ pub fn list(text: &str) -> Vec<Link> {
     links
 }
 
-/// The files an input names: the file itself, or a folder's Markdown files, walked in name
+/// The files an input names: the file itself, or a folder's Markdown and HTML files, walked in name
 /// order with `.gitignore`, `.ignore` and hidden-file rules honoured (ripgrep's walker, in or
 /// out of a git repository). An error names the input that could not be read; a folder
 /// that cannot be read inside the walk is skipped with a warning naming it.
@@ -222,7 +226,7 @@ pub fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
     for entry in walk {
         match entry {
             Ok(e) if e.file_type().is_some_and(|t| t.is_file()) => {
-                if Format::of(e.path()) == Format::Markdown {
+                if matches!(Format::of(e.path()), Format::Markdown | Format::Html) {
                     found.push(e.into_path());
                 }
             }
@@ -238,6 +242,7 @@ pub fn files(input: &Path) -> anyhow::Result<Vec<PathBuf>> {
 pub fn links_in(text: &str, format: Format) -> Vec<Link> {
     match format {
         Format::Markdown => markdown(text),
+        Format::Html => super::html::links(text),
         Format::List => list(text),
         Format::Text => self::text(text),
     }

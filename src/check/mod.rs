@@ -29,6 +29,7 @@ pub mod cache;
 pub mod corpus;
 pub mod extract;
 pub mod hosts;
+pub mod html;
 pub mod input;
 
 use std::fmt;

@@ -7,6 +7,8 @@
 //! Dropping the pool (or [`ThreadPool::shutdown`]) closes the job channel; workers finish
 //! what is queued, see the channel closed, and exit; the drop joins them all.
 
+pub mod ordered;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::JoinHandle;

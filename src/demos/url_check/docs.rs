@@ -82,7 +82,7 @@ impl LinkResult {
     }
 }
 
-/// The anchors of the local Markdown files fragments point into, each file read once.
+/// The anchors of the local Markdown and HTML files fragments point into, each file read once.
 #[derive(Default)]
 struct Anchors(Mutex<HashMap<PathBuf, Arc<HashSet<String>>>>);
 
@@ -92,13 +92,17 @@ impl Anchors {
             return Arc::clone(a);
         }
         let text = std::fs::read(path).unwrap_or_default();
-        let found = Arc::new(extract::anchors(&String::from_utf8_lossy(&text)));
+        let text = String::from_utf8_lossy(&text);
+        let found = Arc::new(match extract::Format::of(path) {
+            extract::Format::Html => crate::check::html::anchors(&text),
+            _ => extract::anchors(&text),
+        });
         crate::sync::lock(&self.0).insert(path.to_path_buf(), Arc::clone(&found));
         found
     }
 }
 
-/// A local target: there or not, and its anchor in a Markdown file.
+/// A local target: there or not, and its anchor in a Markdown or HTML file.
 fn check_local(path: &Path, fragment: Option<&str>, anchors: &Anchors) -> Outcome {
     let meta = match std::fs::metadata(path) {
         Ok(m) => m,
@@ -115,9 +119,12 @@ fn check_local(path: &Path, fragment: Option<&str>, anchors: &Anchors) -> Outcom
     let Some(fragment) = fragment.filter(|f| !f.is_empty()) else {
         return ok;
     };
-    let markdown = extract::Format::of(path) == extract::Format::Markdown;
-    if !meta.is_file() || !markdown {
-        return ok; // anchors are looked for in Markdown files only
+    let document = matches!(
+        extract::Format::of(path),
+        extract::Format::Markdown | extract::Format::Html
+    );
+    if !meta.is_file() || !document {
+        return ok; // anchors are looked for in Markdown and HTML files only
     }
     // A document too large to read (the inputs' own cap) cannot be searched: said, not read.
     if meta.len() > corpus::MAX_FILE {
@@ -366,7 +373,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     );
     let mut report = Report::new("url-check");
     report.params_from(args);
-    let reading = reading(args)?;
+    let reading = Arc::new(reading(args)?);
     let corpus = Arc::new(Corpus::read(&args.inputs, &reading));
     let files = corpus.sources.iter().filter(|s| s.dir.is_some()).count();
     let checked = corpus.checked();

@@ -12,7 +12,6 @@ use tracing::{info, warn};
 
 use crate::check::{Accept, Checker, Entry, Kind, Method, Options, Outcome, UrlList};
 use crate::lab::{self, Lab, Report, Table, units};
-use crate::pool::ThreadPool;
 use crate::serve::Server;
 
 mod docs;
@@ -140,7 +139,8 @@ pub fn dump(args: &Args) -> anyhow::Result<i32> {
         !args.inputs.is_empty(),
         "--dump: name a file, a folder or a glob to list the links of"
     );
-    let corpus = crate::check::corpus::Corpus::read(&args.inputs, &docs::reading(args)?);
+    let reading = std::sync::Arc::new(docs::reading(args)?);
+    let corpus = crate::check::corpus::Corpus::read(&args.inputs, &reading);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut broken = 0;
     for o in &corpus.occurrences {
@@ -348,57 +348,25 @@ fn check_all(
     in_order(list.len(), workers, lab, job, not_checked, |_, r| emit(r))
 }
 
-/// Runs `job(i)` for every `i` in `0..count` on a pool of `workers` threads (`Checker_N`),
-/// each taking the next index as it becomes free, and hands each result to `emit` in index
-/// order as soon as every earlier one has been handed on. Stops handing out work when the
-/// run is interrupted; `left(i)` stands for each result never made. Returns the pool's time.
+/// Runs `job(i)` for every `i` in `0..count` on a pool of `workers` checker threads
+/// (`Checker_N`, recorded for the report) and hands each result to `emit` in index order:
+/// the pool's [`InOrder`](crate::pool::ordered::InOrder), without a window, so one slow
+/// server never holds the other checks back.
 pub(super) fn in_order<R: Send + 'static>(
     count: usize,
     workers: usize,
     lab: &Lab,
     job: Arc<dyn Fn(usize) -> R + Send + Sync>,
     left: impl Fn(usize) -> R,
-    mut emit: impl FnMut(usize, R) -> anyhow::Result<()>,
+    emit: impl FnMut(usize, R) -> anyhow::Result<()>,
 ) -> anyhow::Result<Duration> {
-    let started = Instant::now();
-    let pool = ThreadPool::recorded(
-        workers.min(count).max(1),
-        "Checker",
-        Arc::clone(lab.recorder()),
-    )?;
-    let next = Arc::new(AtomicUsize::new(0));
-    let (tx, rx) = crossbeam_channel::unbounded::<(usize, R)>();
-    for _ in 0..pool.workers() {
-        let (job, next, tx) = (Arc::clone(&job), Arc::clone(&next), tx.clone());
-        pool.submit(move || {
-            while !lab::signals::interrupted() {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= count || tx.send((i, job(i))).is_err() {
-                    break;
-                }
-            }
-        });
-    }
-    drop(tx);
-    // Results arrive in completion order; hold the early arrivals until their turn.
-    let mut waiting: BTreeMap<usize, R> = BTreeMap::new();
-    let mut turn = 0;
-    loop {
-        let got = crate::lab::blocking("results", || rx.recv());
-        let Ok((i, result)) = got else { break };
-        waiting.insert(i, result);
-        while let Some(result) = waiting.remove(&turn) {
-            emit(turn, result)?;
-            turn += 1;
-        }
-    }
-    drop(pool); // joins every worker
-    let elapsed = started.elapsed();
-    for i in turn..count {
-        let result = waiting.remove(&i).unwrap_or_else(|| left(i));
-        emit(i, result)?;
-    }
-    Ok(elapsed)
+    let order = crate::pool::ordered::InOrder {
+        workers,
+        prefix: "Checker",
+        recorder: Some(Arc::clone(lab.recorder())),
+        window: None,
+    };
+    order.run(count, job, left, emit)
 }
 
 /// Checks every entry one by one on the calling thread, for the comparison. Returns how long
