@@ -376,6 +376,60 @@ fn headers_are_sent_and_never_shown_and_a_github_token_stays_with_github() {
     assert_eq!(run.code, 2, "without the header: 401\n{}", run.stdout);
 }
 
+/// `--cookie-jar`: a cookie a server sets in one run is sent in the next (as the server
+/// saw it), its value never shown; without the jar the page is refused; a file that is not a
+/// jar is one line naming it.
+#[test]
+fn a_cookie_jar_keeps_a_session_between_runs() {
+    let server = Counting::start().unwrap();
+    let dir = std::env::temp_dir().join(format!("threadlab-jar-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let jar = dir.join("jar.json");
+    let jar_arg = jar.to_str().unwrap();
+    let base = format!("http://127.0.0.1:{}", server.port());
+    let run = threadlab(&[
+        "url-check",
+        &format!("{base}/login"),
+        "--cookie-jar",
+        jar_arg,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("1 cookie kept for the next run"), "{all}");
+    assert!(
+        !all.contains("s3cr3t"),
+        "a cookie's value was shown:\n{all}"
+    );
+    let members = format!("{base}/members");
+    let run = threadlab(&["url-check", &members, "--cookie-jar", jar_arg]);
+    assert_eq!(
+        run.code, 0,
+        "with the jar: 200\n{}{}",
+        run.stdout, run.stderr
+    );
+    assert!(!format!("{}{}", run.stdout, run.stderr).contains("s3cr3t"));
+    let run = threadlab(&["url-check", &members]);
+    assert_eq!(run.code, 2, "without the jar: 403\n{}", run.stdout);
+    let cookies: Vec<bool> = server
+        .seen()
+        .iter()
+        .filter(|s| s.path == "/members")
+        .map(|s| {
+            s.headers
+                .iter()
+                .any(|(n, v)| n == "cookie" && v.contains("s3cr3t"))
+        })
+        .collect();
+    assert_eq!(cookies, [true, false]);
+    std::fs::write(&jar, "this is no jar\n").unwrap();
+    assert_usage_error(
+        &["url-check", &members, "--cookie-jar", jar_arg],
+        "--cookie-jar",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad inputs: each a clear line, and the rest of the run goes on (a binary file, a file
 /// that is not UTF-8, a missing input, a symlink loop); bad flags are one line naming them.
 #[test]

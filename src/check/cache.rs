@@ -127,17 +127,20 @@ impl Cache {
             version: VERSION.into(),
             entries: self.entries.clone(),
         };
-        let scratch = self
-            .path
-            .with_extension(format!("partial.{}", std::process::id()));
-        let written = std::fs::write(&scratch, serde_json::to_vec(&file)?)
-            .and_then(|()| std::fs::rename(&scratch, &self.path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&scratch);
-            anyhow::bail!("--cache-file {}: {e}", self.path.display());
-        }
-        Ok(())
+        replace_file(&self.path, "--cache-file", &serde_json::to_vec(&file)?)
     }
+}
+
+/// Writes `bytes` beside `path` and renames the scratch file over it: a crash or a Ctrl-C
+/// mid-write leaves the old file whole. An error names `flag` and the file.
+pub fn replace_file(path: &Path, flag: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let scratch = path.with_extension(format!("partial.{}", std::process::id()));
+    let written = std::fs::write(&scratch, bytes).and_then(|()| std::fs::rename(&scratch, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&scratch);
+        anyhow::bail!("{flag} {}: {e}", path.display());
+    }
+    Ok(())
 }
 
 /// An outcome worth keeping: accepted, or a failure that will not change on its own soon.

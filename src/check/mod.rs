@@ -26,6 +26,7 @@
 //! server that writes its body late (or a delayed ACK) never delays the result.
 
 pub mod cache;
+pub mod cookies;
 pub mod corpus;
 pub mod extract;
 pub mod hosts;
@@ -279,6 +280,8 @@ pub struct Options {
     pub github_token: Option<String>,
     /// Accept any TLS certificate.
     pub insecure: bool,
+    /// A cookie jar file: its cookies sent, the ones servers set kept (`--cookie-jar`).
+    pub cookie_jar: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -296,6 +299,7 @@ impl Default for Options {
             headers: Vec::new(),
             github_token: None,
             insecure: false,
+            cookie_jar: None,
         }
     }
 }
@@ -352,6 +356,7 @@ pub struct Checker {
     options: Options,
     narrate: AtomicBool,
     hosts: hosts::Hosts,
+    jar: Option<cookies::Jar>,
 }
 
 impl Checker {
@@ -389,6 +394,11 @@ impl Checker {
             .enable_all()
             .build()
             .context("could not start the HTTP runtime")?;
+        let jar = options
+            .cookie_jar
+            .as_deref()
+            .map(cookies::Jar::open)
+            .transpose()?;
         let client = {
             // The client's connection tasks belong to this runtime.
             let _guard = runtime.enter();
@@ -399,7 +409,11 @@ impl Checker {
                 value.set_sensitive(true);
                 headers.append(name, value);
             }
-            reqwest::Client::builder()
+            let mut builder = reqwest::Client::builder();
+            if let Some(jar) = &jar {
+                builder = builder.cookie_provider(jar.store());
+            }
+            builder
                 .default_headers(headers)
                 .danger_accept_invalid_certs(options.insecure)
                 .redirect(policy)
@@ -416,7 +430,18 @@ impl Checker {
             hosts: hosts::Hosts::new(options.hosts),
             options,
             narrate: AtomicBool::new(false),
+            jar,
         })
+    }
+
+    /// Writes the cookie jar back (with the cookies servers set in this run), if there is
+    /// one; returns how many cookies it holds.
+    pub fn keep_cookies(&self) -> anyhow::Result<Option<usize>> {
+        let Some(jar) = &self.jar else {
+            return Ok(None);
+        };
+        jar.save()?;
+        Ok(Some(jar.len()))
     }
 
     /// The options it checks with.

@@ -5,7 +5,8 @@
 //!
 //! Paths: `/ok…` 200; `/missing…` 404; `/gone` 410; `/slow…` 200 after 150 ms; `/busy/KEY`
 //! 429 with `Retry-After: 1` the first time a KEY is asked for, then 200; `/moved` a 301 to
-//! `/ok`; `/error` 500; `/needs-header` 200 with an `X-Test: yes` header, else 401.
+//! `/ok`; `/error` 500; `/needs-header` 200 with an `X-Test: yes` header, else 401;
+//! `/login` 200 with a session cookie; `/members` 200 with that cookie, else 403.
 //! Anything else 404. One request per connection (`Connection: close`), a thread each.
 
 use std::collections::{HashMap, HashSet};
@@ -199,6 +200,16 @@ fn answer(path: &str, headers: &[(String, String)], first_busy: bool) -> (&'stat
         ("200 OK", String::new())
     } else if path == "/needs-header" {
         ("401 Unauthorized", String::new())
+    } else if path == "/login" {
+        // A session cookie (no Max-Age): a jar keeps it for the next run all the same.
+        (
+            "200 OK",
+            "Set-Cookie: session=s3cr3t-cookie; Path=/\r\n".into(),
+        )
+    } else if path == "/members" && has("cookie", "session=s3cr3t-cookie") {
+        ("200 OK", String::new())
+    } else if path == "/members" {
+        ("403 Forbidden", String::new())
     } else {
         ("404 Not Found", String::new())
     }

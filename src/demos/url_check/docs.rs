@@ -448,6 +448,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         }
         cache.save()?;
     }
+    super::keep_cookies(&checker, &mut report)?;
     progress.finish_and_clear();
     rows.totals.files = files;
     rows.totals.distinct = corpus.targets.len();

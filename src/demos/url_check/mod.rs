@@ -110,6 +110,10 @@ pub struct Args {
     /// summary of every run that uses it.
     #[arg(long)]
     pub insecure: bool,
+    /// A cookie jar: its cookies are sent, and the ones servers set are written back to it
+    /// at the end (cookie_store's JSON, as lychee's --cookie-jar); values never printed.
+    #[arg(long, value_name = "FILE")]
+    pub cookie_jar: Option<PathBuf>,
     /// Keep results between runs in the cache file: a cached success or definitive failure
     /// (404, 410, no such host) is not requested again while fresh; errors are never kept.
     #[arg(long)]
@@ -214,6 +218,18 @@ impl Args {
 /// The report's params name the headers sent, never their values.
 fn header_names<S: serde::Serializer>(h: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(h.iter().map(|(name, _)| format!("{name}: (not shown)")))
+}
+
+/// Writes the cookie jar back, and says how many cookies it keeps (never their values).
+fn keep_cookies(checker: &Checker, report: &mut Report) -> anyhow::Result<()> {
+    if let (Some(kept), Some(path)) = (checker.keep_cookies()?, &checker.options().cookie_jar) {
+        report.note(format!(
+            "--cookie-jar {}: {} kept for the next run.",
+            path.display(),
+            if kept == 1 { "1 cookie".to_string() } else { format!("{kept} cookies") }
+        ));
+    }
+    Ok(())
 }
 
 /// Said in the summary of every run with `--insecure`.
@@ -576,6 +592,7 @@ fn options(args: &Args) -> Options {
         headers: args.header.clone(),
         github_token: args.github_token.clone().filter(|t| !t.is_empty()),
         insecure: args.insecure,
+        cookie_jar: args.cookie_jar.clone(),
         user_agent: args.user_agent.clone(),
         max_idle_per_host: args
             .workers
@@ -659,6 +676,7 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     if let Some(counts) = &args.sweep {
         sweep(counts, &list, &checker, lab, &mut report)?;
     }
+    keep_cookies(&checker, &mut report)?;
     let interrupted = lab.interrupted();
     finish(
         args,
