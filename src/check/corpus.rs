@@ -180,27 +180,49 @@ pub fn exclude_file(path: &Path) -> anyhow::Result<Vec<(regex::Regex, String)>> 
     Ok(out)
 }
 
-/// One piece of input, in the order given: a document to read, or why one cannot be.
+/// One piece of input, in the order given: a document to read, the URLs given directly, or
+/// why an input cannot be read.
 enum Piece {
     File(PathBuf),
     Stdin(Vec<u8>),
+    Direct(Vec<String>),
     Broken { name: String, why: String },
 }
 
-/// A piece read on a reader thread: its name, its folder, and its links resolved (each
-/// with the target as shown), or why it could not be read.
-struct Read {
-    name: String,
-    dir: Option<PathBuf>,
-    links: Result<Vec<(Link, String, Target)>, String>,
+/// A document read (on a reader thread): its name, the folder its relative links resolve
+/// against, and its links resolved, or why it could not be read.
+pub struct Document {
+    pub name: String,
+    pub dir: Option<PathBuf>,
+    pub links: Result<Vec<Found>, String>,
 }
 
-/// How many results the readers may make ahead of the merge: memory stays bounded by this
-/// many documents' links, whatever the number of files.
+/// A link at its place, resolved, with its target as every row shows it.
+pub struct Found {
+    pub link: Link,
+    pub shown: String,
+    pub target: Target,
+}
+
+impl Found {
+    /// What makes two links one target: the same text; an excluded or broken link is keyed
+    /// by its reason too, so each keeps its own.
+    pub fn key(&self) -> String {
+        match &self.target {
+            Target::Excluded { why } | Target::Broken { why, .. } => {
+                format!("{}\n{why}", self.shown)
+            }
+            _ => self.shown.clone(),
+        }
+    }
+}
+
+/// How many documents the readers may read ahead of the one being merged: memory stays
+/// bounded by this many documents' links, whatever the number of files.
 const READ_WINDOW: usize = 32;
 
-/// The pieces the inputs name, in order, and the URLs given directly.
-fn pieces(inputs: &[String]) -> (Vec<Piece>, Vec<String>) {
+/// The pieces the inputs name, in order; the URLs given directly come last, together.
+fn pieces(inputs: &[String]) -> Vec<Piece> {
     let (mut pieces, mut direct) = (Vec::new(), Vec::new());
     for input in inputs {
         if input.starts_with("http://") || input.starts_with("https://") {
@@ -217,7 +239,10 @@ fn pieces(inputs: &[String]) -> (Vec<Piece>, Vec<String>) {
             }
         }
     }
-    (pieces, direct)
+    if !direct.is_empty() {
+        pieces.push(Piece::Direct(direct));
+    }
+    pieces
 }
 
 fn stdin_piece() -> Piece {
@@ -236,60 +261,86 @@ fn stdin_piece() -> Piece {
     }
 }
 
-/// Reads one piece and resolves its links (a reader thread's job).
-fn read_piece(piece: &Piece, reading: &Reading) -> Read {
-    let (name, dir, bytes, format) = match piece {
-        Piece::Broken { name, why } => {
-            return Read {
-                name: name.clone(),
-                dir: None,
-                links: Err(why.clone()),
-            };
+impl Piece {
+    fn name(&self) -> String {
+        match self {
+            Piece::File(path) => path.display().to_string(),
+            Piece::Stdin(_) => "-".into(),
+            Piece::Direct(_) => "(arguments)".into(),
+            Piece::Broken { name, .. } => name.clone(),
         }
-        Piece::Stdin(bytes) => (
-            "-".to_string(),
-            None,
-            std::borrow::Cow::Borrowed(bytes.as_slice()),
-            reading.format.unwrap_or(Format::List),
-        ),
-        Piece::File(path) => {
-            let name = path.display().to_string();
-            let dir = path.parent().map(Path::to_path_buf);
-            match document(path) {
-                Ok(bytes) => (
+    }
+
+    /// Reads the piece and resolves its links (a reader thread's job).
+    fn read(&self, reading: &Reading) -> Document {
+        let name = self.name();
+        let failed = |why: String| Document {
+            name: name.clone(),
+            dir: None,
+            links: Err(why),
+        };
+        let (dir, text, format) = match self {
+            Piece::Broken { why, .. } => return failed(why.clone()),
+            Piece::Direct(urls) => {
+                let links = urls.iter().enumerate().map(|(i, url)| Link {
+                    url: url.clone(),
+                    line: 1,
+                    col: i as u32 + 1,
+                });
+                return Document {
+                    links: Ok(found(links.collect(), None, reading)),
                     name,
-                    dir,
-                    std::borrow::Cow::Owned(bytes),
+                    dir: None,
+                };
+            }
+            Piece::Stdin(bytes) => (
+                None,
+                lossy(&name, bytes),
+                reading.format.unwrap_or(Format::List),
+            ),
+            Piece::File(path) => match document(path) {
+                Ok(bytes) => (
+                    path.parent().map(Path::to_path_buf),
+                    lossy(&name, &bytes).into_owned().into(),
                     reading.format.unwrap_or_else(|| Format::of(path)),
                 ),
-                Err(why) => {
-                    return Read {
-                        name,
-                        dir: None,
-                        links: Err(why),
-                    };
-                }
-            }
+                Err(why) => return failed(why),
+            },
+        };
+        let own = dir.clone().map(|d| (PathBuf::from(&name), d));
+        let links = extract::links_in(&text, format);
+        Document {
+            links: Ok(found(links, own, reading)),
+            name,
+            dir,
         }
-    };
-    let text = String::from_utf8_lossy(&bytes);
+    }
+}
+
+/// A document's text; invalid UTF-8 read as U+FFFD, with a warning naming it.
+fn lossy<'b>(name: &str, bytes: &'b [u8]) -> std::borrow::Cow<'b, str> {
+    let text = String::from_utf8_lossy(bytes);
     if let std::borrow::Cow::Owned(_) = text {
         tracing::warn!("{name}: not valid UTF-8: its bad bytes read as U+FFFD");
     }
-    let own = dir.is_some().then(|| PathBuf::from(&name));
-    let links = extract::links_in(&text, format)
+    text
+}
+
+/// Links resolved: against `--base`, or `own` (the file they are in, and its folder).
+fn found(links: Vec<Link>, own: Option<(PathBuf, PathBuf)>, reading: &Reading) -> Vec<Found> {
+    let (file, dir) = own.map_or((None, None), |(f, d)| (Some(f), Some(d)));
+    links
         .into_iter()
         .map(|link| {
-            let target = resolve(&link.url, dir.as_deref(), own.as_deref(), reading);
+            let target = resolve(&link.url, dir.as_deref(), file.as_deref(), reading);
             let shown = shown(&link.url, &target);
-            (link, shown, target)
+            Found {
+                link,
+                shown,
+                target,
+            }
         })
-        .collect();
-    Read {
-        name,
-        dir,
-        links: Ok(links),
-    }
+        .collect()
 }
 
 /// A target as every row shows it: credentials masked, a local path with its fragment.
@@ -304,51 +355,40 @@ fn shown(raw: &str, target: &Target) -> String {
     }
 }
 
+/// Reads every input and hands each document to `each`, in input order: the documents are
+/// read on reader threads (`Reader_N`, one a core), at most [`READ_WINDOW`] ahead. A
+/// problem with one input (missing, unreadable, binary, too large) is a document that says
+/// why, and the rest goes on.
+pub fn read_each(inputs: &[String], reading: &Arc<Reading>, mut each: impl FnMut(Document)) {
+    let pieces = Arc::new(pieces(inputs));
+    let job = {
+        let (pieces, reading) = (Arc::clone(&pieces), Arc::clone(reading));
+        Arc::new(move |i: usize| pieces[i].read(&reading))
+    };
+    let interrupted = |i: usize| Document {
+        name: pieces[i].name(),
+        dir: None,
+        links: Err("not read (interrupted)".into()),
+    };
+    let readers = InOrder {
+        workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        prefix: "Reader",
+        recorder: None,
+        window: Some(READ_WINDOW),
+    };
+    let merged = readers.run(pieces.len(), job, interrupted, |_, document| {
+        each(document);
+        Ok(())
+    });
+    debug_assert!(merged.is_ok(), "handing on never fails");
+}
+
 impl Corpus {
-    /// Reads every input: the documents on reader threads (`Reader_N`, one a core), merged
-    /// in input order. A problem with one input (missing, unreadable, binary, too large) is
-    /// a broken row at that input, and the rest goes on.
+    /// Reads every input ([`read_each`]) and numbers the targets in order of first
+    /// appearance.
     pub fn read(inputs: &[String], reading: &Arc<Reading>) -> Corpus {
         let mut corpus = Corpus::default();
-        let (pieces, direct) = pieces(inputs);
-        let pieces = Arc::new(pieces);
-        let job = {
-            let (pieces, reading) = (Arc::clone(&pieces), Arc::clone(reading));
-            Arc::new(move |i: usize| read_piece(&pieces[i], &reading))
-        };
-        let interrupted = |i: usize| Read {
-            name: match &pieces[i] {
-                Piece::File(path) => path.display().to_string(),
-                Piece::Stdin(_) => "-".into(),
-                Piece::Broken { name, .. } => name.clone(),
-            },
-            dir: None,
-            links: Err("not read (interrupted)".into()),
-        };
-        let readers = InOrder {
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            prefix: "Reader",
-            recorder: None,
-            window: Some(READ_WINDOW),
-        };
-        let merged = readers.run(pieces.len(), job, interrupted, |_, read| {
-            corpus.merge(read);
-            Ok(())
-        });
-        debug_assert!(merged.is_ok(), "the merge never fails");
-        if !direct.is_empty() {
-            let source = corpus.source("(arguments)", None);
-            for (i, url) in direct.iter().enumerate() {
-                let target = resolve(url, None, None, reading);
-                let link = Link {
-                    url: url.clone(),
-                    line: 1,
-                    col: i as u32 + 1,
-                };
-                let shown = shown(url, &target);
-                corpus.add(source, &link, shown, target);
-            }
-        }
+        read_each(inputs, reading, |document| corpus.merge(document));
         corpus
     }
 
@@ -360,18 +400,24 @@ impl Corpus {
         self.sources.len() as u32 - 1
     }
 
-    /// A piece's links, numbered against the targets seen so far (in input order).
-    fn merge(&mut self, read: Read) {
-        match read.links {
+    /// A document's links, numbered against the targets seen so far (in input order).
+    fn merge(&mut self, document: Document) {
+        match document.links {
             Ok(links) => {
-                let source = self.source(&read.name, read.dir);
-                for (link, shown, target) in links {
-                    self.add(source, &link, shown, target);
+                let source = self.source(&document.name, document.dir);
+                for found in links {
+                    let target = self.target(found.key(), found.target);
+                    self.occurrences.push(Occurrence {
+                        source,
+                        line: found.link.line,
+                        col: found.link.col,
+                        target,
+                    });
                 }
             }
             Err(why) => {
-                let source = self.source(&read.name, None);
-                let key = format!("{}\n{why}", read.name);
+                let source = self.source(&document.name, None);
+                let key = format!("{}\n{why}", document.name);
                 let kind = Kind::UnreadableInput;
                 let target = self.target(key, Target::Broken { kind, why });
                 self.occurrences.push(Occurrence {
@@ -382,23 +428,6 @@ impl Corpus {
                 });
             }
         }
-    }
-
-    /// One link at its place, counted against its target.
-    fn add(&mut self, source: u32, link: &Link, shown: String, target: Target) {
-        // The same text means the same target; an excluded or broken link is keyed by its
-        // reason too, so each keeps its own.
-        let key = match &target {
-            Target::Excluded { why } | Target::Broken { why, .. } => format!("{shown}\n{why}"),
-            _ => shown,
-        };
-        let target = self.target(key, target);
-        self.occurrences.push(Occurrence {
-            source,
-            line: link.line,
-            col: link.col,
-            target,
-        });
     }
 
     fn target(&mut self, key: String, target: Target) -> u32 {

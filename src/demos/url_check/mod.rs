@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::Serialize;
 use tracing::{info, warn};
 
+use crate::check::corpus::Target;
 use crate::check::{Accept, Checker, Entry, Kind, Method, Options, Outcome, UrlList};
 use crate::lab::{self, Lab, Report, Table, units};
 use crate::serve::Server;
@@ -144,41 +145,61 @@ pub fn dump(args: &Args) -> anyhow::Result<i32> {
         "--dump: name a file, a folder or a glob to list the links of"
     );
     let reading = std::sync::Arc::new(docs::reading(args)?);
-    let corpus = crate::check::corpus::Corpus::read(&args.inputs, &reading);
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    let mut broken = 0;
-    for o in &corpus.occurrences {
-        let name = &corpus.sources[o.source as usize].name;
-        let (shown, target) = &corpus.targets[o.target as usize];
-        let note = match target {
-            crate::check::corpus::Target::Excluded { why } => format!("  ({why})"),
-            crate::check::corpus::Target::Broken { why, .. } => {
-                broken += 1;
-                format!("  (broken: {why})")
-            }
-            _ => String::new(),
-        };
-        let place = if o.line == 0 {
-            name.clone()
-        } else {
-            format!("{name}:{}:{}", o.line, o.col)
-        };
-        if writeln!(out, "{place}: {shown}{note}").is_err() {
+    // Streamed: each document's links are written as it is read, and only a hash of each
+    // distinct target is kept (for the count), so memory does not grow with the files.
+    let (mut links, mut files, mut broken) = (0usize, 0usize, 0usize);
+    let mut distinct = std::collections::HashSet::new();
+    let mut write = |line: String| {
+        if writeln!(out, "{line}").is_err() {
             crate::lab::signals::pipe_closed();
         }
-    }
+    };
+    crate::check::corpus::read_each(&args.inputs, &reading, |document| {
+        files += usize::from(document.dir.is_some());
+        let name = &document.name;
+        match &document.links {
+            Ok(found) => {
+                for f in found {
+                    links += 1;
+                    distinct.insert(hash(&f.key()));
+                    let note = match &f.target {
+                        Target::Excluded { why } => format!("  ({why})"),
+                        Target::Broken { why, .. } => {
+                            broken += 1;
+                            format!("  (broken: {why})")
+                        }
+                        _ => String::new(),
+                    };
+                    let (line, col) = (f.link.line, f.link.col);
+                    write(format!("{name}:{line}:{col}: {}{note}", f.shown));
+                }
+            }
+            Err(why) => {
+                links += 1;
+                broken += 1;
+                distinct.insert(hash(&format!("{name}\n{why}")));
+                write(format!("{name}: {name}  (broken: {why})"));
+            }
+        }
+    });
     if out.flush().is_err() {
         crate::lab::signals::pipe_closed();
     }
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-    let files = corpus.sources.iter().filter(|s| s.dir.is_some()).count();
     eprintln!(
         "url-check --dump: {} in {} ({})",
-        plural(corpus.occurrences.len(), "link", "links"),
+        plural(links, "link", "links"),
         plural(files, "file", "files"),
-        plural(corpus.targets.len(), "distinct target", "distinct targets")
+        plural(distinct.len(), "distinct target", "distinct targets")
     );
     Ok(if broken > 0 { 2 } else { 0 })
+}
+
+/// A 64-bit hash of a target's key: enough to count distinct targets without keeping them.
+fn hash(key: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(key)
 }
 
 fn parse_timeout(s: &str) -> Result<f64, String> {

@@ -1,6 +1,8 @@
 //! `make bench`: the figures that matter, measured side by side in one run.
 //! Not a test: nothing here asserts timings; it prints them for the README.
 
+mod links;
+
 use threadlab::demos::race_condition::{self, Strategy, Window};
 use threadlab::lab::Lab;
 
@@ -9,7 +11,8 @@ fn main() -> anyhow::Result<()> {
         "threadlab bench — {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    // `threadlab-bench recording`: only the sections named (race, recording, pool, url-check).
+    // `threadlab-bench recording`: only the sections named (race, recording, pool, url-check,
+    // links, sched, py).
     let only: Vec<String> = std::env::args().skip(1).collect();
     let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
     if wanted("race") {
@@ -20,6 +23,10 @@ fn main() -> anyhow::Result<()> {
     }
     if wanted("url-check") {
         url_check_figures()?;
+    }
+    if wanted("links") {
+        let server = threadlab::serve::Server::start("127.0.0.1:0".parse()?, false)?;
+        links::figures(&binary(), &server.base_url())?;
     }
     if wanted("sched") {
         sched_rate();
