@@ -145,3 +145,42 @@ impl Drop for Entered<'_> {
         let _ = self.0.release();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Eight threads through one host's gate of 3: the threads count who is inside (not the
+    /// semaphore), and never more than 3 are; another host is not held up by this one.
+    #[test]
+    fn a_host_gate_admits_its_limit_at_once_and_hosts_are_separate() {
+        let hosts = Hosts::new(Limits {
+            concurrency: Some(3),
+            interval: None,
+        });
+        let a: Url = "http://a.test/x".parse().unwrap();
+        let b: Url = "http://b.test/x".parse().unwrap();
+        let (inside, most) = (AtomicUsize::new(0), AtomicUsize::new(0));
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    let host = hosts.of(&a);
+                    let _entered = host.enter(|| false).unwrap();
+                    let now = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(50));
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                });
+            }
+            // While a.test is full, b.test lets a check in at once.
+            std::thread::sleep(Duration::from_millis(5));
+            let started = std::time::Instant::now();
+            let host = hosts.of(&b);
+            let entered = host.enter(|| false).unwrap();
+            assert!(entered.is_some());
+            assert!(started.elapsed() < Duration::from_millis(200));
+        });
+        assert_eq!(most.load(Ordering::SeqCst), 3, "most inside a.test's gate at once");
+    }
+}

@@ -7,7 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use serde::Serialize;
 use tracing::info;
 
 use super::report_formats::{OutputFormat, Results, Totals};
-use super::{Args, this_thread};
+use super::{AtOnce, Args, this_thread};
 use crate::check::corpus::{self, Base, Corpus, Filter, Reading, Target};
 use crate::check::cache::Cache;
 use crate::check::{Checker, Kind, Outcome, extract};
@@ -181,28 +181,6 @@ pub(super) fn reading(args: &Args) -> anyhow::Result<Reading> {
     })
 }
 
-/// What the workers saw, for the report: the most checks of one host at once, counted by
-/// the workers around each check (not by the host's semaphore).
-#[derive(Default)]
-struct AtOnce {
-    now: Mutex<HashMap<String, usize>>,
-    most: AtomicUsize,
-}
-
-impl AtOnce {
-    fn enter(&self, host: &str) {
-        let mut now = crate::sync::lock(&self.now);
-        let n = now.entry(host.to_string()).or_default();
-        *n += 1;
-        self.most.fetch_max(*n, Ordering::SeqCst);
-    }
-    fn leave(&self, host: &str) {
-        if let Some(n) = crate::sync::lock(&self.now).get_mut(host) {
-            *n -= 1;
-        }
-    }
-}
-
 /// Checks target `i` on the calling worker (a fresh cached result stands for a web
 /// request); true when it came from the cache.
 fn check_target(
@@ -219,17 +197,7 @@ fn check_target(
         return (kept, true);
     }
     let outcome = match target {
-        Target::Web(url) => {
-            let host = format!("{}:{}", url.host_str().unwrap_or_default(), url.port_or_known_default().unwrap_or(0));
-            // Counted by the worker, inside the host's gate: the gate is what is checked.
-            checker.check_gated(url, shown, &|inside| {
-                if inside {
-                    at_once.enter(&host)
-                } else {
-                    at_once.leave(&host)
-                }
-            })
-        }
+        Target::Web(url) => at_once.check(checker, url, shown),
         Target::Local { path, fragment } => check_local(path, fragment.as_deref(), anchors),
         // Left out: no kind of failure (the row says which rule in `excluded`).
         Target::Excluded { .. } => Outcome {
@@ -536,15 +504,7 @@ fn finish(
     );
     // The host limit, judged where some host was asked at all.
     if t.requested > 0 {
-        let limit = args.host_concurrency.unwrap_or(4);
-        let most = at_once.most.load(Ordering::SeqCst);
-        report.check(
-            "checks-one-host-at-once",
-            "checks of one host at once (counted by the workers around each check)",
-            format!("≤ {limit} (--host-concurrency)"),
-            most,
-            most <= limit,
-        );
+        at_once.judge(args.host_concurrency.unwrap_or(4), report);
     }
     report.exit_code = Some(if lab.interrupted() {
         130

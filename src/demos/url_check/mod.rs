@@ -332,6 +332,7 @@ fn check_entry(
     entry: &Entry,
     narrate: bool,
     in_flight: &AtomicUsize,
+    at_once: &AtOnce,
 ) -> CheckResult {
     let thread = Some(this_thread());
     match list.target(entry) {
@@ -340,7 +341,7 @@ fn check_entry(
             // The pictures' counter track of requests in flight (a no-op without them).
             let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
             crate::lab::record::count("requests in flight", now as f64);
-            let outcome = crate::lab::blocking("network", || checker.check(&url, &shown));
+            let outcome = crate::lab::blocking("network", || at_once.check(checker, &url, &shown));
             let now = in_flight.fetch_sub(1, Ordering::SeqCst) - 1;
             crate::lab::record::count("requests in flight", now as f64);
             CheckResult::new(list, entry, outcome, thread)
@@ -360,6 +361,47 @@ fn this_thread() -> Arc<str> {
     NAME.with(Arc::clone)
 }
 
+/// The most checks of one host at once, counted by the workers around each check (inside
+/// the host's gate, not by asking its semaphore): what the host-limit check judges.
+#[derive(Default)]
+pub(super) struct AtOnce {
+    now: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    most: AtomicUsize,
+}
+
+impl AtOnce {
+    /// Checks `url` through its host's gate, counting this check while it is inside.
+    pub(super) fn check(&self, checker: &Checker, url: &reqwest::Url, shown: &str) -> Outcome {
+        let host = format!(
+            "{}:{}",
+            url.host_str().unwrap_or_default(),
+            url.port_or_known_default().unwrap_or(0)
+        );
+        checker.check_gated(url, shown, &|inside| {
+            let mut now = crate::sync::lock(&self.now);
+            let n = now.entry(host.clone()).or_default();
+            if inside {
+                *n += 1;
+                self.most.fetch_max(*n, Ordering::SeqCst);
+            } else {
+                *n = n.saturating_sub(1);
+            }
+        })
+    }
+
+    /// The check: never more than `limit` checks of one host at once.
+    pub(super) fn judge(&self, limit: usize, report: &mut Report) {
+        let most = self.most.load(Ordering::SeqCst);
+        report.check(
+            "checks-one-host-at-once",
+            "checks of one host at once (counted by the workers around each check)",
+            format!("≤ {limit} (--host-concurrency)"),
+            most,
+            most <= limit,
+        );
+    }
+}
+
 /// Checks every entry on a pool of `workers` threads and hands each result to `emit` in
 /// input order, as soon as every earlier line has been handed on. Stops handing out lines
 /// when the run is interrupted; the lines left are emitted as `not checked`.
@@ -368,14 +410,16 @@ fn check_all(
     checker: &Arc<Checker>,
     workers: usize,
     lab: &Lab,
+    at_once: &Arc<AtOnce>,
     mut emit: impl FnMut(CheckResult) -> anyhow::Result<()>,
 ) -> anyhow::Result<Duration> {
     let in_flight = Arc::new(AtomicUsize::new(0));
     let narrate = lab.output().narrative != lab::output::Narrative::Off;
     let job = {
-        let (list, checker) = (Arc::clone(list), Arc::clone(checker));
+        let (list, checker, at_once) = (Arc::clone(list), Arc::clone(checker), Arc::clone(at_once));
         Arc::new(move |i: usize| {
-            check_entry(&list, &checker, &list.entries()[i], narrate, &in_flight)
+            let entry = &list.entries()[i];
+            check_entry(&list, &checker, entry, narrate, &in_flight, &at_once)
         })
     };
     let not_checked = |i: usize| {
@@ -410,12 +454,12 @@ pub(super) fn in_order<R: Send + 'static>(
 /// that took, or `None` if interrupted before the end (a partial time is no comparison).
 fn check_sequentially(list: &UrlList, checker: &Checker, narrate: bool) -> Option<Duration> {
     let started = Instant::now();
-    let in_flight = AtomicUsize::new(0);
+    let (in_flight, at_once) = (AtomicUsize::new(0), AtOnce::default());
     for entry in list.entries() {
         if lab::signals::interrupted() {
             return None;
         }
-        check_entry(list, checker, entry, narrate, &in_flight);
+        check_entry(list, checker, entry, narrate, &in_flight, &at_once);
     }
     (!lab::signals::interrupted()).then(|| started.elapsed())
 }
@@ -614,6 +658,12 @@ fn options(args: &Args) -> Options {
         github_token: args.github_token.clone().filter(|t| !t.is_empty()),
         insecure: args.insecure,
         cookie_jar: args.cookie_jar.clone(),
+        // A list has no host limit unless one is asked for (the lesson's pool is the
+        // limit); documents have 4 by default (see docs::run).
+        hosts: crate::check::hosts::Limits {
+            concurrency: args.host_concurrency,
+            interval: args.host_interval.map(Duration::from_secs_f64),
+        },
         user_agent: args.user_agent.clone(),
         max_idle_per_host: args
             .workers
@@ -662,7 +712,8 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         .map(|d| d.iter().map(|x| x.requests).sum());
     let mut tally = Tally::new(lab, list.len(), designed)?;
     let progress = lab.progress(list.len() as u64, "checked");
-    let concurrent = check_all(&list, &checker, args.workers, lab, |r| {
+    let at_once = Arc::new(AtOnce::default());
+    let concurrent = check_all(&list, &checker, args.workers, lab, &at_once, |r| {
         progress.inc(1);
         tally.add(r)
     })?;
@@ -681,6 +732,9 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
         && !lab.interrupted()
     {
         judge_served(server.served(), expected, &mut report);
+    }
+    if let Some(limit) = args.host_concurrency {
+        at_once.judge(limit, &mut report);
     }
     let mut summary = serde_json::Map::new();
     if compare && !lab.interrupted() {
@@ -936,7 +990,8 @@ fn sweep(
         if lab.interrupted() {
             break;
         }
-        let took = check_all(list, checker, w, lab, |_| Ok(()))?;
+        let at_once = Arc::new(AtOnce::default());
+        let took = check_all(list, checker, w, lab, &at_once, |_| Ok(()))?;
         if lab.interrupted() {
             break;
         }

@@ -28,6 +28,14 @@ struct Mutant {
 
 const MUTANTS: &[Mutant] = &[
     Mutant {
+        name: "url-check: a host's gate lets one more in",
+        file: "src/check/hosts.rs",
+        find: ".map(|n| Semaphore::new(n).with_probe",
+        replace: ".map(|n| Semaphore::new(n + 1).with_probe",
+        runs: &[&["url-check", "--demo", "--host-concurrency", "2"]],
+        tests: "check::hosts",
+    },
+    Mutant {
         name: "semaphore: one extra permit",
         file: "src/sync/semaphore.rs",
         find: "                count: permits,",
