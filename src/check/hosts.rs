@@ -181,6 +181,10 @@ mod tests {
             assert!(entered.is_some());
             assert!(started.elapsed() < Duration::from_millis(200));
         });
-        assert_eq!(most.load(Ordering::SeqCst), 3, "most inside a.test's gate at once");
+        assert_eq!(
+            most.load(Ordering::SeqCst),
+            3,
+            "most inside a.test's gate at once"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! A link is an attribute that names a resource the page loads or points to: `href` of `a`,
 //! `area` and `link`; `src` of `img`, `script`, `iframe`, `frame`, `embed`, `source`,
 //! `track`, `audio`, `video` and `input`; each candidate of a `srcset`; a video's `poster`;
-//! an object's `data`. A bare URL in the page's text is not a link (a browser shows it as
+//! an object's `data`; a form's `action` when it sends a GET. A bare URL in the page's text is not a link (a browser shows it as
 //! text; Markdown differs, where GitHub makes it one), and neither is anything in a comment
 //! or a script's code. A `<link rel="preconnect">` or `dns-prefetch` names a server, not a
 //! page: it is not a link either.
@@ -25,6 +25,7 @@ fn link_attributes(element: &str) -> &'static [(&'static str, bool)] {
         "video" => &[("src", false), ("poster", false)],
         "script" | "iframe" | "frame" | "embed" | "track" | "audio" | "input" => &[("src", false)],
         "object" => &[("data", false)],
+        "form" => &[("action", false)],
         _ => &[],
     }
 }
@@ -95,6 +96,10 @@ pub fn links(text: &str) -> Vec<Link> {
         if name == "link" && attr("rel").is_some_and(|(rel, _)| resource_hint(&rel)) {
             continue;
         }
+        // A form that posts names an endpoint a GET would wrongly fail: not a link.
+        if name == "form" && attr("method").is_some_and(|(m, _)| !m.eq_ignore_ascii_case("get")) {
+            continue;
+        }
         for &(attribute, is_srcset) in link_attributes(name) {
             let Some((value, span)) = attr(attribute) else {
                 continue;
@@ -146,7 +151,8 @@ mod tests {
                     <img src=pic.png srcset=\"s.png 1x, https://b.test/l.png 2x\">\n\
                     <link rel=preconnect href=https://fonts.test>\n\
                     <link rel=stylesheet href='style.css'>\n\
-                    <video poster=\"p.jpg\"><source src=\"v.mp4\"></video></p>";
+                    <video poster=\"p.jpg\"><source src=\"v.mp4\"></video></p>\n\
+                    <form action=\"/search\"></form><form method=post action=\"/login\"></form>";
         assert_eq!(
             found(html),
             [
@@ -157,6 +163,7 @@ mod tests {
                 ("style.css".into(), 5, 28),
                 ("p.jpg".into(), 6, 16),
                 ("v.mp4".into(), 6, 36),
+                ("/search".into(), 7, 15),
             ]
         );
     }
