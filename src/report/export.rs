@@ -323,8 +323,9 @@ impl Exporter for Summary {
 }
 
 /// Writes a table with columns padded to their widest cell (counted in characters). With
-/// `fit`, a table wider than that has its widest columns cut, each cut cell ending in `…`
-/// (a link checker's long paths and reasons: the JSON keeps them whole).
+/// `fit`, a table wider than that has its widest columns cut, each cut cell losing its middle
+/// to `…`: a path keeps its file name and `line:col`, a URL its last segment, a reason its
+/// beginning and end (a link checker's long cells: the JSON keeps them whole).
 pub fn write_table(table: &Table, fit: Option<usize>, out: &mut dyn Write) -> io::Result<()> {
     if let Some(title) = &table.title {
         writeln!(out, " {}", printable(title))?;
@@ -343,7 +344,7 @@ pub fn write_table(table: &Table, fit: Option<usize>, out: &mut dyn Write) -> io
         let cells: Vec<_> = cells
             .iter()
             .zip(&widths)
-            .map(|(c, &w)| crate::lab::units::clip(&printable(c), w))
+            .map(|(c, &w)| clip_middle(&printable(c), w))
             .collect();
         let mut s = String::new();
         for (i, cell) in cells.iter().enumerate().take(columns) {
@@ -361,6 +362,21 @@ pub fn write_table(table: &Table, fit: Option<usize>, out: &mut dyn Write) -> io
         line(row, out)?;
     }
     Ok(())
+}
+
+/// `cell` in at most `width` characters: whole if it fits, else its first third and its
+/// end around `…` (the end of a place or a URL says the most).
+fn clip_middle(cell: &str, width: usize) -> String {
+    let n = cell.chars().count();
+    if n <= width {
+        return cell.to_string();
+    }
+    let room = width.saturating_sub(1);
+    let head = room / 3;
+    let tail = room - head;
+    let start: String = cell.chars().take(head).collect();
+    let end: String = cell.chars().skip(n - tail).collect();
+    format!("{start}…{end}")
 }
 
 /// Narrows the widest columns, one character at a time, until a row fits `width` (a space
@@ -427,8 +443,14 @@ mod tests {
         write_table(&t, Some(60), &mut out).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.lines().all(|l| l.chars().count() <= 60), "{text}");
-        assert!(text.contains("xxx…"), "{text}");
+        assert!(text.contains("xxx…xxx"), "{text}");
         assert!(text.contains(" b.md:22:7  short"), "{text}");
+        // A place keeps its file name and line:col.
+        assert_eq!(
+            clip_middle("demos/docs/index.html:12:44", 20),
+            "demos/…ex.html:12:44"
+        );
+        assert_eq!(clip_middle("short", 20), "short");
     }
 
     #[test]
