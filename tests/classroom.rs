@@ -556,7 +556,11 @@ fn the_screen_says_python_s_words_where_they_differ() {
         assert!(run.stdout.contains(said), "{all:?}: {said}\n{}", run.stdout);
     }
     // The words of the check, not the enum's: "in time", "too late".
-    let r = report("timer", &[]);
+    // Ticks every 100 ms (at pace 0.02): a busy machine's stall of 20 ms is no drift.
+    let r = report(
+        "timer",
+        &["--interval", "5", "--work", "1.5", "--ticks", "4"],
+    );
     let halfway = check_by_id(&r, "timer-cancelled-halfway-cancel-answer");
     assert!(
         halfway["observed"]
