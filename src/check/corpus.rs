@@ -529,7 +529,8 @@ pub fn resolve(raw: &str, dir: Option<&Path>, own: Option<&Path>, reading: &Read
         Some((p, f)) => (p, Some(f.to_string())),
         None => (raw, None),
     };
-    let path = percent_decode(path);
+    // A query names the same file (`page.html?highlight=x`): a static server ignores it.
+    let path = percent_decode(path.split_once('?').map_or(path, |(p, _)| p));
     if path.is_empty() {
         // `#section`: in this very file.
         return match own {
@@ -636,6 +637,14 @@ mod tests {
             Target::Local {
                 path: PathBuf::from("docs/guide/my notes.md"),
                 fragment: None
+            }
+        );
+        // A query names the same file (the Rust book links `page.html?highlight=x#id`).
+        assert_eq!(
+            t("../ch20.html?highlight=macro#derive"),
+            Target::Local {
+                path: PathBuf::from("docs/guide/../ch20.html"),
+                fragment: Some("derive".into())
             }
         );
         assert!(matches!(t("mailto:a@b.example"), Target::Excluded { .. }));

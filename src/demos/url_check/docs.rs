@@ -446,7 +446,10 @@ fn finish(
     for row in rows.table {
         table.row(row);
     }
-    report.tables.push(table);
+    // No rows (nothing failed, with the results elsewhere): no empty table either.
+    if !table.rows.is_empty() {
+        report.tables.push(table);
+    }
     let t = &rows.totals;
     let kinds: Vec<String> = rows.by_kind.iter().map(|(k, n)| format!("{n} {k}")).collect();
     if args.cache {
