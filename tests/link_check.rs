@@ -376,6 +376,67 @@ fn headers_are_sent_and_never_shown_and_a_github_token_stays_with_github() {
     assert_eq!(run.code, 2, "without the header: 401\n{}", run.stdout);
 }
 
+/// A document linking to servers that misbehave (silence, headers dripped a byte at a time,
+/// a reset, bytes that are not HTTP): each link its row and kind, each bounded by the
+/// timeout, and the run over within its bound however the servers behave.
+#[test]
+fn hostile_servers_in_a_document_each_cost_at_most_the_timeout() {
+    use threadlab_tools::hostile::{Behaviour, Hostile};
+    let servers = [
+        (Hostile::start(Behaviour::Silent).unwrap(), "timeout"),
+        (
+            Hostile::start(Behaviour::DripHeaders {
+                every: std::time::Duration::from_millis(100),
+            })
+            .unwrap(),
+            "timeout",
+        ),
+        (
+            Hostile::start(Behaviour::Reset).unwrap(),
+            "connection error",
+        ),
+        (
+            Hostile::start(Behaviour::Garbage).unwrap(),
+            "protocol error",
+        ),
+    ];
+    let dir = std::env::temp_dir().join(format!("threadlab-hostile-doc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let text: String = servers
+        .iter()
+        .enumerate()
+        .map(|(i, (s, _))| format!("- [server {i}]({})\n", s.url("/page")))
+        .collect();
+    let doc = dir.join("hostile.md");
+    std::fs::write(&doc, text).unwrap();
+    let started = std::time::Instant::now();
+    let run = threadlab(&[
+        "url-check",
+        doc.to_str().unwrap(),
+        "--timeout",
+        "1",
+        "--retries",
+        "0",
+        "--json",
+    ]);
+    let took = started.elapsed();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let results = run.json()["results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 4);
+    for (i, (r, (_, kind))) in results.iter().zip(&servers).enumerate() {
+        assert_eq!(r["line"], i + 1, "{r}");
+        assert_eq!(r["kind"], *kind, "{r}");
+        assert!(
+            r["elapsed_ms"].as_f64().unwrap() < 3000.0,
+            "bounded by the timeout: {r}"
+        );
+    }
+    // Four checks at once on four workers: about one timeout in all, far from four.
+    assert!(took < std::time::Duration::from_secs(15), "{took:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `--cookie-jar`: a cookie a server sets in one run is sent in the next (as the server
 /// saw it), its value never shown; without the jar the page is refused; a file that is not a
 /// jar is one line naming it.
