@@ -192,11 +192,18 @@ fn per_host_limits_hold_as_the_server_counts_them() {
         "--host-concurrency",
         "2",
         "-q",
+        "--json",
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     let most = server.most_at_once();
     for host in ["localhost", "127.0.0.1", "127.0.0.2"] {
         assert_eq!(most.get(host), Some(&2), "{host}: {most:?}");
+    }
+    // A row's time is its request's (150 ms), not the wait for its host's gate (up to
+    // 5 × 150 ms for the last of 12 at 2 at once).
+    for r in run.json()["results"].as_array().unwrap() {
+        let ms = r["elapsed_ms"].as_f64().unwrap();
+        assert!(ms < 600.0, "{r}");
     }
     // Spacing: 4 requests to one host at least 0.2 s apart, as the server saw them start.
     let server = Counting::start().unwrap();

@@ -469,12 +469,9 @@ impl Checker {
             return Outcome::failed(Kind::NotChecked, "not checked (interrupted)".into());
         }
         let narrate = self.narrate.load(Ordering::Relaxed);
-        let started = Instant::now();
+        // Its time runs from the host's gate letting it in: a wait for the host is not the
+        // check's (the narration says how long it waited).
         let outcome = self.attempts(url, shown, inside);
-        let outcome = Outcome {
-            elapsed: started.elapsed(),
-            ..outcome
-        };
         if narrate {
             let took = units::duration(outcome.elapsed);
             match (&outcome.error, outcome.status) {
@@ -496,16 +493,33 @@ impl Checker {
     /// connection error, 429 or 5xx.
     fn attempts(&self, url: &Url, shown: &str, inside: &dyn Fn(bool)) -> Outcome {
         let host = self.hosts.of(url);
+        let arrived = Instant::now();
         let Ok(_permit) = host.enter(self.options.cancelled) else {
             return interrupted(0);
         };
         // Told in, and told out before the permit goes back (dropped in reverse order).
         inside(true);
         let _told = Told(inside);
+        let admitted = Instant::now();
         // Said once the host's gate let it in: a check waiting for its host is not checking.
         if self.narrate.load(Ordering::Relaxed) {
-            info!("Checking {shown}");
+            let waited = admitted - arrived;
+            if waited >= Duration::from_millis(10) {
+                let waited = units::duration(waited);
+                info!("Checking {shown} (its host's gate let it in after {waited})");
+            } else {
+                info!("Checking {shown}");
+            }
         }
+        let outcome = self.tries(url, shown, &host);
+        Outcome {
+            elapsed: admitted.elapsed(),
+            ..outcome
+        }
+    }
+
+    /// The attempts of one check, inside its host's gate: retried as configured.
+    fn tries(&self, url: &Url, shown: &str, host: &hosts::Host) -> Outcome {
         let mut attempts = 0;
         loop {
             attempts += 1;
