@@ -22,8 +22,9 @@ mod report_formats;
 #[derive(Debug, Clone, clap::Args, Serialize)]
 pub struct Args {
     /// What to check: a file of URLs (one a line, `-` for stdin: the lesson's list), or
-    /// documents: Markdown files, folders (their Markdown files; .gitignore and hidden files
-    /// honoured), globs, URLs given directly. Every link is reported with its file:line:col.
+    /// documents: Markdown and HTML files, folders (their .md and .html files; .gitignore and
+    /// hidden files honoured), globs, URLs given directly. Every link is reported with its
+    /// file:line:col.
     #[arg(required_unless_present = "demo", value_name = "INPUT")]
     pub inputs: Vec<String>,
     /// Worker threads (1..=512).
@@ -67,7 +68,7 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["demo", "compare", "sweep"])]
     pub dump: bool,
     /// Read every input as this format, whatever its name says (by default .md files are
-    /// Markdown and any other file is a list of URLs, one a line).
+    /// Markdown, .html and .htm files HTML, and any other file a list of URLs, one a line).
     #[arg(long, value_enum, value_name = "FORMAT")]
     pub format_in: Option<crate::check::extract::Format>,
     /// What relative links resolve against: a folder (links from `/` start there) or a URL
