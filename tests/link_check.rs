@@ -10,6 +10,14 @@ use common::{assert_usage_error, threadlab, threadlab_env};
 use serde_json::Value;
 use threadlab_tools::counting::Counting;
 
+/// An empty scratch folder of this test process, named after `tag`.
+fn scratch(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("threadlab-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// A copy of `tests/linkcheck` with the server's port in every link, plus a folder its
 /// `.gitignore` leaves out (a link there would be a failure if it were read).
 fn corpus(tag: &str, port: u16) -> PathBuf {
@@ -174,8 +182,7 @@ fn each_link_has_its_place_and_kind_and_each_url_is_requested_once() {
 fn per_host_limits_hold_as_the_server_counts_them() {
     let server = Counting::start().unwrap();
     let port = server.port();
-    let dir = std::env::temp_dir().join(format!("threadlab-hosts-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("hosts");
     let mut md = String::new();
     for host in ["localhost", "127.0.0.1", "127.0.0.2"] {
         for i in 0..12 {
@@ -407,9 +414,7 @@ fn hostile_servers_in_a_document_each_cost_at_most_the_timeout() {
             "protocol error",
         ),
     ];
-    let dir = std::env::temp_dir().join(format!("threadlab-hostile-doc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("hostile-doc");
     let text: String = servers
         .iter()
         .enumerate()
@@ -450,9 +455,7 @@ fn hostile_servers_in_a_document_each_cost_at_most_the_timeout() {
 #[test]
 fn a_cookie_jar_keeps_a_session_between_runs() {
     let server = Counting::start().unwrap();
-    let dir = std::env::temp_dir().join(format!("threadlab-jar-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("jar");
     let jar = dir.join("jar.json");
     let jar_arg = jar.to_str().unwrap();
     let base = format!("http://127.0.0.1:{}", server.port());
@@ -503,9 +506,7 @@ fn a_cookie_jar_keeps_a_session_between_runs() {
 #[test]
 fn bad_documents_are_each_a_row_and_the_rest_goes_on() {
     let server = Counting::start().unwrap();
-    let dir = std::env::temp_dir().join(format!("threadlab-bad-docs-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("bad-docs");
     std::fs::write(
         dir.join("binary.md"),
         b"\x00\x01\x02 [x](http://a.example/)",
@@ -608,9 +609,7 @@ fn the_readme_docs_check_sample_is_what_the_binary_prints() {
 fn the_cache_spares_settled_links_and_never_keeps_errors() {
     let server = Counting::start().unwrap();
     let port = server.port();
-    let dir = std::env::temp_dir().join(format!("threadlab-cache-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = scratch("cache");
     let doc = dir.join("links.md");
     std::fs::write(
         &doc,

@@ -311,10 +311,11 @@ fn slug(heading: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn urls(links: &[Link]) -> Vec<(String, u32, u32)> {
+    /// (url, line, col) of each link: what the tests compare (HTML's too).
+    pub(in crate::check) fn urls(links: &[Link]) -> Vec<(String, u32, u32)> {
         links
             .iter()
             .map(|l| (l.url.clone(), l.line, l.col))

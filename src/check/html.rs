@@ -139,10 +139,7 @@ mod tests {
     use super::*;
 
     fn found(html: &str) -> Vec<(String, u32, u32)> {
-        links(html)
-            .into_iter()
-            .map(|l| (l.url, l.line, l.col))
-            .collect()
+        crate::check::extract::tests::urls(&links(html))
     }
 
     #[test]
