@@ -301,7 +301,7 @@ impl Piece {
             Piece::File(path) => match document(path) {
                 Ok(bytes) => (
                     path.parent().map(Path::to_path_buf),
-                    lossy(&name, &bytes).into_owned().into(),
+                    owned_text(&name, bytes),
                     reading.format.unwrap_or_else(|| Format::of(path)),
                 ),
                 Err(why) => return failed(why),
@@ -324,6 +324,14 @@ fn lossy<'b>(name: &str, bytes: &'b [u8]) -> std::borrow::Cow<'b, str> {
         tracing::warn!("{name}: not valid UTF-8: its bad bytes read as U+FFFD");
     }
     text
+}
+
+/// A document's bytes as text, without a copy when they are UTF-8 already.
+fn owned_text(name: &str, bytes: Vec<u8>) -> std::borrow::Cow<'static, str> {
+    match String::from_utf8(bytes) {
+        Ok(text) => text.into(),
+        Err(e) => lossy(name, e.as_bytes()).into_owned().into(),
+    }
 }
 
 /// Links resolved: against `--base`, or `own` (the file they are in, and its folder).
