@@ -54,19 +54,19 @@ impl Format {
 }
 
 /// Byte offset → (line, column), both 1-based, the column in characters.
-pub(super) struct Lines<'t> {
+struct Lines<'t> {
     text: &'t str,
     starts: Vec<usize>,
 }
 
 impl<'t> Lines<'t> {
-    pub(super) fn new(text: &'t str) -> Self {
+    fn new(text: &'t str) -> Self {
         let mut starts = vec![0];
         starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
         Self { text, starts }
     }
 
-    pub(super) fn at(&self, offset: usize) -> (u32, u32) {
+    fn at(&self, offset: usize) -> (u32, u32) {
         let line = self.starts.partition_point(|&s| s <= offset) - 1;
         let start = self.starts[line];
         let mut end = offset.min(self.text.len());
@@ -78,20 +78,37 @@ impl<'t> Lines<'t> {
     }
 }
 
-/// The links of a Markdown text, in document order.
-pub fn markdown(text: &str) -> Vec<Link> {
-    let lines = Lines::new(text);
-    let mut links = Vec::new();
-    let mut push = |url: &str, at: usize| {
+/// Links gathered from a text, each placed by its byte offset (Markdown's and HTML's).
+pub(super) struct Gathered<'t> {
+    lines: Lines<'t>,
+    pub(super) links: Vec<Link>,
+}
+
+impl<'t> Gathered<'t> {
+    pub(super) fn new(text: &'t str) -> Self {
+        Gathered {
+            lines: Lines::new(text),
+            links: Vec::new(),
+        }
+    }
+
+    /// `url` (trimmed; an empty one is no link) found at byte `at`.
+    pub(super) fn push(&mut self, url: &str, at: usize) {
+        let url = url.trim();
         if !url.is_empty() {
-            let (line, col) = lines.at(at);
-            links.push(Link {
+            let (line, col) = self.lines.at(at);
+            self.links.push(Link {
                 url: url.to_string(),
                 line,
                 col,
             });
         }
-    };
+    }
+}
+
+/// The links of a Markdown text, in document order.
+pub fn markdown(text: &str) -> Vec<Link> {
+    let mut gathered = Gathered::new(text);
     // Where `piece` sits in the source slice of an event (escapes can make them differ).
     let place = |range: &std::ops::Range<usize>, piece: &str| {
         text.get(range.clone())
@@ -104,7 +121,7 @@ pub fn markdown(text: &str) -> Vec<Link> {
         match event {
             Event::Start(Tag::Link { dest_url, .. } | Tag::Image { dest_url, .. }) => {
                 in_link += 1;
-                push(&dest_url, range.start);
+                gathered.push(&dest_url, range.start);
             }
             Event::End(pulldown_cmark::TagEnd::Link | pulldown_cmark::TagEnd::Image) => {
                 in_link -= 1;
@@ -115,19 +132,19 @@ pub fn markdown(text: &str) -> Vec<Link> {
             // literals); not inside a link's own text.
             Event::Text(t) if in_link == 0 && !in_code && t.contains("://") => {
                 for url in urls(&t) {
-                    push(url, place(&range, url));
+                    gathered.push(url, place(&range, url));
                 }
             }
             // Raw HTML in Markdown: its `href` and `src` attributes.
             Event::Html(h) | Event::InlineHtml(h) => {
                 for url in html_attributes(&h) {
-                    push(url, place(&range, url));
+                    gathered.push(url, place(&range, url));
                 }
             }
             _ => {}
         }
     }
-    links
+    gathered.links
 }
 
 /// The http(s) URLs a URL finder sees in `text`, the sentence's punctuation left out.

@@ -15,7 +15,7 @@ use std::collections::HashSet;
 
 use html5gum::{DefaultEmitter, Token, Tokenizer};
 
-use super::extract::{Lines, Link};
+use super::extract::{Gathered, Link};
 
 /// The attributes of `element` that hold links, and whether each is a `srcset` list.
 fn link_attributes(element: &str) -> &'static [(&'static str, bool)] {
@@ -69,19 +69,7 @@ fn place(text: &str, range: std::ops::Range<usize>, piece: &str) -> usize {
 
 /// The links of an HTML text, in document order.
 pub fn links(text: &str) -> Vec<Link> {
-    let lines = Lines::new(text);
-    let mut links = Vec::new();
-    let mut push = |url: &str, at: usize| {
-        let url = url.trim();
-        if !url.is_empty() {
-            let (line, col) = lines.at(at);
-            links.push(Link {
-                url: url.to_string(),
-                line,
-                col,
-            });
-        }
-    };
+    let mut gathered = Gathered::new(text);
     for token in tokens(text) {
         let Token::StartTag(tag) = token else {
             continue;
@@ -107,14 +95,14 @@ pub fn links(text: &str) -> Vec<Link> {
             let range = span.start..span.end.min(text.len());
             if is_srcset {
                 for url in srcset(&value) {
-                    push(url, place(text, range.clone(), url));
+                    gathered.push(url, place(text, range.clone(), url));
                 }
             } else {
-                push(&value, place(text, range, value.trim()));
+                gathered.push(&value, place(text, range, value.trim()));
             }
         }
     }
-    links
+    gathered.links
 }
 
 /// The anchors an HTML text offers a `#fragment`: every element's `id`, and `name` of `a`.
