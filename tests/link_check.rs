@@ -501,6 +501,73 @@ fn a_cookie_jar_keeps_a_session_between_runs() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Files kept or written are never renamed over a pipe (nor a device): a cache or a cookie
+/// jar that is a FIFO is one line, and no run waits on it; `--output` into a FIFO writes into
+/// it. (`/dev/null` itself is never used here: a regression would replace it.)
+#[cfg(unix)]
+#[test]
+fn a_pipe_as_cache_jar_or_output_is_written_into_or_refused_never_replaced() {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let server = Counting::start().unwrap();
+    let dir = scratch("fifos");
+    let fifo = |name: &str| {
+        let p = dir.join(name);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        p
+    };
+    let is_fifo = |p: &Path| std::fs::symlink_metadata(p).unwrap().file_type().is_fifo();
+    let url = format!("http://127.0.0.1:{}/ok", server.port());
+    let jar = fifo("jar");
+    assert_usage_error(
+        &["url-check", &url, "--cookie-jar", jar.to_str().unwrap()],
+        "not a regular file",
+    );
+    assert!(is_fifo(&jar));
+    let cache = fifo("cache");
+    let run = threadlab(&[
+        "url-check",
+        &url,
+        "--cache",
+        "--cache-file",
+        cache.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("not a regular file: not replaced"),
+        "{}",
+        run.stderr
+    );
+    assert!(is_fifo(&cache));
+    let out = fifo("out");
+    let reader = {
+        let out = out.clone();
+        std::thread::spawn(move || std::fs::read_to_string(out).unwrap())
+    };
+    let missing = format!("http://127.0.0.1:{}/missing", server.port());
+    let run = threadlab(&[
+        "url-check",
+        &missing,
+        "--output",
+        out.to_str().unwrap(),
+        "--output-format",
+        "compact",
+    ]);
+    // Had the run not opened it, this frees the reader (no reader: an error, never a wait).
+    let _ = std::fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&out);
+    let got = reader.join().unwrap();
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(got.contains(&format!("{missing}: status 404")), "{got:?}");
+    assert!(is_fifo(&out));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Bad inputs: each a clear line, and the rest of the run goes on (a binary file, a file
 /// that is not UTF-8, a missing input, a symlink loop); bad flags are one line naming them.
 #[test]

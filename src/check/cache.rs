@@ -61,9 +61,13 @@ impl Cache {
             path: path.to_path_buf(),
             entries: HashMap::new(),
         };
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return (cache, None),
+        let text = match read_state(path).map(|b| b.map(String::from_utf8)) {
+            Ok(Some(Ok(t))) => t,
+            Ok(None) => return (cache, None),
+            Ok(Some(Err(_))) => {
+                let why = format!("{}: not a cache file (not UTF-8): ignored", path.display());
+                return (cache, Some(why));
+            }
             Err(e) => return (cache, Some(format!("{}: {e}: ignored", path.display()))),
         };
         let file: File = match serde_json::from_str(&text) {
@@ -131,9 +135,44 @@ impl Cache {
     }
 }
 
+/// Largest state file read (a cache, a cookie jar).
+const MAX_STATE: u64 = 64 * 1024 * 1024;
+
+/// The bytes of a state file kept between runs (the cache, a cookie jar): `None` when there
+/// is none yet. Anything but a regular file of at most 64 MiB is an error, never read: a
+/// FIFO would block the run and `/dev/zero` would never end.
+pub fn read_state(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    use std::io::{Error, ErrorKind};
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > MAX_STATE {
+        let why = format!(
+            "{} MiB, more than {} MiB",
+            meta.len() >> 20,
+            MAX_STATE >> 20
+        );
+        return Err(Error::new(ErrorKind::InvalidInput, why));
+    }
+    std::fs::read(path).map(Some)
+}
+
 /// Writes `bytes` beside `path` and renames the scratch file over it: a crash or a Ctrl-C
-/// mid-write leaves the old file whole. An error names `flag` and the file.
+/// mid-write leaves the old file whole. Anything but a regular file (or none) at `path` is
+/// an error, never replaced. An error names `flag` and the file.
 pub fn replace_file(path: &Path, flag: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    // A device, a pipe, a folder: never renamed over (`/dev/null` stays a device).
+    if std::fs::symlink_metadata(path).is_ok_and(|m| !m.is_file()) {
+        anyhow::bail!(
+            "{flag} {}: not a regular file: not replaced",
+            path.display()
+        );
+    }
     let scratch = path.with_extension(format!("partial.{}", std::process::id()));
     let written = std::fs::write(&scratch, bytes).and_then(|()| std::fs::rename(&scratch, path));
     if let Err(e) = written {
@@ -171,9 +210,27 @@ pub fn parse_age(s: &str) -> Result<Duration, String> {
     }
 }
 
+/// An age as `--max-cache-age` takes it: the largest whole unit (`1d`, `12h`, `90s`).
+pub fn show_age(age: Duration) -> String {
+    let secs = age.as_secs_f64();
+    for (unit, scale) in [('d', 86_400.0), ('h', 3600.0), ('m', 60.0)] {
+        if secs >= scale && (secs / scale).fract() == 0.0 {
+            return format!("{}{unit}", secs / scale);
+        }
+    }
+    format!("{secs}s")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_show_as_they_are_given() {
+        for given in ["1d", "12h", "30m", "90s", "1.5s"] {
+            assert_eq!(show_age(parse_age(given).unwrap()), given);
+        }
+    }
 
     fn outcome(status: Option<u16>, kind: Option<Kind>) -> Outcome {
         Outcome {

@@ -23,14 +23,12 @@ pub struct Jar {
 impl Jar {
     /// The jar in `path`; empty if there is no such file yet.
     pub fn open(path: &Path) -> anyhow::Result<Jar> {
-        let store = match std::fs::File::open(path) {
-            Ok(file) => {
-                cookie_store::serde::json::load(std::io::BufReader::new(file)).map_err(|e| {
-                    anyhow::anyhow!("--cookie-jar {}: not a cookie jar: {e}", path.display())
-                })?
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => CookieStore::default(),
-            Err(e) => anyhow::bail!("--cookie-jar {}: {}", path.display(), e.kind()),
+        let store = match super::cache::read_state(path) {
+            Ok(Some(bytes)) => cookie_store::serde::json::load(bytes.as_slice()).map_err(|e| {
+                anyhow::anyhow!("--cookie-jar {}: not a cookie jar: {e}", path.display())
+            })?,
+            Ok(None) => CookieStore::default(),
+            Err(e) => anyhow::bail!("--cookie-jar {}: {e}", path.display()),
         };
         Ok(Jar {
             path: path.to_path_buf(),

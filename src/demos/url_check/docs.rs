@@ -346,8 +346,8 @@ pub fn run(args: &Args, lab: &Lab) -> anyhow::Result<Report> {
     let files = corpus.sources.iter().filter(|s| s.dir.is_some()).count();
     let checked = corpus.checked();
     info!(
-        "url-check: {} links in {} (each target once: {} to check) on {} workers",
-        corpus.occurrences.len(),
+        "url-check: {} in {} (each target once: {} to check) on {} workers",
+        plural(corpus.occurrences.len(), "link"),
         plural(corpus.sources.len(), "input"),
         checked,
         args.workers
@@ -456,18 +456,18 @@ fn finish(
         report.note(format!(
             "{} answered from the cache (kept results under {} old; errors are never kept).",
             plural(t.cached, "link"),
-            units::duration(args.max_cache_age)
+            crate::check::cache::show_age(args.max_cache_age)
         ));
     }
     report.note(format!(
-        "{} links in {}: {} ok, {} failed{}, {} excluded; {} distinct targets, each checked once; {}",
-        t.links,
+        "{} in {}: {} ok, {} failed{}, {} excluded; {}, each checked once; {}",
+        plural(t.links, "link"),
         plural(t.files, "file"),
         t.ok,
         t.failed,
         if kinds.is_empty() { String::new() } else { format!(" ({})", kinds.join(", ")) },
         t.excluded,
-        t.distinct,
+        plural(t.distinct, "distinct target"),
         units::duration(Duration::from_secs_f64(t.wall_ms / 1000.0)),
     ));
     if rows.left_out > 0 {
@@ -501,8 +501,12 @@ fn finish(
     report.check(
         "link-found-has-exactly-row",
         "every link found has exactly one row, in input order",
-        format!("{} links found in {}", corpus.occurrences.len(), plural(corpus.sources.len(), "input")),
-        format!("{} rows", t.links),
+        format!(
+            "{} found in {}",
+            plural(corpus.occurrences.len(), "link"),
+            plural(corpus.sources.len(), "input")
+        ),
+        plural(t.links, "row"),
         t.links == corpus.occurrences.len(),
     );
     // The host limit, judged where some host was asked at all.

@@ -55,14 +55,17 @@ pub struct Results {
     out: Box<dyn Write + Send>,
     /// JSON: the `results` array, written as the rows come (the report's own streamer).
     stream: Option<ResultStream<Box<dyn Write + Send>>>,
-    file: Option<(PathBuf, PathBuf)>,
+    /// `--output`: the scratch file renamed over it at the end (none for a device or a
+    /// pipe, written directly), and the path.
+    file: Option<(Option<PathBuf>, PathBuf)>,
     kept: Vec<LinkResult>,
     /// `--json`: the rows are the lab report's `results`, and its exporter ends the document.
     in_report: bool,
 }
 
 impl Results {
-    /// Opens the destination: `path` (written beside it, renamed at the end) or stdout.
+    /// Opens the destination: `path` (written beside it, renamed at the end; a device or a
+    /// pipe written directly) or stdout.
     /// With text on stdout nothing is written here (the lab's report is the text).
     pub fn open(format: OutputFormat, path: Option<&Path>, json: bool) -> anyhow::Result<Self> {
         let in_report = json && path.is_none();
@@ -73,6 +76,17 @@ impl Results {
         );
         let format = if in_report { OutputFormat::Json } else { format };
         let (out, file): (Box<dyn Write + Send>, _) = match path {
+            // `/dev/stdout`, `/dev/null`, a pipe: written as they are, never renamed over.
+            Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map_err(|e| anyhow::anyhow!("--output {}: {e}", p.display()))?;
+                (
+                    Box::new(std::io::BufWriter::new(f)),
+                    Some((None, p.to_path_buf())),
+                )
+            }
             Some(p) => {
                 let name = p.file_name().map(|n| n.to_string_lossy().into_owned());
                 let scratch = p.with_file_name(format!(
@@ -84,7 +98,7 @@ impl Results {
                     .map_err(|e| anyhow::anyhow!("--output {}: {e}", p.display()))?;
                 (
                     Box::new(std::io::BufWriter::new(f)),
-                    Some((scratch, p.to_path_buf())),
+                    Some((Some(scratch), p.to_path_buf())),
                 )
             }
             None => (Box::new(std::io::BufWriter::new(std::io::stdout())), None),
@@ -177,7 +191,7 @@ impl Results {
         self.write(tail.as_bytes())?;
         self.out.flush()?;
         self.out = Box::new(std::io::sink()); // closes the file
-        if let Some((scratch, path)) = &self.file {
+        if let Some((Some(scratch), path)) = &self.file {
             std::fs::rename(scratch, path)
                 .map_err(|e| anyhow::anyhow!("--output {}: {e}", path.display()))?;
         }
@@ -189,7 +203,7 @@ impl Results {
 impl Drop for Results {
     /// A run that ended early leaves no partial file behind.
     fn drop(&mut self) {
-        if let Some((scratch, _)) = &self.file {
+        if let Some((Some(scratch), _)) = &self.file {
             let _ = std::fs::remove_file(scratch);
         }
     }
