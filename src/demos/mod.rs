@@ -123,7 +123,7 @@ registry! {
         lesson: &["without-lock-writes-replaced-another", "lock-final-balance-against-tellers", "try-lock-held-answer-how"], parts: 3;
     /// Lost updates from an unsynchronized counter, counted, then fixed (mutex, atomic, local sum).
     #[command(name = "race-condition", visible_alias = "race")]
-    RaceCondition => race_condition, quick: &["--iterations", "2000"],
+    RaceCondition => race_condition, quick: &["--iterations", "20000"],
         long: Some(&["--trials", "100000", "--iterations", "20000"]),
         lesson: &["unsynchronized-counter-updates-lost", "mutex.counter-final-value", "atomic.counter-final-value"];
     /// A re-entrant lock: the owner may enter again; a plain lock would deadlock on itself.
