@@ -123,16 +123,16 @@ fn checks(text: &str) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     let mut current: Option<String> = None;
     for line in text.lines() {
-        let starts = line.starts_with(" ✔ ") || line.starts_with(" ✘ ");
-        if starts {
+        // A check passed, failed, or made but inconclusive (a busy machine's timing: " ? ").
+        let head = [" ✔ ", " ✘ ", " ? "]
+            .into_iter()
+            .find_map(|mark| line.strip_prefix(mark));
+        if let Some(head) = head {
             if let Some(done) = current.take() {
                 names.insert(redact(&done));
             }
             // A short check ends on its line: "name  (expected …, observed …)".
-            let name = line[" ✔ ".len()..]
-                .split("  (expected")
-                .next()
-                .unwrap_or("");
+            let name = head.split("  (expected").next().unwrap_or("");
             current = Some(name.to_string());
         } else if let Some(name) = current.as_mut() {
             let cont = line.strip_prefix("   ").filter(|l| !l.starts_with(' '));
@@ -275,4 +275,8 @@ fn redaction_keeps_words_and_drops_figures() {
     let summary = " ✔ a check that wraps\n   onto a second line\n     expected: 1\n ✔ short  (expected 1, observed 1)\n";
     let names: Vec<String> = checks(summary).into_iter().collect();
     assert_eq!(names, ["a check that wraps onto a second line", "short"]);
+    // An inconclusive check is still a check the binary makes.
+    let doubted = " ? speedup with 2 threads\n     expected: < 1.30x\n     observed: 1.41x\n     inconclusive: the machine was busy\n";
+    let names: Vec<String> = checks(doubted).into_iter().collect();
+    assert_eq!(names, ["speedup with # threads"]);
 }

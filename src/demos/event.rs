@@ -141,11 +141,14 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
         units::duration(long)
     );
     let signal = Event::new().with_probe(lab.probe("signal"));
-    let timed = |t: Duration| {
-        let began = crate::lab::now();
+    // The clock starts at `began`: for the Setter's wait, before the Setter is spawned, so
+    // its sleep cannot begin before the clock does (a waiter preempted after the spawn would
+    // otherwise see the set sooner than the Setter's sleep).
+    let timed_from = |began: Instant, t: Duration| {
         let set = signal.wait_timeout(t);
         (set, crate::lab::now().saturating_duration_since(began))
     };
+    let timed = |t: Duration| timed_from(crate::lab::now(), t);
     let mut table = Table::new(["wait", "who sets", "returned", "after"]);
     let row = |table: &mut Table, wait: Duration, who: &str, (set, took): (bool, Duration)| {
         table.row([
@@ -167,12 +170,13 @@ fn timed_waits_and_clear(args: &Args, lab: &Lab, report: &mut Report) -> anyhow:
 
     // A Setter sets after `timeout`: the long wait returns true, well before its end.
     let helped = lab.scope(|s| -> anyhow::Result<_> {
+        let began = crate::lab::now();
         let setter = s.spawn("Setter", || {
             lab::sleep(timeout);
             info!("set 'signal'");
             signal.set();
         })?;
-        let got = timed(long);
+        let got = timed_from(began, long);
         setter.join()?;
         Ok(got)
     })?;

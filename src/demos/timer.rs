@@ -234,7 +234,10 @@ fn repeating(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> 
     Ok(())
 }
 
-/// Starts the three timers together; cancels each once it has ticked `--ticks` times.
+/// Starts the three timers together; cancels each as soon as it has ticked `--ticks` times
+/// (whichever finishes first is cancelled first: a timer left running would start a tick
+/// near the moment of a late cancel(), and the check below is about cancel(), not about
+/// that race).
 fn run_repeating(
     args: &Args,
     lab: &Lab,
@@ -242,16 +245,17 @@ fn run_repeating(
     work: Duration,
 ) -> anyhow::Result<Vec<TimerSeen>> {
     let start = crate::lab::now();
-    let mut timers = Vec::new();
-    for (name, schedule) in [
+    let schedules = [
         ("Tutorial", Schedule::RearmFirst),
         ("AfterWork", Schedule::AfterWork),
         ("FixedRate", Schedule::FixedRate),
-    ] {
+    ];
+    // Each timer's `--ticks`-th tick sends its timer's index here when its work is done.
+    let (done_tx, done_rx) = crossbeam_channel::bounded(schedules.len());
+    let mut timers = Vec::new();
+    for (i, &(name, schedule)) in schedules.iter().enumerate() {
         let ticks: Ticks = Arc::default();
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        let log = Arc::clone(&ticks);
-        let wanted = args.ticks;
+        let (log, done, wanted) = (Arc::clone(&ticks), done_tx.clone(), args.ticks);
         let timer = Repeating::start(lab, name, start, interval, schedule, move |k| {
             let at = crate::lab::now();
             // A timer that does not stop when cancelled must not flood the screen.
@@ -263,41 +267,57 @@ fn run_repeating(
             lock(&log).push((k, at));
             lab::sleep(work);
             if k == wanted {
-                let _ = done_tx.send(());
+                let _ = done.send(i);
             }
         })?;
-        timers.push((name, schedule, timer, ticks, done_rx));
+        timers.push(Some((timer, ticks)));
     }
     let patience = (interval + work) * (args.ticks as u32 + 2) + Duration::from_secs(5);
-    let mut seen = Vec::new();
-    // The after-work timer finishes its ticks last: cancel each as soon as it has.
-    for (name, schedule, timer, ticks, done) in timers.into_iter().rev() {
-        let finished = signals::recv_timeout(&done, patience).is_some();
-        let cancel_at = crate::lab::now();
-        timer.cancel();
-        let ended = timer.join_timeout(interval + work + Duration::from_secs(2));
-        let ended_after = crate::lab::now().saturating_duration_since(cancel_at);
-        info!(
-            "{name}.cancel(): its thread ended {} later",
-            units::duration(ended_after)
-        );
-        let ticks = lock(&ticks).clone();
-        seen.push(TimerSeen {
-            name,
-            key: schedule_key(schedule),
-            late: ticks
+    let deadline = crate::lab::now() + patience;
+    let mut seen: Vec<Option<TimerSeen>> = schedules.iter().map(|_| None).collect();
+    let mut stop = |i: usize, finished: bool| {
+        if let Some((timer, ticks)) = timers[i].take() {
+            let (name, schedule) = schedules[i];
+            let (ended, ended_after, after_cancel) = stop_one(name, timer, &ticks, interval + work);
+            let late = lock(&ticks)
                 .iter()
                 .take(args.ticks as usize)
                 .map(|(k, at)| at.saturating_duration_since(start + interval * *k as u32))
-                .collect(),
-            finished,
-            ended: ended.is_some(),
-            ended_after,
-            after_cancel: ticks.iter().filter(|(_, at)| *at > cancel_at).count(),
-        });
+                .collect();
+            let key = schedule_key(schedule);
+            seen[i] = Some(TimerSeen { name, key, late, finished, ended, ended_after, after_cancel });
+        }
+    };
+    // Each in the order they finish; then any that did not finish in time.
+    for _ in 0..schedules.len() {
+        let left = deadline.saturating_duration_since(crate::lab::now());
+        match signals::recv_timeout(&done_rx, left) {
+            Some(i) => stop(i, true),
+            None => break,
+        }
     }
-    seen.reverse();
-    Ok(seen)
+    (0..schedules.len()).for_each(|i| stop(i, false));
+    Ok(seen.into_iter().flatten().collect())
+}
+
+/// Cancels one repeating timer and sees it stop: whether its thread ended, how long after
+/// cancel(), and how many ticks' work began after cancel() (by the ticks' own clocks).
+fn stop_one(
+    name: &str,
+    timer: Repeating,
+    ticks: &Ticks,
+    slack: Duration,
+) -> (bool, Duration, usize) {
+    let cancel_at = crate::lab::now();
+    timer.cancel();
+    let ended = timer.join_timeout(slack + Duration::from_secs(2)).is_some();
+    let ended_after = crate::lab::now().saturating_duration_since(cancel_at);
+    info!(
+        "{name}.cancel(): its thread ended {} later",
+        units::duration(ended_after)
+    );
+    let after_cancel = lock(ticks).iter().filter(|(_, at)| *at > cancel_at).count();
+    (ended, ended_after, after_cancel)
 }
 
 /// Each tick's lateness, one column per schedule.
