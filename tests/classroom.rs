@@ -556,10 +556,20 @@ fn the_screen_says_python_s_words_where_they_differ() {
         assert!(run.stdout.contains(said), "{all:?}: {said}\n{}", run.stdout);
     }
     // The words of the check, not the enum's: "in time", "too late".
-    // Ticks every 100 ms (at pace 0.02): a busy machine's stall of 20 ms is no drift.
+    // Ticks every 100 ms and a 100 ms timer (at pace 0.02): a busy machine's stall of 20 ms
+    // is no drift, and the halfway cancel() lands 50 ms before the deadline.
     let r = report(
         "timer",
-        &["--interval", "5", "--work", "1.5", "--ticks", "4"],
+        &[
+            "--interval",
+            "5",
+            "--work",
+            "1.5",
+            "--ticks",
+            "4",
+            "--delay",
+            "5",
+        ],
     );
     let halfway = check_by_id(&r, "timer-cancelled-halfway-cancel-answer");
     assert!(

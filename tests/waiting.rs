@@ -34,8 +34,12 @@ fn event_every_waiter_wakes_after_the_set_and_the_event_loop_stops_before_the_po
             metric_f(&r, "stop_latency.event_ms"),
             metric_f(&r, "stop_latency.poll_ms"),
         );
+        assert!(event < 25.0, "event {event} ms");
+        // (Unless the stop request itself came too late to show it, by the main thread's
+        // clock: then the check says so, and `holds` has read why.)
+        let polling = check_by_id(&r, "polling-loop-time-stop-request");
         assert!(
-            event < 25.0 && poll > event,
+            poll > event || polling["inconclusive"].is_string(),
             "event {event} ms, poll {poll} ms"
         );
     }

@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::Serialize;
 use tracing::{info, warn};
 
-use crate::lab::{self, Lab, Report, Table, units};
+use crate::lab::{self, Lab, Report, Table, signals, units};
 use crate::sync::Event;
 
 /// Flags of `threadlab event`.
@@ -233,58 +233,77 @@ struct Stopped {
     at: Option<Instant>,
 }
 
-/// The two loops, told to stop at the same instant: how each stopped (its own clock), and
-/// when the stop was requested.
-fn run_loops(
-    lab: &Lab,
-    tick: Duration,
-    stop_after: Duration,
-) -> anyhow::Result<(Stopped, Stopped, Instant)> {
+/// What Part 3 saw: how each loop stopped (its own clock), when the stop was requested,
+/// and how late that request was against its aim (the main thread's own clock).
+struct Loops {
+    waiting: Stopped,
+    polling: Stopped,
+    stop_at: Instant,
+    late: Duration,
+}
+
+/// The two loops, told to stop at the same instant: `into` (a fraction of a tick) into the
+/// polling loop's fourth sleep, as the polling loop reported that sleep's start.
+fn run_loops(lab: &Lab, tick: Duration, into: f64) -> anyhow::Result<Loops> {
     let stop = Event::new().with_probe(lab.probe("stop"));
     let flag = AtomicBool::new(false);
     let waiting = Mutex::new(Stopped::default());
     let polling = Mutex::new(Stopped::default());
     // Bounded: neither loop outlives this many ticks, whatever happens to the stop.
     let most_ticks = 3 + (Duration::from_secs(5).as_secs_f64() / tick.as_secs_f64()) as u64 + 4;
-    let stop_at = lab.scope(|s| -> anyhow::Result<_> {
+    // The polling loop says when each of its sleeps begins: the stop is aimed into one.
+    let (sleeps_tx, sleeps) = crossbeam_channel::unbounded();
+    let (stop_at, late) = lab.scope(|s| -> anyhow::Result<_> {
         let a = s.spawn("EventLoop", || {
             let mut ticks = 0;
             // the fix: the wait *is* the tick, and a set ends it at once.
             while !stop.wait_timeout(tick) && ticks < most_ticks && !lab.interrupted() {
                 ticks += 1;
             }
-            let at = crate::lab::now();
+            let (ticks, at) = (ticks, Some(crate::lab::now()));
             info!("stopped after {ticks} ticks");
-            *crate::sync::lock(&waiting) = Stopped {
-                ticks,
-                at: Some(at),
-            };
+            *crate::sync::lock(&waiting) = Stopped { ticks, at };
         })?;
         let b = s.spawn("PollLoop", || {
             let mut ticks = 0;
             // the slow form: check a flag, then sleep a whole tick before checking again.
             while !flag.load(SeqCst) && ticks < most_ticks && !lab.interrupted() {
+                let _ = sleeps_tx.send(crate::lab::now());
                 lab::sleep(tick);
                 ticks += 1;
             }
-            let at = crate::lab::now();
+            let (ticks, at) = (ticks, Some(crate::lab::now()));
             info!("stopped after {ticks} ticks");
-            *crate::sync::lock(&polling) = Stopped {
-                ticks,
-                at: Some(at),
-            };
+            *crate::sync::lock(&polling) = Stopped { ticks, at };
         })?;
-        lab::sleep(stop_after);
+        // The fourth sleep's start (or, should it never come, now: bounded either way).
+        let deadline = crate::lab::now() + tick * 8 + Duration::from_secs(5);
+        let mut fourth = None;
+        for _ in 0..4 {
+            let left = deadline.saturating_duration_since(crate::lab::now());
+            fourth = signals::recv_timeout(&sleeps, left);
+            if fourth.is_none() {
+                break;
+            }
+        }
+        let fourth = fourth.unwrap_or_else(crate::lab::now);
+        let aim = fourth + tick.mul_f64(into);
+        lab::sleep(aim.saturating_duration_since(crate::lab::now()));
         info!("stop: set 'stop' and the flag");
         let at = crate::lab::now();
         flag.store(true, SeqCst);
         stop.set();
         a.join()?;
         b.join()?;
-        Ok(at)
+        Ok((at, at.saturating_duration_since(aim)))
     })?;
     let into = |m: Mutex<Stopped>| m.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok((into(waiting), into(polling), stop_at))
+    Ok(Loops {
+        waiting: into(waiting),
+        polling: into(polling),
+        stop_at,
+        late,
+    })
 }
 
 /// The shortest paced tick at which the polling loop's lateness (up to a tick) stands clear
@@ -295,15 +314,20 @@ const MIN_TELLING_TICK: Duration = Duration::from_millis(5);
 /// wakes at once; `while !flag { sleep(tick) }` sleeps out its tick first.
 fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result<()> {
     let tick = lab.scaled(Duration::from_secs_f64(args.tick));
-    // Stop partway into the fourth tick (seeded), so the polling loop has a tick to finish.
+    // Stop partway into the polling loop's fourth tick (seeded), so it has a tick to finish.
     let fraction = lab.rng("stop").random_range(0.3..0.7);
-    let stop_after = tick.mul_f64(3.0 + fraction);
     info!(
-        "Part 3: two loops ticking every {}; both told to stop after {}",
+        "Part 3: two loops ticking every {}; both told to stop {} into the polling loop's \
+         fourth sleep",
         units::duration(tick),
-        units::duration(stop_after)
+        units::duration(tick.mul_f64(fraction))
     );
-    let (waiting, polling, stop_at) = run_loops(lab, tick, stop_after)?;
+    let Loops {
+        waiting,
+        polling,
+        stop_at,
+        late,
+    } = run_loops(lab, tick, fraction)?;
     let latency = |m: &Stopped| m.at.map(|at| at.saturating_duration_since(stop_at));
     let (Some(event_latency), Some(poll_latency)) = (latency(&waiting), latency(&polling)) else {
         anyhow::bail!("a shutdown loop did not report when it stopped");
@@ -347,7 +371,19 @@ fn shutdown_loops(args: &Args, lab: &Lab, report: &mut Report) -> anyhow::Result
         );
         return Ok(());
     }
-    report.check(
+    // The stop came so late that the polling loop's sleep had (nearly) run out: its
+    // lateness is not there to see. The main thread knows how late it was, by its own clock.
+    let left = tick.mul_f64(1.0 - fraction);
+    let doubt = (late * 2 > left).then(|| {
+        format!(
+            "the stop came {} after its aim, which was {} before the polling loop's sleep \
+             ended (a busy machine)",
+            units::duration(late),
+            units::duration(left)
+        )
+    });
+    report.judged(
+        doubt,
         "polling-loop-time-stop-request",
         "polling loop: time from the stop request to the loop's end",
         format!(

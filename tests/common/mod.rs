@@ -171,10 +171,15 @@ pub fn metric(report: &Value, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("metric {name} missing in {}", report["metrics"]))
 }
 
-/// Every check in the report holds.
+/// Every check in the report holds, bar one a busy machine left unshown: marked inconclusive
+/// (no ✘) because the main thread's own clock saw its sleep overrun the instant the check
+/// needed (the timer's halfway cancel(), the event's stop request).
 pub fn assert_checks_hold(report: &Value) {
     for c in report["checks"].as_array().expect("checks") {
-        assert_eq!(c["ok"], true, "check failed: {c}");
+        let overran = c["inconclusive"]
+            .as_str()
+            .is_some_and(|why| why.contains("overran") || why.contains("after its aim"));
+        assert!(c["ok"] == true || overran, "check failed: {c}");
     }
     assert_eq!(report["ok"], true);
 }
